@@ -1,0 +1,314 @@
+"""The catalog: one SQLite database (WAL) per collection, one row per item.
+
+Every write happens inside a transaction, so a process killed at any moment leaves the catalog as it was
+before or after a whole batch, never half of one.
+
+Item life cycle (``status``)::
+
+    pending ──download──▶ downloaded ──prepare──▶ ok | rejected | duplicate
+       └──────────────▶ failed (reason recorded; retried by the next scrape)
+
+An item's identity is ``item_key``: ``<chain>/<contract>/<token_id>`` for scraped items and
+``file:<absolute path>`` for imported files, so re-scrapes and re-imports add only new items.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+STATUSES = ("pending", "downloaded", "failed", "rejected", "duplicate", "ok")
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS items (
+    id            INTEGER PRIMARY KEY,
+    item_key      TEXT NOT NULL UNIQUE,
+    source        TEXT NOT NULL,              -- 'file', 'browser', 'api'
+    chain         TEXT,
+    contract      TEXT,
+    token_id      TEXT,
+    name          TEXT,
+    page_url      TEXT,
+    image_url     TEXT,
+    file_path     TEXT,                       -- imported files: where it came from
+    sha256        TEXT,
+    stored_path   TEXT,                       -- relative to the collection folder
+    media_kind    TEXT,                       -- sniffed: png, jpeg, svg, mp4, html, ...
+    bytes         INTEGER,
+    status        TEXT NOT NULL DEFAULT 'pending'
+                  CHECK (status IN ({", ".join(repr(s) for s in STATUSES)})),
+    reason        TEXT,                       -- machine-readable code, e.g. 'truncated'
+    detail        TEXT,                       -- human-readable message
+    duplicate_of  INTEGER REFERENCES items(id),
+    phash         TEXT,                       -- 64-bit perceptual hash, 16 hex digits
+    width         INTEGER,
+    height        INTEGER,
+    format        TEXT,                       -- decoded format and mode, e.g. 'PNG/RGBA'
+    prep_key      TEXT,                       -- which prepare pass the facts above belong to
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    created_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    updated_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE INDEX IF NOT EXISTS items_status ON items(status);
+CREATE INDEX IF NOT EXISTS items_sha ON items(sha256);
+CREATE TABLE IF NOT EXISTS state (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+#: columns a caller may set through :meth:`Catalog.add_items` / :meth:`Catalog.update`
+ITEM_COLUMNS = frozenset(
+    {
+        "source", "chain", "contract", "token_id", "name", "page_url", "image_url", "file_path",
+        "sha256", "stored_path", "media_kind", "bytes", "status", "reason", "detail", "duplicate_of",
+        "phash", "width", "height", "format", "prep_key", "attempts",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Item:
+    """A catalog row (read-only snapshot)."""
+
+    id: int
+    item_key: str
+    source: str
+    chain: str | None
+    contract: str | None
+    token_id: str | None
+    name: str | None
+    page_url: str | None
+    image_url: str | None
+    file_path: str | None
+    sha256: str | None
+    stored_path: str | None
+    media_kind: str | None
+    bytes: int | None
+    status: str
+    reason: str | None
+    detail: str | None
+    duplicate_of: int | None
+    phash: str | None
+    width: int | None
+    height: int | None
+    format: str | None
+    prep_key: str | None
+    attempts: int
+    created_at: str
+    updated_at: str
+
+
+def item_key_for_token(chain: str, contract: str, token_id: str) -> str:
+    return f"{chain.lower()}/{contract.lower()}/{token_id}"
+
+
+class Catalog:
+    """A collection's catalog. Use as a context manager, or call :meth:`close`.
+
+    One connection per ``Catalog``; it may be used from the thread that made it (asyncio code runs in
+    one thread, which is what the scraper needs).
+    """
+
+    def __init__(self, path: str | Path, *, timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+        with self.transaction():
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    self._conn.execute(stmt)
+            self._conn.execute(
+                "INSERT OR IGNORE INTO state(key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "Catalog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self._conn
+                finally:
+                    self._depth -= 1
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+            finally:
+                self._depth = 0
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> sqlite3.Cursor:
+        """Run one statement (reads, or writes inside :meth:`transaction`)."""
+        return self._conn.execute(sql, params)
+
+    # -- items ----------------------------------------------------------------------------------
+    def add_items(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Insert items that are not there yet (by ``item_key``); returns how many were new.
+
+        Each row needs ``item_key`` and ``source``; other keys must be in :data:`ITEM_COLUMNS`.
+        Existing rows are left alone except that missing URLs/metadata are filled in.
+        """
+        new = 0
+        with self.transaction() as conn:
+            for row in rows:
+                cols = _check_columns(row, extra={"item_key"})
+                keys = ", ".join(cols)
+                marks = ", ".join("?" for _ in cols)
+                cur = conn.execute(
+                    f"INSERT OR IGNORE INTO items({keys}) VALUES ({marks})", [row[c] for c in cols]
+                )
+                if cur.rowcount:
+                    new += 1
+                else:
+                    fill = [c for c in ("name", "page_url", "image_url") if row.get(c)]
+                    if fill:
+                        sets = ", ".join(f"{c} = COALESCE({c}, ?)" for c in fill)
+                        conn.execute(
+                            f"UPDATE items SET {sets} WHERE item_key = ?",
+                            [row[c] for c in fill] + [row["item_key"]],
+                        )
+        return new
+
+    def update(self, item_id: int, **fields: Any) -> None:
+        """Set columns of one item (in its own transaction unless inside one)."""
+        self.update_many([(item_id, fields)])
+
+    def update_many(self, updates: Iterable[tuple[int, Mapping[str, Any]]]) -> None:
+        with self.transaction() as conn:
+            for item_id, fields in updates:
+                cols = _check_columns(fields)
+                if not cols:
+                    continue
+                sets = ", ".join(f"{c} = ?" for c in cols)
+                conn.execute(
+                    f"UPDATE items SET {sets}, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+                    "WHERE id = ?",
+                    [fields[c] for c in cols] + [item_id],
+                )
+
+    def get(self, item_id: int) -> Item | None:
+        row = self._conn.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
+        return Item(**dict(row)) if row else None
+
+    def get_by_key(self, item_key: str) -> Item | None:
+        row = self._conn.execute("SELECT * FROM items WHERE item_key = ?", (item_key,)).fetchone()
+        return Item(**dict(row)) if row else None
+
+    def items(self, statuses: Iterable[str] | None = None, *, source: str | None = None) -> list[Item]:
+        """Items in id order, optionally only those with one of ``statuses``."""
+        sql, params = "SELECT * FROM items", []
+        where = []
+        if statuses is not None:
+            statuses = list(statuses)
+            _check_statuses(statuses)
+            where.append(f"status IN ({', '.join('?' for _ in statuses)})")
+            params += statuses
+        if source is not None:
+            where.append("source = ?")
+            params.append(source)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id"
+        return [Item(**dict(r)) for r in self._conn.execute(sql, params)]
+
+    def mark_downloaded(
+        self, item_id: int, *, sha256: str, stored_path: str, media_kind: str, size_bytes: int
+    ) -> None:
+        self.update(
+            item_id, sha256=sha256, stored_path=stored_path, media_kind=media_kind, bytes=size_bytes,
+            status="downloaded", reason=None, detail=None,
+        )
+
+    def mark_failed(self, item_id: int, reason: str, detail: str | None = None) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE items SET status = 'failed', reason = ?, detail = ?, attempts = attempts + 1, "
+                "updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
+                (reason, detail, item_id),
+            )
+
+    # -- summaries ------------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        """Number of items per status (every status present, zeros included)."""
+        out = {s: 0 for s in STATUSES}
+        for row in self._conn.execute("SELECT status, COUNT(*) AS n FROM items GROUP BY status"):
+            out[row["status"]] = row["n"]
+        return out
+
+    def reasons(self, status: str) -> dict[str, int]:
+        """Number of items per reason code among items with ``status``."""
+        _check_statuses([status])
+        rows = self._conn.execute(
+            "SELECT COALESCE(reason, 'unknown') AS r, COUNT(*) AS n FROM items WHERE status = ? "
+            "GROUP BY r ORDER BY n DESC, r",
+            (status,),
+        )
+        return {r["r"]: r["n"] for r in rows}
+
+    def __len__(self) -> int:
+        return self._conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+
+    # -- key/value state (cursors, last-run facts) ----------------------------------------------
+    def get_state(self, key: str, default: str | None = None) -> str | None:
+        row = self._conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return row["value"] if row else default
+
+    def set_state(self, key: str, value: str | None) -> None:
+        with self.transaction() as conn:
+            if value is None:
+                conn.execute("DELETE FROM state WHERE key = ?", (key,))
+            else:
+                conn.execute(
+                    "INSERT INTO state(key, value) VALUES (?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
+
+
+def _check_columns(row: Mapping[str, Any], extra: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+    cols = list(row)
+    bad = [c for c in cols if c not in ITEM_COLUMNS and c not in extra]
+    if bad:
+        raise ValueError(f"unknown catalog columns: {bad}")
+    if "status" in row:
+        _check_statuses([row["status"]])
+    return cols
+
+
+def _check_statuses(statuses: Iterable[str]) -> None:
+    bad = [s for s in statuses if s not in STATUSES]
+    if bad:
+        raise ValueError(f"unknown status {bad}; expected one of {STATUSES}")

@@ -1,0 +1,169 @@
+"""The ``nftgan`` command line.
+
+Each command parses options into a stage's config and calls the stage's public function; no stage logic
+lives here. Commands of other packages register themselves through ``register(app)`` in their
+``commands`` module. Heavy imports (torch, playwright, prefect) happen inside commands, so ``--help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from pipeline.errors import NftganError
+from pipeline.workspace import HOME_ENV, Workspace
+
+app = typer.Typer(
+    name="nftgan",
+    help="Scrape an NFT collection, clean it, train a GAN on it, and score it honestly.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--home",
+            envvar=HOME_ENV,
+            help=f"Workspace folder (default ./nftgan-data; env {HOME_ENV}).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = Workspace.from_home(home)
+
+
+def workspace(ctx: typer.Context) -> Workspace:
+    """The workspace chosen by ``--home`` / ``$NFTGAN_HOME`` (for commands of every package)."""
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Workspace) else Workspace.from_home(None)
+
+
+def fail(message: str) -> None:
+    """Raise the one-line user error that :func:`main` prints (exit code 2)."""
+    raise NftganError(message)
+
+
+def progress_enabled() -> bool:
+    return sys.stderr.isatty()
+
+
+# -- foundation commands --------------------------------------------------------------------------
+@app.command("import")
+def import_cmd(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Collection slug, e.g. 'my-collection'.")],
+    directory: Annotated[Path, typer.Argument(help="Folder to import image files from (recursive).")],
+) -> None:
+    """Register every image file under DIRECTORY in the catalog (copied into content-addressed storage).
+
+    Re-running is a no-op; files whose bytes changed are updated.
+    """
+    from pipeline.importer import import_directory
+
+    summary = import_directory(workspace(ctx), slug, directory, progress=progress_enabled())
+    typer.echo(summary.describe())
+
+
+@app.command()
+def prepare(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Collection slug.")],
+    size: Annotated[int, typer.Option("--size", help="Output size in pixels (square).")] = 64,
+    fit: Annotated[str, typer.Option(help="Make images square by 'crop' (center) or 'pad'.")] = "crop",
+    background: Annotated[
+        str, typer.Option(help="Color under transparent pixels and padding, #RRGGBB.")
+    ] = "#808080",
+    near_dup_threshold: Annotated[
+        int, typer.Option(help="Max perceptual-hash distance (bits of 64) for near-duplicates; -1 off.")
+    ] = 4,
+    resample: Annotated[
+        str,
+        typer.Option(help="'auto' (pixel art → nearest-neighbor), 'pixel' or 'smooth' (antialiased)."),
+    ] = "auto",
+    min_size: Annotated[int, typer.Option(help="Reject originals smaller than this (pixels).")] = 16,
+    max_pixels: Annotated[
+        int, typer.Option(help="Reject originals with more pixels than this (decompression bombs).")
+    ] = 64_000_000,
+    workers: Annotated[int, typer.Option(help="Decode processes (0 = one per core).")] = 0,
+) -> None:
+    """Clean the collection: decode, normalize, de-duplicate, and write the uint8 tensor cache."""
+    from pipeline.prepare import PrepareConfig, prepare as run_prepare
+
+    config = PrepareConfig(
+        size_px=size, fit=fit, background=background, near_dup_threshold=near_dup_threshold,
+        resample=resample, min_size_px=min_size, max_pixels=max_pixels, workers=workers,
+    )
+    summary = run_prepare(workspace(ctx), slug, config, progress=progress_enabled())
+    typer.echo(summary.describe())
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Collection slug.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Counts per status, reject reasons, caches and runs of a collection."""
+    from pipeline.status import collection_status
+
+    info = collection_status(workspace(ctx), slug)
+    if as_json:
+        typer.echo(json.dumps(info, sort_keys=True))
+        return
+    typer.echo(f"collection {slug}: {info['items']} items")
+    for key in ("pending", "downloaded", "ok", "rejected", "duplicate", "failed"):
+        typer.echo(f"  {key:<11} {info[key]}")
+    for group in ("rejected", "failed", "duplicate"):
+        for reason, n in info["reasons"].get(group, {}).items():
+            typer.echo(f"    {group}: {reason}: {n}")
+    if info["caches"]:
+        for size, n in sorted(info["caches"].items(), key=lambda kv: int(kv[0])):
+            typer.echo(f"  cache {size}px: {n} images")
+    else:
+        typer.echo("  no tensor cache yet (run: nftgan prepare)")
+    if info["runs"]:
+        typer.echo(f"  runs: {', '.join(info['runs'])}")
+
+
+def _register_packages() -> None:
+    import importlib
+
+    for name in ("scraper.commands", "training.commands", "evaluation.commands", "pipeline.demo_commands"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:
+                continue
+            raise
+        module.register(app)
+
+
+_register_packages()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``nftgan`` console script."""
+    try:
+        app(args=argv, prog_name="nftgan")
+    except NftganError as e:
+        typer.echo(f"nftgan: error: {e}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("nftgan: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

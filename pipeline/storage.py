@@ -1,0 +1,97 @@
+"""Content-addressed storage of originals: ``images/<sha[:2]>/<sha256>.<ext>``.
+
+Files are written to a temp file in the target folder and renamed into place, so storage never holds a
+partial file; storing the same bytes twice is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.atomic import atomic_path
+from pipeline.sniff import SNIFF_BYTES, extension_for, sniff
+from pipeline.workspace import CollectionPaths
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Stored:
+    sha256: str
+    relpath: str  # relative to the collection root: what the catalog stores
+    kind: str  # sniffed kind (see pipeline.sniff)
+    size_bytes: int
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_head(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(SNIFF_BYTES)
+
+
+def store_file(col: CollectionPaths, source: str | os.PathLike[str], *, move: bool = False) -> Stored:
+    """Put a file into content-addressed storage (copying it, or moving it when ``move``).
+
+    ``move=True`` is for temp files the downloader just streamed; it must be on the same filesystem
+    for the rename to be atomic, otherwise it is copied.
+    """
+    source = Path(source)
+    digest = sha256_file(source)
+    kind = sniff(_read_head(source))
+    rel = col.image_relpath(digest, extension_for(kind))
+    target = col.root / rel
+    size = source.stat().st_size
+    if target.exists() and target.stat().st_size == size:
+        if move:
+            source.unlink(missing_ok=True)
+        return Stored(digest, rel, kind, size)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if move:
+        try:
+            with open(source, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(source, target)
+            return Stored(digest, rel, kind, size)
+        except OSError:
+            pass  # another filesystem: fall through to copy
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+    if move:
+        source.unlink(missing_ok=True)
+    return Stored(digest, rel, kind, size)
+
+
+def incoming_tempfile(col: CollectionPaths) -> Path:
+    """A fresh temp file inside storage (same filesystem, so :func:`store_file` can rename it).
+
+    Temp names start with '.', so :func:`pipeline.atomic.remove_stale_temps` on a storage folder
+    cleans up after a crash; nothing else ever reads them.
+    """
+    col.images.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".incoming.", suffix=".tmp", dir=col.images)
+    os.close(fd)
+    return Path(name)
+
+
+def store_bytes(col: CollectionPaths, data: bytes) -> Stored:
+    tmp = incoming_tempfile(col)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        return store_file(col, tmp, move=True)
+    finally:
+        tmp.unlink(missing_ok=True)
