@@ -1,0 +1,365 @@
+"""The cleaning stage: originals in the catalog → a de-duplicated uint8 tensor cache.
+
+Three steps, each safe to kill at any moment:
+
+1. **Decode** every stored original (in a process pool) into a staging array
+   ``cache/<size>/.staging-<key>.npy``; after each batch the staging array is flushed and then the
+   batch's facts (perceptual hash, size, format, reject reason) are committed to the catalog, tagged
+   with the pass's key. A re-run of the same pass skips items whose facts carry that key.
+2. **Decide** in one transaction: decode rejects → ``rejected``; same sha256 → ``duplicate``
+   (``exact-duplicate``); perceptual hash within the threshold of a kept item → ``duplicate``
+   (``near-duplicate``); the rest → ``ok``. The first item (lowest id) of each group is kept.
+3. **Write** ``images.npy`` (uint8, (N, 3, size, size)) and then ``manifest.json``, both atomically.
+   The manifest is written last: a cache is complete exactly when its manifest names its inputs.
+
+The pass's key hashes the config fields that change pixels and the (id, sha256) of every input, so a
+re-run with the same inputs reuses the cache and a changed catalog or config rebuilds it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline import atomic
+from pipeline.cache import hash_strings
+from pipeline.catalog import Catalog, Item
+from pipeline.decode import Decoded, DecodeOptions, Rejected, decode_file, parse_color
+from pipeline.dedup import find_near_duplicates
+from pipeline.errors import NftganError
+from pipeline.workspace import CollectionPaths, Workspace
+
+CACHE_FORMAT_VERSION = 1
+#: items whose facts are committed together (and the staging array flushed before)
+COMMIT_EVERY = 256
+#: statuses whose items have a stored original and take part in ``prepare``
+CANDIDATE_STATUSES = ("downloaded", "ok", "rejected", "duplicate")
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Options of ``nftgan prepare``; saved in the cache's manifest."""
+
+    size_px: int = 64
+    fit: str = "crop"  # crop | pad
+    background: str = "#808080"  # neutral mid-gray: maps to 0 in [-1, 1]
+    near_dup_threshold: int = 4  # bits of 64; -1 turns near-duplicate search off
+    resample: str = "auto"  # auto | pixel | smooth
+    min_size_px: int = 16
+    max_pixels: int = 64_000_000
+    max_bytes: int = 200 * 2**20
+    workers: int = 0  # 0 = one per core; does not change the output
+
+    def validate(self) -> None:
+        if not 8 <= self.size_px <= 2048:
+            raise NftganError(f"--size must be between 8 and 2048 pixels, got {self.size_px}")
+        if self.fit not in ("crop", "pad"):
+            raise NftganError(f"--fit must be 'crop' or 'pad', got {self.fit!r}")
+        if self.resample not in ("auto", "pixel", "smooth"):
+            raise NftganError(f"--resample must be 'auto', 'pixel' or 'smooth', got {self.resample!r}")
+        try:
+            parse_color(self.background)
+        except ValueError:
+            raise NftganError(f"--background must be a color like #808080, got {self.background!r}")
+        if not -1 <= self.near_dup_threshold <= 31:
+            raise NftganError("--near-dup-threshold must be between -1 (off) and 31 bits")
+        if self.min_size_px < 1 or self.max_pixels < 1 or self.max_bytes < 1:
+            raise NftganError("--min-size, --max-pixels and --max-bytes must be positive")
+        if self.workers < 0:
+            raise NftganError("--workers must be 0 (one per core) or more")
+
+    def output_settings(self) -> dict[str, Any]:
+        """The fields that change the cache's content (everything but ``workers``)."""
+        d = dataclasses.asdict(self)
+        d.pop("workers")
+        return d
+
+    def decode_options(self) -> DecodeOptions:
+        return DecodeOptions(
+            size_px=self.size_px, fit=self.fit, background=parse_color(self.background),  # type: ignore[arg-type]
+            resample=self.resample, min_size_px=self.min_size_px,  # type: ignore[arg-type]
+            max_pixels=self.max_pixels, max_bytes=self.max_bytes,
+        )
+
+
+@dataclass(frozen=True)
+class PrepareSummary:
+    slug: str
+    size_px: int
+    count: int
+    candidates: int
+    rejected: dict[str, int] = field(default_factory=dict)
+    duplicates: dict[str, int] = field(default_factory=dict)
+    decoded_now: int = 0
+    reused: bool = False
+    cache_path: str = ""
+    content_hash: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def describe(self) -> str:
+        if self.reused:
+            head = f"{self.slug}: cache {self.size_px}px is up to date ({self.count} images), reused"
+        else:
+            head = (
+                f"{self.slug}: {self.count} images of {self.candidates} in the {self.size_px}px cache "
+                f"({self.decoded_now} decoded now, {self.seconds:.1f} s)"
+            )
+        lines = [head]
+        for label, counts in (("rejected", self.rejected), ("duplicate", self.duplicates)):
+            for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+                lines.append(f"  {label}: {reason}: {n}")
+        lines.append(f"  cache: {self.cache_path}")
+        return "\n".join(lines)
+
+
+def prepare(
+    ws: Workspace,
+    slug: str,
+    config: PrepareConfig,
+    *,
+    progress: bool = False,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> PrepareSummary:
+    """Run the cleaning stage for one collection and size (see the module docstring)."""
+    config.validate()
+    started = time.monotonic()
+    col = ws.collection(slug)
+    if not col.catalog.is_file():
+        raise NftganError(
+            f"no collection {slug!r} in {ws.root}: run `nftgan import {slug} DIR` or `nftgan scrape {slug}` first"
+        )
+    cache_dir = col.cache_dir(config.size_px)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    atomic.remove_stale_temps(cache_dir)
+    with Catalog(col.catalog) as cat:
+        candidates = [it for it in cat.items(CANDIDATE_STATUSES) if it.stored_path and it.sha256]
+        if not candidates:
+            counts = cat.counts()
+            raise NftganError(
+                f"nothing to prepare in {slug!r}: {sum(counts.values())} items, none downloaded yet"
+            )
+        settings = config.output_settings()
+        key = hash_strings(
+            [f"v{CACHE_FORMAT_VERSION}", json.dumps(settings, sort_keys=True)]
+            + [f"{it.id}:{it.sha256}" for it in candidates]
+        )
+        reused = _reuse(col, config.size_px, key)
+        if reused is not None:
+            return dataclasses.replace(reused, seconds=time.monotonic() - started)
+
+        staging_path = cache_dir / f".staging-{key[:16]}.npy"
+        for stale in cache_dir.glob(".staging-*.npy"):
+            if stale != staging_path:
+                stale.unlink(missing_ok=True)
+        staging = _open_staging(staging_path, (len(candidates), 3, config.size_px, config.size_px))
+        row_of = {it.id: row for row, it in enumerate(candidates)}
+        todo = [it for it in candidates if it.prep_key != key]
+        decoded_now = _decode_all(col, cat, todo, row_of, staging, key, config, progress, on_event)
+
+        fresh = {it.id: it for it in cat.items(CANDIDATE_STATUSES)}
+        decisions, ok_ids = _decide([fresh[it.id] for it in candidates], config.near_dup_threshold)
+        cat.update_many(decisions.items())
+        rejected = Counter(f["reason"] for f in decisions.values() if f["status"] == "rejected")
+        duplicates = Counter(f["reason"] for f in decisions.values() if f["status"] == "duplicate")
+
+        array_path = col.cache_array(config.size_px)
+        shape = (len(ok_ids), 3, config.size_px, config.size_px)
+        with atomic.atomic_path(array_path, suffix=".npy") as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+            rows = [row_of[i] for i in ok_ids]
+            for start in range(0, len(rows), 1024):
+                out[start : start + 1024] = staging[rows[start : start + 1024]]
+            out.flush()
+            del out
+        sha_of = {it.id: it.sha256 for it in candidates}
+        content_hash = hash_strings([key] + [f"{i}:{sha_of[i]}" for i in ok_ids])
+        manifest = {
+            "format_version": CACHE_FORMAT_VERSION,
+            "count": len(ok_ids),
+            "size_px": config.size_px,
+            "fit": config.fit,
+            "background": config.background,
+            "dtype": "uint8",
+            "layout": "NCHW",
+            "item_ids": ok_ids,
+            "candidates": len(candidates),
+            "rejected": dict(rejected),
+            "duplicates": dict(duplicates),
+            "config": dataclasses.asdict(config),
+            "input_key": key,
+            "content_hash": content_hash,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        atomic.write_json(col.cache_manifest(config.size_px), manifest)
+        del staging
+        staging_path.unlink(missing_ok=True)
+    return PrepareSummary(
+        slug=slug, size_px=config.size_px, count=len(ok_ids), candidates=len(candidates),
+        rejected=dict(rejected), duplicates=dict(duplicates), decoded_now=decoded_now, reused=False,
+        cache_path=str(array_path), content_hash=content_hash, seconds=time.monotonic() - started,
+    )
+
+
+def _reuse(col: CollectionPaths, size_px: int, key: str) -> PrepareSummary | None:
+    manifest_path, array_path = col.cache_manifest(size_px), col.cache_array(size_px)
+    if not (manifest_path.is_file() and array_path.is_file()):
+        return None
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        shape = np.load(array_path, mmap_mode="r").shape
+    except (OSError, ValueError):
+        return None
+    if manifest.get("input_key") != key or tuple(shape) != (manifest["count"], 3, size_px, size_px):
+        return None
+    return PrepareSummary(
+        slug=col.slug, size_px=size_px, count=manifest["count"], candidates=manifest["candidates"],
+        rejected=manifest["rejected"], duplicates=manifest["duplicates"], reused=True,
+        cache_path=str(array_path), content_hash=manifest["content_hash"],
+    )
+
+
+def _open_staging(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    if path.exists():
+        try:
+            arr = np.load(path, mmap_mode="r+")
+            if arr.shape == shape and arr.dtype == np.uint8:
+                return arr
+        except (OSError, ValueError):
+            pass
+        path.unlink()
+    return np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+
+
+# -- step 1: decode -------------------------------------------------------------------------------
+def _decode_task(args: tuple[int, str, DecodeOptions]) -> tuple[int, Decoded | Rejected]:
+    item_id, path, opts = args
+    return item_id, decode_file(path, opts)
+
+
+def _iter_decoded(
+    tasks: list[tuple[int, str, DecodeOptions]], workers: int
+) -> Iterator[tuple[int, Decoded | Rejected]]:
+    if workers <= 1 or len(tasks) < 2:
+        for task in tasks:
+            yield _decode_task(task)
+        return
+    # spawn, not fork: prepare may run inside a threaded orchestrator, where fork is unsafe
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(processes=workers) as pool:
+        yield from pool.imap_unordered(_decode_task, tasks, chunksize=8)
+
+
+def _decode_all(
+    col: CollectionPaths,
+    cat: Catalog,
+    todo: list[Item],
+    row_of: dict[int, int],
+    staging: np.ndarray,
+    key: str,
+    config: PrepareConfig,
+    progress: bool,
+    on_event: Callable[[dict[str, Any]], None] | None,
+) -> int:
+    if not todo:
+        return 0
+    opts = config.decode_options()
+    workers = config.workers or os.cpu_count() or 1
+    tasks = [(it.id, str(col.resolve(it.stored_path or "")), opts) for it in todo]
+    pending: list[tuple[int, dict[str, Any]]] = []
+
+    def commit() -> None:
+        staging.flush()  # rows reach the disk before the catalog says they are done
+        cat.update_many(pending)
+        pending.clear()
+
+    bar = _progress_bar(progress, len(tasks))
+    done = 0
+    try:
+        for item_id, result in _iter_decoded(tasks, workers):
+            if isinstance(result, Decoded):
+                staging[row_of[item_id]] = result.array
+                facts = {
+                    "phash": result.phash, "width": result.width, "height": result.height,
+                    "format": result.format, "reason": None, "detail": None,
+                }
+            else:
+                facts = {
+                    "phash": None, "width": result.width, "height": result.height,
+                    "format": result.format, "reason": result.reason, "detail": result.detail,
+                }
+            facts["prep_key"] = key
+            pending.append((item_id, facts))
+            done += 1
+            if len(pending) >= COMMIT_EVERY:
+                commit()
+            if bar is not None:
+                bar[0].update(bar[1], advance=1)
+            if on_event is not None and (done % 64 == 0 or done == len(tasks)):
+                on_event({"stage": "prepare", "done": done, "total": len(tasks)})
+        commit()
+    finally:
+        if bar is not None:
+            bar[0].stop()
+    return done
+
+
+def _progress_bar(enabled: bool, total: int):  # -> (Progress, TaskID) | None
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    bar = Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        TimeRemainingColumn(), transient=True,
+    )
+    bar.start()
+    return bar, bar.add_task("decoding", total=total)
+
+
+# -- step 2: decide -------------------------------------------------------------------------------
+def _decide(
+    items: list[Item], near_dup_threshold: int
+) -> tuple[dict[int, dict[str, Any]], list[int]]:
+    """Final status of every candidate (items in id order); returns (updates, ids kept in order)."""
+    decisions: dict[int, dict[str, Any]] = {}
+    survivors: list[Item] = []
+    first_with_sha: dict[str, int] = {}
+    for it in items:
+        if it.phash is None:  # decode rejected it: keep its reason
+            decisions[it.id] = {"status": "rejected", "reason": it.reason or "corrupt",
+                                "detail": it.detail, "duplicate_of": None}
+            continue
+        kept = first_with_sha.setdefault(it.sha256 or "", it.id)
+        if kept != it.id:
+            decisions[it.id] = {"status": "duplicate", "reason": "exact-duplicate",
+                                "detail": f"same bytes as item {kept}", "duplicate_of": kept}
+            continue
+        survivors.append(it)
+    near: dict[int, tuple[int, int]] = {}
+    if near_dup_threshold >= 0:
+        near = find_near_duplicates([int(it.phash or "0", 16) for it in survivors], near_dup_threshold)
+    ok_ids = []
+    for pos, it in enumerate(survivors):
+        if pos in near:
+            kept_pos, distance = near[pos]
+            kept = survivors[kept_pos].id
+            decisions[it.id] = {"status": "duplicate", "reason": "near-duplicate",
+                                "detail": f"perceptual hash {distance} bits from item {kept}",
+                                "duplicate_of": kept}
+        else:
+            decisions[it.id] = {"status": "ok", "reason": None, "detail": None, "duplicate_of": None}
+            ok_ids.append(it.id)
+    return decisions, ok_ids
