@@ -1,0 +1,184 @@
+"""``TrainConfig``: the options of ``nftgan train``, validated when constructed, saved as the run's config.json.
+
+No torch import here: the CLI builds a config (and fails on a bad option) before loading torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.errors import NftganError
+from pipeline.workspace import validate_run_name
+
+ARCHS = ("dcgan", "mlp")
+LOSSES = ("bce", "hinge")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+DATA_MODES = ("auto", "resident", "stream")
+AUGMENT_OPS = ("color", "translation", "cutout", "flip")
+DEFAULT_AUGMENT = "color,translation,cutout"
+AUGMENT_AUTO_MAX_IMAGES = 50_000  # "auto" turns DiffAugment on for collections smaller than this
+DEFAULT_STEPS = 10_000
+
+# Fields that may change when a run is resumed: how long to train, how often to write, where to run.
+RESUMABLE_CHANGES = frozenset(
+    {
+        "steps", "epochs", "minutes", "resume", "device", "compile", "checkpoint_every", "keep_last",
+        "sample_every", "log_every", "data_on_device", "run",
+    }
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on. Field names are the ``nftgan train`` options."""
+
+    size_px: int = 64
+    arch: str = "dcgan"
+    # when to stop: at most one of these; none means DEFAULT_STEPS steps
+    steps: int | None = None
+    epochs: float | None = None
+    minutes: float | None = None
+    batch_size: int = 64  # per process (DDP: the global batch is batch_size * world size)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    run: str | None = None  # default: <arch>-<size>px-<UTC timestamp>
+    resume: bool = False
+    # model
+    z_dim: int = 100
+    base_width: int = 64  # ngf = ndf; widths default to base * 2**k per stage, capped at base * 8
+    widths: tuple[int, ...] = ()  # explicit generator widths, smallest stage first (D mirrors them)
+    spectral_norm: bool = False
+    dropout: float = 0.0  # in the discriminator
+    # objective and regularization
+    loss: str = "bce"  # bce (with logits, non-saturating G loss) | hinge
+    label_smoothing: float = 0.0  # one-sided: real targets are 1 - label_smoothing (bce only)
+    separate_batches: bool = True  # D sees real and fake in separate batches (separate BN statistics)
+    augment: str = "auto"  # DiffAugment policy: "auto", "none", or a comma list of AUGMENT_OPS
+    ema: float = 0.999  # decay of the EMA generator; 0 turns it off
+    # optimizer (TTUR: separate learning rates)
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    # speed
+    amp: str = "auto"  # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 | off
+    compile: bool = False
+    data_on_device: str = "auto"  # auto | resident (whole cache on the device) | stream (pinned chunks)
+    # outputs
+    checkpoint_every: int = 1000
+    keep_last: int = 3
+    sample_every: int = 500  # 0: only at the start and the end
+    sample_count: int = 64
+    log_every: int = 50
+    seed: int = 0
+    deterministic: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        _check(self.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        _check(
+            isinstance(self.size_px, int) and 32 <= self.size_px <= 256 and not self.size_px & (self.size_px - 1),
+            f"--size must be a power of two from 32 to 256 (32, 64, 128 or 256), got {self.size_px}",
+        )
+        stops = [n for n in ("steps", "epochs", "minutes") if getattr(self, n) is not None]
+        _check(len(stops) <= 1, f"give at most one of --steps, --epochs, --minutes (got {', '.join(stops)})")
+        for name in stops:
+            value = getattr(self, name)
+            _check(math.isfinite(value) and value > 0, f"--{name} must be positive, got {value}")
+        _check(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}")
+        _check(
+            self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:") and self.device[5:].isdigit(),
+            f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}",
+        )
+        if self.run is not None:
+            validate_run_name(self.run)
+        _check(self.z_dim >= 1, f"--z-dim must be at least 1, got {self.z_dim}")
+        _check(self.base_width >= 1, f"--base-width must be at least 1, got {self.base_width}")
+        if self.widths:
+            n = _stage_count(self.arch, self.size_px)
+            _check(
+                n is None or len(self.widths) == n,
+                f"--widths needs {n} numbers at {self.size_px} px (one per generator stage), "
+                f"got {len(self.widths)}",
+            )
+            _check(all(w >= 1 for w in self.widths), f"--widths must be positive, got {self.widths}")
+        _check(0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}")
+        _check(self.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        _check(
+            0 <= self.label_smoothing < 0.5,
+            f"--label-smoothing must be in [0, 0.5), got {self.label_smoothing}",
+        )
+        self.augment_ops(0)  # validates the policy string
+        _check(0 <= self.ema < 1, f"--ema must be a decay in [0, 1) (0 turns it off), got {self.ema}")
+        for name in ("lr_g", "lr_d"):
+            value = getattr(self, name)
+            _check(math.isfinite(value) and value > 0, f"--{name.replace('_', '-')} must be positive, got {value}")
+        for name in ("beta1", "beta2"):
+            _check(0 <= getattr(self, name) < 1, f"--{name} must be in [0, 1), got {getattr(self, name)}")
+        _check(self.amp in AMP_MODES, f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
+        _check(
+            self.data_on_device in DATA_MODES,
+            f"--data-on-device must be one of {', '.join(DATA_MODES)}, got {self.data_on_device!r}",
+        )
+        for name in ("checkpoint_every", "keep_last", "log_every", "sample_count"):
+            _check(getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be at least 1")
+        _check(self.sample_every >= 0, "--sample-every must be 0 (start and end only) or more")
+        _check(0 <= self.seed < 2**31, f"--seed must be in [0, 2**31), got {self.seed}")
+
+    # -- derived values --------------------------------------------------------------------------------
+    def resolved_widths(self) -> tuple[int, ...]:
+        from training.models import default_widths
+
+        return self.widths or default_widths(self.arch, self.size_px, self.base_width)
+
+    def augment_ops(self, n_images: int) -> tuple[str, ...]:
+        """The DiffAugment operations this run uses for a cache of ``n_images`` ("auto" depends on it)."""
+        policy = self.augment.strip().lower()
+        if policy == "auto":
+            return tuple(DEFAULT_AUGMENT.split(",")) if n_images < AUGMENT_AUTO_MAX_IMAGES else ()
+        if policy in ("", "none", "off"):
+            return ()
+        ops = tuple(op.strip() for op in policy.split(",") if op.strip())
+        bad = [op for op in ops if op not in AUGMENT_OPS]
+        _check(
+            not bad,
+            f"--augment: unknown operation(s) {', '.join(bad)}; use 'auto', 'none' or a comma list of "
+            f"{', '.join(AUGMENT_OPS)}",
+        )
+        return ops
+
+    def default_run_name(self, now: _dt.datetime | None = None) -> str:
+        now = now or _dt.datetime.now(_dt.timezone.utc)
+        return f"{self.arch}-{self.size_px}px-{now.strftime('%Y%m%d-%H%M%S')}"
+
+    # -- JSON round trip -------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["widths"] = list(self.widths)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """Rebuild a config saved by :meth:`to_dict`; unknown keys (a newer version's) are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise NftganError(f"training config has unknown field(s) {', '.join(unknown)}: written by a newer nftgan?")
+        return cls(**{k: tuple(v) if k == "widths" else v for k, v in data.items()})
+
+    def differences(self, other: "TrainConfig") -> list[str]:
+        """Fields (other than those a resume may change) where ``other`` differs from this config."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [k for k in mine if k not in RESUMABLE_CHANGES and mine[k] != theirs[k]]
+
+
+def _stage_count(arch: str, size_px: int) -> int | None:
+    return None if arch == "mlp" else size_px.bit_length() - 3
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise NftganError(message)

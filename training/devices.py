@@ -1,0 +1,39 @@
+"""Choosing the torch device and the precision that go with a ``--device`` / ``--amp`` option."""
+
+from __future__ import annotations
+
+import torch
+
+from pipeline.errors import NftganError
+
+
+def resolve_device(spec: str, *, local_rank: int | None = None) -> torch.device:
+    """``auto`` -> CUDA if available else CPU; ``cuda`` without CUDA is a clear error.
+
+    Under DDP (``local_rank`` given) a plain ``cuda`` or ``auto`` means this process's GPU.
+    """
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cpu":
+        return torch.device("cpu")
+    if not spec.startswith("cuda"):
+        raise NftganError(f"--device must be auto, cpu, cuda or cuda:N, got {spec!r}")
+    if not torch.cuda.is_available():
+        raise NftganError(f"--device {spec}: CUDA is not available on this machine (use --device cpu or auto)")
+    index = int(spec[5:]) if spec.startswith("cuda:") else (local_rank or 0)
+    if index >= torch.cuda.device_count():
+        raise NftganError(f"--device {spec}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return torch.device("cuda", index)
+
+
+def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``--amp`` (None: full float32)."""
+    if mode == "auto":
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+    if mode == "off":
+        return None
+    if mode == "bf16":
+        return torch.bfloat16
+    if device.type != "cuda":
+        raise NftganError("--amp fp16 needs CUDA; use --amp bf16 or off on the CPU")
+    return torch.float16

@@ -1,0 +1,182 @@
+"""The DCGAN family (Radford et al. 2015) for any power-of-two size from 32 to 256 px, and an MLP baseline.
+
+Generator at 64 px with widths (ngf*8, ngf*4, ngf*2, ngf), as in the paper's Figure 1::
+
+    z                  100 x 1 x 1
+    ConvT 4, 1, 0      ngf*8 x 4 x 4      BN, ReLU        (project and reshape)
+    ConvT 4, 2, 1      ngf*4 x 8 x 8      BN, ReLU
+    ConvT 4, 2, 1      ngf*2 x 16 x 16    BN, ReLU
+    ConvT 4, 2, 1      ngf   x 32 x 32    BN, ReLU
+    ConvT 4, 2, 1      3     x 64 x 64    tanh
+
+Other sizes add or drop one stride-2 stage per doubling (``len(widths) == log2(size_px) - 2``). The
+discriminator mirrors it: strided convs, LeakyReLU 0.2 (no BN on the first layer; no BN at all with
+spectral norm), optional dropout, no pooling, no fully connected layer, one logit out.
+
+No I/O here; this module imports only torch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+MIN_SIZE_PX = 32
+MAX_SIZE_PX = 256
+
+
+def stage_count(size_px: int) -> int:
+    """Number of generator stages (4x4 projection plus stride-2 doublings before the RGB layer)."""
+    if size_px < MIN_SIZE_PX or size_px > MAX_SIZE_PX or size_px & (size_px - 1):
+        raise ValueError(f"size_px must be a power of two in [{MIN_SIZE_PX}, {MAX_SIZE_PX}], got {size_px}")
+    return size_px.bit_length() - 1 - 2  # log2(size) - 2
+
+
+def default_widths(arch: str, size_px: int, base_width: int) -> tuple[int, ...]:
+    """Generator widths from the first (smallest) stage to the last; the discriminator uses them reversed.
+
+    DCGAN: ``base * 2**k`` halving per stage, capped at ``base * 8`` (64 px, base 64: 512, 256, 128, 64 as
+    in pytorch/examples). MLP: hidden widths ``base*4, base*8, base*16`` (256, 512, 1024 at base 64).
+    """
+    if arch == "mlp":
+        return (base_width * 4, base_width * 8, base_width * 16)
+    n = stage_count(size_px)
+    return tuple(min(base_width * 2 ** (n - 1 - i), base_width * 8) for i in range(n))
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, size_px: int, z_dim: int, widths: tuple[int, ...]) -> None:
+        super().__init__()
+        if len(widths) != stage_count(size_px):
+            raise ValueError(f"{size_px} px needs {stage_count(size_px)} widths, got {len(widths)}")
+        self.z_dim = z_dim
+        self.size_px = size_px
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(z_dim, widths[0], 4, 1, 0, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+            # widths[0] x 4 x 4
+        ]
+        side = 4
+        for c_in, c_out in zip(widths, widths[1:]):
+            side *= 2
+            layers += [
+                nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+                # c_out x side x side
+            ]
+        layers += [
+            nn.ConvTranspose2d(widths[-1], 3, 4, 2, 1, bias=False),
+            nn.Tanh(),
+            # 3 x size_px x size_px
+        ]
+        self.main = nn.Sequential(*layers)
+        init_weights(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.main(z.view(z.shape[0], self.z_dim, 1, 1))
+
+
+class DCGANDiscriminator(nn.Module):
+    def __init__(
+        self, size_px: int, widths: tuple[int, ...], *, spectral_norm: bool = False, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        if len(widths) != stage_count(size_px):
+            raise ValueError(f"{size_px} px needs {stage_count(size_px)} widths, got {len(widths)}")
+        layers: list[nn.Module] = [
+            nn.Conv2d(3, widths[0], 4, 2, 1, bias=spectral_norm),
+            nn.LeakyReLU(0.2, inplace=True),
+            # widths[0] x size/2 x size/2
+        ]
+        side = size_px // 2
+        for c_in, c_out in zip(widths, widths[1:]):
+            side //= 2
+            layers.append(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=spectral_norm))
+            if not spectral_norm:
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            # c_out x side x side
+        layers.append(nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=spectral_norm))
+        # 1 x 1 x 1
+        self.main = _initialized(layers, spectral_norm=spectral_norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x).view(x.shape[0])  # one logit per image
+
+
+class MLPGenerator(nn.Module):
+    """The fully connected baseline of the original GAN paper: z -> hidden layers -> 3*S*S, tanh."""
+
+    def __init__(self, size_px: int, z_dim: int, widths: tuple[int, ...]) -> None:
+        super().__init__()
+        self.z_dim = z_dim
+        self.size_px = size_px
+        layers: list[nn.Module] = []
+        c_in = z_dim
+        for c_out in widths:
+            layers += [nn.Linear(c_in, c_out), nn.LeakyReLU(0.2, inplace=True)]  # c_out
+            c_in = c_out
+        layers += [nn.Linear(c_in, 3 * size_px * size_px), nn.Tanh()]  # 3*S*S
+        self.main = nn.Sequential(*layers)
+        init_weights(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.main(z.view(z.shape[0], self.z_dim)).view(z.shape[0], 3, self.size_px, self.size_px)
+
+
+class MLPDiscriminator(nn.Module):
+    def __init__(
+        self, size_px: int, widths: tuple[int, ...], *, spectral_norm: bool = False, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 3 * size_px * size_px
+        for c_out in reversed(widths):
+            layers += [nn.Linear(c_in, c_out), nn.LeakyReLU(0.2, inplace=True)]  # c_out
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            c_in = c_out
+        layers.append(nn.Linear(c_in, 1))  # 1
+        self.main = _initialized(layers, spectral_norm=spectral_norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x.reshape(x.shape[0], -1)).view(x.shape[0])
+
+
+def _initialized(layers: list[nn.Module], *, spectral_norm: bool) -> nn.Sequential:
+    """DCGAN init, then (optionally) spectral norm on every conv and linear layer (init sees plain weights)."""
+    init_weights(nn.Sequential(*layers))
+    if spectral_norm:
+        layers = [_spectral_norm(m) if isinstance(m, (nn.Conv2d, nn.Linear)) else m for m in layers]
+    return nn.Sequential(*layers)
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN init: conv and linear weights ~ N(0, 0.02), BN scale ~ N(1, 0.02), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def make_generator(arch: str, size_px: int, z_dim: int, widths: tuple[int, ...]) -> nn.Module:
+    cls = {"dcgan": DCGANGenerator, "mlp": MLPGenerator}[arch]
+    return cls(size_px, z_dim, widths)
+
+
+def make_discriminator(
+    arch: str, size_px: int, widths: tuple[int, ...], *, spectral_norm: bool, dropout: float
+) -> nn.Module:
+    """``widths`` are the generator's; the DCGAN discriminator runs them in reverse (wide at the end)."""
+    if arch == "dcgan":
+        return DCGANDiscriminator(size_px, widths[::-1], spectral_norm=spectral_norm, dropout=dropout)
+    return MLPDiscriminator(size_px, widths, spectral_norm=spectral_norm, dropout=dropout)
