@@ -53,5 +53,22 @@ bench: install
 	$(PY) bench/train.py
 	$(PY) bench/evaluate.py
 
+# Prefect: a local server with the UI, a process worker, and the deployments of prefect.yaml.
+PREFECT_PORT ?= 4200
+PREFECT_API ?= http://127.0.0.1:$(PREFECT_PORT)/api
+NFTGAN_WORK_POOL ?= nftgan-process
+PREFECT_ENV = PREFECT_API_URL=$(PREFECT_API) NFTGAN_WORK_POOL=$(NFTGAN_WORK_POOL) NFTGAN_REPO=$(CURDIR)
+
+server: $(STAMP)
+	$(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) --analytics-off
+
+worker: $(STAMP)
+	$(PREFECT_ENV) $(VENV)/bin/prefect work-pool create "$(NFTGAN_WORK_POOL)" --type process >/dev/null 2>&1 || true
+	$(PREFECT_ENV) $(VENV)/bin/prefect worker start --pool "$(NFTGAN_WORK_POOL)"
+
+deploy: $(STAMP)
+	$(PREFECT_ENV) $(VENV)/bin/prefect work-pool create "$(NFTGAN_WORK_POOL)" --type process >/dev/null 2>&1 || true
+	$(PREFECT_ENV) $(VENV)/bin/prefect --no-prompt deploy --all
+
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
