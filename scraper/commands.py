@@ -1,9 +1,185 @@
-"""CLI commands of this package; :func:`register` adds them to the ``nftgan`` app."""
+"""CLI commands of the scraper: ``nftgan scrape`` and ``nftgan fixture serve``."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, Optional
+
 import typer
+
+fixture_app = typer.Typer(help="The local marketplace fixture (tests, demos, trying the scraper offline).")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this package's commands to ``app`` (nothing yet)."""
+    """Add this package's commands to ``app``."""
+    app.command("scrape")(scrape_cmd)
+    app.add_typer(fixture_app, name="fixture")
+
+
+def scrape_cmd(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Collection slug, as in opensea.io/collection/<slug>.")],
+    source: Annotated[str, typer.Option(help="Where to list items: 'browser' (the collection page) or 'api'.")] = "browser",
+    base_url: Annotated[str, typer.Option(help="Marketplace site for the browser source.")] = "https://opensea.io",
+    api_base_url: Annotated[str, typer.Option(help="OpenSea API v2 base for the API source.")] = "https://api.opensea.io",
+    api_key: Annotated[
+        Optional[str], typer.Option(help="OpenSea API key (else $OPENSEA_API_KEY); never saved.", show_default=False)
+    ] = None,
+    max_items: Annotated[Optional[int], typer.Option(help="Stop listing after this many items.", show_default=False)] = None,
+    image_width: Annotated[int, typer.Option(help="Image width (px) asked of OpenSea's image CDN.")] = 512,
+    concurrency: Annotated[int, typer.Option(help="Downloads at once.")] = 16,
+    per_host_limit: Annotated[int, typer.Option(help="Downloads at once from one host.")] = 8,
+    allow_private_hosts: Annotated[
+        bool, typer.Option(help="Allow loopback/private addresses (needed for the local fixture).")
+    ] = False,
+    ipfs_gateway: Annotated[str, typer.Option(help="Gateway for ipfs:// URLs.")] = "https://ipfs.io/ipfs/",
+    idle_scrolls: Annotated[int, typer.Option(help="Browser: stop after this many scrolls bring nothing new.")] = 6,
+    page_size: Annotated[int, typer.Option(help="API: items per page (at most 200).")] = 100,
+    timeout: Annotated[float, typer.Option(help="Seconds per HTTP request.")] = 30.0,
+    page_timeout: Annotated[float, typer.Option(help="Browser: seconds for the collection page to show items.")] = 60.0,
+    page_retries: Annotated[int, typer.Option(help="Browser: page loads before giving up.")] = 3,
+    interstitial_wait: Annotated[float, typer.Option(help="Browser: seconds an error/bot-check page may take.")] = 10.0,
+    max_bytes: Annotated[int, typer.Option(help="Largest image file accepted, in bytes.")] = 50 * 2**20,
+    max_retries: Annotated[int, typer.Option(help="Retries after 5xx, timeouts and connection errors.")] = 4,
+    rate_limit_retries: Annotated[int, typer.Option(help="Retries after 429/599 rate limits.")] = 8,
+    backoff_initial: Annotated[float, typer.Option(help="First backoff in seconds (doubles each retry).")] = 1.0,
+    backoff_max: Annotated[float, typer.Option(help="Longest wait in seconds, Retry-After included.")] = 60.0,
+    chromium: Annotated[
+        Optional[str], typer.Option(help="Chromium to use (else $NFTGAN_CHROMIUM, /usr/bin/chromium, Playwright's).",
+                                    show_default=False)
+    ] = None,
+    headless: Annotated[bool, typer.Option(help="Run the browser without a window.")] = True,
+    restart_listing: Annotated[bool, typer.Option(help="API: forget a saved cursor, list from the start.")] = False,
+    list_only: Annotated[bool, typer.Option(help="List items, download nothing.")] = False,
+    download_only: Annotated[bool, typer.Option(help="Download pending/failed items, list nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+) -> None:
+    """List a collection's items and download their images (resumable: re-run to finish or update).
+
+    Against the local fixture: `nftgan fixture serve` in one terminal, then
+    `nftgan scrape demo --base-url http://127.0.0.1:PORT --allow-private-hosts` in another.
+    """
+    from pipeline.cli import fail, progress_enabled, workspace
+    from scraper.api import ScrapeConfig, download_items, list_items, scrape
+
+    if list_only and download_only:
+        fail("--list-only and --download-only exclude each other")
+    config = ScrapeConfig(
+        source=source, base_url=base_url, api_base_url=api_base_url, api_key=api_key, max_items=max_items,
+        image_width=image_width, concurrency=concurrency, per_host_limit=per_host_limit,
+        allow_private_hosts=allow_private_hosts, ipfs_gateway=ipfs_gateway, idle_scrolls=idle_scrolls,
+        page_size=page_size, timeout_s=timeout, page_timeout_s=page_timeout, page_retries=page_retries,
+        interstitial_wait_s=interstitial_wait, max_bytes=max_bytes, max_retries=max_retries,
+        rate_limit_retries=rate_limit_retries, backoff_initial_s=backoff_initial, backoff_max_s=backoff_max,
+        chromium_path=chromium, headless=headless, restart_listing=restart_listing,
+    )
+    ws = workspace(ctx)
+    run = list_items if list_only else download_items if download_only else scrape
+    with _progress_bar(progress_enabled()) as progress:
+        summary = run(ws, slug, config, progress=progress)
+    typer.echo(json.dumps(summary.to_dict(), sort_keys=True) if as_json else summary.describe())
+
+
+@contextmanager
+def _progress_bar(enabled: bool) -> Iterator[Callable[[dict[str, Any]], None] | None]:
+    """A progress callback drawing rich bars on a terminal (None when not a TTY)."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bars = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
+        TimeElapsedColumn(), transient=False,
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(event: dict[str, Any]) -> None:
+        stage = event.get("stage")
+        if stage == "list":
+            if "list" not in tasks:
+                tasks["list"] = bars.add_task("listing", total=None, note="")
+            bars.update(tasks["list"], completed=event["found"], note=f"{event['new']} new")
+        elif stage == "download":
+            if "download" not in tasks:
+                tasks["download"] = bars.add_task("downloading", total=event["total"], note="")
+            bars.update(tasks["download"], completed=event["done"], total=event["total"],
+                        note=f"{event['failed']} failed")
+
+    with bars:
+        yield update
+
+
+@fixture_app.command("serve")
+def fixture_serve(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: a free one).")] = 0,
+    items: Annotated[int, typer.Option(help="Items in the collection.")] = 300,
+    slug: Annotated[str, typer.Option(help="Collection slug.")] = "demo",
+    seed: Annotated[int, typer.Option(help="Seed of the demo collection's drawings.")] = 0,
+    latency_ms: Annotated[float, typer.Option(help="Added latency per image response, in ms.")] = 0.0,
+    image_px: Annotated[int, typer.Option(help="Image width when a request names none.")] = 256,
+    with_faults: Annotated[
+        bool, typer.Option(help="Inject a sample of faults (429 bursts, 500s, truncated, HTML-as-PNG, ipfs, video).")
+    ] = False,
+    prerender: Annotated[
+        Optional[int], typer.Option(help="Render every image at this width before serving.", show_default=False)
+    ] = None,
+) -> None:
+    """Serve a fake marketplace for the demo collection on 127.0.0.1 until Ctrl-C."""
+    import time
+
+    from pipeline.cli import fail
+    from pipeline.workspace import validate_slug
+    from scraper.fixture import serve_fixture
+
+    validate_slug(slug)
+    if not 1 <= items <= 100_000:
+        fail("--items must be within 1..100000")
+    if not 0 <= port <= 65535:
+        fail("--port must be within 0..65535")
+    faults = sample_faults(items) if with_faults else None
+    try:
+        with serve_fixture(collection=slug, n_items=items, seed=seed, port=port, latency_s=latency_ms / 1000,
+                           image_px=image_px, faults=faults) as fx:
+            if prerender:
+                fx.prerender(prerender)
+            typer.echo(f"fixture marketplace at {fx.base_url}  ({items} items of {slug!r}, seed {seed})")
+            typer.echo(f"  collection page  {fx.collection_url}")
+            typer.echo(f"  API v2           {fx.api_base_url}/api/v2/collection/{slug}/nfts")
+            typer.echo(f"  IPFS gateway     {fx.ipfs_gateway}")
+            typer.echo(f"try: nftgan scrape {slug} --base-url {fx.base_url} --allow-private-hosts"
+                       + (f" --ipfs-gateway {fx.ipfs_gateway}" if with_faults else ""))
+            typer.echo("Ctrl-C stops it.", nl=True)
+            import sys
+
+            sys.stdout.flush()
+            while True:
+                time.sleep(3600)
+    except OSError as e:
+        fail(f"cannot serve on 127.0.0.1:{port}: {e}")
+    except KeyboardInterrupt:
+        typer.echo("fixture stopped")
+
+
+def sample_faults(n_items: int):  # type: ignore[no-untyped-def]
+    """A few of every fault, on tokens that exist in a collection of ``n_items``."""
+    from scraper.fixture import Faults
+
+    tokens = [str(i) for i in range(3, n_items, 7)]
+    pick = iter(tokens)
+
+    def take(k: int) -> set[str]:
+        return {t for _, t in zip(range(k), pick)}
+
+    faults = Faults(api_errors=[429, 599], image_errors=[429, 429, 500], retry_after="1")
+    faults.image_errors_by_token = dict.fromkeys(take(2), 2)
+    faults.truncated = take(1)
+    faults.html_as_png = take(1)
+    duplicates = sorted(take(1))
+    faults.duplicate_of = {t: "0" for t in duplicates}
+    faults.ipfs = take(1)
+    faults.video = take(1)
+    faults.video_with_poster = take(1)
+    return faults

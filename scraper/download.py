@@ -1,0 +1,245 @@
+"""The downloader: each listed image fetched once, streamed to a temp file, sniffed, stored by content.
+
+``download(...)`` takes catalog items, fetches each distinct URL once with bounded concurrency and a
+per-host limit, and returns one :class:`Outcome` per URL. Bytes stream into a temp file inside storage;
+the first 4 KiB decide what the file is (never the server's Content-Type): images are moved into
+content-addressed storage, an HTML error page is a failure, a video is rejected (the listing already
+chose a poster image when one was offered). Temp files are removed on every path out, so storage never
+holds a partial file. 429/599 answers pause the whole host for ``Retry-After``; 5xx, timeouts,
+truncated bodies and connection errors are retried with backoff (:mod:`scraper.backoff`). Every
+connection passes the address guard (:mod:`scraper.guard`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from pipeline.sniff import IMAGE_KINDS, SNIFF_BYTES, VIDEO_KINDS, sniff
+from pipeline.storage import Stored, incoming_tempfile, store_file
+from pipeline.workspace import CollectionPaths
+from scraper.backoff import RetryableStatus, RetryPolicy, parse_retry_after
+from scraper.guard import AddressPolicy, GuardedTransport, RefusedAddress, Resolver
+
+USER_AGENT = "nftgan-scraper/0.1 (+https://github.com/nftgan/nftgan)"
+_CHUNK_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class DownloadOptions:
+    concurrency: int = 16
+    per_host_limit: int = 8
+    timeout_s: float = 30.0
+    max_bytes: int = 50 * 2**20
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    allow_private_hosts: bool = False
+    max_redirects: int = 5
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one URL: ``status`` is the catalog status its items get."""
+
+    url: str
+    status: str  # downloaded | failed | rejected
+    stored: Stored | None = None
+    reason: str | None = None
+    detail: str | None = None
+    attempts: int = 0
+
+
+class Refused(Exception):
+    """A final, non-retryable answer about one URL (``status`` failed or rejected)."""
+
+    def __init__(self, reason: str, detail: str, status: str = "failed") -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.status = status
+
+
+class Truncated(Exception):
+    """The body ended before its Content-Length: retried like a network error."""
+
+
+class _HostGate:
+    """At most ``limit`` requests to one host at once, and a shared pause after a rate limit."""
+
+    def __init__(self, limit: int) -> None:
+        self._slots = asyncio.Semaphore(limit)
+        self._resume_at = 0.0
+
+    def pause(self, seconds: float) -> None:
+        self._resume_at = max(self._resume_at, time.monotonic() + seconds)
+
+    async def __aenter__(self) -> None:
+        await self._slots.acquire()
+        while (wait := self._resume_at - time.monotonic()) > 0:
+            await asyncio.sleep(wait)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._slots.release()
+
+
+def _retryable(error: BaseException) -> bool:
+    return isinstance(
+        error, (RetryableStatus, Truncated, httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+    )
+
+
+def _check_kind(head: bytes, content_type: str) -> str:
+    kind = sniff(head)
+    if kind in IMAGE_KINDS:
+        return kind
+    if kind in VIDEO_KINDS:
+        raise Refused("video-no-poster", f"a {kind} video and no poster image was listed", status="rejected")
+    if kind == "empty":
+        raise Refused("empty-file", "the server sent 0 bytes")
+    label = content_type or "no Content-Type"
+    raise Refused(f"not-an-image:{kind}", f"the server sent {kind}, not an image ({label})")
+
+
+class Downloader:
+    """One HTTP client, host gates and storage target for a batch of downloads."""
+
+    def __init__(
+        self, col: CollectionPaths, options: DownloadOptions, *, resolver: Resolver | None = None,
+    ) -> None:
+        self.col = col
+        self.options = options
+        self._gates: dict[str, _HostGate] = {}
+        policy = AddressPolicy(options.allow_private_hosts)
+        self.client = httpx.AsyncClient(
+            transport=GuardedTransport(policy, max_connections=options.concurrency, resolver=resolver),
+            timeout=httpx.Timeout(options.timeout_s),
+            follow_redirects=True,
+            max_redirects=options.max_redirects,
+            headers={"User-Agent": USER_AGENT, "Accept": "image/*,*/*;q=0.5"},
+        )
+
+    async def __aenter__(self) -> "Downloader":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.client.aclose()
+
+    def _gate(self, url: str) -> _HostGate:
+        parsed = httpx.URL(url)
+        key = f"{parsed.host}:{parsed.port}"
+        if key not in self._gates:
+            self._gates[key] = _HostGate(self.options.per_host_limit)
+        return self._gates[key]
+
+    async def fetch(self, url: str) -> Outcome:
+        """Download ``url`` into storage (with retries); never raises for what the server does."""
+        gate = self._gate(url)
+        tmp = incoming_tempfile(self.col)
+        attempts = 0
+
+        def on_wait(error: BaseException, seconds: float) -> None:
+            if isinstance(error, RetryableStatus) and error.rate_limited:
+                gate.pause(seconds)
+
+        try:
+            async for attempt in self.options.retry.retrying(_retryable, on_wait=on_wait):
+                with attempt:
+                    attempts += 1
+                    async with gate:
+                        await self._stream(url, tmp)
+            stored = await asyncio.to_thread(store_file, self.col, tmp, move=True)
+            return Outcome(url, "downloaded", stored=stored, attempts=attempts)
+        except Refused as e:
+            return Outcome(url, e.status, reason=e.reason, detail=e.detail, attempts=attempts)
+        except RefusedAddress as e:
+            return Outcome(url, "failed", reason=e.reason, detail=e.detail, attempts=attempts)
+        except RetryableStatus as e:
+            reason = "rate-limited" if e.rate_limited else f"http-{e.status}"
+            return Outcome(url, "failed", reason=reason, detail=f"{e} after {attempts} tries", attempts=attempts)
+        except httpx.HTTPError as e:
+            reason, detail = _transport_reason(e)
+            return Outcome(url, "failed", reason=reason, detail=f"{detail} after {attempts} tries", attempts=attempts)
+        except Truncated as e:
+            return Outcome(url, "failed", reason="truncated", detail=f"{e} after {attempts} tries", attempts=attempts)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    async def _stream(self, url: str, tmp: Path) -> None:
+        max_bytes = self.options.max_bytes
+        async with self.client.stream("GET", url) as response:
+            status = response.status_code
+            if status == 429 or status >= 500:
+                raise RetryableStatus(status, parse_retry_after(response.headers.get("retry-after")), url)
+            if status != 200:
+                raise Refused(f"http-{status}", f"HTTP {status} from {response.url}")
+            declared = _content_length(response)
+            if declared is not None and declared > max_bytes:
+                raise Refused("file-too-large", f"{declared} bytes declared > --max-bytes {max_bytes}")
+            content_type = response.headers.get("content-type", "")
+            size, head, kind = 0, bytearray(), None
+            with open(tmp, "wb") as f:
+                async for chunk in response.aiter_bytes(_CHUNK_BYTES):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise Refused("file-too-large", f"more than --max-bytes {max_bytes} bytes")
+                    if kind is None:
+                        head += chunk[: SNIFF_BYTES - len(head)]
+                        if len(head) >= SNIFF_BYTES:
+                            kind = _check_kind(bytes(head), content_type)
+                    f.write(chunk)
+            if kind is None:
+                _check_kind(bytes(head), content_type)
+            if declared is not None and "content-encoding" not in response.headers and size != declared:
+                raise Truncated(f"got {size} of {declared} bytes")
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    try:
+        return int(response.headers["content-length"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _transport_reason(error: httpx.HTTPError) -> tuple[str, str]:
+    if isinstance(error, httpx.TimeoutException):
+        return "timeout", f"timed out ({type(error).__name__})"
+    if isinstance(error, httpx.RemoteProtocolError):
+        text = str(error)
+        if "incomplete" in text or "peer closed" in text:
+            return "truncated", f"connection closed mid-body: {text}"
+        return "protocol-error", text
+    if isinstance(error, httpx.TooManyRedirects):
+        return "too-many-redirects", str(error)
+    if isinstance(error, httpx.UnsupportedProtocol):
+        return "bad-scheme", f"redirected to an unsupported scheme: {error}"
+    if isinstance(error, httpx.NetworkError):
+        return "connection-error", f"{type(error).__name__}: {error}"
+    return "http-error", f"{type(error).__name__}: {error}"
+
+
+async def fetch_all(
+    downloader: Downloader,
+    urls: Sequence[str],
+    on_outcome: Callable[[Outcome], Awaitable[None] | None],
+) -> None:
+    """Fetch every URL with ``concurrency`` workers; ``on_outcome`` sees each result as it lands."""
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for url in urls:
+        queue.put_nowait(url)
+
+    async def worker() -> None:
+        while True:
+            try:
+                url = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            result = on_outcome(await downloader.fetch(url))
+            if result is not None:
+                await result
+
+    n_workers = max(1, min(downloader.options.concurrency, len(urls)))
+    await asyncio.gather(*(worker() for _ in range(n_workers)))

@@ -1,0 +1,179 @@
+"""The downloader against the fixture's faults: retried, or recorded with a reason; storage stays clean."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+
+import pytest
+from PIL import Image
+
+from pipeline.catalog import Catalog
+from pipeline.errors import NftganError
+from scraper import api
+from scraper.api import download_items, scrape
+from scraper.fixture import Faults, serve_fixture
+
+from .conftest import fast_config
+
+
+def by_token(ws, slug: str = "demo") -> dict:
+    with Catalog(ws.collection(slug).catalog) as cat:
+        return {it.token_id: it for it in cat.items()}
+
+
+def assert_storage_is_clean(ws, slug: str = "demo") -> set[str]:
+    """Every stored file is complete (named by its own sha256), no temp file is left; returns the hashes."""
+    col = ws.collection(slug)
+    names = set()
+    for path in col.images.rglob("*"):
+        if path.is_file():
+            assert not path.name.startswith("."), f"temp file left in storage: {path}"
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            assert path.stem == digest, f"stored file does not match its name: {path}"
+            names.add(digest)
+    return names
+
+
+def test_faults_are_retried_or_recorded_with_reasons(ws) -> None:
+    faults = Faults(
+        image_errors=[429, 500, 503], retry_after="0.2", image_errors_by_token={"4": 2, "6": -1}, truncated={"8"},
+        html_as_png={"9"}, duplicate_of={"11": "10"}, ipfs={"12"}, video={"13"}, video_with_poster={"14"},
+        slow_images={"15": 2.5},
+    )
+    with serve_fixture(n_items=20, faults=faults) as fx:
+        summary = scrape(ws, "demo", fast_config(fx, source="api", timeout_s=1.0))
+        requests = dict(fx.image_requests)
+        gateway_requests = fx.counters["ipfs"]
+    assert summary.listing.found == 20
+    d = summary.download
+    assert d.failed == {"http-500": 1, "truncated": 1, "not-an-image:html": 1, "timeout": 1}
+    assert d.rejected == {"video-no-poster": 1}
+    assert (d.downloaded, d.attempted, d.skipped) == (15, 20, 0)
+
+    items = by_token(ws)
+    status = {t: (it.status, it.reason) for t, it in items.items()}
+    assert status["4"] == ("downloaded", None) and requests["4"] == 3  # two 500s, then the image
+    assert status["6"] == ("failed", "http-500") and requests["6"] == 3  # 1 try + max_retries
+    assert status["8"] == ("failed", "truncated") and requests["8"] == 3
+    assert status["9"] == ("failed", "not-an-image:html") and requests["9"] == 1  # final: not retried
+    assert "image/png" in items["9"].detail
+    assert status["13"] == ("rejected", "video-no-poster") and items["13"].stored_path is None
+    assert status["14"] == ("downloaded", None) and items["14"].media_kind == "png"  # the poster, not the MP4
+    assert status["12"] == ("downloaded", None) and gateway_requests == 1  # ipfs:// through the gateway
+    assert items["11"].sha256 == items["10"].sha256 and items["11"].stored_path == items["10"].stored_path
+    assert status["15"] == ("failed", "timeout")
+
+    stored = assert_storage_is_clean(ws)
+    downloaded = [it for it in items.values() if it.status == "downloaded"]
+    assert stored == {it.sha256 for it in downloaded}
+    assert len(stored) == len(downloaded) - 1  # the duplicate image is stored once
+    sample = ws.collection("demo").resolve(items["3"].stored_path)
+    assert Image.open(io.BytesIO(sample.read_bytes())).size == (32, 32)  # the CDN was asked for --image-width
+
+
+def test_a_second_run_downloads_nothing_new_and_retries_only_failures(ws) -> None:
+    faults = Faults(image_errors_by_token={"2": -1})
+    with serve_fixture(n_items=12, faults=faults) as fx:
+        config = fast_config(fx, source="api", max_retries=0)
+        first = scrape(ws, "demo", config)
+        assert (first.download.downloaded, first.download.failed) == (11, {"http-500": 1})
+        fx.reset_counters()
+        faults.image_errors_by_token.clear()
+        second = scrape(ws, "demo", config)
+        assert second.listing.new == 0
+        assert (second.download.attempted, second.download.downloaded, second.download.skipped) == (1, 1, 11)
+        assert dict(fx.image_requests) == {"2": 1}
+        fx.reset_counters()
+        third = scrape(ws, "demo", config)
+        assert (third.download.attempted, third.download.downloaded) == (0, 0)
+        assert fx.counters["image"] == 0
+    assert by_token(ws)["2"].attempts == 2
+    assert len(assert_storage_is_clean(ws)) == 12
+
+
+def test_a_rate_limit_pauses_the_host_for_retry_after(ws) -> None:
+    faults = Faults(image_errors=[429, 429, 429], retry_after="1")
+    with serve_fixture(n_items=8, faults=faults) as fx:
+        config = fast_config(fx, source="api", concurrency=4, per_host_limit=4)
+        api.list_items(ws, "demo", config)
+        started = time.monotonic()
+        summary = download_items(ws, "demo", config)
+        elapsed = time.monotonic() - started
+        assert summary.downloaded == 8
+        assert fx.counters["image"] == 8 + 3
+    assert elapsed >= 0.9, "Retry-After: 1 was not waited for"
+    assert elapsed < 2.9, "the three 429s were waited for one after another, not as one host pause"
+
+
+def test_http_date_retry_after_is_honoured(ws) -> None:
+    faults = Faults(image_errors=[429], retry_after="date:2")
+    with serve_fixture(n_items=1, faults=faults) as fx:
+        config = fast_config(fx, source="api")
+        api.list_items(ws, "demo", config)
+        started = time.monotonic()
+        assert download_items(ws, "demo", config).downloaded == 1
+    assert time.monotonic() - started >= 0.9  # an HTTP date 2 s ahead (1 s resolution)
+
+
+def test_files_over_max_bytes_are_refused_and_not_stored(ws) -> None:
+    with serve_fixture(n_items=3) as fx:
+        summary = scrape(ws, "demo", fast_config(fx, source="api", image_width=256, max_bytes=1024))
+    assert summary.download.failed == {"file-too-large": 3}
+    assert assert_storage_is_clean(ws) == set()
+
+
+def test_items_sharing_an_image_url_are_fetched_once(ws) -> None:
+    with serve_fixture(n_items=1) as fx:
+        url = fx.image_url("0")
+        with Catalog(ws.collection("demo").catalog) as cat:
+            cat.add_items([{"item_key": f"ethereum/0xabc/{i}", "source": "api", "token_id": str(i), "image_url": url}
+                           for i in range(3)])
+        summary = download_items(ws, "demo", fast_config(fx))
+        assert (summary.downloaded, summary.urls) == (3, 1)
+        assert fx.counters["image"] == 1
+    assert len({it.sha256 for it in by_token(ws).values()}) == 1
+
+
+def test_urls_that_must_not_be_fetched_are_recorded_without_any_request(ws) -> None:
+    bad = ["file:///etc/passwd", "ftp://example.org/a.png", "data:image/png;base64,iVBORw0KGgo=",
+           "javascript:alert(1)", None]
+    with Catalog(ws.collection("demo").catalog) as cat:
+        cat.add_items([{"item_key": f"ethereum/0xabc/{i}", "source": "api", "image_url": u} for i, u in enumerate(bad)])
+    with serve_fixture(n_items=1) as fx:
+        summary = download_items(ws, "demo", fast_config(fx))
+        assert fx.counters["image"] == 0
+    assert summary.failed == {"bad-scheme": 4, "no-image-url": 1}
+    with Catalog(ws.collection("demo").catalog) as cat:
+        assert sorted((it.status, it.reason) for it in cat.items()) == [("failed", "bad-scheme")] * 4 + [
+            ("failed", "no-image-url")
+        ]
+
+
+def test_a_deleted_original_is_downloaded_again(ws) -> None:
+    with serve_fixture(n_items=4) as fx:
+        config = fast_config(fx, source="api")
+        scrape(ws, "demo", config)
+        gone = by_token(ws)["1"]
+        ws.collection("demo").resolve(gone.stored_path).unlink()
+        fx.reset_counters()
+        again = download_items(ws, "demo", config)
+        assert (again.downloaded, dict(fx.image_requests)) == (1, {"1": 1})
+    assert by_token(ws)["1"].sha256 == gone.sha256
+
+
+def test_a_second_scrape_of_the_same_collection_is_refused_while_one_runs(ws) -> None:
+    with serve_fixture(n_items=1) as fx, api._scrape_lock(ws.collection("demo")):
+        with pytest.raises(NftganError, match="another scrape"):
+            scrape(ws, "demo", fast_config(fx, source="api"))
+
+
+def test_the_config_is_saved_beside_the_catalog_without_the_api_key(ws) -> None:
+    import json
+
+    with serve_fixture(n_items=2, api_key="sekrit") as fx:
+        scrape(ws, "demo", fast_config(fx, source="api", api_key="sekrit"))
+    saved = api.config_path(ws.collection("demo")).read_text()
+    assert "sekrit" not in saved
+    assert json.loads(saved)["api_key"] == "(set)" and json.loads(saved)["source"] == "api"
