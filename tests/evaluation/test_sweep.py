@@ -1,0 +1,133 @@
+"""The sweep over a run's checkpoints: records, best checkpoint, report, reuse and resume (tiny extractor)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from evaluation import EvalConfig, evaluate
+from evaluation.sweep import EvalPaths
+from pipeline.errors import NftganError
+
+from .conftest import save_generator_checkpoint
+
+TINY = dict(extractor="tiny", samples=24, batch_size=16, device="cpu")
+
+
+def _records(run) -> dict[int, dict]:
+    doc = json.loads(EvalPaths(run.eval).metrics.read_text())
+    return {r["step"]: r for r in doc["records"]}
+
+
+def test_every_checkpoint_gets_one_full_record_and_the_best_is_marked(ws, collection, run):
+    from training.checkpoints import best_step, load_generator
+
+    summary = evaluate(ws, collection, run.name, EvalConfig(**TINY))
+    records = _records(run)
+    assert sorted(records) == [100, 200, 300] == list(summary.evaluated_steps)
+    for r in records.values():
+        assert r["n_real"] == 48 and r["n_fake"] == 24
+        assert r["extractor"] == "tiny-v1-pool16-proj64" and r["comparable_to_published"] is False
+        assert len(r["weights_sha256"]) == 64 and r["fid_biased"] is True
+        for key in ("fid", "kid_mean", "kid_std", "precision", "recall", "memorization_share"):
+            assert isinstance(r[key], float)
+        assert r["seconds"]["total"] > 0 and r["real_content_hash"] == summary.records[0]["real_content_hash"]
+    winner = min(records.values(), key=lambda r: r["fid"])
+    assert summary.best == {"step": winner["step"], "metric": "fid", "value": winner["fid"]}
+    assert best_step(run) == winner["step"]  # what `nftgan sample --checkpoint best` reads
+    assert load_generator(run, "best").step == winner["step"]
+    assert json.loads(EvalPaths(run.eval).config.read_text())["samples"] == 24
+    assert json.dumps(summary.to_dict())  # small and JSON-able
+
+
+def test_report_has_the_curve_the_best_samples_and_the_memorization_panel(ws, collection, run):
+    summary = evaluate(ws, collection, run.name, EvalConfig(**TINY))
+    paths, best = EvalPaths(run.eval), summary.best_step
+    report = paths.report.read_text()
+    for picture in (paths.curves, paths.samples(best), paths.panel(best)):
+        assert picture.is_file() and picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"({picture.name})" in report
+    assert "NOT comparable to published" in report and f"Best checkpoint: step {best}" in report
+    assert "biased" in report
+    table = paths.nearest(best).read_text().splitlines()
+    assert len(table) == 1 + 24 and table[0].startswith("fake_index,real_index,real_item_id")
+    assert 101 <= int(table[1].split(",")[2]) <= 148  # catalog item ids from the cache manifest
+
+
+def test_a_second_evaluation_reuses_the_real_features_and_the_scored_checkpoints(ws, collection, run):
+    first = evaluate(ws, collection, run.name, EvalConfig(**TINY))
+    second = evaluate(ws, collection, run.name, EvalConfig(**TINY))
+    assert not first.real_cache_hit and second.real_cache_hit
+    assert second.evaluated_steps == () and second.reused_steps == (100, 200, 300)
+    assert second.records == first.records
+
+    save_generator_checkpoint(run, 400, seed=400)  # training went on
+    third = evaluate(ws, collection, run.name, EvalConfig(**TINY, checkpoints="latest"))
+    assert third.evaluated_steps == (400,) and third.real_cache_hit
+    assert sorted(_records(run)) == [100, 200, 300, 400]
+    assert [r["step"] for r in third.records] == [100, 200, 300, 400]  # best chosen among all of them
+
+    other = evaluate(ws, collection, run.name, EvalConfig(**{**TINY, "samples": 30}, checkpoints="200"))
+    assert other.evaluated_steps == (200,) and [r["step"] for r in other.records] == [200]
+    assert _records(run)[200]["n_fake"] == 30
+
+
+def test_an_interrupted_sweep_resumes_without_scoring_a_checkpoint_twice(ws, collection, run):
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(event: dict) -> None:
+        if event["event"] == "checkpoint_done":
+            raise Stop
+
+    with pytest.raises(Stop):
+        evaluate(ws, collection, run.name, EvalConfig(**TINY), progress=stop_after_first)
+    assert sorted(_records(run)) == [100]
+    events = []
+    resumed = evaluate(ws, collection, run.name, EvalConfig(**TINY), progress=events.append)
+    assert resumed.reused_steps == (100,) and resumed.evaluated_steps == (200, 300)
+    assert [e["step"] for e in events if e["event"] == "checkpoint"] == [200, 300]
+    assert any(e["event"] == "fake_features" and e["done"] == e["total"] == 24 for e in events)
+
+
+def test_the_same_seed_gives_the_same_numbers(ws, collection, run):
+    a = evaluate(ws, collection, run.name, EvalConfig(**TINY, checkpoints="100"))
+    EvalPaths(run.eval).metrics.unlink()
+    b = evaluate(ws, collection, run.name, EvalConfig(**TINY, checkpoints="100"))
+    assert b.evaluated_steps == (100,)
+    assert a.records[0]["fid"] == b.records[0]["fid"] and a.records[0]["kid_mean"] == b.records[0]["kid_mean"]
+
+
+def test_memorization_only_marks_no_best(ws, collection, run):
+    summary = evaluate(ws, collection, run.name, EvalConfig(**TINY, metrics=("memorization",)))
+    assert summary.best is None and "memorization_share" in summary.records[0]
+    assert "fid" not in summary.records[0]
+    assert EvalPaths(run.eval).report.is_file()
+
+
+def test_user_mistakes_are_one_line_errors(ws, collection, run):
+    with pytest.raises(NftganError, match="no run 'nope'"):
+        evaluate(ws, collection, "nope", EvalConfig(**TINY))
+    with pytest.raises(NftganError, match=r"no complete checkpoint at step\(s\) \[150\]"):
+        evaluate(ws, collection, run.name, EvalConfig(**TINY, checkpoints="100,150"))
+    with pytest.raises(NftganError, match="--checkpoints must be"):
+        EvalConfig(checkpoints="best")
+    with pytest.raises(NftganError, match="--samples must be at least 4"):
+        EvalConfig(samples=3)
+    with pytest.raises(NftganError, match="--metrics takes"):
+        EvalConfig(metrics=("fid", "inception_score"))
+    with pytest.raises(NftganError, match="--weights is for the inception extractor"):
+        EvalConfig(extractor="tiny", weights="/x.pth")
+    empty = ws.run(collection, "empty")
+    empty.root.mkdir(parents=True)
+    with pytest.raises(NftganError, match="no complete checkpoint to evaluate"):
+        evaluate(ws, collection, "empty", EvalConfig(**TINY))
+
+
+def test_a_run_without_a_cache_of_its_size_says_to_prepare(ws, run):
+    import shutil
+
+    shutil.rmtree(ws.collection(run.slug).cache_dir(32))
+    with pytest.raises(NftganError, match="nftgan prepare punks --size 32"):
+        evaluate(ws, run.slug, run.name, EvalConfig(**TINY))
