@@ -174,7 +174,10 @@ class ScrapeSummary:
     download: DownloadSummary
 
     def to_dict(self) -> dict[str, Any]:
-        return {"listing": self.listing.to_dict(), "download": self.download.to_dict()}
+        """The headline numbers flat (found, new, downloaded, skipped, failed, ...), plus both parts whole."""
+        flat = {k: v for k, v in self.download.to_dict().items() if k not in ("seconds",)}
+        flat.update({k: v for k, v in self.listing.to_dict().items() if k not in ("seconds", "pages")})
+        return {**flat, "listing": self.listing.to_dict(), "download": self.download.to_dict()}
 
     def describe(self) -> str:
         return self.listing.describe() + "\n" + self.download.describe()

@@ -422,6 +422,13 @@ class _Server(ThreadingHTTPServer):
         self.fixture = fixture
         super().__init__(("127.0.0.1", port), _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients hanging up mid-answer (a test's timeout, a killed scraper) are normal here."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
     def default_width(self, value: str | None) -> int:
         try:
             width = int(value) if value else self.fixture.image_px
@@ -460,7 +467,9 @@ def serve_fixture(
     )
     server = _Server(fixture, port)
     fixture.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, name="nftgan-fixture", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="nftgan-fixture", daemon=True
+    )
     thread.start()
     try:
         yield fixture
