@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 import typing
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -129,11 +130,12 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
 
     def __init__(
         self, policy: AddressPolicy, *, max_connections: int, resolver: Resolver | None = None,
-        keepalive_expiry_s: float = 15.0,
+        keepalive_expiry_s: float = 15.0, ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        super().__init__(trust_env=False)
+        ssl_context = ssl_context or httpx.create_ssl_context(trust_env=False)  # loading CAs takes ~30 ms
+        super().__init__(verify=ssl_context, trust_env=False)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=ssl_context,
             max_connections=max_connections,
             max_keepalive_connections=max_connections,
             keepalive_expiry=keepalive_expiry_s,
