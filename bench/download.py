@@ -124,7 +124,8 @@ def main() -> None:
         f"{1000 / seq_rate:.0f} ms per image ({args.latency_ms:g} ms of it the added latency). The defaults (16 at "
         f"once, 8 per host) are bounded by the per-host limit: all images come from one host, so at most 8 are in "
         f"flight, at most {ceiling:.0f} images/s at this latency; the 20x needs `--per-host-limit` and "
-        "`--concurrency` raised, which is polite only against a CDN or your own server. No GPU figures: the downloader uses none, and no GPU machine was lent to this session.",
+        "`--concurrency` raised, which is polite only against a CDN or your own server. No GPU figures: the "
+        "downloader uses none, and no GPU machine was lent to this session.",
     ]
     body = "\n".join(lines)
     print(body)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pipeline import atomic
 from pipeline.catalog import Catalog, Item
 from pipeline.errors import NftganError
+from pipeline.storage import Stored
 from pipeline.workspace import CollectionPaths, Workspace
 
 if TYPE_CHECKING:  # heavy or optional at import time: playwright, httpx
@@ -341,7 +342,7 @@ async def _list_browser(col: CollectionPaths, config: ScrapeConfig, sink: _Sink)
 
 
 async def _download(col: CollectionPaths, config: ScrapeConfig, progress: Progress | None) -> DownloadSummary:
-    from scraper.download import Downloader, DownloadOptions, Outcome, fetch_all
+    from scraper.download import Downloader, DownloadOptions, fetch_all
     from scraper.urls import BadUrl, download_url
 
     started = time.monotonic()
@@ -350,75 +351,83 @@ async def _download(col: CollectionPaths, config: ScrapeConfig, progress: Progre
     with Catalog(col.catalog) as catalog:
         _requeue_missing_files(col, catalog)
         todo = catalog.items(("pending", "failed"))
-        skipped = len(catalog) - len(todo)
-        by_url: dict[str, list[Item]] = {}
-        writes: list[tuple[int, dict[str, Any]]] = []
-        failed: Counter[str] = Counter()
-        rejected: Counter[str] = Counter()
+        tally = _Tally(catalog, len(todo), progress)
+        by_url: dict[str, list[Item]] = {}  # items sharing an image URL share one download
         for item in todo:
             try:
                 url = download_url(item.image_url, ipfs_gateway=config.ipfs_gateway, image_width_px=config.image_width)
             except BadUrl as e:
-                writes.append((item.id, _failure(item, "failed", e.reason, e.detail)))
-                failed[e.reason] += 1
+                tally.record([item], "failed", reason=e.reason, detail=e.detail)
                 continue
             by_url.setdefault(url, []).append(item)
-        catalog.update_many(writes)
-        writes.clear()
-        state = {"done": len(todo) - sum(len(v) for v in by_url.values()), "downloaded": 0, "bytes": 0}
-        last_commit = time.monotonic()
-
-        def commit() -> None:
-            nonlocal last_commit
-            if writes:
-                catalog.update_many(writes)
-                writes.clear()
-            last_commit = time.monotonic()
-
-        def on_outcome(outcome: Outcome) -> None:
-            items = by_url[outcome.url]
-            for item in items:
-                if outcome.status == "downloaded":
-                    assert outcome.stored is not None
-                    s = outcome.stored
-                    writes.append((item.id, {
-                        "status": "downloaded", "sha256": s.sha256, "stored_path": s.relpath,
-                        "media_kind": s.kind, "bytes": s.size_bytes, "reason": None, "detail": None,
-                        "attempts": item.attempts + 1,
-                    }))
-                    state["downloaded"] += 1
-                    state["bytes"] += s.size_bytes
-                else:
-                    writes.append((item.id, _failure(item, outcome.status, outcome.reason, outcome.detail)))
-                    (failed if outcome.status == "failed" else rejected)[outcome.reason or "unknown"] += 1
-            state["done"] += len(items)
-            if len(writes) >= COMMIT_EVERY or time.monotonic() - last_commit >= COMMIT_INTERVAL_S:
-                commit()
-            if progress is not None:
-                progress({"stage": "download", "done": state["done"], "total": len(todo),
-                          "downloaded": state["downloaded"], "failed": sum(failed.values())})
-
-        if progress is not None:
-            progress({"stage": "download", "done": state["done"], "total": len(todo), "downloaded": 0,
-                      "failed": sum(failed.values())})
+        tally.commit()
+        tally.report()
         options = DownloadOptions(
             concurrency=config.concurrency, per_host_limit=config.per_host_limit, timeout_s=config.timeout_s,
             max_bytes=config.max_bytes, retry=config.retry_policy(), allow_private_hosts=config.allow_private_hosts,
         )
         try:
             async with Downloader(col, options) as downloader:
-                await fetch_all(downloader, list(by_url), on_outcome)
+                await fetch_all(
+                    downloader, list(by_url),
+                    lambda o: tally.record(by_url[o.url], o.status, stored=o.stored, reason=o.reason, detail=o.detail),
+                )
         finally:
-            commit()
+            tally.commit()
+        skipped = len(catalog) - len(todo)
     return DownloadSummary(
-        slug=col.slug, attempted=len(todo), downloaded=state["downloaded"], skipped=skipped,
-        failed=dict(failed), rejected=dict(rejected), urls=len(by_url), bytes=state["bytes"],
+        slug=col.slug, attempted=len(todo), downloaded=tally.downloaded, skipped=skipped, failed=dict(tally.failed),
+        rejected=dict(tally.rejected), urls=len(by_url), bytes=tally.bytes,
         seconds=round(time.monotonic() - started, 3),
     )
 
 
-def _failure(item: Item, status: str, reason: str | None, detail: str | None) -> dict[str, Any]:
-    return {"status": status, "reason": reason, "detail": detail, "attempts": item.attempts + 1}
+class _Tally:
+    """A download run's catalog writes, committed in batches (a kill -9 loses at most one batch, whose
+    images are simply fetched again), and the counts for its summary and progress events."""
+
+    def __init__(self, catalog: Catalog, total: int, progress: Progress | None) -> None:
+        self.catalog = catalog
+        self.total = total
+        self.progress = progress
+        self.writes: list[tuple[int, dict[str, Any]]] = []
+        self.last_commit = time.monotonic()
+        self.done = self.downloaded = self.bytes = 0
+        self.failed: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()
+
+    def record(
+        self, items: list[Item], status: str, *, stored: Stored | None = None, reason: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        for item in items:
+            fields: dict[str, Any] = {
+                "status": status, "reason": reason, "detail": detail, "attempts": item.attempts + 1,
+            }
+            if stored is not None:
+                fields.update(
+                    sha256=stored.sha256, stored_path=stored.relpath, media_kind=stored.kind, bytes=stored.size_bytes
+                )
+                self.downloaded += 1
+                self.bytes += stored.size_bytes
+            else:
+                (self.failed if status == "failed" else self.rejected)[reason or "unknown"] += 1
+            self.writes.append((item.id, fields))
+        self.done += len(items)
+        if len(self.writes) >= COMMIT_EVERY or time.monotonic() - self.last_commit >= COMMIT_INTERVAL_S:
+            self.commit()
+        self.report()
+
+    def report(self) -> None:
+        if self.progress is not None:
+            self.progress({"stage": "download", "done": self.done, "total": self.total,
+                           "downloaded": self.downloaded, "failed": sum(self.failed.values())})
+
+    def commit(self) -> None:
+        if self.writes:
+            self.catalog.update_many(self.writes)
+            self.writes.clear()
+        self.last_commit = time.monotonic()
 
 
 def _requeue_missing_files(col: CollectionPaths, catalog: Catalog) -> None:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import httpx
 import tenacity
 
 RATE_LIMIT_STATUSES = frozenset({429, 599})
@@ -29,6 +30,20 @@ class RetryableStatus(Exception):
     @property
     def rate_limited(self) -> bool:
         return self.status in RATE_LIMIT_STATUSES
+
+
+def raise_if_retryable(response: httpx.Response) -> None:
+    """Raise :class:`RetryableStatus` for a 429 or any 5xx answer (599 included)."""
+    status = response.status_code
+    if status == 429 or status >= 500:
+        raise RetryableStatus(status, parse_retry_after(response.headers.get("retry-after")), str(response.url))
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether an error is worth another try: a retryable status, a timeout, a dropped connection."""
+    return isinstance(
+        error, (RetryableStatus, httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+    )
 
 
 def parse_retry_after(value: str | None, *, now_s: float | None = None) -> float | None:
@@ -69,7 +84,8 @@ class RetryPolicy:
 
     def allows_retry(self, attempt: int, error: BaseException | None) -> bool:
         """Whether another try may follow try number ``attempt`` that failed with ``error``."""
-        limit = self.rate_limit_retries if isinstance(error, RetryableStatus) and error.rate_limited else self.max_retries
+        rate_limited = isinstance(error, RetryableStatus) and error.rate_limited
+        limit = self.rate_limit_retries if rate_limited else self.max_retries
         return attempt <= limit
 
     def retrying(

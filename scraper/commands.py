@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from scraper.fixture import Faults
 
 fixture_app = typer.Typer(help="The local marketplace fixture (tests, demos, trying the scraper offline).")
 
@@ -21,13 +26,19 @@ def register(app: typer.Typer) -> None:
 def scrape_cmd(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="Collection slug, as in opensea.io/collection/<slug>.")],
-    source: Annotated[str, typer.Option(help="Where to list items: 'browser' (the collection page) or 'api'.")] = "browser",
+    source: Annotated[
+        str, typer.Option(help="Where to list items: 'browser' (the collection page) or 'api'.")
+    ] = "browser",
     base_url: Annotated[str, typer.Option(help="Marketplace site for the browser source.")] = "https://opensea.io",
-    api_base_url: Annotated[str, typer.Option(help="OpenSea API v2 base for the API source.")] = "https://api.opensea.io",
+    api_base_url: Annotated[
+        str, typer.Option(help="OpenSea API v2 base for the API source.")
+    ] = "https://api.opensea.io",
     api_key: Annotated[
         Optional[str], typer.Option(help="OpenSea API key (else $OPENSEA_API_KEY); never saved.", show_default=False)
     ] = None,
-    max_items: Annotated[Optional[int], typer.Option(help="Stop listing after this many items.", show_default=False)] = None,
+    max_items: Annotated[
+        Optional[int], typer.Option(help="Stop listing after this many items.", show_default=False)
+    ] = None,
     image_width: Annotated[int, typer.Option(help="Image width (px) asked of OpenSea's image CDN.")] = 512,
     concurrency: Annotated[int, typer.Option(help="Downloads at once.")] = 16,
     per_host_limit: Annotated[int, typer.Option(help="Downloads at once from one host.")] = 8,
@@ -127,7 +138,7 @@ def fixture_serve(
         Optional[int], typer.Option(help="Render every image at this width before serving.", show_default=False)
     ] = None,
 ) -> None:
-    """Serve a fake marketplace for the demo collection on 127.0.0.1 until Ctrl-C."""
+    """Serve a fake marketplace for the demo collection on 127.0.0.1 until Ctrl-C (or SIGTERM)."""
     import time
 
     from pipeline.cli import fail
@@ -140,6 +151,7 @@ def fixture_serve(
     if not 0 <= port <= 65535:
         fail("--port must be within 0..65535")
     faults = sample_faults(items) if with_faults else None
+    signal.signal(signal.SIGTERM, _stop)  # `kill PID` stops it as cleanly as Ctrl-C
     try:
         with serve_fixture(collection=slug, n_items=items, seed=seed, port=port, latency_s=latency_ms / 1000,
                            image_px=image_px, faults=faults) as fx:
@@ -151,9 +163,7 @@ def fixture_serve(
             typer.echo(f"  IPFS gateway     {fx.ipfs_gateway}")
             typer.echo(f"try: nftgan scrape {slug} --base-url {fx.base_url} --allow-private-hosts"
                        + (f" --ipfs-gateway {fx.ipfs_gateway}" if with_faults else ""))
-            typer.echo("Ctrl-C stops it.", nl=True)
-            import sys
-
+            typer.echo("Ctrl-C stops it.")
             sys.stdout.flush()
             while True:
                 time.sleep(3600)
@@ -163,7 +173,11 @@ def fixture_serve(
         typer.echo("fixture stopped")
 
 
-def sample_faults(n_items: int):  # type: ignore[no-untyped-def]
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def sample_faults(n_items: int) -> Faults:
     """A few of every fault, on tokens that exist in a collection of ``n_items``."""
     from scraper.fixture import Faults
 

@@ -326,7 +326,8 @@ def _eyes(pen: _Pen, traits: dict[str, str], lay: _Layout) -> None:
                 pen.rect(cx + sx * dx - rx * 0.24, ey - ry * 0.18, cx + sx * dx + rx * 0.24, ey, SKINS[traits["Skin"]])
         if kind == "Angry":
             for sx in (-1, 1):
-                pen.line([(cx + sx * dx - sx * rx * 0.25, ey - ry * 0.28), (cx + sx * dx + sx * rx * 0.2, ey - ry * 0.14)], black, 0.018)
+                brow = [(cx + sx * dx - sx * rx * 0.25, ey - ry * 0.28), (cx + sx * dx + sx * rx * 0.2, ey - ry * 0.14)]
+                pen.line(brow, black, 0.018)
         if kind == "Laser":
             for sx in (-1, 1):
                 pen.line([(cx + sx * dx, ey), (cx + sx * dx + sx * 0.6, ey + 0.12 * lay.tilt)], (255, 30, 30), 0.02)
@@ -393,21 +394,28 @@ def _headwear(pen: _Pen, traits: dict[str, str], lay: _Layout) -> None:
     elif kind == "Mohawk":
         for k in range(5):
             x = cx - rx * 0.3 + k * rx * 0.15
-            pen.polygon([(x - rx * 0.08, top + ry * 0.1), (x + rx * 0.08, top + ry * 0.1), (x + rx * 0.02 * lay.tilt, top - ry * 0.55)], (230, 40, 160))
+            spike = [(x - rx * 0.08, top + ry * 0.1), (x + rx * 0.08, top + ry * 0.1),
+                     (x + rx * 0.02 * lay.tilt, top - ry * 0.55)]
+            pen.polygon(spike, (230, 40, 160))
     elif kind == "Top Hat":
         pen.rect(cx - rx * 1.15, top + ry * 0.05, cx + rx * 1.15, top + ry * 0.2, color)
         pen.rect(cx - rx * 0.7, top - ry * 0.9, cx + rx * 0.7, top + ry * 0.1, color)
         pen.rect(cx - rx * 0.7, top - ry * 0.15, cx + rx * 0.7, top - ry * 0.02, _shade(color, 0.5))
     elif kind == "Bandana":
-        pen.polygon([(cx - rx * 1.0, top + ry * 0.5), (cx + rx * 1.0, top + ry * 0.5), (cx + rx * 0.6, top + ry * 0.05), (cx - rx * 0.6, top + ry * 0.05)], color)
-        pen.polygon([(cx + rx * 0.95, top + ry * 0.4), (cx + rx * 1.4, top + ry * 0.6), (cx + rx * 1.3, top + ry * 0.2)], color)
+        pen.polygon([(cx - rx * 1.0, top + ry * 0.5), (cx + rx * 1.0, top + ry * 0.5),
+                     (cx + rx * 0.6, top + ry * 0.05), (cx - rx * 0.6, top + ry * 0.05)], color)
+        pen.polygon([(cx + rx * 0.95, top + ry * 0.4), (cx + rx * 1.4, top + ry * 0.6),
+                     (cx + rx * 1.3, top + ry * 0.2)], color)
     elif kind == "Horns":
         for sx in (-1, 1):
-            pen.polygon([(cx + sx * rx * 0.45, top + ry * 0.25), (cx + sx * rx * 0.8, top + ry * 0.3), (cx + sx * rx * 0.9, top - ry * 0.45)], (200, 30, 30))
+            horn = [(cx + sx * rx * 0.45, top + ry * 0.25), (cx + sx * rx * 0.8, top + ry * 0.3),
+                    (cx + sx * rx * 0.9, top - ry * 0.45)]
+            pen.polygon(horn, (200, 30, 30))
     elif kind == "Headphones":
         pen.arc(cx, cy - ry * 0.05, rx * 1.1, ry * 1.05, 180, 360, color, 0.025)
         for sx in (-1, 1):
-            pen.rounded(cx + sx * rx * 1.1 - rx * 0.18, cy - ry * 0.2, cx + sx * rx * 1.1 + rx * 0.18, cy + ry * 0.25, 0.02, color)
+            ear_x = cx + sx * rx * 1.1
+            pen.rounded(ear_x - rx * 0.18, cy - ry * 0.2, ear_x + rx * 0.18, cy + ry * 0.25, 0.02, color)
     elif kind == "Afro":
         hair = (40, 26, 20)
         pen.ellipse(cx, top + ry * 0.15, rx * 1.35, ry * 0.7, hair)

@@ -23,7 +23,7 @@ import httpx
 from pipeline.sniff import IMAGE_KINDS, SNIFF_BYTES, VIDEO_KINDS, sniff
 from pipeline.storage import Stored, incoming_tempfile, store_file
 from pipeline.workspace import CollectionPaths
-from scraper.backoff import RetryableStatus, RetryPolicy, parse_retry_after
+from scraper.backoff import RetryableStatus, RetryPolicy, is_transient, raise_if_retryable
 from scraper.guard import AddressPolicy, GuardedTransport, RefusedAddress, Resolver
 
 USER_AGENT = "nftgan-scraper/0.1 (+https://github.com/nftgan/nftgan)"
@@ -87,9 +87,7 @@ class _HostGate:
 
 
 def _retryable(error: BaseException) -> bool:
-    return isinstance(
-        error, (RetryableStatus, Truncated, httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-    )
+    return is_transient(error) or isinstance(error, Truncated)
 
 
 def _check_kind(head: bytes, content_type: str) -> str:
@@ -189,9 +187,8 @@ class Downloader:
     async def _stream(self, client: httpx.AsyncClient, url: str, tmp: Path) -> None:
         max_bytes = self.options.max_bytes
         async with client.stream("GET", url) as response:
+            raise_if_retryable(response)
             status = response.status_code
-            if status == 429 or status >= 500:
-                raise RetryableStatus(status, parse_retry_after(response.headers.get("retry-after")), url)
             if status != 200:
                 raise Refused(f"http-{status}", f"HTTP {status} from {response.url}")
             declared = _content_length(response)

@@ -55,6 +55,7 @@ class Faults:
     slow_images: dict[str, float] = field(default_factory=dict)  # token -> extra seconds
     truncated: set[str] = field(default_factory=set)  # body cut in half (Content-Length promises all)
     html_as_png: set[str] = field(default_factory=set)  # an HTML error page labelled image/png
+    svg: set[str] = field(default_factory=set)  # the image is an SVG document
     duplicate_of: dict[str, str] = field(default_factory=dict)  # token -> token whose image it serves
     ipfs: set[str] = field(default_factory=set)  # listed with an ipfs:// image URL
     video: set[str] = field(default_factory=set)  # the image is an MP4, no poster
@@ -239,6 +240,15 @@ class MarketplaceFixture:
         return value
 
 
+def _svg(index: int) -> bytes:
+    hue = (index * 47) % 360
+    return (
+        f'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">'
+        f'<rect width="64" height="64" fill="hsl({hue},60%,50%)"/><circle cx="32" cy="30" r="16" fill="#fff"/>'
+        "</svg>"
+    ).encode()
+
+
 def _encode_cursor(offset: int) -> str:
     return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode().rstrip("=")
 
@@ -365,6 +375,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if ext == "mp4":
             self._send(200, "video/mp4", FAKE_MP4)
+            return
+        if token in faults.svg:
+            self._send(200, "image/svg+xml", _svg(fx._by_token[token].index))
             return
         width = self.server.default_width(query.get("w"))
         data = fx.image_bytes(faults.duplicate_of.get(token, token), width)

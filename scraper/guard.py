@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import httpcore
 import httpx
 
-#: cloud metadata services (AWS, GCP, Azure, Oracle; AWS over IPv6; Alibaba): refused even when private hosts are allowed
+#: cloud metadata services (AWS/GCP/Azure/Oracle, AWS over IPv6, Alibaba, Azure's wire server): refused even
+#: when private hosts are allowed
 METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200", "168.63.129.16")
 )
@@ -118,7 +119,9 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         assert last is not None
         raise last
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options=None):  # type: ignore[no-untyped-def]
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: typing.Iterable[typing.Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
         raise RefusedAddress(path, "unix sockets are never used")
 
     async def sleep(self, seconds: float) -> None:

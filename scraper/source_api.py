@@ -18,7 +18,7 @@ import httpx
 
 from pipeline.catalog import Catalog
 from pipeline.errors import NftganError
-from scraper.backoff import RetryableStatus, RetryPolicy, parse_retry_after
+from scraper.backoff import RetryableStatus, RetryPolicy, is_transient, raise_if_retryable
 from scraper.download import USER_AGENT
 from scraper.guard import AddressPolicy, GuardedTransport, RefusedAddress, Resolver
 from scraper.listing import ListedItem, item_from_api_nft
@@ -35,10 +35,6 @@ class ApiListing:
     pages: int
     complete: bool  # reached the end (no ``next``), not stopped by max_items
     resumed: bool  # started from a saved cursor
-
-
-def _retryable(error: BaseException) -> bool:
-    return isinstance(error, (RetryableStatus, httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError))
 
 
 async def list_api(
@@ -75,7 +71,9 @@ async def list_api(
             doc = await _get_page(client, url, params, retry, pages_done=pages, resumed=resumed)
             nfts = doc.get("nfts")
             if not isinstance(nfts, list):
-                raise NftganError(f"the API answer for {slug!r} has no 'nfts' list; is {api_base_url} OpenSea's API v2?")
+                raise NftganError(
+                    f"the API answer for {slug!r} has no 'nfts' list; is {api_base_url} OpenSea's API v2?"
+                )
             items = [it for it in (item_from_api_nft(n) for n in nfts if isinstance(n, dict)) if it is not None]
             next_cursor = doc.get("next") if isinstance(doc.get("next"), str) and doc.get("next") else None
             pages += 1
@@ -97,12 +95,11 @@ async def _get_page(
     resumed: bool,
 ) -> dict[str, Any]:
     try:
-        async for attempt in retry.retrying(_retryable):
+        async for attempt in retry.retrying(is_transient):
             with attempt:
                 response = await client.get(url, params=params)
+                raise_if_retryable(response)
                 status = response.status_code
-                if status in (429, 599) or status >= 500:
-                    raise RetryableStatus(status, parse_retry_after(response.headers.get("retry-after")), url)
     except RetryableStatus as e:
         raise NftganError(
             f"the OpenSea API kept answering HTTP {e.status} after retries; {pages_done} page(s) were saved "

@@ -63,7 +63,8 @@ def download_url(url: str | None, *, ipfs_gateway: str, image_width_px: int) -> 
     if scheme == "ipfs":
         url = ipfs_to_gateway(url, ipfs_gateway)
     elif scheme not in ("http", "https"):
-        raise BadUrl("bad-scheme", f"only http(s) and ipfs:// URLs are fetched, not {scheme or 'relative'}: {url[:80]!r}")
+        what = scheme or "a relative URL"
+        raise BadUrl("bad-scheme", f"only http(s) and ipfs:// URLs are fetched, not {what}: {url[:80]!r}")
     parts = urlsplit(url)
     if not parts.hostname:
         raise BadUrl("bad-url", f"no host in {url[:80]!r}")

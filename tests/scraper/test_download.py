@@ -40,7 +40,7 @@ def test_faults_are_retried_or_recorded_with_reasons(ws) -> None:
     faults = Faults(
         image_errors=[429, 500, 503], retry_after="0.2", image_errors_by_token={"4": 2, "6": -1}, truncated={"8"},
         html_as_png={"9"}, duplicate_of={"11": "10"}, ipfs={"12"}, video={"13"}, video_with_poster={"14"},
-        slow_images={"15": 2.5},
+        slow_images={"15": 2.5}, svg={"16"},
     )
     with serve_fixture(n_items=20, faults=faults) as fx:
         summary = scrape(ws, "demo", fast_config(fx, source="api", timeout_s=1.0))
@@ -50,7 +50,7 @@ def test_faults_are_retried_or_recorded_with_reasons(ws) -> None:
     d = summary.download
     assert d.failed == {"http-500": 1, "truncated": 1, "not-an-image:html": 1, "timeout": 1}
     assert d.rejected == {"video-no-poster": 1}
-    assert (d.downloaded, d.attempted, d.skipped) == (15, 20, 0)
+    assert (d.downloaded, d.attempted, d.skipped) == (15, 20, 0)  # the SVG included
 
     items = by_token(ws)
     status = {t: (it.status, it.reason) for t, it in items.items()}
@@ -64,6 +64,8 @@ def test_faults_are_retried_or_recorded_with_reasons(ws) -> None:
     assert status["12"] == ("downloaded", None) and gateway_requests == 1  # ipfs:// through the gateway
     assert items["11"].sha256 == items["10"].sha256 and items["11"].stored_path == items["10"].stored_path
     assert status["15"] == ("failed", "timeout")
+    assert status["16"] == ("downloaded", None) and items["16"].media_kind == "svg"  # kept for the rasterizer
+    assert items["16"].stored_path.endswith(".svg")
 
     stored = assert_storage_is_clean(ws)
     downloaded = [it for it in items.values() if it.status == "downloaded"]
@@ -177,3 +179,16 @@ def test_the_config_is_saved_beside_the_catalog_without_the_api_key(ws) -> None:
     saved = api.config_path(ws.collection("demo")).read_text()
     assert "sekrit" not in saved
     assert json.loads(saved)["api_key"] == "(set)" and json.loads(saved)["source"] == "api"
+
+
+def test_progress_events_report_listing_and_downloading(ws) -> None:
+    events: list[dict] = []
+    with serve_fixture(n_items=7) as fx:
+        scrape(ws, "demo", fast_config(fx, source="api", page_size=3), progress=events.append)
+    listing = [e for e in events if e["stage"] == "list"]
+    downloads = [e for e in events if e["stage"] == "download"]
+    assert [e["found"] for e in listing] == [3, 6, 7] and listing[-1]["new"] == 7
+    assert downloads[0]["done"] == 0 and downloads[-1] == {
+        "stage": "download", "done": 7, "total": 7, "downloaded": 7, "failed": 0,
+    }
+    assert [e["done"] for e in downloads] == sorted(e["done"] for e in downloads)

@@ -51,7 +51,8 @@ def test_a_truncated_image_promises_more_bytes_than_it_sends() -> None:
             while chunk := s.recv(65536):
                 raw += chunk
         head, _, body = raw.partition(b"\r\n\r\n")
-        declared = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        headers = dict(line.lower().split(b": ", 1) for line in head.split(b"\r\n")[1:])
+        declared = int(headers[b"content-length"])
         assert 0 < len(body) < declared
 
 

@@ -37,11 +37,13 @@ def test_card_prefers_lazy_source_then_srcset_then_src_and_takes_video_posters()
             "src": "http://m.test/placeholder.png", "name": " Ape #5 "}
     item = item_from_card(card, page)
     assert item == ListedItem("ethereum", C, "5", name="Ape #5", page_url=card["href"], image_url=card["dataSrc"])
-    assert item_from_card({"href": f"/item/ethereum/{C}/6", "srcset": "/a 1x, /b 2x"}, page).image_url == "http://m.test/b"
+    srcset = {"href": f"/item/ethereum/{C}/6", "srcset": "/a 1x, /b 2x"}
+    assert item_from_card(srcset, page).image_url == "http://m.test/b"
     assert item_from_card({"href": f"/item/ethereum/{C}/7", "src": "data:image/gif;base64,R0"}, page).image_url is None
     video = {"href": f"/item/ethereum/{C}/8", "poster": "http://cdn.test/8.jpg", "videoSrc": "http://cdn.test/8.mp4"}
     assert item_from_card(video, page).image_url == "http://cdn.test/8.jpg"
-    assert item_from_card({"href": f"/item/ethereum/{C}/9", "videoSrc": "/9.mp4"}, page).image_url == "http://m.test/9.mp4"
+    bare_video = {"href": f"/item/ethereum/{C}/9", "videoSrc": "/9.mp4"}
+    assert item_from_card(bare_video, page).image_url == "http://m.test/9.mp4"
     assert item_from_card({"href": "/about"}, page) is None
 
 
@@ -72,7 +74,8 @@ def test_json_walker_survives_hostile_documents() -> None:
 
 def test_api_nft_record() -> None:
     nft = {"identifier": "42", "contract": C, "name": "n", "image_url": "ipfs://c/42.png",
-           "display_image_url": "https://i.seadn.io/s/42.png?w=500", "opensea_url": f"https://opensea.io/assets/matic/{C}/42"}
+           "display_image_url": "https://i.seadn.io/s/42.png?w=500",
+           "opensea_url": f"https://opensea.io/assets/matic/{C}/42"}
     item = item_from_api_nft(nft)
     assert (item.chain, item.token_id, item.image_url) == ("matic", "42", "https://i.seadn.io/s/42.png?w=500")
     assert item_from_api_nft({"identifier": "1", "contract": C, "image_url": None}).image_url is None
