@@ -6,7 +6,7 @@ downloader (:func:`scraper.api.download_items`) does its whole job per image: st
 sniff, hash, fsync, rename into content-addressed storage, commit the catalog row. Items are put in the
 catalog directly, so listing is not timed. Results go to the ``download`` section of docs/benchmarks.md.
 
-    python bench/download.py [--images 600] [--sequential-images 60] [--latency-ms 50]
+    python bench/download.py [--images 1000] [--sequential-images 60] [--latency-ms 50]
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def downloader(urls: list[str], home: Path, concurrency: int, per_host_limit: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=600, help="images per downloader run")
+    parser.add_argument("--images", type=int, default=1000, help="images per downloader run")
     parser.add_argument("--sequential-images", type=int, default=60, help="images for the sequential loop")
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--width", type=int, default=64, help="image width asked of the fixture (px)")

@@ -266,6 +266,9 @@ def _static(name: str) -> str:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm and the client's
+    # delayed ACK add ~40 ms to every keep-alive response, which no real server does
+    disable_nagle_algorithm = True
     server: "_Server"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
