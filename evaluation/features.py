@@ -76,6 +76,7 @@ def real_side(
     """Features, FID statistics and pHashes of ``cache``: from disk when cached, else computed and stored."""
     started = time.perf_counter()
     paths = _paths(col, cache.content_hash, extractor)
+    remove_stale_temps(col.features)  # left by a run killed mid-write
     features = _load_array(paths.features, (len(cache), extractor.dims), np.float32)
     hit = features is not None
     if features is None:

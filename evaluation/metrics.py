@@ -27,6 +27,7 @@ FID_UNBIASED_MIN_SAMPLES = 2048
 KID_SUBSETS = 100
 KID_SUBSET_SIZE_MAX = 1000
 PR_NEIGHBORHOOD = 3
+_PR_BATCH_ROWS = 2048
 DEFAULT_METRICS = ("fid", "kid", "pr", "memorization")
 
 
@@ -181,8 +182,8 @@ def precision_recall(inputs: MetricInputs) -> dict[str, Any]:
         torch.from_numpy(np.asarray(inputs.fake_features, dtype=np.float32)),  # torch-fidelity: 1 = generated
         torch.from_numpy(np.asarray(inputs.real_features, dtype=np.float32)),  # 2 = real
         prc_neighborhood=PR_NEIGHBORHOOD,
-        prc_batch_size=10000,
-        save_cpu_ram=False,
+        prc_batch_size=_PR_BATCH_ROWS,
+        save_cpu_ram=True,  # distances in row blocks: memory grows with N, not N² (same result)
         verbose=False,
     )
     return {

@@ -135,10 +135,11 @@ def write_report(
     """report.md: what was measured, on how many images, with which network; the table; the pictures."""
     first = records[0]
     lines = [f"# Evaluation of `{slug}` / `{run_name}`", ""]
+    network = first["extractor_label"] if first["comparable_to_published"] else "tiny test extractor"
     if not first["comparable_to_published"]:
         lines += [f"> **{first['extractor_label']}.** These numbers only compare with each other.", ""]
     lines += [
-        f"- Feature network: {first['extractor_label']} (`{first['extractor']}`), "
+        f"- Feature network: {network} (`{first['extractor']}`), "
         f"weights sha256 `{first['weights_sha256'][:16]}…` from {first['weights_source']}",
         f"- Real images: {first['n_real']} from the {first['size_px']} px cache "
         f"(content hash `{first['real_content_hash'][:16]}…`)",

@@ -23,7 +23,7 @@ from evaluation.extractors import FeatureExtractor, create_extractor, extract_fe
 from evaluation.features import RealSide, real_side
 from evaluation.memorization import memorization
 from evaluation.metrics import MetricInputs, compute_from_features
-from pipeline.atomic import write_json
+from pipeline.atomic import remove_stale_temps, write_json
 from pipeline.cache import TensorCache, hash_strings, open_cache
 from pipeline.errors import NftganError
 from pipeline.workspace import RunPaths, Workspace
@@ -161,6 +161,7 @@ def evaluate(
     steps = _choose_steps(run, config, list_checkpoints(run))
     device = str(resolve_device(config.device))
     paths = EvalPaths(run.eval)
+    remove_stale_temps(paths.root)  # left by a run killed mid-write
     write_json(paths.config, config.to_dict())
 
     first = load_generator(run, steps[0], device=device)

@@ -7,6 +7,7 @@ fid-helper weights once per module.
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 
 import numpy as np
@@ -135,7 +136,9 @@ def test_bad_weight_files_are_refused(tmp_path, pth_file):
         W.find_inception_weights(partial)
 
     other_script = tmp_path / "other.pt"
-    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(other_script))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated, still how such files are made
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(other_script))
     assert zipfile.is_zipfile(other_script)
     with pytest.raises(NftganError, match="TorchScript is only accepted from"):
         W.find_inception_weights(other_script)

@@ -131,3 +131,35 @@ def test_a_run_without_a_cache_of_its_size_says_to_prepare(ws, run):
     shutil.rmtree(ws.collection(run.slug).cache_dir(32))
     with pytest.raises(NftganError, match="nftgan prepare punks --size 32"):
         evaluate(ws, run.slug, run.name, EvalConfig(**TINY))
+
+
+def test_kill_9_mid_sweep_then_rerun_scores_each_checkpoint_once(ws, collection, run):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    for step in (400, 500):
+        save_generator_checkpoint(run, step, seed=step)
+    metrics_file = EvalPaths(run.eval).metrics
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "--home", str(ws.root), "evaluate", collection, run.name,
+         "--extractor", "tiny", "--samples", "600", "--metrics", "fid,memorization", "--device", "cpu"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while not (metrics_file.is_file() and _records(run)) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the sweep finished before it could be killed: give it more work"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = sorted(_records(run))
+    assert 0 < len(done_before) < 5
+
+    resumed = evaluate(ws, collection, run.name,
+                       EvalConfig(extractor="tiny", samples=600, metrics=("fid", "memorization"), device="cpu"))
+    assert list(resumed.reused_steps) == done_before
+    assert sorted(resumed.reused_steps + resumed.evaluated_steps) == [100, 200, 300, 400, 500]
+    assert [r["step"] for r in json.loads(metrics_file.read_text())["records"]] == [100, 200, 300, 400, 500]
+    assert not [p.name for p in run.eval.iterdir() if ".tmp" in p.name]  # no half-written files left
