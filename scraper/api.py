@@ -350,7 +350,7 @@ async def _download(col: CollectionPaths, config: ScrapeConfig, progress: Progre
     atomic.remove_stale_temps(col.images)  # temp files of a killed run (we hold the scrape lock)
     with Catalog(col.catalog) as catalog:
         _requeue_missing_files(col, catalog)
-        todo = catalog.items(("pending", "failed"))
+        todo = [it for it in catalog.items(("pending", "failed")) if it.source in SOURCES]  # not imported files
         tally = _Tally(catalog, len(todo), progress)
         by_url: dict[str, list[Item]] = {}  # items sharing an image URL share one download
         for item in todo:
@@ -431,10 +431,10 @@ class _Tally:
 
 
 def _requeue_missing_files(col: CollectionPaths, catalog: Catalog) -> None:
-    """Downloaded items whose file is gone (deleted by hand) go back to pending."""
+    """Downloaded (scraped) items whose file is gone, deleted by hand, go back to pending."""
     missing = [
         (it.id, {"status": "pending", "sha256": None, "stored_path": None})
         for it in catalog.items(("downloaded",))
-        if not it.stored_path or not col.resolve(it.stored_path).is_file()
+        if it.source in SOURCES and (not it.stored_path or not col.resolve(it.stored_path).is_file())
     ]
     catalog.update_many(missing)

@@ -1,7 +1,7 @@
 """The downloader: each listed image fetched once, streamed to a temp file, sniffed, stored by content.
 
-``download(...)`` takes catalog items, fetches each distinct URL once with bounded concurrency and a
-per-host limit, and returns one :class:`Outcome` per URL. Bytes stream into a temp file inside storage;
+:func:`fetch_all` fetches each distinct URL once, with bounded concurrency and a per-host limit, and
+reports one :class:`Outcome` per URL (``scraper.api`` turns them into catalog rows). Bytes stream into a temp file inside storage;
 the first 4 KiB decide what the file is (never the server's Content-Type): images are moved into
 content-addressed storage, an HTML error page is a failure, a video is rejected (the listing already
 chose a poster image when one was offered). Temp files are removed on every path out, so storage never
@@ -26,7 +26,7 @@ from pipeline.workspace import CollectionPaths
 from scraper.backoff import RetryableStatus, RetryPolicy, is_transient, raise_if_retryable
 from scraper.guard import AddressPolicy, GuardedTransport, RefusedAddress, Resolver
 
-USER_AGENT = "nftgan-scraper/0.1 (+https://github.com/nftgan/nftgan)"
+USER_AGENT = "nftgan-scraper/0.1"
 _CHUNK_BYTES = 64 * 1024
 
 

@@ -43,6 +43,9 @@ VIEWPORT = {"width": 1280, "height": 1600}
 PIXEL_GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c000000000100010000020144003b")
 _MAX_JSON_BYTES = 16 * 2**20
 _TRACKED_TYPES = frozenset({"document", "xhr", "fetch", "script"})
+#: the longest wait for a page's requests to settle after a scroll (a page may hold a request open
+#: forever: analytics, long polling); a slower feed is waited for by the growing idle pauses instead
+_SETTLE_MAX_S = 3.0
 
 #: injected before any page script: records every item link as it appears or changes
 COLLECTOR_JS = r"""
@@ -126,6 +129,7 @@ class BrowserListing:
     complete: bool  # stopped because nothing new came (not by max_items)
     from_network: int  # items first seen in the page's JSON responses
     from_dom: int  # items first seen as links in the page
+    unread_json: int = 0  # JSON responses that could not be read (too big, not JSON, page gone)
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,7 @@ class _Page:
         self.network_items: list[ListedItem] = []
         self.inflight = 0
         self.tasks: set[asyncio.Task[None]] = set()
+        self.unread_json = 0  # JSON responses that could not be read (too big, not JSON, page gone)
         page.on("request", self._on_request)
         page.on("requestfinished", self._on_request_done)
         page.on("requestfailed", self._on_request_done)
@@ -192,13 +197,11 @@ class _Page:
 
         try:
             body = await response.body()
-        except PlaywrightError:  # the page navigated away; the DOM path still sees these items
-            return
-        if len(body) > _MAX_JSON_BYTES:
-            return
-        try:
+            if len(body) > _MAX_JSON_BYTES:
+                raise ValueError("too big")
             doc = json.loads(body)
-        except ValueError:
+        except (PlaywrightError, ValueError):  # the DOM path still sees these items
+            self.unread_json += 1
             return
         self.network_items.extend(items_from_json(doc, self.url))
 
@@ -301,14 +304,17 @@ async def _collect(
         scrolls += 1
         if on_scroll is not None:
             on_scroll(scrolls)
-        await page.settle(max_s=options.page_timeout_s)
+        await page.settle(max_s=min(options.page_timeout_s, _SETTLE_MAX_S))
         if idle:  # nothing new last time: give a slow feed longer each time
             await asyncio.sleep(min(2.0, 0.1 * 2 ** (idle - 1)))
     for task in list(page.tasks):
         with contextlib.suppress(Exception):
             await task
     await take()
-    return BrowserListing(scrolls=scrolls, complete=complete, from_network=from_network, from_dom=from_dom)
+    return BrowserListing(
+        scrolls=scrolls, complete=complete, from_network=from_network, from_dom=from_dom,
+        unread_json=page.unread_json,
+    )
 
 
 async def _open(

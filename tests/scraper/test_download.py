@@ -192,3 +192,27 @@ def test_progress_events_report_listing_and_downloading(ws) -> None:
         "stage": "download", "done": 7, "total": 7, "downloaded": 7, "failed": 0,
     }
     assert [e["done"] for e in downloads] == sorted(e["done"] for e in downloads)
+
+
+def test_imported_files_are_left_to_the_importer(ws, tmp_path) -> None:
+    from pipeline.importer import import_directory
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(_png())
+    import_directory(ws, "demo", folder)
+    with Catalog(ws.collection("demo").catalog) as cat:
+        imported = cat.items()[0]
+        cat.update(imported.id, status="failed", reason="whatever")
+    ws.collection("demo").resolve(imported.stored_path).unlink()
+    with serve_fixture(n_items=2) as fx:
+        summary = scrape(ws, "demo", fast_config(fx, source="api"))
+    assert (summary.download.attempted, summary.download.downloaded, summary.download.failed) == (2, 2, {})
+    with Catalog(ws.collection("demo").catalog) as cat:
+        assert (cat.get(imported.id).status, cat.get(imported.id).reason) == ("failed", "whatever")
+
+
+def _png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (20, 20), (200, 10, 10)).save(buf, format="PNG")
+    return buf.getvalue()
