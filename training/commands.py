@@ -1,9 +1,190 @@
-"""CLI commands of this package; :func:`register` adds them to the ``nftgan`` app."""
+"""CLI commands of this package: ``nftgan train``, ``nftgan sample``, ``nftgan interpolate``.
+
+Each parses its options into the stage's config and calls the stage's public function. Torch is imported
+inside the commands so ``nftgan --help`` stays fast.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
 import typer
+
+from pipeline.errors import NftganError
+
+_SPEED = "Speed"
+_MODEL = "Model"
+_OUT = "Outputs"
+
+
+def _widths(text: str | None) -> tuple[int, ...]:
+    if not text:
+        return ()
+    try:
+        return tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise NftganError(f"--widths must be comma-separated integers, e.g. 512,256,128,64; got {text!r}") from None
+
+
+def train_cmd(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Collection slug (its tensor cache must exist: nftgan prepare).")],
+    size: Annotated[int, typer.Option("--size", help="Image size in pixels: 32, 64, 128 or 256.")] = 64,
+    arch: Annotated[str, typer.Option(help="dcgan, or mlp (the fully connected baseline).")] = "dcgan",
+    steps: Annotated[Optional[int], typer.Option(help="Train this many steps (default 10000).")] = None,
+    epochs: Annotated[Optional[float], typer.Option(help="Or this many passes over the cache.")] = None,
+    minutes: Annotated[Optional[float], typer.Option(help="Or this many minutes of training (all sessions).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per step (per process under torchrun).")] = 64,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    run: Annotated[Optional[str], typer.Option(help="Run name (default <arch>-<size>px-<time>).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run from its last good checkpoint.")] = False,
+    augment: Annotated[
+        str, typer.Option(help="DiffAugment: auto (on under 50k images), none, or e.g. color,translation,cutout,flip.")
+    ] = "auto",
+    loss: Annotated[str, typer.Option(help="bce (non-saturating, with logits) or hinge.")] = "bce",
+    spectral_norm: Annotated[bool, typer.Option("--spectral-norm", help="Spectral norm in D.", rich_help_panel=_MODEL)] = False,
+    ema: Annotated[float, typer.Option(help="EMA generator decay (0 = off); samples use it.")] = 0.999,
+    amp: Annotated[str, typer.Option(help="auto (bf16 on CUDA), bf16, fp16 or off.", rich_help_panel=_SPEED)] = "auto",
+    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile G and D.", rich_help_panel=_SPEED)] = False,
+    data_on_device: Annotated[
+        str, typer.Option(help="auto, resident (whole cache on the device) or stream.", rich_help_panel=_SPEED)
+    ] = "auto",
+    z_dim: Annotated[int, typer.Option(help="Latent size.", rich_help_panel=_MODEL)] = 100,
+    base_width: Annotated[int, typer.Option(help="ngf = ndf (widths double per stage up to 8x).", rich_help_panel=_MODEL)] = 64,
+    widths: Annotated[
+        Optional[str], typer.Option(help="Explicit G widths, smallest stage first, e.g. 1024,512,256,128.", rich_help_panel=_MODEL)
+    ] = None,
+    dropout: Annotated[float, typer.Option(help="Dropout in D.", rich_help_panel=_MODEL)] = 0.0,
+    label_smoothing: Annotated[float, typer.Option(help="One-sided: real targets 1 - this (bce).")] = 0.0,
+    separate_batches: Annotated[
+        bool, typer.Option("--separate-batches/--joint-batches", help="D sees real and fake in separate batches.")
+    ] = True,
+    lr_g: Annotated[float, typer.Option(help="Generator learning rate (Adam).")] = 2e-4,
+    lr_d: Annotated[float, typer.Option(help="Discriminator learning rate (Adam).")] = 2e-4,
+    beta1: Annotated[float, typer.Option(help="Adam beta1.")] = 0.5,
+    beta2: Annotated[float, typer.Option(help="Adam beta2.")] = 0.999,
+    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.", rich_help_panel=_OUT)] = 1000,
+    keep_last: Annotated[int, typer.Option(help="Checkpoints kept (plus the best).", rich_help_panel=_OUT)] = 3,
+    sample_every: Annotated[int, typer.Option(help="Steps between sample grids (0: start and end).", rich_help_panel=_OUT)] = 500,
+    sample_count: Annotated[int, typer.Option(help="Images in each sample grid.", rich_help_panel=_OUT)] = 64,
+    log_every: Annotated[int, typer.Option(help="Steps between metrics lines.", rich_help_panel=_OUT)] = 50,
+    seed: Annotated[int, typer.Option(help="Seed of weights, batches and noise.")] = 0,
+    deterministic: Annotated[bool, typer.Option("--deterministic", help="Deterministic kernels only (slower).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+) -> None:
+    """Train a GAN on a collection's tensor cache; --resume continues a run exactly where it stopped."""
+    from pipeline.cli import progress_enabled, workspace
+    from training.config import TrainConfig
+
+    config = TrainConfig(
+        size_px=size, arch=arch, steps=steps, epochs=epochs, minutes=minutes, batch_size=batch_size,
+        device=device, run=run, resume=resume, z_dim=z_dim, base_width=base_width, widths=_widths(widths),
+        spectral_norm=spectral_norm, dropout=dropout, loss=loss, label_smoothing=label_smoothing,
+        separate_batches=separate_batches, augment=augment, ema=ema, lr_g=lr_g, lr_d=lr_d, beta1=beta1,
+        beta2=beta2, amp=amp, compile=compile_, data_on_device=data_on_device,
+        checkpoint_every=checkpoint_every, keep_last=keep_last, sample_every=sample_every,
+        sample_count=sample_count, log_every=log_every, seed=seed, deterministic=deterministic,
+    )  # fmt: skip
+    from training.train import train
+
+    is_main = os.environ.get("RANK", "0") == "0"
+    with _ProgressDisplay(enabled=is_main and progress_enabled(), echo=is_main and not as_json) as show:
+        summary = train(workspace(ctx), slug, config, progress=show)
+    if is_main:
+        typer.echo(json.dumps(summary.to_dict(), sort_keys=True) if as_json else summary.describe())
+
+
+class _ProgressDisplay:
+    """A rich progress bar (step, losses, images/s) on a terminal; one line per log step otherwise."""
+
+    def __init__(self, *, enabled: bool, echo: bool) -> None:
+        self.enabled, self.echo = enabled, echo
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> "_ProgressDisplay":
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn("step"), MofNCompleteColumn(), BarColumn(), TimeRemainingColumn(),
+                TextColumn("{task.fields[stats]}"), console=Console(stderr=True),
+            )  # fmt: skip
+            self._bar.start()
+        return self
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        stats = (
+            f"G {row['loss_g']:.3f}  D {row['loss_d']:.3f}  D(x) {row['d_real']:.2f}  "
+            f"D(G(z)) {row['d_fake']:.2f}  {row['images_per_s']:.0f} img/s"
+        )
+        if self._bar is not None:
+            if self._task is None:
+                self._task = self._bar.add_task("train", total=row["total_steps"], stats="")
+            self._bar.update(self._task, completed=row["step"], total=row["total_steps"], stats=stats)
+        elif self.echo:
+            total = row["total_steps"] or "?"
+            print(f"step {row['step']}/{total}  {stats}", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def sample_cmd(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Collection slug.")],
+    run: Annotated[str, typer.Argument(help="Run name.")],
+    checkpoint: Annotated[str, typer.Option(help="latest, best or a step number.")] = "latest",
+    n: Annotated[int, typer.Option("--n", help="Number of images.")] = 64,
+    seed: Annotated[int, typer.Option(help="Seed of the latents.")] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="Write one grid PNG here.")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option(help="Or write one PNG per image into this folder.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Use the EMA generator if the run has one.")] = True,
+) -> None:
+    """Generate images at full size from a run's checkpoint: a grid, or single PNGs."""
+    from pipeline.cli import workspace
+    from training.sampling import SampleConfig, sample
+
+    config = SampleConfig(checkpoint=checkpoint, n=n, seed=seed, out=out, out_dir=out_dir, device=device, ema=ema)
+    paths = sample(workspace(ctx), slug, run, config)
+    where = paths[0] if len(paths) == 1 else f"{len(paths)} images in {paths[0].parent}"
+    typer.echo(f"wrote {where}")
+
+
+def interpolate_cmd(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Collection slug.")],
+    run: Annotated[str, typer.Argument(help="Run name.")],
+    out: Annotated[Path, typer.Option(help="The GIF to write.")],
+    checkpoint: Annotated[str, typer.Option(help="latest, best or a step number.")] = "latest",
+    seed: Annotated[int, typer.Option(help="Seed of the keyframe latents.")] = 0,
+    keyframes: Annotated[int, typer.Option(help="Latent points visited, in a loop.")] = 4,
+    frames_between: Annotated[int, typer.Option(help="Frames from one keyframe to the next.")] = 16,
+    n: Annotated[int, typer.Option("--n", help="Interpolations side by side.")] = 1,
+    frame_ms: Annotated[int, typer.Option(help="Milliseconds per frame.")] = 80,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Use the EMA generator if the run has one.")] = True,
+) -> None:
+    """Write a looping GIF that walks through the generator's latent space."""
+    from pipeline.cli import workspace
+    from training.sampling import InterpolateConfig, interpolate
+
+    config = InterpolateConfig(
+        out=out, checkpoint=checkpoint, seed=seed, keyframes=keyframes, frames_between=frames_between, n=n,
+        frame_ms=frame_ms, device=device, ema=ema,
+    )  # fmt: skip
+    typer.echo(f"wrote {interpolate(workspace(ctx), slug, run, config)}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this package's commands to ``app`` (nothing yet)."""
+    """Add ``train``, ``sample`` and ``interpolate`` to ``app``."""
+    app.command("train")(train_cmd)
+    app.command("sample")(sample_cmd)
+    app.command("interpolate")(interpolate_cmd)

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from training import data
+from training.data import DeviceBatches, IndexStream
+
+CPU = torch.device("cpu")
+
+
+def _images(n=10, size=4):
+    return np.random.default_rng(0).integers(0, 256, (n, 3, size, size), dtype=np.uint8)
+
+
+def test_index_stream_is_a_sequence_of_seeded_permutations():
+    s = IndexStream(7, seed=3)
+    first = s.take(0, 21)
+    for epoch in range(3):
+        assert sorted(first[epoch * 7 : (epoch + 1) * 7].tolist()) == list(range(7))
+    assert not torch.equal(first[:7], first[7:14])
+    assert torch.equal(IndexStream(7, seed=3).take(5, 9), first[5:14])  # any window, across epochs
+    assert not torch.equal(IndexStream(7, seed=4).take(0, 21), first)
+
+
+def test_batches_are_the_images_at_their_indices_normalized_to_minus_one_one():
+    images = _images()
+    b = DeviceBatches(images, batch_size=4, device=CPU, seed=0, mode="resident")
+    batch = b.get(3)
+    expected = torch.from_numpy(images[b.indices(3).numpy()]).float() / 127.5 - 1
+    assert torch.allclose(batch, expected)
+    assert batch.dtype == torch.float32 and batch.min() >= -1 and batch.max() <= 1
+
+
+def test_streaming_from_the_memmap_in_chunks_gives_the_same_batches(monkeypatch, tmp_path):
+    path = tmp_path / "images.npy"
+    np.save(path, _images(n=13))
+    mm = np.load(path, mmap_mode="r")
+    monkeypatch.setattr(data, "STREAM_CHUNK_BYTES", 3 * 4 * 48)  # three steps per chunk
+    resident = DeviceBatches(mm, batch_size=4, device=CPU, seed=1, mode="resident")
+    stream = DeviceBatches(mm, batch_size=4, device=CPU, seed=1, mode="stream")
+    try:
+        for step in range(11):
+            assert torch.equal(resident.get(step), stream.get(step))
+    finally:
+        stream.close()
+
+
+def test_ddp_ranks_take_disjoint_shards_of_the_global_batch():
+    images = _images(n=32)
+    whole = DeviceBatches(images, batch_size=8, device=CPU, seed=0, mode="resident")
+    r0 = DeviceBatches(images, batch_size=4, device=CPU, seed=0, world_size=2, rank=0, mode="resident")
+    r1 = DeviceBatches(images, batch_size=4, device=CPU, seed=0, world_size=2, rank=1, mode="resident")
+    for step in range(6):
+        assert torch.equal(torch.cat([r0.indices(step), r1.indices(step)]), whole.indices(step))
+
+
+def test_a_resumed_source_continues_the_same_stream():
+    images = _images()
+    straight = DeviceBatches(images, batch_size=3, device=CPU, seed=0, mode="resident")
+    resumed = DeviceBatches(
+        images, batch_size=3, device=CPU, seed=0, mode="resident", start_step=5, images_seen_at_start=15
+    )
+    for step in range(5, 12):
+        assert torch.equal(straight.indices(step), resumed.indices(step))
+
+
+def test_auto_mode_keeps_a_small_cache_resident():
+    assert data.choose_mode("auto", 1000, CPU) == "resident"
+    assert data.choose_mode("auto", 2**62, CPU) == "stream"
+    assert data.choose_mode("stream", 10, CPU) == "stream"
