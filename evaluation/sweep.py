@@ -23,7 +23,7 @@ from evaluation.extractors import FeatureExtractor, create_extractor, extract_fe
 from evaluation.features import RealSide, real_side
 from evaluation.memorization import memorization
 from evaluation.metrics import MetricInputs, compute_from_features
-from pipeline.atomic import remove_stale_temps, write_json
+from pipeline.atomic import remove_stale_temps, write_bytes, write_json
 from pipeline.cache import TensorCache, hash_strings, open_cache
 from pipeline.errors import NftganError
 from pipeline.workspace import RunPaths, Workspace
@@ -53,6 +53,11 @@ class EvalPaths:
     @property
     def curves(self) -> Path:
         return self.root / "curves.png"
+
+    @property
+    def best_samples(self) -> Path:
+        """A copy of the best checkpoint's sample grid under a name that does not change."""
+        return self.root / "best-samples.png"
 
     def samples(self, step: int) -> Path:
         return self.root / f"samples-step{step:07d}.png"
@@ -86,7 +91,8 @@ class EvalSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "slug": self.slug, "run": self.run, "best": self.best, "extractor": self.extractor,
+            "slug": self.slug, "run": self.run, "best": self.best, "best_step": self.best_step,
+            "extractor": self.extractor,
             "comparable_to_published": self.comparable, "n_real": self.n_real,
             "real_cache_hit": self.real_cache_hit, "real_seconds": round(self.real_seconds, 3),
             "evaluated_steps": list(self.evaluated_steps), "reused_steps": list(self.reused_steps),
@@ -323,6 +329,8 @@ def _write_report(paths: EvalPaths, slug: str, run_name: str, records: list[dict
     has_curves = plot_curves(records, paths.curves, title=title, best_step=best and best["step"])
     shown = best["step"] if best else records[-1]["step"]
     files = dict(next(r for r in records if r["step"] == shown).get("files", {}))
+    if best is not None and files.get("samples"):
+        write_bytes(paths.best_samples, (paths.root / files["samples"]).read_bytes())
     files["curves"] = paths.curves.name if has_curves else None
     write_report(paths.report, slug=slug, run_name=run_name, records=records, best=best, files=files)
 

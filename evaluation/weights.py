@@ -77,7 +77,7 @@ class InceptionWeights:
     sha256: str  # of the tensors that define the 2048-d features (see feature_weights_sha256)
 
     def describe(self) -> str:
-        return f"{self.source}: {self.path} (feature weights sha256 {self.sha256[:12]}…)"
+        return f"{self.source}: {self.path}"
 
 
 def find_inception_weights(explicit: str | os.PathLike[str] | None = None) -> InceptionWeights:

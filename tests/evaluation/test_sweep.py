@@ -38,7 +38,7 @@ def test_every_checkpoint_gets_one_full_record_and_the_best_is_marked(ws, collec
     assert best_step(run) == winner["step"]  # what `nftgan sample --checkpoint best` reads
     assert load_generator(run, "best").step == winner["step"]
     assert json.loads(EvalPaths(run.eval).config.read_text())["samples"] == 24
-    assert json.dumps(summary.to_dict())  # small and JSON-able
+    assert json.loads(json.dumps(summary.to_dict()))["best_step"] == winner["step"]  # small and JSON-able
 
 
 def test_report_has_the_curve_the_best_samples_and_the_memorization_panel(ws, collection, run):
@@ -48,6 +48,7 @@ def test_report_has_the_curve_the_best_samples_and_the_memorization_panel(ws, co
     for picture in (paths.curves, paths.samples(best), paths.panel(best)):
         assert picture.is_file() and picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"({picture.name})" in report
+    assert paths.best_samples.read_bytes() == paths.samples(best).read_bytes()
     assert "NOT comparable to published" in report and f"Best checkpoint: step {best}" in report
     assert "biased" in report
     table = paths.nearest(best).read_text().splitlines()
