@@ -24,6 +24,8 @@ import multiprocessing
 import os
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -256,10 +258,18 @@ def _iter_decoded(
         for task in tasks:
             yield _decode_task(task)
         return
-    # spawn, not fork: prepare may run inside a threaded orchestrator, where fork is unsafe
+    # spawn, not fork: prepare may run inside a threaded orchestrator, where fork is unsafe. An executor,
+    # not multiprocessing.Pool: when a worker dies (OOM killer, a crashing decoder) the pool is reported
+    # broken instead of waiting forever for the lost task.
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(processes=workers) as pool:
-        yield from pool.imap_unordered(_decode_task, tasks, chunksize=8)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        try:
+            yield from pool.map(_decode_task, tasks, chunksize=8)
+        except BrokenProcessPool as e:
+            raise NftganError(
+                "a decode worker died (out of memory, or a decoder crashed); the work done so far is saved: "
+                "re-run `nftgan prepare` to continue, with --workers 1 to find the file"
+            ) from e
 
 
 def _decode_all(
