@@ -77,9 +77,13 @@ def sync_buffers(ctx: DistContext, *modules: torch.nn.Module) -> None:
 
 def state_digest(*modules: torch.nn.Module) -> str:
     """sha256 over every parameter and buffer of ``modules`` (to check that ranks hold the same weights)."""
+    return digest_state_dicts(*(m.state_dict() for m in modules))
+
+
+def digest_state_dicts(*state_dicts: dict[str, torch.Tensor]) -> str:
     h = hashlib.sha256()
-    for m in modules:
-        for name, t in sorted(m.state_dict().items()):
+    for sd in state_dicts:
+        for name, t in sorted(sd.items()):
             h.update(name.encode())
             h.update(t.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
