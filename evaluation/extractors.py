@@ -12,12 +12,16 @@ import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from pipeline.errors import NftganError
+
+if TYPE_CHECKING:
+    from evaluation.weights import InceptionWeights
 
 INCEPTION_ID = "inception-v3-tf-2015-12-05-pool3"
 TINY_ID = "tiny-v1-pool16-proj64"
@@ -114,7 +118,11 @@ class _InceptionPool3(torch.nn.Module):
 def _inception(weights: str | os.PathLike[str] | None) -> FeatureExtractor:
     from evaluation.weights import find_inception_weights
 
-    found = find_inception_weights(weights)
+    return inception_extractor(find_inception_weights(weights))
+
+
+def inception_extractor(found: "InceptionWeights") -> FeatureExtractor:
+    """The standard network with weights already found (see :func:`evaluation.weights.find_inception_weights`)."""
     return FeatureExtractor(
         name="inception",
         extractor_id=INCEPTION_ID,

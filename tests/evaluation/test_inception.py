@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from evaluation import weights as W
-from evaluation.extractors import create_extractor, extract_features
+from evaluation.extractors import create_extractor, extract_features, inception_extractor
 from evaluation.sweep import compute_metrics
 from pipeline.errors import NftganError
 
@@ -113,6 +113,7 @@ def test_no_weights_anywhere_says_how_to_get_them(no_default_sources):
         create_extractor("inception")  # the metric never runs on a random network instead
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the hostile pickle below
 def test_bad_weight_files_are_refused(tmp_path, pth_file):
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
@@ -147,10 +148,10 @@ def test_bad_weight_files_are_refused(tmp_path, pth_file):
         W.find_inception_weights(tmp_path / "missing.pth")
 
 
-def test_inception_metrics_on_a_few_small_images(pth_file, helper_weights):
+def test_inception_metrics_on_a_few_small_images(helper_weights):
     """Through the standard network end to end (64 px tokens, resized to 299 px by torch-fidelity)."""
     real, fake = tokens(2, size_px=64, seed=1), tokens(2, size_px=64, seed=2, palette_shift=80)
-    extractor = create_extractor("inception", weights=pth_file)
+    extractor = inception_extractor(helper_weights)
     # KID only: FID's 2048x2048 eigenvalue problem takes 5-30 s on a busy 2-core CPU (bench/evaluate.py runs it)
     result = compute_metrics(real, fake, metrics=("kid",), extractor=extractor)
     assert result["comparable_to_published"] is True and result["weights_sha256"] == helper_weights.sha256
