@@ -27,7 +27,6 @@ from scraper.backoff import RetryableStatus, RetryPolicy, is_transient, raise_if
 from scraper.guard import AddressPolicy, GuardedTransport, RefusedAddress, Resolver
 
 USER_AGENT = "nftgan-scraper/0.1"
-_CHUNK_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -197,7 +196,7 @@ class Downloader:
             content_type = response.headers.get("content-type", "")
             size, head, kind = 0, bytearray(), None
             with open(tmp, "wb") as f:
-                async for chunk in response.aiter_bytes(_CHUNK_BYTES):
+                async for chunk in response.aiter_bytes():
                     size += len(chunk)
                     if size > max_bytes:
                         raise Refused("file-too-large", f"more than --max-bytes {max_bytes} bytes")

@@ -108,6 +108,7 @@ class MarketplaceFixture:
         self.counters: Counter[str] = Counter()
         self.image_requests: Counter[str] = Counter()  # token -> image requests
         self.api_requests: list[dict[str, str]] = []  # query of every API listing request
+        self.image_log: list[tuple[float, str, int]] = []  # (time.monotonic() on arrival, token, status)
         self._lock = threading.Lock()
         self._images: dict[tuple[int, int], bytes] = {}
         self.base_url = ""  # set once the server is bound
@@ -156,6 +157,7 @@ class MarketplaceFixture:
             self.counters.clear()
             self.image_requests.clear()
             self.api_requests.clear()
+            self.image_log.clear()
 
     @property
     def _cid(self) -> str:
@@ -202,7 +204,7 @@ class MarketplaceFixture:
             return f"{self.base_url}/cdn/{self.slug}/{it.token_id}.png?w=500"
         return self.image_url(it.token_id) + ("?w=500" if "/cdn/" in self.image_url(it.token_id) else "")
 
-    def api_document(self, query: dict[str, str], chunk: list[FixtureItem], next_cursor: str | None) -> dict:
+    def api_document(self, chunk: list[FixtureItem], next_cursor: str | None) -> dict[str, Any]:
         nfts = []
         for it in chunk:
             original = self.image_url(it.token_id)
@@ -266,6 +268,7 @@ def _static(name: str) -> str:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    sent_status = 0
     # headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm and the client's
     # delayed ACK add ~40 ms to every keep-alive response, which no real server does
     disable_nagle_algorithm = True
@@ -341,7 +344,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fx.faults.api_fail_from_page is not None and page_index >= fx.faults.api_fail_from_page:
             self._error(fx, 500)
             return
-        self._json(200, fx.api_document(query, chunk, next_cursor))
+        self._json(200, fx.api_document(chunk, next_cursor))
 
     def _image(self, fx: MarketplaceFixture, name: str, query: dict[str, str]) -> None:
         token, _, ext = name.rpartition(".")
@@ -351,6 +354,14 @@ class _Handler(BaseHTTPRequestHandler):
         fx._count("image")
         with fx._lock:
             fx.image_requests[token] += 1
+        arrived = time.monotonic()
+        try:
+            self._answer_image(fx, token, ext, query)
+        finally:
+            with fx._lock:
+                fx.image_log.append((arrived, token, self.sent_status))
+
+    def _answer_image(self, fx: MarketplaceFixture, token: str, ext: str, query: dict[str, str]) -> None:
         faults = fx.faults
         delay = fx.latency_s + faults.slow_images.get(token, 0.0)
         if delay:
@@ -395,6 +406,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self._send(200, "image/png", data, cache=True)
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.sent_status = code
+        super().send_response(code, message)
 
     def _metadata(self, fx: MarketplaceFixture, token: str) -> None:
         item = fx._by_token.get(token)
