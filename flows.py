@@ -1,0 +1,358 @@
+"""Prefect 3 flows for nftgan — the only module that imports Prefect.
+
+Each task is a thin wrapper over a stage's public function (the same one the CLI calls); tasks pass
+paths and small JSON summaries, never images or tensors.
+
+Resume: every task is cached under a key built from its inputs *and* the content of what it reads
+(the catalog's items for ``prepare``, the tensor cache's content hash for ``train`` and ``evaluate``,
+the checkpoints for ``evaluate``). A re-run of a failed ``refresh-collection`` therefore finds the
+finished stages ``Cached`` and continues with the first one that did not finish; training itself
+resumes from its latest checkpoint. A stage whose outputs were deleted is run again
+(``refresh_cache``), so a cached result never points at missing files.
+
+Flows: ``scrape-collection``, ``prepare-collection``, ``train-collection``, ``evaluate-collection``
+and ``refresh-collection`` (all of them in a row). Deployments are in ``prefect.yaml``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.context import TaskRunContext
+
+from pipeline.catalog import Catalog
+from pipeline.prepare import CANDIDATE_STATUSES, PrepareConfig, prepare
+from pipeline.workspace import Workspace
+
+#: task retries for the network stage (seconds between tries)
+NETWORK_RETRY_DELAYS_S = [5, 30, 120]
+
+
+# -- cache keys -----------------------------------------------------------------------------------
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _catalog_fingerprint(ws: Workspace, slug: str) -> str:
+    """What ``prepare`` reads: the (id, sha256) of every item with a stored original."""
+    col = ws.collection(slug)
+    if not col.catalog.is_file():
+        return "no-catalog"
+    with Catalog(col.catalog) as cat:
+        marks = ", ".join("?" for _ in CANDIDATE_STATUSES)
+        rows = cat.execute(
+            f"SELECT id, sha256 FROM items WHERE status IN ({marks}) AND sha256 IS NOT NULL ORDER BY id",
+            CANDIDATE_STATUSES,
+        ).fetchall()
+    return _digest([tuple(r) for r in rows])
+
+
+def _cache_hash(ws: Workspace, slug: str, size_px: int) -> str:
+    manifest = ws.collection(slug).cache_manifest(size_px)
+    return json.loads(manifest.read_text())["content_hash"] if manifest.is_file() else "no-cache"
+
+
+def _scrape_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
+    window_s = max(60.0, float(p["every_hours"]) * 3600)
+    return "scrape-" + _digest(p["home"], p["slug"], p["options"], int(time.time() // window_s))
+
+
+def _prepare_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
+    ws = Workspace.from_home(p["home"])
+    return "prepare-" + _digest(p["home"], p["slug"], p["options"], _catalog_fingerprint(ws, p["slug"]))
+
+
+def _train_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
+    ws = Workspace.from_home(p["home"])
+    size = int(p["options"].get("size_px", 64))
+    return "train-" + _digest(p["home"], p["slug"], p["run"], p["options"], _cache_hash(ws, p["slug"], size))
+
+
+def _evaluate_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
+    from training.checkpoints import list_checkpoints
+
+    ws = Workspace.from_home(p["home"])
+    steps = list_checkpoints(ws.run(p["slug"], p["run"]))
+    return "evaluate-" + _digest(p["home"], p["slug"], p["run"], p["options"], steps)
+
+
+def _artifact_key(slug: str, what: str) -> str:
+    return f"{slug}-{what}".replace("_", "-").lower()
+
+
+def _reasons_md(title: str, counts: dict[str, int]) -> str:
+    if not counts:
+        return ""
+    rows = "\n".join(f"| {reason} | {n} |" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return f"\n\n**{title}**\n\n| reason | items |\n| --- | --- |\n{rows}"
+
+
+# -- tasks ----------------------------------------------------------------------------------------
+@task(name="scrape", cache_key_fn=_scrape_key, persist_result=True, retries=len(NETWORK_RETRY_DELAYS_S),
+      retry_delay_seconds=NETWORK_RETRY_DELAYS_S)
+def scrape_task(home: str, slug: str, options: dict[str, Any], every_hours: float = 12.0) -> dict[str, Any]:
+    """List the collection's items and download their images (both resumable)."""
+    from scraper import ScrapeConfig, scrape
+
+    logger = get_run_logger()
+    ws = Workspace.from_home(home)
+    config = ScrapeConfig(**options)
+    last_log = [0.0]
+
+    def progress(event: dict[str, Any]) -> None:
+        if time.monotonic() - last_log[0] > 5:
+            last_log[0] = time.monotonic()
+            logger.info("scrape %s: %s", slug, event)
+
+    logger.info("scraping %s from %s (%s source)", slug, config.base_url, config.source)
+    summary = scrape(ws, slug, config, progress=progress).to_dict()
+    logger.info("scrape done: %s", summary)
+    create_markdown_artifact(
+        key=_artifact_key(slug, "scrape"),
+        description=f"Scrape of {slug}",
+        markdown=f"# Scrape of `{slug}`\n\n```json\n{json.dumps(summary, indent=2, default=str)}\n```",
+    )
+    return summary
+
+
+@task(name="prepare", cache_key_fn=_prepare_key, persist_result=True)
+def prepare_task(home: str, slug: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Clean the collection into the tensor cache."""
+    logger = get_run_logger()
+    ws = Workspace.from_home(home)
+    config = PrepareConfig(**options)
+    summary = prepare(ws, slug, config, on_event=lambda e: logger.info("prepare %s: %s", slug, e))
+    logger.info(summary.describe())
+    create_markdown_artifact(
+        key=_artifact_key(slug, "prepare"),
+        description=f"Cleaning stage of {slug}",
+        markdown=(
+            f"# Cleaning stage of `{slug}`\n\n"
+            f"- cache: **{summary.count}** images of {summary.candidates} at {summary.size_px}px"
+            f" ({'reused' if summary.reused else f'{summary.decoded_now} decoded'})\n"
+            f"- cache file: `{summary.cache_path}`\n- content hash: `{summary.content_hash[:16]}`"
+            + _reasons_md("Rejected", summary.rejected)
+            + _reasons_md("Duplicates", summary.duplicates)
+        ),
+    )
+    return summary.to_dict()
+
+
+@task(name="train", cache_key_fn=_train_key, persist_result=True)
+def train_task(home: str, slug: str, run: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Train (resuming from the run's latest checkpoint when there is one)."""
+    from training.config import TrainConfig
+    from training.train import train
+
+    logger = get_run_logger()
+    ws = Workspace.from_home(home)
+    config = TrainConfig(**{**options, "run": run, "resume": True})
+    progress_id = create_progress_artifact(
+        progress=0.0, key=_artifact_key(slug, "training-progress"), description=f"Training {slug}/{run}"
+    )
+    run_paths = ws.run(slug, run)
+    create_link_artifact(
+        key=_artifact_key(slug, "run-dir"),
+        link=run_paths.root.as_uri(),
+        link_text=f"run folder {run_paths.root} (TensorBoard: tensorboard --logdir {run_paths.tensorboard})",
+        description=f"Files of run {run}",
+    )
+    state = {"last_update": 0.0}
+
+    def progress(event: dict[str, Any]) -> None:
+        on_train_progress(event)
+        now = time.monotonic()
+        if now - state["last_update"] < 2.0:
+            return
+        state["last_update"] = now
+        fraction = event.get("fraction")
+        if fraction is None and event.get("total_steps"):
+            fraction = event["step"] / event["total_steps"]
+        if fraction is not None:
+            update_progress_artifact(progress_id, progress=round(100.0 * min(1.0, fraction), 1))
+        logger.info("train %s step %s: %s", run, event.get("step"), event)
+
+    summary = train(ws, slug, config, progress=progress)
+    update_progress_artifact(progress_id, progress=100.0)
+    result = summary.to_dict()
+    logger.info("training done: %s", result)
+    return result
+
+
+def on_train_progress(event: dict[str, Any]) -> None:
+    """Hook called at every training progress event (tests replace it to inject a failure)."""
+
+
+@task(name="evaluate", cache_key_fn=_evaluate_key, persist_result=True)
+def evaluate_task(home: str, slug: str, run: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Score every chosen checkpoint, mark the best, publish the metrics table and best samples."""
+    from evaluation import EvalConfig, evaluate
+
+    logger = get_run_logger()
+    ws = Workspace.from_home(home)
+    config = EvalConfig(**options)
+    summary = evaluate(ws, slug, run, config, progress=lambda e: logger.info("evaluate %s: %s", run, e))
+    result = summary.to_dict()
+    records = _read_records(ws.run(slug, run).eval / "metrics.json")
+    if records:
+        create_table_artifact(
+            key=_artifact_key(slug, "evaluation"),
+            table=[_flat_record(r) for r in records],
+            description=f"Metrics per checkpoint of {slug}/{run}",
+        )
+    grid = _best_grid(ws, slug, run)
+    md = f"# Evaluation of `{slug}/{run}`\n\n```json\n{json.dumps(result, indent=2, default=str)[:4000]}\n```\n"
+    if grid is not None:
+        data = base64.b64encode(grid.read_bytes()).decode()
+        md += f"\n## Samples of the best checkpoint\n\n![best samples](data:image/png;base64,{data})\n\n`{grid}`\n"
+    create_markdown_artifact(key=_artifact_key(slug, "best-samples"), markdown=md,
+                             description=f"Best checkpoint of {slug}/{run}")
+    logger.info("evaluation done: best step %s", result.get("best_step"))
+    return result
+
+
+def _read_records(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text())
+    return data.get("records", data) if isinstance(data, dict) else data
+
+
+def _flat_record(record: dict[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            for k2, v2 in value.items():
+                if not isinstance(v2, (dict, list)):
+                    flat[f"{key}.{k2}"] = v2
+        elif not isinstance(value, list):
+            flat[key] = value
+    return flat
+
+
+def _best_grid(ws: Workspace, slug: str, run: str) -> Path | None:
+    """The sample grid of the best checkpoint, or the newest one (small PNGs only)."""
+    run_paths = ws.run(slug, run)
+    candidates = sorted(run_paths.eval.glob("*best*.png")) + sorted(run_paths.samples.glob("step_*.png"))[-1:]
+    for path in candidates:
+        if path.stat().st_size < 2_000_000:
+            return path
+    return None
+
+
+# -- flows ----------------------------------------------------------------------------------------
+def _home(home: str | None) -> str:
+    return str(Workspace.from_home(home).root)
+
+
+def _default_run(arch: str, size: int, cache_hash: str) -> str:
+    """One run per (architecture, size, dataset content): an unchanged dataset resumes the same run."""
+    return f"{arch}-{size}px-{cache_hash[:8]}"
+
+
+@flow(name="scrape-collection")
+def scrape_flow(slug: str, source: str = "browser", base_url: str = "https://opensea.io",
+                api_base_url: str = "https://api.opensea.io", max_items: int | None = None,
+                allow_private_hosts: bool = False, home: str | None = None,
+                scrape_options: dict[str, Any] | None = None, scrape_every_hours: float = 12.0) -> dict[str, Any]:
+    """List and download a collection."""
+    options = {"source": source, "base_url": base_url, "api_base_url": api_base_url, "max_items": max_items,
+               "allow_private_hosts": allow_private_hosts, **(scrape_options or {})}
+    return scrape_task(_home(home), slug, options, scrape_every_hours)
+
+
+@flow(name="prepare-collection")
+def prepare_flow(slug: str, size: int = 64, fit: str = "crop", home: str | None = None,
+                 prepare_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Clean a collection into a tensor cache."""
+    home = _home(home)
+    options = {"size_px": size, "fit": fit, **(prepare_options or {})}
+    refresh = not Workspace.from_home(home).collection(slug).cache_manifest(size).is_file()
+    return prepare_task.with_options(refresh_cache=refresh)(home, slug, options)
+
+
+@flow(name="train-collection")
+def train_flow(slug: str, size: int = 64, arch: str = "dcgan", steps: int | None = None,
+               minutes: float | None = None, batch_size: int = 64, device: str = "auto",
+               run: str | None = None, home: str | None = None,
+               train_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train on a prepared collection (resuming the run if it exists)."""
+    home = _home(home)
+    ws = Workspace.from_home(home)
+    run = run or _default_run(arch, size, _cache_hash(ws, slug, size))
+    options = {"size_px": size, "arch": arch, "steps": steps, "minutes": minutes, "batch_size": batch_size,
+               "device": device, **(train_options or {})}
+    options = {k: v for k, v in options.items() if v is not None}
+    refresh = not ws.run(slug, run).checkpoints.is_dir() or not any(ws.run(slug, run).checkpoints.iterdir())
+    return train_task.with_options(refresh_cache=refresh)(home, slug, run, options)
+
+
+@flow(name="evaluate-collection")
+def evaluate_flow(slug: str, run: str, samples: int = 2048, metrics: list[str] | None = None,
+                  extractor: str = "inception", checkpoints: str = "all", device: str = "auto",
+                  home: str | None = None, eval_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Score a run's checkpoints and mark the best."""
+    home = _home(home)
+    options = {"samples": samples, "extractor": extractor, "checkpoints": checkpoints, "device": device,
+               **(eval_options or {})}
+    if metrics:
+        options["metrics"] = tuple(metrics)
+    refresh = not (Workspace.from_home(home).run(slug, run).eval / "metrics.json").is_file()
+    return evaluate_task.with_options(refresh_cache=refresh)(home, slug, run, options)
+
+
+@flow(name="refresh-collection")
+def refresh_collection(
+    slug: str,
+    source: str = "browser",
+    base_url: str = "https://opensea.io",
+    api_base_url: str = "https://api.opensea.io",
+    max_items: int | None = None,
+    allow_private_hosts: bool = False,
+    size: int = 64,
+    fit: str = "crop",
+    arch: str = "dcgan",
+    train_steps: int | None = None,
+    train_minutes: float | None = 60.0,
+    batch_size: int = 64,
+    device: str = "auto",
+    run: str | None = None,
+    eval_samples: int = 2048,
+    eval_metrics: list[str] | None = None,
+    extractor: str = "inception",
+    eval_checkpoints: str = "all",
+    home: str | None = None,
+    scrape_every_hours: float = 12.0,
+    scrape_options: dict[str, Any] | None = None,
+    prepare_options: dict[str, Any] | None = None,
+    train_options: dict[str, Any] | None = None,
+    eval_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Scrape → prepare → train → evaluate one collection; finished stages of an earlier try are reused."""
+    logger = get_run_logger()
+    home = _home(home)
+    scraped = scrape_flow(slug, source, base_url, api_base_url, max_items, allow_private_hosts, home,
+                          scrape_options, scrape_every_hours)
+    prepared = prepare_flow(slug, size, fit, home, prepare_options)
+    run = run or _default_run(arch, size, prepared["content_hash"])
+    trained = train_flow(slug, size, arch, train_steps, None if train_steps else train_minutes, batch_size,
+                         device, run, home, train_options)
+    evaluated = evaluate_flow(slug, run, eval_samples, eval_metrics, extractor, eval_checkpoints, device, home,
+                              eval_options)
+    ws = Workspace.from_home(home)
+    logger.info("refresh of %s done: run %s, report %s", slug, run, ws.run(slug, run).eval)
+    return {"slug": slug, "run": run, "home": home, "scrape": scraped, "prepare": prepared,
+            "train": trained, "evaluate": evaluated}

@@ -1,0 +1,87 @@
+"""``nftgan demo``: the whole pipeline offline, on one machine, through the ``refresh-collection`` flow.
+
+It starts the local marketplace fixture with the demo collection, then runs the same Prefect flow a
+deployment runs: scrape (real Chromium), prepare, train on the CPU for a few minutes, evaluate. Prefect
+runs in its ephemeral mode unless ``PREFECT_API_URL`` points at a server, in which case the run shows
+up in that server's UI.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+DEMO_SLUG = "demo"
+
+
+def run_demo(
+    home: Path,
+    *,
+    items: int = 200,
+    size_px: int = 32,
+    train_minutes: float = 3.0,
+    eval_samples: int = 200,
+    extractor: str = "inception",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Serve the demo collection locally and run ``refresh-collection`` on it; returns the flow's result."""
+    from flows import refresh_collection
+    from scraper.fixture import serve_fixture
+
+    with serve_fixture(collection=DEMO_SLUG, n_items=items, seed=seed) as fixture:
+        return refresh_collection(
+            slug=DEMO_SLUG,
+            source="browser",
+            base_url=fixture.base_url,
+            allow_private_hosts=True,
+            size=size_px,
+            train_minutes=train_minutes,
+            batch_size=32,
+            device="cpu",
+            eval_samples=eval_samples,
+            eval_checkpoints="latest",
+            extractor=extractor,
+            home=str(home),
+            train_options={"checkpoint_every": 200, "sample_every": 100, "log_every": 20, "seed": seed},
+        )
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def demo(
+        ctx: typer.Context,
+        items: Annotated[int, typer.Option(help="Items in the demo collection.")] = 200,
+        size: Annotated[int, typer.Option(help="Image size to train at (pixels).")] = 32,
+        minutes: Annotated[float, typer.Option(help="Training budget in minutes (CPU).")] = 3.0,
+        eval_samples: Annotated[int, typer.Option(help="Generated images to evaluate.")] = 200,
+        extractor: Annotated[str, typer.Option(help="'inception' (standard FID) or 'tiny' (quick, not comparable).")] = "inception",
+    ) -> None:
+        """Run the whole pipeline offline on the built-in demo collection (what `make demo` runs)."""
+        from pipeline.cli import workspace
+
+        ws = workspace(ctx)
+        started = time.monotonic()
+        typer.echo(f"nftgan demo: workspace {ws.root}")
+        if not os.environ.get("PREFECT_API_URL"):
+            typer.echo("  Prefect: ephemeral mode (set PREFECT_API_URL, e.g. after `make server`, to see the run in the UI)")
+        result = run_demo(ws.root, items=items, size_px=size, train_minutes=minutes,
+                          eval_samples=eval_samples, extractor=extractor)
+        run = ws.run(DEMO_SLUG, result["run"])
+        evaluated = result.get("evaluate", {})
+        typer.echo("")
+        typer.echo(f"done in {(time.monotonic() - started) / 60:.1f} min")
+        typer.echo(f"  items scraped:   {result['scrape'].get('found', result['scrape'])}")
+        typer.echo(f"  cache:           {result['prepare']['count']} images at {size}px ({result['prepare']['cache_path']})")
+        typer.echo(f"  run:             {run.root}")
+        for key in ("report", "report_path", "metrics_path"):
+            if key in evaluated:
+                typer.echo(f"  {key.replace('_', ' '):<16} {evaluated[key]}")
+        grids = sorted(run.samples.glob("step_*.png"))
+        if grids:
+            typer.echo(f"  latest samples:  {grids[-1]}")
+        typer.echo(f"  progress GIF:    {run.root / 'progress.gif'}")
+        typer.echo("  Prefect UI:      `make server`, then re-run with PREFECT_API_URL=http://127.0.0.1:4200/api")

@@ -1,0 +1,204 @@
+"""Prefect flows against a real Prefect server: a deployment run through a worker, resume after a
+failure in training, and the CLI and the flows producing the same files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pipeline.workspace import Workspace
+from scraper.fixture import serve_fixture
+
+from .conftest import VENV_BIN, PrefectServer, stop
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_TRAIN = {"base_width": 8, "checkpoint_every": 2, "sample_every": 2, "log_every": 1, "seed": 0}
+
+
+def tiny_params(home: Path, base_url: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "slug": "tiny", "source": "api", "base_url": base_url, "api_base_url": base_url,
+        "allow_private_hosts": True, "size": 32, "train_steps": 6, "batch_size": 8, "device": "cpu",
+        "eval_samples": 16, "extractor": "tiny", "home": str(home), "train_options": TINY_TRAIN,
+        "scrape_options": {"backoff_initial_s": 0.05, "backoff_max_s": 0.2}, **extra,
+    }
+
+
+async def _task_states(api_url: str, flow_run_id: str) -> dict[str, str]:
+    """Task name → state name of every task run under a flow run (subflows included)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    async with get_client() as client:
+        child_runs = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id]))
+        )
+        ids = [flow_run_id] + [str(r.id) for r in child_runs]
+        states: dict[str, str] = {}
+        for run_id in ids:
+            from prefect.client.schemas.filters import FlowRunFilterId
+
+            for tr in await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))):
+                name = tr.name.rsplit("-", 1)[0]
+                states[name] = tr.state.name if tr.state else "?"
+        return states
+
+
+async def _artifact_keys(flow_run_id: str) -> dict[str, str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async with get_client() as client:
+        arts = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(exists_=True)))
+        return {a.key: (a.type, str(a.data)) for a in arts}
+
+
+@pytest.mark.slow
+def test_deployment_run_through_a_worker_completes_with_artifacts(prefect_server: PrefectServer, tmp_path) -> None:
+    env = prefect_server.env(NFTGAN_WORK_POOL="nftgan-test", NFTGAN_REPO=str(REPO))
+    prefect = str(VENV_BIN / "prefect")
+    subprocess.run([prefect, "work-pool", "create", "nftgan-test", "--type", "process"], env=env, check=True,
+                   capture_output=True)
+    deployed = subprocess.run([prefect, "--no-prompt", "deploy", "--all"], cwd=REPO, env=env,
+                              capture_output=True, text=True)
+    assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+    worker_log = open(tmp_path / "worker.log", "wb")
+    worker = subprocess.Popen([prefect, "worker", "start", "--pool", "nftgan-test"], cwd=REPO, env=env,
+                              stdout=worker_log, stderr=subprocess.STDOUT)
+    home = tmp_path / "home"
+    try:
+        with serve_fixture(collection="tiny", n_items=30, seed=3) as fixture:
+            params = tiny_params(home, fixture.base_url, source="browser")
+            args = [prefect, "deployment", "run", "refresh-collection/manual", "--watch",
+                    "--watch-timeout", "400", "--params", json.dumps(params)]
+            run = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=450)
+    finally:
+        stop(worker)
+        worker_log.close()
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:] + (tmp_path / "worker.log").read_text()[-5000:]
+    assert "Completed" in output
+
+    flow_run_id = _flow_run_id(output)
+    states = asyncio.run(_with_api(prefect_server, _task_states(prefect_server.api_url, flow_run_id)))
+    assert {states.get(n) for n in ("scrape", "prepare", "train", "evaluate")} == {"Completed"}, states
+    keys = asyncio.run(_with_api(prefect_server, _artifact_keys(flow_run_id)))
+    for key, kind, text in [("tiny-scrape", "markdown", "downloaded"), ("tiny-prepare", "markdown", "cache"),
+                            ("tiny-evaluation", "table", "kid"), ("tiny-best-samples", "markdown", "data:image/png"),
+                            ("tiny-run-dir", "markdown", "file://"),  # Prefect stores links as markdown
+                            ("tiny-training-progress", "progress", "100")]:
+        assert key in keys and keys[key][0] == kind and text in keys[key][1], (key, keys.get(key, keys))
+    ws = Workspace(home)
+    status = json.loads(_cli(["--home", str(home), "status", "tiny", "--json"]))
+    assert status["items"] == 30 and status["caches"] == {"32": status["ok"]}
+    (run_name,) = ws.runs("tiny")
+    assert (ws.run("tiny", run_name).eval / "metrics.json").is_file()
+
+
+def _flow_run_id(output: str) -> str:
+    import re
+
+    match = re.search(r"UUID:\s*([0-9a-f-]{36})", output) or re.search(r"([0-9a-f]{8}-[0-9a-f-]{27})", output)
+    assert match, output[-2000:]
+    return match.group(1)
+
+
+async def _with_api(server: PrefectServer, coro):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        return await coro
+
+
+def _cli(args: list[str]) -> str:
+    out = subprocess.run([str(VENV_BIN / "nftgan"), *args], capture_output=True, text=True, check=True)
+    return out.stdout
+
+
+class InjectedFailure(RuntimeError):
+    pass
+
+
+@pytest.mark.slow
+def test_rerun_after_a_training_failure_skips_finished_stages_and_resumes(
+    prefect_server: PrefectServer, tmp_path, monkeypatch
+) -> None:
+    import flows
+    from prefect.settings import (
+        PREFECT_API_URL, PREFECT_HOME, PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings,
+    )
+
+    home = tmp_path / "home"
+
+    def fail_at_step_4(event: dict[str, Any]) -> None:
+        if event.get("step", 0) >= 4:
+            raise InjectedFailure("injected failure in training at step 4")
+
+    settings = {PREFECT_API_URL: prefect_server.api_url, PREFECT_HOME: str(tmp_path / "ph"),
+                PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(tmp_path / "results")}
+    with temporary_settings(updates=settings), serve_fixture(collection="tiny", n_items=24, seed=5) as fixture:
+        params = tiny_params(home, fixture.base_url)
+        monkeypatch.setattr(flows, "on_train_progress", fail_at_step_4)
+        first = flows.refresh_collection(**params, return_state=True)
+        assert first.is_failed()
+        ws = Workspace(home)
+        (run_name,) = ws.runs("tiny")
+        from training.checkpoints import list_checkpoints
+
+        assert list_checkpoints(ws.run("tiny", run_name))[-1] == 4  # checkpointed before the failure
+        requests_before = sum(fixture.counters.values())
+
+        monkeypatch.setattr(flows, "on_train_progress", lambda event: None)
+        second = flows.refresh_collection(**params, return_state=True)
+        assert second.is_completed(), second
+        result = second.result()
+        states = asyncio.run(_task_states(prefect_server.api_url, str(second.state_details.flow_run_id)))
+        assert sum(fixture.counters.values()) == requests_before  # scrape did not touch the network
+    assert states["scrape"] == "Cached" and states["prepare"] == "Cached", states
+    assert states["train"] == "Completed" and states["evaluate"] == "Completed", states
+    assert result["train"]["resumed_from"] == 4 and result["train"]["steps_done"] == 6
+    assert result["run"] == run_name
+
+
+@pytest.mark.slow
+def test_cli_and_flows_produce_the_same_files(prefect_server: PrefectServer, tmp_path) -> None:
+    """The same inputs through `nftgan` commands and through the flows give identical caches and weights."""
+    import flows
+    from prefect.settings import PREFECT_API_URL, PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings
+
+    from pipeline.importer import import_directory
+    from scraper.democollection import render_item
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(20):
+        render_item(i, size_px=64).save(folder / f"{i}.png")
+    cli_home, flow_home = tmp_path / "cli", tmp_path / "flow"
+    nftgan = [str(VENV_BIN / "nftgan"), "--home", str(cli_home)]
+    subprocess.run(nftgan + ["import", "c", str(folder)], check=True, capture_output=True)
+    subprocess.run(nftgan + ["prepare", "c", "--size", "32"], check=True, capture_output=True)
+    subprocess.run(nftgan + ["train", "c", "--size", "32", "--steps", "3", "--batch-size", "8", "--device", "cpu",
+                             "--run", "r", "--base-width", "8", "--seed", "0"], check=True, capture_output=True)
+
+    import_directory(Workspace(flow_home), "c", folder)
+    settings = {PREFECT_API_URL: prefect_server.api_url, PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(tmp_path / "r")}
+    with temporary_settings(updates=settings):
+        flows.prepare_flow("c", size=32, home=str(flow_home))
+        flows.train_flow("c", size=32, steps=3, batch_size=8, device="cpu", run="r", home=str(flow_home),
+                         train_options={"base_width": 8, "seed": 0})
+    a, b = Workspace(cli_home), Workspace(flow_home)
+    assert np.array_equal(np.load(a.collection("c").cache_array(32)), np.load(b.collection("c").cache_array(32)))
+    import torch
+
+    from training.checkpoints import load_generator
+
+    ga = load_generator(a.run("c", "r")).generator.state_dict()
+    gb = load_generator(b.run("c", "r")).generator.state_dict()
+    assert ga.keys() == gb.keys() and all(torch.equal(ga[k], gb[k]) for k in ga)
