@@ -12,6 +12,8 @@ from pipeline.workspace import Workspace
 
 # Keep library threads in check on small CI machines.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# 2-thread OpenBLAS makes a 2048x2048 eigvals (FID) ~5x slower on a busy 2-core machine.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 @pytest.fixture
