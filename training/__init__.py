@@ -1,0 +1,8 @@
+"""Training: the DCGAN family on a collection's uint8 tensor cache.
+
+Public face (import from the modules; this package imports nothing heavy so ``nftgan --help`` stays fast):
+
+- ``training.config.TrainConfig`` and ``training.train.train(ws, slug, config, *, progress=None) -> TrainSummary``
+- ``training.checkpoints``: ``list_checkpoints``, ``load_generator``, ``mark_best``, ``best_step``
+- ``training.sampling``: ``generate_uint8``, ``sample`` / ``SampleConfig``, ``interpolate`` / ``InterpolateConfig``
+"""

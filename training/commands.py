@@ -48,7 +48,7 @@ def train_cmd(
     loss: Annotated[str, typer.Option(help="bce (non-saturating, with logits) or hinge.")] = "bce",
     spectral_norm: Annotated[bool, typer.Option("--spectral-norm", help="Spectral norm in D.", rich_help_panel=_MODEL)] = False,
     ema: Annotated[float, typer.Option(help="EMA generator decay (0 = off); samples use it.")] = 0.999,
-    amp: Annotated[str, typer.Option(help="auto (bf16 on CUDA), bf16, fp16 or off.", rich_help_panel=_SPEED)] = "auto",
+    amp: Annotated[str, typer.Option(help="auto (bf16 where native: CUDA, AVX512-BF16/AMX CPUs), bf16, fp16 or off.", rich_help_panel=_SPEED)] = "auto",
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile G and D.", rich_help_panel=_SPEED)] = False,
     data_on_device: Annotated[
         str, typer.Option(help="auto, resident (whole cache on the device) or stream.", rich_help_panel=_SPEED)
@@ -76,7 +76,11 @@ def train_cmd(
     deterministic: Annotated[bool, typer.Option("--deterministic", help="Deterministic kernels only (slower).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
 ) -> None:
-    """Train a GAN on a collection's tensor cache; --resume continues a run exactly where it stopped."""
+    """Train a GAN on a collection's tensor cache; --resume continues a run exactly where it stopped.
+
+    Several GPUs: torchrun --nproc_per_node N -m pipeline.cli -- train SLUG ... (the `--` keeps torchrun
+    from reading nftgan's options).
+    """
     from pipeline.cli import progress_enabled, workspace
     from training.config import TrainConfig
 

@@ -23,11 +23,12 @@ DEFAULT_AUGMENT = "color,translation,cutout"
 AUGMENT_AUTO_MAX_IMAGES = 50_000  # "auto" turns DiffAugment on for collections smaller than this
 DEFAULT_STEPS = 10_000
 
-# Fields that may change when a run is resumed: how long to train, how often to write, where to run.
+# Fields that may change when a run is resumed: how long to train, how often to write, where and how fast
+# to run (a run started on a GPU in bf16 may continue on a CPU). Everything else shapes the training.
 RESUMABLE_CHANGES = frozenset(
     {
-        "steps", "epochs", "minutes", "resume", "device", "compile", "checkpoint_every", "keep_last",
-        "sample_every", "log_every", "data_on_device", "run",
+        "steps", "epochs", "minutes", "resume", "device", "amp", "compile", "data_on_device", "deterministic",
+        "checkpoint_every", "keep_last", "sample_every", "log_every", "run",
     }
 )
 
@@ -64,7 +65,7 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     # speed
-    amp: str = "auto"  # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 | off
+    amp: str = "auto"  # auto (bf16 where the device computes it natively, else off) | bf16 | fp16 | off
     compile: bool = False
     data_on_device: str = "auto"  # auto | resident (whole cache on the device) | stream (pinned chunks)
     # outputs

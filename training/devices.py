@@ -26,10 +26,17 @@ def resolve_device(spec: str, *, local_rank: int | None = None) -> torch.device:
     return torch.device("cuda", index)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 in hardware (CUDA with bf16; CPUs with AVX512-BF16 or AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
 def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``--amp`` (None: full float32)."""
+    """The autocast dtype for ``--amp`` (None: full float32); ``auto`` is bf16 where the hardware has it."""
     if mode == "auto":
-        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+        return torch.bfloat16 if native_bf16(device) else None
     if mode == "off":
         return None
     if mode == "bf16":

@@ -17,6 +17,7 @@ import fcntl
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -248,6 +249,8 @@ class _Trainer:
     def _build(self, ckpt: dict[str, Any] | None) -> None:
         cfg, dev, ctx = self.config, self.device, self.ctx
         if cfg.deterministic:
+            if dev.type == "cuda":
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS reads it at first use
             torch.use_deterministic_algorithms(True)
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = not cfg.deterministic

@@ -151,6 +151,14 @@ def test_resume_with_other_model_options_or_a_changed_cache_is_refused(ws, make_
         train(ws, "tiny", tiny_config(resume=True, steps=6))
 
 
+def test_resume_may_change_length_precision_and_output_cadence(ws, make_cache):
+    make_cache("tiny", 32)
+    train(ws, "tiny", tiny_config())
+    summary = train(ws, "tiny", tiny_config(resume=True, steps=None, epochs=5.0, amp="bf16", log_every=1, keep_last=1))
+    assert summary.resumed_from == 4 and summary.steps_done == 10  # 5 epochs of 16 images at batch 8
+    assert list_checkpoints(ws.run("tiny", "t")) == [10]
+
+
 def test_resuming_a_finished_run_changes_nothing(ws, make_cache):
     make_cache("tiny", 32)
     train(ws, "tiny", tiny_config())
