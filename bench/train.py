@@ -264,7 +264,8 @@ def main() -> None:
         for r in range(args.rounds):
             results["reference"].append(reference_images_per_s(tmp / "png", args, device))
             for name, amp, compile_ in variants:
-                results[name].append(ours_images_per_s(ws, "bench", f"{kind}-{r}-{len(results[name])}-{amp}", args, amp, compile_))
+                run_name = f"{kind}-{r}-{len(results[name])}-{amp}"
+                results[name].append(ours_images_per_s(ws, "bench", run_name, args, amp, compile_))
             print({k: [round(v, 1) for v in vs] for k, vs in results.items()}, flush=True)
         flops = flops_per_image(device)
     finally:
@@ -302,7 +303,8 @@ _{machine_description()}; torch {torch.__version__}, {torch.get_num_threads()} t
 DataLoader with {args.workers} worker(s); load average {load_start:.1f} at the start, {load_end:.1f} at the end
 (other jobs share these cores)._
 
-64 px DCGAN (ngf = ndf = 64, z 100, {flops["g_params"] / 1e6:.2f} M + {flops["d_params"] / 1e6:.2f} M parameters), batch {args.batch_size}, {args.images} images;
+64 px DCGAN (ngf = ndf = 64, z 100, {flops["g_params"] / 1e6:.2f} M + {flops["d_params"] / 1e6:.2f} M parameters),
+batch {args.batch_size}, {args.images} images;
 {args.rounds} alternating rounds of {args.warmup} warm-up + {args.steps} timed steps each; the median round counts.
 Target for ours (first "ours" row, the defaults): {target}.
 

@@ -143,6 +143,11 @@ def mark_best(run: RunPaths, step: int, info: dict[str, Any]) -> None:
     write_json(_best_path(run), {**info, "step": int(step)})
 
 
+def forget_best(run: RunPaths) -> None:
+    """Drop the best mark (a run that starts over has no best checkpoint)."""
+    _best_path(run).unlink(missing_ok=True)
+
+
 def best_step(run: RunPaths) -> int | None:
     path = _best_path(run)
     if not path.is_file():

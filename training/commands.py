@@ -46,17 +46,25 @@ def train_cmd(
         str, typer.Option(help="DiffAugment: auto (on under 50k images), none, or e.g. color,translation,cutout,flip.")
     ] = "auto",
     loss: Annotated[str, typer.Option(help="bce (non-saturating, with logits) or hinge.")] = "bce",
-    spectral_norm: Annotated[bool, typer.Option("--spectral-norm", help="Spectral norm in D.", rich_help_panel=_MODEL)] = False,
+    spectral_norm: Annotated[
+        bool, typer.Option("--spectral-norm", help="Spectral norm in D.", rich_help_panel=_MODEL)
+    ] = False,
     ema: Annotated[float, typer.Option(help="EMA generator decay (0 = off); samples use it.")] = 0.999,
-    amp: Annotated[str, typer.Option(help="auto (bf16 where native: CUDA, AVX512-BF16/AMX CPUs), bf16, fp16 or off.", rich_help_panel=_SPEED)] = "auto",
+    amp: Annotated[
+        str,
+        typer.Option(help="auto (bf16 where native: CUDA, AVX512-BF16/AMX CPUs), bf16, fp16 or off.", rich_help_panel=_SPEED),
+    ] = "auto",
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile G and D.", rich_help_panel=_SPEED)] = False,
     data_on_device: Annotated[
         str, typer.Option(help="auto, resident (whole cache on the device) or stream.", rich_help_panel=_SPEED)
     ] = "auto",
     z_dim: Annotated[int, typer.Option(help="Latent size.", rich_help_panel=_MODEL)] = 100,
-    base_width: Annotated[int, typer.Option(help="ngf = ndf (widths double per stage up to 8x).", rich_help_panel=_MODEL)] = 64,
+    base_width: Annotated[
+        int, typer.Option(help="ngf = ndf (widths double per stage up to 8x).", rich_help_panel=_MODEL)
+    ] = 64,
     widths: Annotated[
-        Optional[str], typer.Option(help="Explicit G widths, smallest stage first, e.g. 1024,512,256,128.", rich_help_panel=_MODEL)
+        Optional[str],
+        typer.Option(help="Explicit G widths, smallest stage first, e.g. 1024,512,256,128.", rich_help_panel=_MODEL),
     ] = None,
     dropout: Annotated[float, typer.Option(help="Dropout in D.", rich_help_panel=_MODEL)] = 0.0,
     label_smoothing: Annotated[float, typer.Option(help="One-sided: real targets 1 - this (bce).")] = 0.0,
@@ -69,11 +77,15 @@ def train_cmd(
     beta2: Annotated[float, typer.Option(help="Adam beta2.")] = 0.999,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.", rich_help_panel=_OUT)] = 1000,
     keep_last: Annotated[int, typer.Option(help="Checkpoints kept (plus the best).", rich_help_panel=_OUT)] = 3,
-    sample_every: Annotated[int, typer.Option(help="Steps between sample grids (0: start and end).", rich_help_panel=_OUT)] = 500,
+    sample_every: Annotated[
+        int, typer.Option(help="Steps between sample grids (0: start and end).", rich_help_panel=_OUT)
+    ] = 500,
     sample_count: Annotated[int, typer.Option(help="Images in each sample grid.", rich_help_panel=_OUT)] = 64,
     log_every: Annotated[int, typer.Option(help="Steps between metrics lines.", rich_help_panel=_OUT)] = 50,
     seed: Annotated[int, typer.Option(help="Seed of weights, batches and noise.")] = 0,
-    deterministic: Annotated[bool, typer.Option("--deterministic", help="Deterministic kernels only (slower).")] = False,
+    deterministic: Annotated[
+        bool, typer.Option("--deterministic", help="Deterministic kernels only (slower).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
 ) -> None:
     """Train a GAN on a collection's tensor cache; --resume continues a run exactly where it stopped.
@@ -105,8 +117,8 @@ def train_cmd(
 class _ProgressDisplay:
     """A rich progress bar (step, losses, images/s) on a terminal; one line per log step otherwise."""
 
-    def __init__(self, *, enabled: bool, echo: bool) -> None:
-        self.enabled, self.echo = enabled, echo
+    def __init__(self, *, enabled: bool, echo: bool, console: Any = None) -> None:
+        self.enabled, self.echo, self.console = enabled, echo, console
         self._bar: Any = None
         self._task: Any = None
 
@@ -117,7 +129,7 @@ class _ProgressDisplay:
 
             self._bar = Progress(
                 TextColumn("step"), MofNCompleteColumn(), BarColumn(), TimeRemainingColumn(),
-                TextColumn("{task.fields[stats]}"), console=Console(stderr=True),
+                TextColumn("{task.fields[stats]}"), console=self.console or Console(stderr=True),
             )  # fmt: skip
             self._bar.start()
         return self

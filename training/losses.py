@@ -6,7 +6,9 @@ import torch
 import torch.nn.functional as F
 
 
-def discriminator_loss(kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor, *, label_smoothing: float = 0.0) -> torch.Tensor:
+def discriminator_loss(
+    kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor, *, label_smoothing: float = 0.0
+) -> torch.Tensor:
     """D's loss; ``label_smoothing`` is one-sided (real targets 1 - s, fake targets stay 0; bce only)."""
     real_logits, fake_logits = real_logits.float(), fake_logits.float()
     if kind == "hinge":

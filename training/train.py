@@ -154,7 +154,9 @@ def _run_lock(run: RunPaths) -> Iterator[None]:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise NftganError(f"run {run.name!r} is being trained by another process; wait for it or use another --run") from None
+            raise NftganError(
+                f"run {run.name!r} is being trained by another process; wait for it or use another --run"
+            ) from None
         yield
 
 
@@ -232,7 +234,8 @@ class _Trainer:
         run = self.run_paths
         write_json(run.config, self.config.to_dict())
         remove_stale_temps(run.checkpoints)
-        if ckpt is None:
+        if ckpt is None:  # a fresh start: nothing of an earlier attempt may mix into this run's outputs
+            checkpoints.forget_best(run)
             run.metrics.unlink(missing_ok=True)
             shutil.rmtree(run.tensorboard, ignore_errors=True)
             for path in [*sample_grids(run).values(), progress_gif_path(run)]:
@@ -240,7 +243,8 @@ class _Trainer:
             return
         start = ckpt["step"]
         rows = read_metrics(run)
-        if any(r["step"] > start for r in rows) or run.metrics.is_file() and len(rows) != _line_count(run.metrics):
+        torn = run.metrics.is_file() and len(rows) != _line_count(run.metrics)
+        if torn or any(r["step"] > start for r in rows):
             write_text(run.metrics, "".join(json.dumps(r) + "\n" for r in rows if r["step"] <= start))
         for step, path in sample_grids(run).items():
             if step > start:
@@ -341,9 +345,8 @@ class _Trainer:
         self.scaler.update()
         self.d.requires_grad_(True)
         with torch.no_grad():
-            return torch.stack(
-                [loss_g.float(), loss_d.float(), real_logits.float().sigmoid().mean(), fake_logits.float().sigmoid().mean()]
-            )
+            d_real, d_fake = real_logits.float().sigmoid().mean(), fake_logits.float().sigmoid().mean()
+            return torch.stack([loss_g.float(), loss_d.float(), d_real, d_fake])
 
     @torch.no_grad()
     def _update_ema(self, step: int) -> None:

@@ -71,7 +71,10 @@ def test_user_mistakes_are_one_line_and_exit_2(cli, trained, args, message):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
 def test_device_cuda_without_cuda_is_a_clear_error(cli, trained):
-    for args in (["train", "tiny", *TINY[:-2], "--device", "cuda", "--run", "c"], ["sample", "tiny", "t", "--device", "cuda"]):
+    for args in (
+        ["train", "tiny", *TINY[:-2], "--device", "cuda", "--run", "c"],
+        ["sample", "tiny", "t", "--device", "cuda"],
+    ):
         result = cli(*args)
         assert result.exit_code == 2 and "CUDA is not available" in result.stderr
 
@@ -113,7 +116,8 @@ def test_interpolate_writes_a_looping_gif_of_the_right_size(cli, trained, tmp_pa
             frames.append(gif.convert("RGB").tobytes())
     assert len(set(frames)) > 1  # it moves
     out2 = tmp_path / "walk4.gif"
-    assert cli("interpolate", "tiny", "t", "--out", str(out2), "--n", "4", "--keyframes", "2", "--frames-between", "2").exit_code == 0
+    result = cli("interpolate", "tiny", "t", "--out", str(out2), "--n", "4", "--keyframes", "2", "--frames-between", "2")
+    assert result.exit_code == 0, result.stderr
     with Image.open(out2) as gif:
         assert gif.size == (2 * 34 + 2, 2 * 34 + 2) and gif.n_frames == 4
 
@@ -174,3 +178,18 @@ def test_cuda_training_with_bf16_compile_and_streaming(ws, make_cache):
     summary = train(ws, "tiny", config)
     assert summary.device.startswith("cuda") and summary.steps_done == 6
     assert all(map(torch.isfinite, map(torch.tensor, (summary.loss_g, summary.loss_d))))
+
+
+def test_progress_bar_shows_step_losses_and_speed():
+    from rich.console import Console
+
+    from training.commands import _ProgressDisplay
+
+    console = Console(record=True, width=160, force_terminal=True)
+    display = _ProgressDisplay(enabled=True, echo=False, console=console)
+    with display:
+        for step, total in ((5, 10), (10, 10), (12, None)):  # --minutes runs have no total
+            display({"step": step, "total_steps": total, "loss_g": 0.7, "loss_d": 1.4, "d_real": 0.5,
+                     "d_fake": 0.4, "images_per_s": 123.4})  # fmt: skip
+    text = console.export_text()
+    assert "G 0.700  D 1.400" in text and "123 img/s" in text
