@@ -105,8 +105,10 @@ class TrainSummary:
 def train(ws: Workspace, slug: str, config: TrainConfig, *, progress: Progress | None = None) -> TrainSummary:
     """Train (or, with ``config.resume``, continue) one run of ``slug``; see the module docstring.
 
-    ``progress`` gets a dict (step, total_steps, loss_g, loss_d, d_real, d_fake, images_per_s, ...) at each
-    log step, after that step's checkpoint; an exception it raises stops training and propagates.
+    ``progress`` gets a dict (step, total_steps, fraction, loss_g, loss_d, d_real, d_fake, images_per_s,
+    epoch, elapsed_s) at each log step, after that step's checkpoint; ``total_steps`` is None for
+    ``--minutes`` (``fraction`` is then the share of the time budget). An exception it raises stops training
+    and propagates; the last checkpoint stays valid.
     Under ``torchrun`` this joins the process group and trains with DDP.
     """
     ctx = distributed.init_from_env(config.device)
@@ -463,7 +465,8 @@ class _Trainer:
             if ctx.is_main and cfg.sample_every and step % cfg.sample_every == 0:
                 self._save_grid(step)
             if row is not None and progress is not None and ctx.is_main:
-                progress({**row, "total_steps": total})
+                fraction = step / total if total else min(1.0, elapsed / deadline_s) if deadline_s else None
+                progress({**row, "total_steps": total, "fraction": fraction})
 
         loop_s = time.monotonic() - t0
         self._check_finite(window, step)

@@ -238,10 +238,12 @@ def test_stop_by_epochs_and_by_minutes(ws, make_cache):
     make_cache("tiny", 32, n=16)
     summary = train(ws, "tiny", tiny_config(run="e", steps=None, epochs=1.5))
     assert summary.steps_done == 3 and summary.stopped_by == "epochs"  # ceil(1.5 * 16 / 8)
-    summary = train(ws, "tiny", tiny_config(run="m", steps=None, minutes=0.002))
+    rows = []
+    summary = train(ws, "tiny", tiny_config(run="m", steps=None, minutes=0.002, log_every=1), progress=rows.append)
     assert summary.stopped_by == "minutes" and summary.steps_done >= 1
     assert summary.elapsed_s >= 0.12
     assert list_checkpoints(ws.run("tiny", "m"))[-1] == summary.steps_done
+    assert rows[0]["total_steps"] is None and 0 < rows[0]["fraction"] <= rows[-1]["fraction"] <= 1
 
 
 def test_default_run_name_and_a_busy_run(ws, make_cache):
