@@ -85,5 +85,5 @@ def register(app: typer.Typer) -> None:
         grids = sorted(run.samples.glob("step_*.png"))
         if grids:
             typer.echo(f"  latest samples:  {grids[-1]}")
-        typer.echo(f"  progress GIF:    {run.root / 'progress.gif'}")
+        typer.echo(f"  progress GIF:    {run.samples / 'progress.gif'}")
         typer.echo("  Prefect UI:      `make server`, then re-run with PREFECT_API_URL=http://127.0.0.1:4200/api")
