@@ -61,6 +61,10 @@ class CollectionPaths:
     def features(self) -> Path:
         return self.root / "features"
 
+    @property
+    def scrape_lock(self) -> Path:
+        return self.root / ".scrape.lock"
+
     def image_relpath(self, sha256: str, ext: str) -> str:
         """Path of an original relative to the collection root (what the catalog stores)."""
         if not _SHA_RE.fullmatch(sha256):
@@ -125,6 +129,10 @@ class RunPaths:
     @property
     def eval(self) -> Path:
         return self.root / "eval"
+
+    @property
+    def train_lock(self) -> Path:
+        return self.root / ".train.lock"
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,10 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
-import fcntl
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pipeline import atomic
 from pipeline.catalog import Catalog, Item
 from pipeline.errors import NftganError
+from pipeline.locks import exclusive_lock
 from pipeline.storage import Stored
 from pipeline.workspace import CollectionPaths, Workspace
 
@@ -223,18 +223,8 @@ def scrape(ws: Workspace, slug: str, config: ScrapeConfig, *, progress: Progress
         return _run(both())
 
 
-@contextlib.contextmanager
-def _scrape_lock(col: CollectionPaths) -> Iterator[None]:
-    col.root.mkdir(parents=True, exist_ok=True)
-    with open(col.root / ".scrape.lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise NftganError(f"another scrape of {col.slug!r} is running (lock {handle.name})") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _scrape_lock(col: CollectionPaths) -> contextlib.AbstractContextManager[None]:
+    return exclusive_lock(col.scrape_lock, f"another scrape of {col.slug!r} is running (lock {col.scrape_lock})")
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:

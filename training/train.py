@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import fcntl
 import json
 import logging
 import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import torch
 from pipeline.atomic import remove_stale_temps, write_json, write_text
 from pipeline.cache import open_cache
 from pipeline.errors import NftganError
+from pipeline.locks import exclusive_lock
 from pipeline.workspace import RunPaths, Workspace
 from training import checkpoints, distributed, losses
 from training.augment import diff_augment
@@ -148,18 +148,11 @@ class _Window:
         return means, steps, seconds
 
 
-@contextlib.contextmanager
-def _run_lock(run: RunPaths) -> Iterator[None]:
+def _run_lock(run: RunPaths) -> contextlib.AbstractContextManager[None]:
     """One trainer per run directory at a time."""
-    run.root.mkdir(parents=True, exist_ok=True)
-    with open(run.root / ".train.lock", "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise NftganError(
-                f"run {run.name!r} is being trained by another process; wait for it or use another --run"
-            ) from None
-        yield
+    return exclusive_lock(
+        run.train_lock, f"run {run.name!r} is being trained by another process; wait for it or use another --run"
+    )
 
 
 class _Trainer:
