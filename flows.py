@@ -206,7 +206,7 @@ def evaluate_task(home: str, slug: str, run: str, options: dict[str, Any]) -> di
     config = EvalConfig(**options)
     summary = evaluate(ws, slug, run, config, progress=lambda e: logger.info("evaluate %s: %s", run, e))
     result = summary.to_dict()
-    records = _read_records(ws.run(slug, run).eval / "metrics.json")
+    records = _read_records(ws.run(slug, run).eval.metrics)
     if records:
         create_table_artifact(
             key=_artifact_key(slug, "evaluation"),
@@ -246,8 +246,8 @@ def _flat_record(record: dict[str, Any]) -> dict[str, Any]:
 def _best_grid(ws: Workspace, slug: str, run: str) -> Path | None:
     """The sample grid of the best checkpoint, or the newest one (small PNGs only)."""
     run_paths = ws.run(slug, run)
-    candidates = sorted(run_paths.eval.glob("*best*.png")) + sorted(run_paths.samples.glob("step_*.png"))[-1:]
-    for path in candidates:
+    best = [run_paths.eval.best_samples] if run_paths.eval.best_samples.is_file() else []
+    for path in best + [grids[max(grids)]] if (grids := run_paths.sample_grids()) else []:
         if path.stat().st_size < 2_000_000:
             return path
     return None
@@ -310,7 +310,7 @@ def evaluate_flow(slug: str, run: str, samples: int = 2048, metrics: list[str] |
                **(eval_options or {})}
     if metrics:
         options["metrics"] = tuple(metrics)
-    refresh = not (Workspace.from_home(home).run(slug, run).eval / "metrics.json").is_file()
+    refresh = not Workspace.from_home(home).run(slug, run).eval.metrics.is_file()
     return evaluate_task.with_options(refresh_cache=refresh)(home, slug, run, options)
 
 
@@ -353,6 +353,6 @@ def refresh_collection(
     evaluated = evaluate_flow(slug, run, eval_samples, eval_metrics, extractor, eval_checkpoints, device, home,
                               eval_options)
     ws = Workspace.from_home(home)
-    logger.info("refresh of %s done: run %s, report %s", slug, run, ws.run(slug, run).eval)
+    logger.info("refresh of %s done: run %s, report %s", slug, run, ws.run(slug, run).eval.report)
     return {"slug": slug, "run": run, "home": home, "scrape": scraped, "prepare": prepared,
             "train": trained, "evaluate": evaluated}

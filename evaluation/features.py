@@ -22,7 +22,7 @@ from evaluation.memorization import phash64
 from evaluation.metrics import FidStatistics, fid_statistics
 from pipeline.atomic import atomic_path, remove_stale_temps, write_json
 from pipeline.cache import TensorCache, hash_strings
-from pipeline.workspace import CollectionPaths
+from pipeline.workspace import CollectionPaths, FeatureCachePaths
 
 CHUNK_IMAGES = 512
 
@@ -39,29 +39,12 @@ class RealSide:
     key: str  # cache key: content_hash x extractor x weights
 
 
-@dataclass(frozen=True)
-class _CachePaths:
-    features: Path  # float32 (N, D) .npy
-    meta: Path  # what the features are, for people reading the folder
-    parts: Path  # chunks of an extraction in progress
-    fid_statistics: Path  # mu, sigma, n (.npz)
-    phash: Path  # uint64 (N,) .npy; depends on the cache content only
-
-
 def cache_key(content_hash: str, extractor: FeatureExtractor) -> str:
     return hash_strings([content_hash, extractor.extractor_id, extractor.weights_sha256])
 
 
-def _paths(col: CollectionPaths, content_hash: str, extractor: FeatureExtractor) -> _CachePaths:
-    # TODO(workspace): these belong in CollectionPaths (asked for in the evaluation report).
-    stem = f"{extractor.extractor_id}-{cache_key(content_hash, extractor)[:24]}"
-    return _CachePaths(
-        features=col.features / f"{stem}.npy",
-        meta=col.features / f"{stem}.json",
-        parts=col.features / f"{stem}.parts",
-        fid_statistics=col.features / f"{stem}.fid-stats.npz",
-        phash=col.features / f"phash64-{content_hash[:24]}.npy",
-    )
+def _paths(col: CollectionPaths, content_hash: str, extractor: FeatureExtractor) -> FeatureCachePaths:
+    return col.feature_cache(f"{extractor.extractor_id}-{cache_key(content_hash, extractor)[:24]}")
 
 
 def real_side(
@@ -88,10 +71,11 @@ def real_side(
     elif on_batch is not None:
         on_batch(len(cache), len(cache))
     stats = _cached_fid_statistics(paths.fid_statistics, features)
-    phash = _load_array(paths.phash, (len(cache),), np.uint64)
+    phash_path = col.phash_cache(cache.content_hash)
+    phash = _load_array(phash_path, (len(cache),), np.uint64)
     if phash is None:
         phash = phash64(cache.images)
-        _save_npy(paths.phash, phash)
+        _save_npy(phash_path, phash)
     return RealSide(features, stats, phash, hit, time.perf_counter() - started,
                     cache_key(cache.content_hash, extractor))
 
@@ -99,7 +83,7 @@ def real_side(
 def _extract_in_chunks(
     cache: TensorCache,
     extractor: FeatureExtractor,
-    paths: _CachePaths,
+    paths: FeatureCachePaths,
     batch_size: int,
     on_batch: Callable[[int, int], None] | None,
     chunk_images: int,

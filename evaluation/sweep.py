@@ -26,47 +26,10 @@ from evaluation.metrics import MetricInputs, compute_from_features
 from pipeline.atomic import remove_stale_temps, write_bytes, write_json
 from pipeline.cache import TensorCache, hash_strings, open_cache
 from pipeline.errors import NftganError
-from pipeline.workspace import RunPaths, Workspace
+from pipeline.workspace import EvalPaths, RunPaths, Workspace
 
 PROTOCOL = "nftgan-eval-1"
 Progress = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class EvalPaths:
-    """Files of ``<run>/eval/``. TODO(workspace): belongs in RunPaths (asked for in the evaluation report)."""
-
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.json"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.json"
-
-    @property
-    def report(self) -> Path:
-        return self.root / "report.md"
-
-    @property
-    def curves(self) -> Path:
-        return self.root / "curves.png"
-
-    @property
-    def best_samples(self) -> Path:
-        """A copy of the best checkpoint's sample grid under a name that does not change."""
-        return self.root / "best-samples.png"
-
-    def samples(self, step: int) -> Path:
-        return self.root / f"samples-step{step:07d}.png"
-
-    def panel(self, step: int) -> Path:
-        return self.root / f"memorization-step{step:07d}.png"
-
-    def nearest(self, step: int) -> Path:
-        return self.root / f"nearest-step{step:07d}.csv"
 
 
 @dataclass(frozen=True)
@@ -166,7 +129,7 @@ def evaluate(
     require_run(run)
     steps = _choose_steps(run, config, list_checkpoints(run))
     device = str(resolve_device(config.device))
-    paths = EvalPaths(run.eval)
+    paths = run.eval
     remove_stale_temps(paths.root)  # left by a run killed mid-write
     write_json(paths.config, config.to_dict())
 

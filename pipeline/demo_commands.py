@@ -82,8 +82,8 @@ def register(app: typer.Typer) -> None:
         for key in ("report", "report_path", "metrics_path"):
             if key in evaluated:
                 typer.echo(f"  {key.replace('_', ' '):<16} {evaluated[key]}")
-        grids = sorted(run.samples.glob("step_*.png"))
+        grids = run.sample_grids()
         if grids:
-            typer.echo(f"  latest samples:  {grids[-1]}")
-        typer.echo(f"  progress GIF:    {run.samples / 'progress.gif'}")
+            typer.echo(f"  latest samples:  {grids[max(grids)]}")
+        typer.echo(f"  progress GIF:    {run.progress_gif}")
         typer.echo("  Prefect UI:      `make server`, then re-run with PREFECT_API_URL=http://127.0.0.1:4200/api")

@@ -6,8 +6,13 @@ Layout (root from ``--home``, else ``$NFTGAN_HOME``, else ``./nftgan-data``)::
     <root>/collections/<slug>/images/ab/<sha256>.<ext>   originals, content-addressed
     <root>/collections/<slug>/cache/<size>/images.npy    uint8 (N, 3, size, size) tensor cache
     <root>/collections/<slug>/cache/<size>/manifest.json what the cache holds and how it was made
+    <root>/collections/<slug>/scrape-config.json  options of the last scrape
     <root>/collections/<slug>/features/           cached evaluation features of the real images
-    <root>/runs/<slug>/<run>/                     one training run (config, checkpoints, samples, eval)
+    <root>/runs/<slug>/<run>/config.json          one training run: its options,
+    <root>/runs/<slug>/<run>/metrics.jsonl        losses per log step, losses.png, tensorboard/
+    <root>/runs/<slug>/<run>/checkpoints/step_0001000.pt, best.json
+    <root>/runs/<slug>/<run>/samples/step_0001000.png, progress.gif
+    <root>/runs/<slug>/<run>/eval/                config.json, metrics.json, report.md, curves.png, ...
 """
 
 from __future__ import annotations
@@ -24,6 +29,15 @@ HOME_ENV = "NFTGAN_HOME"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 _RUN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_CHECKPOINT_RE = re.compile(r"^step_(\d{7,})\.pt$")
+_SAMPLE_GRID_RE = re.compile(r"^step_(\d{7,})\.png$")
+
+
+def _numbered(folder: Path, pattern: re.Pattern[str]) -> dict[int, Path]:
+    """The files of ``folder`` whose name matches ``pattern``, by the number it captures."""
+    if not folder.is_dir():
+        return {}
+    return {int(m.group(1)): p for p in folder.iterdir() if (m := pattern.fullmatch(p.name)) and p.is_file()}
 
 
 def validate_slug(slug: str) -> str:
@@ -64,6 +78,19 @@ class CollectionPaths:
     @property
     def scrape_lock(self) -> Path:
         return self.root / ".scrape.lock"
+
+    @property
+    def scrape_config(self) -> Path:
+        """The options of the last scrape (written before it starts)."""
+        return self.root / "scrape-config.json"
+
+    def feature_cache(self, key: str) -> "FeatureCachePaths":
+        """Cached evaluation features of the real images, named by extractor and content key."""
+        return FeatureCachePaths(self.features, key)
+
+    def phash_cache(self, content_hash: str) -> Path:
+        """uint64 perceptual hashes of a tensor cache (depends on its content only)."""
+        return self.features / f"phash64-{content_hash[:24]}.npy"
 
     def image_relpath(self, sha256: str, ext: str) -> str:
         """Path of an original relative to the collection root (what the catalog stores)."""
@@ -127,17 +154,112 @@ class RunPaths:
         return self.root / "tensorboard"
 
     @property
-    def eval(self) -> Path:
-        return self.root / "eval"
-
-    @property
     def train_lock(self) -> Path:
         return self.root / ".train.lock"
+
+    def checkpoint(self, step: int) -> Path:
+        return self.checkpoints / f"step_{int(step):07d}.pt"
+
+    def checkpoint_files(self) -> dict[int, Path]:
+        """Checkpoint files by step (complete or not: see training.checkpoints.verify_file)."""
+        return _numbered(self.checkpoints, _CHECKPOINT_RE)
+
+    @property
+    def best_mark(self) -> Path:
+        """Which checkpoint evaluation found best (JSON)."""
+        return self.checkpoints / "best.json"
+
+    def sample_grid(self, step: int) -> Path:
+        return self.samples / f"step_{int(step):07d}.png"
+
+    def sample_grids(self) -> dict[int, Path]:
+        """The fixed-noise grids written during training, by step."""
+        return _numbered(self.samples, _SAMPLE_GRID_RE)
+
+    def sample_output(self, step: int, seed: int, n: int) -> Path:
+        """Default file of ``nftgan sample`` (a grid of ``n`` images)."""
+        return self.samples / f"sample-step{int(step):07d}-seed{seed}-n{n}.png"
+
+    @property
+    def progress_gif(self) -> Path:
+        return self.samples / "progress.gif"
+
+    @property
+    def loss_chart(self) -> Path:
+        return self.root / "losses.png"
+
+    @property
+    def eval(self) -> "EvalPaths":
+        return EvalPaths(self.root / "eval")
+
+
+@dataclass(frozen=True)
+class EvalPaths:
+    """Files of ``<run>/eval/``."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def curves(self) -> Path:
+        return self.root / "curves.png"
+
+    @property
+    def best_samples(self) -> Path:
+        """A copy of the best checkpoint's sample grid under a name that does not change."""
+        return self.root / "best-samples.png"
+
+    def samples(self, step: int) -> Path:
+        return self.root / f"samples-step{int(step):07d}.png"
+
+    def panel(self, step: int) -> Path:
+        return self.root / f"memorization-step{int(step):07d}.png"
+
+    def nearest(self, step: int) -> Path:
+        return self.root / f"nearest-step{int(step):07d}.csv"
+
+
+@dataclass(frozen=True)
+class FeatureCachePaths:
+    """One feature cache in ``<collection>/features/``: ``<key>.npy`` and its companions."""
+
+    folder: Path
+    key: str
+
+    @property
+    def features(self) -> Path:  # float32 (N, D)
+        return self.folder / f"{self.key}.npy"
+
+    @property
+    def meta(self) -> Path:  # what the features are, for people reading the folder
+        return self.folder / f"{self.key}.json"
+
+    @property
+    def parts(self) -> Path:  # chunks of an extraction in progress
+        return self.folder / f"{self.key}.parts"
+
+    @property
+    def fid_statistics(self) -> Path:  # mu, sigma, n (.npz)
+        return self.folder / f"{self.key}.fid-stats.npz"
 
 
 @dataclass(frozen=True)
 class Workspace:
     root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))  # Workspace("/data") works as well as a Path
 
     @classmethod
     def from_home(cls, home: str | os.PathLike[str] | None = None) -> "Workspace":

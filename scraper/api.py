@@ -187,7 +187,7 @@ class ScrapeSummary:
 # -- the stage ------------------------------------------------------------------------------------
 def config_path(col: CollectionPaths) -> Path:
     """Where the scrape config is saved (beside the catalog)."""
-    return col.root / "scrape-config.json"
+    return col.scrape_config
 
 
 def list_items(ws: Workspace, slug: str, config: ScrapeConfig, *, progress: Progress | None = None) -> ListSummary:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,6 @@ from training.models import make_generator
 log = logging.getLogger(__name__)
 
 FORMAT = "nftgan-checkpoint-1"
-_NAME_RE = re.compile(r"^step_(\d{7,})\.pt$")
 
 
 @dataclass(frozen=True)
@@ -42,22 +40,11 @@ class LoadedGenerator:
 
 
 def checkpoint_path(run: RunPaths, step: int) -> Path:
-    return run.checkpoints / f"step_{int(step):07d}.pt"
-
-
-def _best_path(run: RunPaths) -> Path:
-    return run.checkpoints / "best.json"
+    return run.checkpoint(step)
 
 
 def _files(run: RunPaths) -> dict[int, Path]:
-    if not run.checkpoints.is_dir():
-        return {}
-    found = {}
-    for p in run.checkpoints.iterdir():
-        m = _NAME_RE.fullmatch(p.name)
-        if m and p.is_file():
-            found[int(m.group(1))] = p
-    return found
+    return run.checkpoint_files()
 
 
 def verify_file(path: Path) -> str | None:
@@ -140,16 +127,16 @@ def mark_best(run: RunPaths, step: int, info: dict[str, Any]) -> None:
     """Record ``step`` as the run's best checkpoint (``info``: e.g. metric name and value)."""
     if step not in _files(run):
         raise NftganError(f"run {run.name!r} has no checkpoint at step {step} to mark as best")
-    write_json(_best_path(run), {**info, "step": int(step)})
+    write_json(run.best_mark, {**info, "step": int(step)})
 
 
 def forget_best(run: RunPaths) -> None:
     """Drop the best mark (a run that starts over has no best checkpoint)."""
-    _best_path(run).unlink(missing_ok=True)
+    run.best_mark.unlink(missing_ok=True)
 
 
 def best_step(run: RunPaths) -> int | None:
-    path = _best_path(run)
+    path = run.best_mark
     if not path.is_file():
         return None
     try:

@@ -109,7 +109,7 @@ def sample(ws: Workspace, slug: str, run_name: str, config: SampleConfig) -> lis
             save_png(np.ascontiguousarray(img.transpose(1, 2, 0)), path)
         return paths
     out = Path(config.out) if config.out is not None else (
-        ws.run(slug, run_name).samples / f"sample-step{loaded.step:07d}-seed{config.seed}-n{config.n}.png"
+        ws.run(slug, run_name).sample_output(loaded.step, config.seed, config.n)
     )
     save_png(grid(images), out)
     return [out]

@@ -185,7 +185,7 @@ class _Trainer:
 
     def _resume_point(self) -> dict[str, Any] | None:
         run, cfg, ctx = self.run_paths, self.config, self.ctx
-        existing = [p for p in run.checkpoints.glob("step_*.pt")] if run.checkpoints.is_dir() else []
+        existing = run.checkpoint_files()
         if existing and not cfg.resume:
             raise NftganError(
                 f"run {run.name!r} already has checkpoints: pass --resume to continue it, or choose another --run"

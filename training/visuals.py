@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -15,25 +14,22 @@ from training.sampling import save_gif
 
 MAX_GIF_FRAMES = 100
 MAX_GIF_SIDE_PX = 1024
-_SAMPLE_RE = re.compile(r"^step_(\d{7,})\.png$")
 
 
 def loss_chart_path(run: RunPaths) -> Path:
-    return run.root / "losses.png"
+    return run.loss_chart
 
 
 def progress_gif_path(run: RunPaths) -> Path:
-    return run.samples / "progress.gif"
+    return run.progress_gif
 
 
 def sample_grid_path(run: RunPaths, step: int) -> Path:
-    return run.samples / f"step_{int(step):07d}.png"
+    return run.sample_grid(step)
 
 
 def sample_grids(run: RunPaths) -> dict[int, Path]:
-    if not run.samples.is_dir():
-        return {}
-    return {int(m.group(1)): p for p in run.samples.iterdir() if (m := _SAMPLE_RE.fullmatch(p.name))}
+    return run.sample_grids()
 
 
 def read_metrics(run: RunPaths) -> list[dict]:

@@ -9,7 +9,7 @@ def test_evaluate_prints_a_summary_and_writes_the_report(cli, ws, collection, ru
     result = cli("evaluate", collection, run.name, "--extractor", "tiny", "--samples", "16", "--device", "cpu")
     assert result.exit_code == 0, result.stderr
     assert "NOT comparable" in result.stdout and "best: step" in result.stdout
-    assert (run.eval / "report.md").is_file() and (run.eval / "metrics.json").is_file()
+    assert run.eval.report.is_file() and run.eval.metrics.is_file()
 
 
 def test_evaluate_json_output(cli, collection, run):

@@ -30,7 +30,7 @@ def helper_weights() -> W.InceptionWeights:
 
 
 @pytest.fixture(scope="module")
-def pth_file(helper_weights, tmp_path_factory) -> "Path":  # noqa: F821
+def pth_file(helper_weights, tmp_path_factory):
     """The mapped weights saved as a torch-fidelity-format state dict (what the hub file is)."""
     path = tmp_path_factory.mktemp("weights") / "inception.pth"
     torch.save(helper_weights.state_dict, path)

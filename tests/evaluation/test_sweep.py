@@ -7,7 +7,6 @@ import json
 import pytest
 
 from evaluation import EvalConfig, evaluate
-from evaluation.sweep import EvalPaths
 from pipeline.errors import NftganError
 
 from .conftest import save_generator_checkpoint
@@ -16,7 +15,7 @@ TINY = dict(extractor="tiny", samples=24, batch_size=16, device="cpu")
 
 
 def _records(run) -> dict[int, dict]:
-    doc = json.loads(EvalPaths(run.eval).metrics.read_text())
+    doc = json.loads(run.eval.metrics.read_text())
     return {r["step"]: r for r in doc["records"]}
 
 
@@ -37,13 +36,13 @@ def test_every_checkpoint_gets_one_full_record_and_the_best_is_marked(ws, collec
     assert summary.best == {"step": winner["step"], "metric": "fid", "value": winner["fid"]}
     assert best_step(run) == winner["step"]  # what `nftgan sample --checkpoint best` reads
     assert load_generator(run, "best").step == winner["step"]
-    assert json.loads(EvalPaths(run.eval).config.read_text())["samples"] == 24
+    assert json.loads(run.eval.config.read_text())["samples"] == 24
     assert json.loads(json.dumps(summary.to_dict()))["best_step"] == winner["step"]  # small and JSON-able
 
 
 def test_report_has_the_curve_the_best_samples_and_the_memorization_panel(ws, collection, run):
     summary = evaluate(ws, collection, run.name, EvalConfig(**TINY))
-    paths, best = EvalPaths(run.eval), summary.best_step
+    paths, best = run.eval, summary.best_step
     report = paths.report.read_text()
     for picture in (paths.curves, paths.samples(best), paths.panel(best)):
         assert picture.is_file() and picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -94,7 +93,7 @@ def test_an_interrupted_sweep_resumes_without_scoring_a_checkpoint_twice(ws, col
 
 def test_the_same_seed_gives_the_same_numbers(ws, collection, run):
     a = evaluate(ws, collection, run.name, EvalConfig(**TINY, checkpoints="100"))
-    EvalPaths(run.eval).metrics.unlink()
+    run.eval.metrics.unlink()
     b = evaluate(ws, collection, run.name, EvalConfig(**TINY, checkpoints="100"))
     assert b.evaluated_steps == (100,)
     assert a.records[0]["fid"] == b.records[0]["fid"] and a.records[0]["kid_mean"] == b.records[0]["kid_mean"]
@@ -104,7 +103,7 @@ def test_memorization_only_marks_no_best(ws, collection, run):
     summary = evaluate(ws, collection, run.name, EvalConfig(**TINY, metrics=("memorization",)))
     assert summary.best is None and "memorization_share" in summary.records[0]
     assert "fid" not in summary.records[0]
-    assert EvalPaths(run.eval).report.is_file()
+    assert run.eval.report.is_file()
 
 
 def test_user_mistakes_are_one_line_errors(ws, collection, run):
@@ -143,7 +142,7 @@ def test_kill_9_mid_sweep_then_rerun_scores_each_checkpoint_once(ws, collection,
 
     for step in (400, 500):
         save_generator_checkpoint(run, step, seed=step)
-    metrics_file = EvalPaths(run.eval).metrics
+    metrics_file = run.eval.metrics
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "--home", str(ws.root), "evaluate", collection, run.name,
          "--extractor", "tiny", "--samples", "600", "--metrics", "fid,memorization", "--device", "cpu"],
@@ -163,4 +162,4 @@ def test_kill_9_mid_sweep_then_rerun_scores_each_checkpoint_once(ws, collection,
     assert list(resumed.reused_steps) == done_before
     assert sorted(resumed.reused_steps + resumed.evaluated_steps) == [100, 200, 300, 400, 500]
     assert [r["step"] for r in json.loads(metrics_file.read_text())["records"]] == [100, 200, 300, 400, 500]
-    assert not [p.name for p in run.eval.iterdir() if ".tmp" in p.name]  # no half-written files left
+    assert not [p.name for p in run.eval.root.iterdir() if ".tmp" in p.name]  # no half-written files left

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +98,7 @@ def test_deployment_run_through_a_worker_completes_with_artifacts(prefect_server
     status = json.loads(_cli(["--home", str(home), "status", "tiny", "--json"]))
     assert status["items"] == 30 and status["caches"] == {"32": status["ok"]}
     (run_name,) = ws.runs("tiny")
-    assert (ws.run("tiny", run_name).eval / "metrics.json").is_file()
+    assert ws.run("tiny", run_name).eval.metrics.is_file()
 
 
 def _flow_run_id(output: str) -> str:

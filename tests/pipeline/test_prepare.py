@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from PIL import Image
 
 from pipeline.cache import open_cache
 from pipeline.catalog import Catalog

@@ -31,6 +31,23 @@ def test_layout(tmp_path, monkeypatch) -> None:
         ws.run("my-col_1", "../other")
 
 
+def test_run_files_are_named_and_listed_by_the_workspace(tmp_path) -> None:
+    ws = Workspace(str(tmp_path))  # a plain string root works too
+    run = ws.run("c", "r")
+    assert run.checkpoint(1000) == tmp_path / "runs/c/r/checkpoints/step_0001000.pt"
+    assert run.eval.metrics == tmp_path / "runs/c/r/eval/metrics.json"
+    assert ws.collection("c").scrape_config == tmp_path / "collections/c/scrape-config.json"
+    assert run.checkpoint_files() == {} and run.sample_grids() == {}
+    for step in (5, 12):
+        for path in (run.checkpoint(step), run.sample_grid(step)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"x")
+    (run.checkpoints / "step_12.pt").write_bytes(b"x")  # not a name we write: ignored
+    (run.samples / "sample-step0000012-seed0-n4.png").write_bytes(b"x")
+    assert run.checkpoint_files() == {5: run.checkpoint(5), 12: run.checkpoint(12)}
+    assert sorted(run.sample_grids()) == [5, 12]
+
+
 def test_catalog_add_is_idempotent_and_transactions_roll_back(tmp_path) -> None:
     with Catalog(tmp_path / "c.sqlite") as cat:
         rows = [{"item_key": item_key_for_token("ethereum", "0xABC", str(i)), "source": "api",
