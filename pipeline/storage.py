@@ -10,10 +10,11 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.atomic import atomic_path
+from pipeline.atomic import atomic_path, fsync_dir
 from pipeline.sniff import SNIFF_BYTES, extension_for, sniff
 from pipeline.workspace import CollectionPaths
 
@@ -85,13 +86,49 @@ def incoming_tempfile(col: CollectionPaths) -> Path:
     return Path(name)
 
 
-def store_bytes(col: CollectionPaths, data: bytes) -> Stored:
+def store_bytes(col: CollectionPaths, data: bytes | bytearray | memoryview, *, sync: bool = True) -> Stored:
+    """Put bytes held in memory into content-addressed storage (hashed and sniffed in memory).
+
+    They are written to a temp file in storage and renamed into place; the same bytes stored twice are
+    written once. ``sync=False`` skips the fsync: the caller must :func:`sync_files` the result before it
+    records it anywhere durable (the downloader does that once per catalog batch, which costs one
+    journal commit per batch instead of one per image).
+    """
+    view = memoryview(data)
+    digest = hashlib.sha256(view).hexdigest()
+    kind = sniff(bytes(view[:SNIFF_BYTES]))
+    rel = col.image_relpath(digest, extension_for(kind))
+    target = col.root / rel
+    size = view.nbytes
+    if target.exists() and target.stat().st_size == size:
+        return Stored(digest, rel, kind, size)
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = incoming_tempfile(col)
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        return store_file(col, tmp, move=True)
+            f.write(view)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+    return Stored(digest, rel, kind, size)
+
+
+def sync_files(paths: Iterable[str | os.PathLike[str]]) -> None:
+    """fsync files and then their folders, so that they (and their names) survive a power cut."""
+    folders: set[Path] = set()
+    for path in paths:
+        path = Path(path)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue  # deleted meanwhile: the catalog finds that out on the next run (re-queued)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        folders.add(path.parent)
+    for folder in folders:
+        fsync_dir(folder)

@@ -25,7 +25,7 @@ from pipeline import atomic
 from pipeline.catalog import Catalog, Item
 from pipeline.errors import NftganError
 from pipeline.locks import exclusive_lock
-from pipeline.storage import Stored
+from pipeline.storage import Stored, sync_files
 from pipeline.workspace import CollectionPaths, Workspace
 
 if TYPE_CHECKING:  # heavy or optional at import time: playwright, httpx
@@ -332,7 +332,7 @@ async def _list_browser(col: CollectionPaths, config: ScrapeConfig, sink: _Sink)
 
 
 async def _download(col: CollectionPaths, config: ScrapeConfig, progress: Progress | None) -> DownloadSummary:
-    from scraper.download import Downloader, DownloadOptions, fetch_all
+    from scraper.download import Downloader, DownloadOptions, Outcome, fetch_all
     from scraper.urls import BadUrl, download_url
 
     started = time.monotonic()
@@ -341,7 +341,7 @@ async def _download(col: CollectionPaths, config: ScrapeConfig, progress: Progre
     with Catalog(col.catalog) as catalog:
         _requeue_missing_files(col, catalog)
         todo = [it for it in catalog.items(("pending", "failed")) if it.source in SOURCES]  # not imported files
-        tally = _Tally(catalog, len(todo), progress)
+        tally = _Tally(col, catalog, len(todo), progress)
         by_url: dict[str, list[Item]] = {}  # items sharing an image URL share one download
         for item in todo:
             try:
@@ -357,11 +357,13 @@ async def _download(col: CollectionPaths, config: ScrapeConfig, progress: Progre
             max_bytes=config.max_bytes, retry=config.retry_policy(), allow_private_hosts=config.allow_private_hosts,
         )
         try:
+            async def on_outcome(o: Outcome) -> None:
+                tally.record(by_url[o.url], o.status, stored=o.stored, reason=o.reason, detail=o.detail)
+                if tally.due:
+                    await tally.commit_async()
+
             async with Downloader(col, options) as downloader:
-                await fetch_all(
-                    downloader, list(by_url),
-                    lambda o: tally.record(by_url[o.url], o.status, stored=o.stored, reason=o.reason, detail=o.detail),
-                )
+                await fetch_all(downloader, list(by_url), on_outcome)
         finally:
             tally.commit()
         skipped = len(catalog) - len(todo)
@@ -374,10 +376,16 @@ async def _download(col: CollectionPaths, config: ScrapeConfig, progress: Progre
 
 class _Tally:
     """A download run's catalog writes, committed in batches (a kill -9 loses at most one batch, whose
-    images are simply fetched again), and the counts for its summary and progress events."""
+    images are simply fetched again), and the counts for its summary and progress events.
 
-    def __init__(self, catalog: Catalog, total: int, progress: Progress | None) -> None:
+    A batch's image files are fsynced (one call per batch, in a thread) before its rows are committed, so
+    a row that says "downloaded" never outlives its file, even through a power cut.
+    """
+
+    def __init__(self, col: CollectionPaths, catalog: Catalog, total: int, progress: Progress | None) -> None:
+        self.col = col
         self.catalog = catalog
+        self.unsynced: set[Path] = set()
         self.total = total
         self.progress = progress
         self.writes: list[tuple[int, dict[str, Any]]] = []
@@ -400,13 +408,16 @@ class _Tally:
                 )
                 self.downloaded += 1
                 self.bytes += stored.size_bytes
+                self.unsynced.add(self.col.root / stored.relpath)
             else:
                 (self.failed if status == "failed" else self.rejected)[reason or "unknown"] += 1
             self.writes.append((item.id, fields))
         self.done += len(items)
-        if len(self.writes) >= COMMIT_EVERY or time.monotonic() - self.last_commit >= COMMIT_INTERVAL_S:
-            self.commit()
         self.report()
+
+    @property
+    def due(self) -> bool:
+        return len(self.writes) >= COMMIT_EVERY or time.monotonic() - self.last_commit >= COMMIT_INTERVAL_S
 
     def report(self) -> None:
         if self.progress is not None:
@@ -414,10 +425,22 @@ class _Tally:
                            "downloaded": self.downloaded, "failed": sum(self.failed.values())})
 
     def commit(self) -> None:
-        if self.writes:
-            self.catalog.update_many(self.writes)
-            self.writes.clear()
+        writes, files = self._take()
+        sync_files(files)
+        self.catalog.update_many(writes)
+
+    async def commit_async(self) -> None:
+        """:meth:`commit`, with the fsyncs in a thread so that the downloads go on meanwhile."""
+        writes, files = self._take()
+        if files:
+            await asyncio.to_thread(sync_files, files)
+        self.catalog.update_many(writes)
+
+    def _take(self) -> tuple[list[tuple[int, dict[str, Any]]], set[Path]]:
+        writes, files = self.writes, self.unsynced
+        self.writes, self.unsynced = [], set()
         self.last_commit = time.monotonic()
+        return writes, files
 
 
 def _requeue_missing_files(col: CollectionPaths, catalog: Catalog) -> None:

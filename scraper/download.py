@@ -1,11 +1,13 @@
-"""The downloader: each listed image fetched once, streamed to a temp file, sniffed, stored by content.
+"""The downloader: each listed image fetched once, streamed, sniffed, stored by content.
 
 :func:`fetch_all` fetches each distinct URL once, with bounded concurrency and a per-host limit, and
-reports one :class:`Outcome` per URL (``scraper.api`` turns them into catalog rows). Bytes stream into a temp file inside storage;
-the first 4 KiB decide what the file is (never the server's Content-Type): images are moved into
-content-addressed storage, an HTML error page is a failure, a video is rejected (the listing already
-chose a poster image when one was offered). Temp files are removed on every path out, so storage never
-holds a partial file. 429/599 answers pause the whole host for ``Retry-After``; 5xx, timeouts,
+reports one :class:`Outcome` per URL (``scraper.api`` turns them into catalog rows). A body streams into
+memory, spilling into a temp file inside storage once it passes ``SPILL_BYTES`` (so memory stays bounded
+and a typical image costs the event loop no file-system call); ``--max-bytes`` stops it early. The first
+4 KiB decide what the file is (never the server's Content-Type): images are written to a temp file,
+fsynced and renamed into content-addressed storage in a worker thread; an HTML error page is a failure,
+a video is rejected (the listing already chose a poster image when one was offered). Temp files are
+removed on every path out, so storage never holds a partial file. 429/599 answers pause the whole host for ``Retry-After``; 5xx, timeouts,
 truncated bodies and connection errors are retried with backoff (:mod:`scraper.backoff`). Every
 connection passes the address guard (:mod:`scraper.guard`).
 """
@@ -17,16 +19,23 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from pipeline.sniff import IMAGE_KINDS, SNIFF_BYTES, VIDEO_KINDS, sniff
-from pipeline.storage import Stored, incoming_tempfile, store_file
+from pipeline.storage import Stored, incoming_tempfile, store_bytes, store_file
 from pipeline.workspace import CollectionPaths
 from scraper.backoff import RetryableStatus, RetryPolicy, is_transient, raise_if_retryable
 from scraper.guard import AddressPolicy, GuardedTransport, RefusedAddress, Resolver
 
 USER_AGENT = "nftgan-scraper/0.1"
+# Bodies up to SPILL_BYTES stay in memory until they are stored; larger ones spill into a temp file inside
+# storage (at 64 downloads at once, at most 128 MiB of buffers). One up to INLINE_BYTES is hashed and
+# written on the event loop: for a typical image that is cheaper than a hand-off to a thread, whose GIL
+# contention slows every socket call of the loop. Neither is fsynced here: see Outcome.
+SPILL_BYTES = 2 * 2**20
+INLINE_BYTES = 256 * 2**10
 
 
 @dataclass(frozen=True)
@@ -42,7 +51,11 @@ class DownloadOptions:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one URL: ``status`` is the catalog status its items get."""
+    """What became of one URL: ``status`` is the catalog status its items get.
+
+    A ``stored`` file is in place but not yet fsynced: call :func:`pipeline.storage.sync_files` on it
+    before recording it durably (``scraper.api`` does, once per catalog batch).
+    """
 
     url: str
     status: str  # downloaded | failed | rejected
@@ -64,6 +77,65 @@ class Refused(Exception):
 
 class Truncated(Exception):
     """The body ended before its Content-Length: retried like a network error."""
+
+
+class _Body:
+    """One response body: in memory up to ``SPILL_BYTES``, then in a temp file inside storage.
+
+    The temp file, if any, is removed by :meth:`discard` on every path out (``fetch`` calls it in a
+    ``finally``), so storage never holds a partial file; a kill -9 leaves a dot-named temp file that the
+    next run's ``remove_stale_temps`` deletes.
+    """
+
+    def __init__(self, col: CollectionPaths) -> None:
+        self.col = col
+        self.buffer = bytearray()
+        self.path: Path | None = None
+        self._file: Any = None
+        self.size = 0
+
+    async def restart(self) -> None:
+        """Forget what an earlier attempt received."""
+        self.buffer.clear()
+        self.size = 0
+        if self._file is not None:
+            await asyncio.to_thread(self._file.truncate, 0)
+            self._file.seek(0)
+
+    async def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self._file is None and self.size <= SPILL_BYTES:
+            self.buffer += chunk
+            return
+        if self._file is None:
+            self.path = await asyncio.to_thread(incoming_tempfile, self.col)
+            self._file = await asyncio.to_thread(open, self.path, "wb")  # closed in store() or discard()
+            data, self.buffer = bytes(self.buffer) + chunk, bytearray()
+        else:
+            data = chunk
+        await asyncio.to_thread(self._file.write, data)
+
+    @property
+    def inline(self) -> bool:
+        """Small enough to store on the event loop."""
+        return self._file is None and self.size <= INLINE_BYTES
+
+    def store(self) -> Stored:
+        """Move the body into content-addressed storage (blocking; unless :attr:`inline`, run it in a thread)."""
+        if self._file is None:
+            return store_bytes(self.col, self.buffer, sync=False)
+        self._file.close()
+        self._file = None
+        assert self.path is not None
+        return store_file(self.col, self.path, move=True)
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+        self.buffer = bytearray()
 
 
 class _HostGate:
@@ -153,7 +225,7 @@ class Downloader:
         """Download ``url`` into storage (with retries); never raises for what the server does."""
         client = client or (self._clients[0] if self._clients else self.new_client())
         gate = self._gate(url)
-        tmp = incoming_tempfile(self.col)
+        body = _Body(self.col)
         attempts = 0
 
         def on_wait(error: BaseException, seconds: float) -> None:
@@ -165,8 +237,8 @@ class Downloader:
                 with attempt:
                     attempts += 1
                     async with gate:
-                        await self._stream(client, url, tmp)
-            stored = await asyncio.to_thread(store_file, self.col, tmp, move=True)
+                        await self._stream(client, url, body)
+            stored = body.store() if body.inline else await asyncio.to_thread(body.store)
             return Outcome(url, "downloaded", stored=stored, attempts=attempts)
         except Refused as e:
             return Outcome(url, e.status, reason=e.reason, detail=e.detail, attempts=attempts)
@@ -181,9 +253,9 @@ class Downloader:
         except Truncated as e:
             return Outcome(url, "failed", reason="truncated", detail=f"{e} after {attempts} tries", attempts=attempts)
         finally:
-            tmp.unlink(missing_ok=True)
+            body.discard()
 
-    async def _stream(self, client: httpx.AsyncClient, url: str, tmp: Path) -> None:
+    async def _stream(self, client: httpx.AsyncClient, url: str, body: _Body) -> None:
         max_bytes = self.options.max_bytes
         async with client.stream("GET", url) as response:
             raise_if_retryable(response)
@@ -194,19 +266,19 @@ class Downloader:
             if declared is not None and declared > max_bytes:
                 raise Refused("file-too-large", f"{declared} bytes declared > --max-bytes {max_bytes}")
             content_type = response.headers.get("content-type", "")
-            size, head, kind = 0, bytearray(), None
-            with open(tmp, "wb") as f:
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise Refused("file-too-large", f"more than --max-bytes {max_bytes} bytes")
-                    if kind is None:
-                        head += chunk[: SNIFF_BYTES - len(head)]
-                        if len(head) >= SNIFF_BYTES:
-                            kind = _check_kind(bytes(head), content_type)
-                    f.write(chunk)
+            await body.restart()
+            head, kind = bytearray(), None
+            async for chunk in response.aiter_bytes():
+                if body.size + len(chunk) > max_bytes:
+                    raise Refused("file-too-large", f"more than --max-bytes {max_bytes} bytes")
+                if kind is None:
+                    head += chunk[: SNIFF_BYTES - len(head)]
+                    if len(head) >= SNIFF_BYTES:
+                        kind = _check_kind(bytes(head), content_type)
+                await body.add(chunk)
             if kind is None:
                 _check_kind(bytes(head), content_type)
+            size = body.size
             if declared is not None and "content-encoding" not in response.headers and size != declared:
                 raise Truncated(f"got {size} of {declared} bytes")
 

@@ -133,6 +133,48 @@ def test_files_over_max_bytes_are_refused_and_not_stored(ws) -> None:
     assert assert_storage_is_clean(ws) == set()
 
 
+@pytest.mark.parametrize("spill_bytes", [0, 2**20])
+def test_large_bodies_spill_to_a_temp_file_and_store_the_same_bytes(ws, monkeypatch, spill_bytes) -> None:
+    """Past SPILL_BYTES a body streams into a temp file in storage; the stored files are the same either way,
+    and a truncated body that had spilled leaves no temp file behind."""
+    from scraper import download
+
+    monkeypatch.setattr(download, "SPILL_BYTES", spill_bytes)
+    with serve_fixture(n_items=6, faults=Faults(truncated={"5"})) as fx:
+        summary = scrape(ws, "demo", fast_config(fx, source="api", image_width=128, max_retries=1))
+        expected = {t: hashlib.sha256(fx.image_bytes(t, 128)).hexdigest() for t in "01234"}
+    assert summary.download.downloaded == 5 and summary.download.failed == {"truncated": 1}
+    assert {t: it.sha256 for t, it in by_token(ws).items() if it.status == "downloaded"} == expected
+    assert assert_storage_is_clean(ws) == set(expected.values())
+
+
+def test_stored_files_are_fsynced_before_their_rows_are_committed(ws, monkeypatch) -> None:
+    """A row that says "downloaded" is committed only after its file was fsynced (durable through a power cut)."""
+    synced: set[str] = set()
+    unsynced_at_commit: list[str] = []
+    real_sync, real_update = api.sync_files, Catalog.update_many
+
+    def sync_files(paths):
+        paths = list(paths)
+        real_sync(paths)
+        synced.update(str(p) for p in paths)
+
+    def update_many(self, updates):
+        updates = list(updates)
+        for _id, fields in updates:
+            if fields.get("stored_path") and str(ws.collection("demo").root / fields["stored_path"]) not in synced:
+                unsynced_at_commit.append(fields["stored_path"])
+        real_update(self, updates)
+
+    monkeypatch.setattr(api, "sync_files", sync_files)
+    monkeypatch.setattr(Catalog, "update_many", update_many)
+    monkeypatch.setattr(api, "COMMIT_EVERY", 3)  # several batches
+    with serve_fixture(n_items=10) as fx:
+        summary = scrape(ws, "demo", fast_config(fx, source="api"))
+    assert summary.download.downloaded == 10
+    assert unsynced_at_commit == [] and len(synced) == 10
+
+
 def test_items_sharing_an_image_url_are_fetched_once(ws) -> None:
     with serve_fixture(n_items=1) as fx:
         url = fx.image_url("0")
