@@ -56,7 +56,37 @@ async def _artifact_keys(flow_run_id: str) -> dict[str, str]:
 
     async with get_client() as client:
         arts = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(exists_=True)))
-        return {a.key: (a.type, str(a.data)) for a in arts}
+        return {a.key: (a.type, str(a.data), str(a.id)) for a in arts}
+
+
+# For each image: its width and the share of its pixels that were drawn (a truncated PNG still has a width)
+_DRAWN = """els => els.map(e => {
+    const c = document.createElement('canvas'); c.width = e.naturalWidth; c.height = e.naturalHeight;
+    if (!c.width) return [0, 0];
+    const ctx = c.getContext('2d'); ctx.drawImage(e, 0, 0);
+    const d = ctx.getImageData(0, 0, c.width, c.height).data;
+    let drawn = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) drawn++;
+    return [e.naturalWidth, drawn / (c.width * c.height)];
+})"""
+
+
+def _images_shown_in_the_ui(server: PrefectServer, artifact_id: str) -> list[tuple[int, float]]:
+    """(width, share of pixels drawn) of each image Prefect's own UI shows on the artifact's page, in Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    from scraper.source_browser import find_chromium
+
+    ui = server.api_url.removesuffix("/api")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=find_chromium())
+        try:
+            page = browser.new_page()
+            page.goto(f"{ui}/artifacts/artifact/{artifact_id}")
+            page.wait_for_selector("img[src^='data:image/png']", timeout=30_000)
+            page.wait_for_function("[...document.images].every(i => i.complete)", timeout=30_000)
+            return [tuple(x) for x in page.eval_on_selector_all("img[src^='data:image/png']", _DRAWN)]
+        finally:
+            browser.close()
 
 
 @pytest.mark.slow
@@ -94,6 +124,8 @@ def test_deployment_run_through_a_worker_completes_with_artifacts(prefect_server
                             ("tiny-run-dir", "markdown", "file://"),  # Prefect stores links as markdown
                             ("tiny-training-progress", "progress", "100")]:
         assert key in keys and keys[key][0] == kind and text in keys[key][1], (key, keys.get(key, keys))
+    shown = _images_shown_in_the_ui(prefect_server, keys["tiny-best-samples"][2])
+    assert shown and all(w > 0 and drawn > 0.99 for w, drawn in shown), shown  # the UI renders the sample grid
     ws = Workspace(home)
     status = json.loads(_cli(["--home", str(home), "status", "tiny", "--json"]))
     assert status["items"] == 30 and status["caches"] == {"32": status["ok"]}
