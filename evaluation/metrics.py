@@ -6,8 +6,10 @@ perceptual hashes). Every result carries its sample counts.
 
 - ``fid``: Fréchet distance of the feature Gaussians. Biased for small samples (its expected value grows
   as the sample shrinks), so results with fewer than 2,048 samples per side are flagged ``fid_biased``.
-- ``kid``: kernel (cubic polynomial) MMD², the unbiased estimator, averaged over random subsets: the
-  right choice for small samples. Can be slightly negative when the two sets are alike.
+- ``kid``: kernel (cubic polynomial) MMD², the unbiased estimator, averaged over random subsets of up to
+  1,000 per side: the right choice for small samples. Can be slightly negative when the two sets are
+  alike. ``kid_std`` is the spread over subsets; it is None when both sides have no more images than a
+  subset holds, since every subset is then the whole set (a spread of 0 that says nothing).
 - ``pr``: improved precision and recall (Kynkäänniemi et al. 2019): k-NN manifolds of each side.
 - ``memorization``: see :mod:`evaluation.memorization`.
 """
@@ -159,9 +161,10 @@ def kid(inputs: MetricInputs) -> dict[str, Any]:
         rng_seed=inputs.seed,
         verbose=False,
     )
+    every_subset_is_everything = subset_size == inputs.n_real == inputs.n_fake
     return {
         "kid_mean": float(out[KEY_METRIC_KID_MEAN]),
-        "kid_std": float(out[KEY_METRIC_KID_STD]),
+        "kid_std": None if every_subset_is_everything else float(out[KEY_METRIC_KID_STD]),
         "kid_subsets": KID_SUBSETS,
         "kid_subset_size": subset_size,
     }

@@ -123,6 +123,10 @@ def _fmt(value: Any, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
+def _spread(std: float | None, scale: float) -> str:
+    return "" if std is None else f" ± {std * scale:.3f}"
+
+
 def write_report(
     target: Path,
     *,
@@ -150,6 +154,11 @@ def write_report(
             f"- FID with fewer than {FID_UNBIASED_MIN_SAMPLES} images per side is biased upward; "
             "compare FID only at equal sample counts, and prefer KID (unbiased) for small samples."
         )
+    if any("kid_mean" in r and r.get("kid_std") is None for r in records):
+        lines.append(
+            "- KID without ± : both sides have no more images than a KID subset (1,000), so every subset is the "
+            "whole set and there is no spread to report; score more images (`--samples`) for one."
+        )
     if best is not None:
         lines.append(
             f"- **Best checkpoint: step {best['step']}** by {best['metric']} = {best['value']:.4g}; marked as "
@@ -164,7 +173,7 @@ def write_report(
     ]
     for r in records:
         fid = _fmt(r.get("fid"), ".3f") + (" (biased)" if r.get("fid_biased") else "")
-        kid = "–" if "kid_mean" not in r else f"{r['kid_mean'] * 1e3:.3f} ± {r['kid_std'] * 1e3:.3f}"
+        kid = "–" if "kid_mean" not in r else f"{r['kid_mean'] * 1e3:.3f}" + _spread(r.get("kid_std"), 1e3)
         share = "–" if "memorization_share" not in r else f"{r['memorization_share']:.1%}"
         lines.append(
             f"| {r['step']} | {fid} | {kid} | {_fmt(r.get('precision'), '.3f')} | {_fmt(r.get('recall'), '.3f')} "

@@ -69,18 +69,8 @@ class EvalSummary:
         real = "cached" if self.real_cache_hit else f"computed in {self.real_seconds:.1f} s"
         lines.append(f"  real images: {self.n_real} (features {real})")
         for r in self.records:
-            parts = [f"step {r['step']:>8}", f"n={r['n_fake']}"]
-            if "fid" in r:
-                parts.append(f"FID {r['fid']:.3f}" + (" (biased: <2048 per side)" if r["fid_biased"] else ""))
-            if "kid_mean" in r:
-                parts.append(f"KID {r['kid_mean']:.5f} ± {r['kid_std']:.5f}")
-            if "precision" in r:
-                parts.append(f"P {r['precision']:.3f} R {r['recall']:.3f}")
-            if "memorization_share" in r:
-                parts.append(f"near-copies {r['memorization_share']:.1%}")
-            if r["step"] in self.reused_steps:
-                parts.append("(already scored)")
-            lines.append("  " + "  ".join(parts))
+            line = f"step {r['step']:>8}  n={r['n_fake']}  {describe_scores(r)}"
+            lines.append("  " + line + ("  (already scored)" if r["step"] in self.reused_steps else ""))
         if self.best is not None:
             lines.append(f"  best: step {self.best['step']} by {self.best['metric']} ({self.best['value']:.4g}), "
                          "marked for --checkpoint best")
@@ -253,9 +243,13 @@ def _load_records(path: Path) -> dict[int, dict[str, Any]]:
     """Records of earlier evaluations by step; an unreadable file counts as none (it is rewritten)."""
     try:
         doc = json.loads(path.read_text())
-        return {int(r["step"]): r for r in doc["records"]}
+        records = {int(r["step"]): r for r in doc["records"]}
     except (OSError, ValueError, KeyError, TypeError):
         return {}
+    for r in records.values():  # written before kid_std became None where every KID subset is the whole set
+        if r.get("kid_std") == 0 and r.get("kid_subset_size") == r.get("n_real") == r.get("n_fake"):
+            r["kid_std"] = None
+    return records
 
 
 def _metrics_document(records: dict[int, dict[str, Any]], key: str, best: dict[str, Any] | None = None) -> dict:
@@ -296,6 +290,21 @@ def _write_report(paths: EvalPaths, slug: str, run_name: str, records: list[dict
         write_bytes(paths.best_samples, (paths.root / files["samples"]).read_bytes())
     files["curves"] = paths.curves.name if has_curves else None
     write_report(paths.report, slug=slug, run_name=run_name, records=records, best=best, files=files)
+
+
+def describe_scores(r: dict[str, Any]) -> str:
+    """One line of a record's metrics, e.g. ``FID 243.655 (biased: <2048 per side)  KID 0.14011  P 0.000 R 0.110``."""
+    parts = []
+    if "fid" in r:
+        parts.append(f"FID {r['fid']:.3f}" + (" (biased: <2048 per side)" if r.get("fid_biased") else ""))
+    if "kid_mean" in r:
+        spread = f" ± {r['kid_std']:.5f}" if r.get("kid_std") is not None else ""
+        parts.append(f"KID {r['kid_mean']:.5f}{spread}")
+    if "precision" in r:
+        parts.append(f"P {r['precision']:.3f} R {r['recall']:.3f}")
+    if "memorization_share" in r:
+        parts.append(f"near-copies {r['memorization_share']:.1%}")
+    return "  ".join(parts)
 
 
 def _brief(record: dict[str, Any]) -> dict[str, Any]:

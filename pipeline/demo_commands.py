@@ -52,6 +52,20 @@ def run_demo(
         )
 
 
+def _score_line(evaluated: dict[str, Any]) -> str:
+    """The best checkpoint's metrics, with what they were computed on."""
+    from evaluation.sweep import describe_scores
+
+    best = evaluated.get("best_step")
+    record = next((r for r in evaluated.get("records", []) if r.get("step") == best), None)
+    if record is None:
+        return "not computed (see the report)"
+    network = "Inception-v3, comparable to published FID" if evaluated.get("comparable_to_published") else (
+        f"{evaluated.get('extractor')}: NOT comparable to published FID")
+    return (f"{describe_scores(record)}  at step {best}, {record['n_real']} real vs {record['n_fake']} "
+            f"generated images ({network})")
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
@@ -67,6 +81,8 @@ def register(app: typer.Typer) -> None:
 
         ws = workspace(ctx)
         started = time.monotonic()
+        # offline: the ephemeral server's telemetry would only log an ERROR about a failed DNS lookup
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
         typer.echo(f"nftgan demo: workspace {ws.root}")
         if not os.environ.get("PREFECT_API_URL"):
             typer.echo("  Prefect: ephemeral mode (set PREFECT_API_URL, e.g. after `make server`, to see the run in the UI)")
@@ -79,9 +95,10 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"  items scraped:   {result['scrape'].get('found', result['scrape'])}")
         typer.echo(f"  cache:           {result['prepare']['count']} images at {size}px ({result['prepare']['cache_path']})")
         typer.echo(f"  run:             {run.root}")
-        for key in ("report", "report_path", "metrics_path"):
+        typer.echo(f"  score:           {_score_line(evaluated)}")
+        for key in ("report_path", "metrics_path"):
             if key in evaluated:
-                typer.echo(f"  {key.replace('_', ' '):<16} {evaluated[key]}")
+                typer.echo(f"  {key.replace('_', ' ') + ':':<16} {evaluated[key]}")
         grids = run.sample_grids()
         if grids:
             typer.echo(f"  latest samples:  {grids[max(grids)]}")

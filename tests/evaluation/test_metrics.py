@@ -84,6 +84,14 @@ def test_kid_agrees_with_an_independent_computation(feature_sets):
     assert result["kid_std"] == pytest.approx(std, rel=1e-4)
 
 
+def test_kid_reports_no_spread_when_every_subset_is_the_whole_set(feature_sets):
+    a, _, shifted = feature_sets
+    n = min(len(a), len(shifted), 300)
+    result = compute_from_features(["kid"], MetricInputs(a[:n], shifted[:n]))
+    assert result["kid_subset_size"] == n and result["kid_std"] is None  # not a "± 0" that says nothing
+    assert result["kid_mean"] > 0
+
+
 def test_kid_is_unbiased_for_two_samples_of_one_distribution():
     """Over many small draws, KID of two same-distribution samples averages 0; the biased MMD does not."""
     rng = np.random.default_rng(0)

@@ -55,6 +55,13 @@ def test_report_has_the_curve_the_best_samples_and_the_memorization_panel(ws, co
     assert 101 <= int(table[1].split(",")[2]) <= 148  # catalog item ids from the cache manifest
 
 
+def test_kid_without_a_spread_is_explained_not_shown_as_zero(ws, collection, run):
+    evaluate(ws, collection, run.name, EvalConfig(**{**TINY, "samples": 48, "checkpoints": "latest"}))  # 48 real
+    report = run.eval.report.read_text()
+    assert "KID without ±" in report and "± 0.000" not in report
+    assert all(r["kid_std"] is None for r in _records(run).values())
+
+
 def test_a_second_evaluation_reuses_the_real_features_and_the_scored_checkpoints(ws, collection, run):
     first = evaluate(ws, collection, run.name, EvalConfig(**TINY))
     second = evaluate(ws, collection, run.name, EvalConfig(**TINY))
