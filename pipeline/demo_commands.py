@@ -60,8 +60,8 @@ def _score_line(evaluated: dict[str, Any]) -> str:
     record = next((r for r in evaluated.get("records", []) if r.get("step") == best), None)
     if record is None:
         return "not computed (see the report)"
-    network = "Inception-v3, comparable to published FID" if evaluated.get("comparable_to_published") else (
-        f"{evaluated.get('extractor')}: NOT comparable to published FID")
+    network = "Inception-v3 features, the standard FID network" if evaluated.get("comparable_to_published") else (
+        f"{evaluated.get('extractor')} features: NOT comparable to published FID")
     return (f"{describe_scores(record)}  at step {best}, {record['n_real']} real vs {record['n_fake']} "
             f"generated images ({network})")
 

@@ -27,7 +27,7 @@ def test_demo_runs_the_whole_pipeline_offline_and_prints_its_score(tmp_path) -> 
     assert done.returncode == 0, output[-4000:]
     assert "| ERROR" not in output and "Traceback" not in output, output[-4000:]
     score = re.search(r"score: +FID ([\d.]+) .*KID ([-\d.]+).* at step (\d+), 24 real vs 16 generated images "
-                      r"\(tiny-v1-pool16-proj64: NOT comparable to published FID\)", output)
+                      r"\(tiny-v1-pool16-proj64 features: NOT comparable to published FID\)", output)
     assert score, output[-3000:]
     (run_name,) = Workspace(home).runs("demo")
     run = Workspace(home).run("demo", run_name)
