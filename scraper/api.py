@@ -185,16 +185,11 @@ class ScrapeSummary:
 
 
 # -- the stage ------------------------------------------------------------------------------------
-def config_path(col: CollectionPaths) -> Path:
-    """Where the scrape config is saved (beside the catalog)."""
-    return col.scrape_config
-
-
 def list_items(ws: Workspace, slug: str, config: ScrapeConfig, *, progress: Progress | None = None) -> ListSummary:
     """Collect the collection's items into the catalog (browser or API source); resumable."""
     col = ws.collection(slug)
     with _scrape_lock(col):
-        atomic.write_json(config_path(col), config.to_json())
+        atomic.write_json(col.scrape_config, config.to_json())
         return _run(_list(col, config, progress))
 
 
@@ -206,7 +201,7 @@ def download_items(
     if not col.catalog.is_file():
         raise NftganError(f"collection {slug!r} has no catalog yet: list it first (nftgan scrape {slug})")
     with _scrape_lock(col):
-        atomic.write_json(config_path(col), config.to_json())
+        atomic.write_json(col.scrape_config, config.to_json())
         return _run(_download(col, config, progress))
 
 
@@ -214,7 +209,7 @@ def scrape(ws: Workspace, slug: str, config: ScrapeConfig, *, progress: Progress
     """List, then download: the whole stage."""
     col = ws.collection(slug)
     with _scrape_lock(col):
-        atomic.write_json(config_path(col), config.to_json())
+        atomic.write_json(col.scrape_config, config.to_json())
 
         async def both() -> ScrapeSummary:
             listing = await _list(col, config, progress)

@@ -39,14 +39,6 @@ class LoadedGenerator:
     config: dict[str, Any]  # the run's TrainConfig as a dict
 
 
-def checkpoint_path(run: RunPaths, step: int) -> Path:
-    return run.checkpoint(step)
-
-
-def _files(run: RunPaths) -> dict[int, Path]:
-    return run.checkpoint_files()
-
-
 def verify_file(path: Path) -> str | None:
     """Why ``path`` is not a complete checkpoint file ("truncated", "corrupt: ..."), or None if it is."""
     try:
@@ -61,7 +53,7 @@ def verify_file(path: Path) -> str | None:
 
 def list_checkpoints(run: RunPaths) -> list[int]:
     """Steps of the checkpoints on disk that are complete (CRC-checked), ascending."""
-    return sorted(step for step, path in _files(run).items() if verify_file(path) is None)
+    return sorted(step for step, path in run.checkpoint_files().items() if verify_file(path) is None)
 
 
 def read_checkpoint(path: Path, *, device: str | torch.device = "cpu") -> dict[str, Any]:
@@ -80,7 +72,7 @@ def read_checkpoint(path: Path, *, device: str | torch.device = "cpu") -> dict[s
 
 def save_checkpoint(run: RunPaths, state: dict[str, Any]) -> Path:
     """Write ``state`` (must hold ``step``) atomically as the checkpoint of that step."""
-    target = checkpoint_path(run, state["step"])
+    target = run.checkpoint(state["step"])
     with atomic_path(target, suffix=".pt") as tmp:
         torch.save({"format": FORMAT, **state}, tmp)
     return target
@@ -89,17 +81,17 @@ def save_checkpoint(run: RunPaths, state: dict[str, Any]) -> Path:
 def prune_checkpoints(run: RunPaths, keep_last: int) -> list[int]:
     """Delete all but the newest ``keep_last`` checkpoints, never the best one; returns the deleted steps."""
     best = best_step(run)
-    steps = sorted(_files(run))
+    steps = sorted(run.checkpoint_files())
     doomed = [s for s in steps[: max(0, len(steps) - keep_last)] if s != best]
     for s in doomed:
-        checkpoint_path(run, s).unlink(missing_ok=True)
+        run.checkpoint(s).unlink(missing_ok=True)
     remove_stale_temps(run.checkpoints)
     return doomed
 
 
 def set_aside(run: RunPaths, step: int, reason: str) -> Path:
     """Rename a damaged checkpoint to ``*.pt.corrupt`` (kept for inspection, never loaded again)."""
-    src = checkpoint_path(run, step)
+    src = run.checkpoint(step)
     dst = src.with_name(src.name + ".corrupt")
     os.replace(src, dst)
     log.warning("checkpoint %s is %s; moved aside to %s", src.name, reason, dst.name)
@@ -112,7 +104,7 @@ def newest_loadable(run: RunPaths, *, device: str | torch.device = "cpu") -> tup
     This is what ``--resume`` uses: a checkpoint truncated by a crash falls back to the previous good one.
     """
     notes = []
-    for step, path in sorted(_files(run).items(), reverse=True):
+    for step, path in sorted(run.checkpoint_files().items(), reverse=True):
         try:
             return read_checkpoint(path, device=device), notes
         except NftganError as e:
@@ -125,7 +117,7 @@ def newest_loadable(run: RunPaths, *, device: str | torch.device = "cpu") -> tup
 # -- best checkpoint -------------------------------------------------------------------------------------
 def mark_best(run: RunPaths, step: int, info: dict[str, Any]) -> None:
     """Record ``step`` as the run's best checkpoint (``info``: e.g. metric name and value)."""
-    if step not in _files(run):
+    if step not in run.checkpoint_files():
         raise NftganError(f"run {run.name!r} has no checkpoint at step {step} to mark as best")
     write_json(run.best_mark, {**info, "step": int(step)})
 
@@ -172,8 +164,8 @@ def resolve_step(run: RunPaths, which: str | int) -> int:
         if not valid:
             raise NftganError(f"run {run.name!r} has no complete checkpoint yet")
         return valid[-1]
-    if int(which) not in _files(run):
-        have = sorted(_files(run))
+    if int(which) not in run.checkpoint_files():
+        have = sorted(run.checkpoint_files())
         raise NftganError(f"run {run.name!r} has no checkpoint at step {which} (steps on disk: {have})")
     return int(which)
 
@@ -183,7 +175,7 @@ def load_generator(
 ) -> LoadedGenerator:
     """The generator of one checkpoint, in eval mode on ``device`` (the EMA weights when ``ema``)."""
     step = resolve_step(run, which)
-    ckpt = read_checkpoint(checkpoint_path(run, step), device=device)
+    ckpt = read_checkpoint(run.checkpoint(step), device=device)
     config = TrainConfig.from_dict(ckpt["config"])
     g = make_generator(config.arch, config.size_px, config.z_dim, config.resolved_widths())
     weights = ckpt["ema"] if ema and ckpt.get("ema") is not None else ckpt["generator"]

@@ -38,14 +38,7 @@ from training.data import DeviceBatches
 from training.devices import resolve_amp, resolve_device
 from training.models import make_discriminator, make_generator
 from training.sampling import generate_from, grid, latents, save_png
-from training.visuals import (
-    progress_gif_path,
-    read_metrics,
-    sample_grid_path,
-    sample_grids,
-    write_loss_chart,
-    write_progress_gif,
-)
+from training.visuals import read_metrics, write_loss_chart, write_progress_gif
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +194,7 @@ class _Trainer:
         if step is None:
             return None
         if not ctx.is_main:
-            ckpt = checkpoints.read_checkpoint(checkpoints.checkpoint_path(run, step))
+            ckpt = checkpoints.read_checkpoint(run.checkpoint(step))
         saved = TrainConfig.from_dict(ckpt["config"])
         changed = saved.differences(cfg)
         if changed:
@@ -233,7 +226,7 @@ class _Trainer:
             checkpoints.forget_best(run)
             run.metrics.unlink(missing_ok=True)
             shutil.rmtree(run.tensorboard, ignore_errors=True)
-            for path in [*sample_grids(run).values(), progress_gif_path(run)]:
+            for path in [*run.sample_grids().values(), run.progress_gif]:
                 path.unlink(missing_ok=True)
             return
         start = ckpt["step"]
@@ -241,7 +234,7 @@ class _Trainer:
         torn = run.metrics.is_file() and len(rows) != _line_count(run.metrics)
         if torn or any(r["step"] > start for r in rows):
             write_text(run.metrics, "".join(json.dumps(r) + "\n" for r in rows if r["step"] <= start))
-        for step, path in sample_grids(run).items():
+        for step, path in run.sample_grids().items():
             if step > start:
                 path.unlink(missing_ok=True)
 
@@ -387,7 +380,7 @@ class _Trainer:
         images = generate_from(g, self.fixed_z)
         g.train(was_training)
         picture = grid(images)
-        save_png(picture, sample_grid_path(self.run_paths, step))
+        save_png(picture, self.run_paths.sample_grid(step))
         if self.writer is not None:
             self.writer.add_image("samples", picture, step, dataformats="HWC")
 
@@ -468,14 +461,14 @@ class _Trainer:
         if step != last_saved and ctx.is_main:
             latest_path = self._save_checkpoint(step, elapsed, last_row)
         elif last_saved is not None:
-            latest_path = checkpoints.checkpoint_path(run, last_saved)
+            latest_path = run.checkpoint(last_saved)
         digests = ()
         if ctx.enabled:
             digests = tuple(distributed.gather_objects(ctx, distributed.state_digest(*self._weights())))
             if len(set(digests)) != 1:
                 raise RuntimeError(f"DDP ranks ended with different weights: {digests}")
         if ctx.is_main:
-            if step not in sample_grids(run):
+            if step not in run.sample_grids():
                 self._save_grid(step)
             write_loss_chart(run)
             write_progress_gif(run)

@@ -16,22 +16,6 @@ MAX_GIF_FRAMES = 100
 MAX_GIF_SIDE_PX = 1024
 
 
-def loss_chart_path(run: RunPaths) -> Path:
-    return run.loss_chart
-
-
-def progress_gif_path(run: RunPaths) -> Path:
-    return run.progress_gif
-
-
-def sample_grid_path(run: RunPaths, step: int) -> Path:
-    return run.sample_grid(step)
-
-
-def sample_grids(run: RunPaths) -> dict[int, Path]:
-    return run.sample_grids()
-
-
 def read_metrics(run: RunPaths) -> list[dict]:
     """The rows of metrics.jsonl (a torn last line from a crash is ignored)."""
     if not run.metrics.is_file():
@@ -70,7 +54,7 @@ def write_loss_chart(run: RunPaths) -> Path | None:
     ax_d.set_xlabel("step")
     ax_d.legend()
     fig.tight_layout()
-    target = loss_chart_path(run)
+    target = run.loss_chart
     with atomic_path(target, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
     return target
@@ -78,7 +62,7 @@ def write_loss_chart(run: RunPaths) -> Path | None:
 
 def write_progress_gif(run: RunPaths, *, frame_ms: int = 300) -> Path | None:
     """The fixed-noise sample grids in step order as one looping GIF; None without grids."""
-    grids = sorted(sample_grids(run).items())
+    grids = sorted(run.sample_grids().items())
     if not grids:
         return None
     if len(grids) > MAX_GIF_FRAMES:  # keep the first and last, evenly thinned in between
@@ -92,6 +76,6 @@ def write_progress_gif(run: RunPaths, *, frame_ms: int = 300) -> Path | None:
             if scale < 1:
                 im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.LANCZOS)
             frames.append(np.asarray(im))
-    target = progress_gif_path(run)
+    target = run.progress_gif
     save_gif(frames, target, frame_ms=frame_ms)
     return target

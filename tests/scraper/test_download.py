@@ -225,7 +225,7 @@ def test_the_config_is_saved_beside_the_catalog_without_the_api_key(ws) -> None:
 
     with serve_fixture(n_items=2, api_key="sekrit") as fx:
         scrape(ws, "demo", fast_config(fx, source="api", api_key="sekrit"))
-    saved = api.config_path(ws.collection("demo")).read_text()
+    saved = ws.collection("demo").scrape_config.read_text()
     assert "sekrit" not in saved
     assert json.loads(saved)["api_key"] == "(set)" and json.loads(saved)["source"] == "api"
 

@@ -8,7 +8,7 @@ import torch
 
 from pipeline.errors import NftganError
 from training import checkpoints
-from training.checkpoints import LoadedGenerator, checkpoint_path, load_generator, save_checkpoint
+from training.checkpoints import LoadedGenerator, load_generator, save_checkpoint
 from training.config import TrainConfig
 from training.models import make_generator
 from training.sampling import generate_uint8, to_uint8
@@ -69,10 +69,10 @@ def test_clear_errors_for_unknown_runs_steps_and_names(ws):
 def test_checkpoints_load_with_weights_only_so_a_pickled_payload_is_refused(ws):
     run = ws.run("col", "r")
     run.checkpoints.mkdir(parents=True)
-    torch.save({"format": checkpoints.FORMAT, "step": 3, "x": Payload()}, checkpoint_path(run, 3))
+    torch.save({"format": checkpoints.FORMAT, "step": 3, "x": Payload()}, run.checkpoint(3))
     with pytest.raises(NftganError, match="cannot be loaded"):
         load_generator(run, 3)
-    torch.save({"weights": torch.zeros(2)}, checkpoint_path(run, 4))
+    torch.save({"weights": torch.zeros(2)}, run.checkpoint(4))
     with pytest.raises(NftganError, match="not an nftgan checkpoint"):
         load_generator(run, 4)
 
@@ -81,7 +81,7 @@ def test_newest_loadable_sets_damaged_files_aside(ws):
     run = ws.run("col", "r")
     _save(run, 1)
     _save(run, 2)
-    checkpoint_path(run, 2).write_bytes(b"PK\x03\x04 not really")
+    run.checkpoint(2).write_bytes(b"PK\x03\x04 not really")
     ckpt, notes = checkpoints.newest_loadable(run)
     assert ckpt["step"] == 1
     assert len(notes) == 1 and "step_0000002.pt" in notes[0]

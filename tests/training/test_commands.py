@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from training.checkpoints import checkpoint_path, list_checkpoints, read_checkpoint
+from training.checkpoints import list_checkpoints, read_checkpoint
 from training.distributed import digest_state_dicts
 from training.train import train
 from training.visuals import read_metrics
@@ -80,7 +80,7 @@ def test_device_cuda_without_cuda_is_a_clear_error(cli, trained):
 
 
 def test_corrupt_checkpoint_asked_for_by_step_is_a_clear_error(cli, trained):
-    path = checkpoint_path(trained, 4)
+    path = trained.checkpoint(4)
     path.write_bytes(path.read_bytes()[:1000])
     result = cli("sample", "tiny", "t", "--checkpoint", "4")
     assert result.exit_code == 2 and "truncated" in result.stderr
@@ -137,7 +137,7 @@ def test_ddp_with_two_gloo_processes_ends_with_identical_weights(ws, make_cache)
     assert summary["world_size"] == 2 and summary["images_seen"] == 3 * 4 * 2
     digests = summary["rank_digests"]
     assert len(digests) == 2 and digests[0] == digests[1]
-    ckpt = read_checkpoint(checkpoint_path(ws.run("tiny", "ddp"), 3))
+    ckpt = read_checkpoint(ws.run("tiny", "ddp").checkpoint(3))
     assert digest_state_dicts(ckpt["generator"], ckpt["discriminator"], ckpt["ema"]) == digests[0]
     assert ckpt["world_size"] == 2
 

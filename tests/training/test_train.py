@@ -11,10 +11,10 @@ from PIL import Image
 
 from pipeline.errors import NftganError
 from training import checkpoints, losses
-from training.checkpoints import checkpoint_path, list_checkpoints, load_generator, read_checkpoint
+from training.checkpoints import list_checkpoints, load_generator, read_checkpoint
 from training.sampling import generate_from, generate_uint8, latents
 from training.train import train
-from training.visuals import loss_chart_path, progress_gif_path, read_metrics
+from training.visuals import read_metrics
 
 from .conftest import noise_images, solid_images, tiny_config, write_cache
 
@@ -47,7 +47,7 @@ def assert_same_state(a, b, path="state"):
 
 
 def final_state(ws, run, step):
-    ckpt = read_checkpoint(checkpoint_path(ws.run("tiny", run), step))
+    ckpt = read_checkpoint(ws.run("tiny", run).checkpoint(step))
     return {k: ckpt[k] for k in ("generator", "discriminator", "ema", "opt_g", "opt_d", "images_seen")}
 
 
@@ -65,9 +65,9 @@ def test_every_size_trains_a_few_steps_and_writes_a_self_explaining_run(ws, make
     assert list_checkpoints(run) == [2]
     with Image.open(run.samples / "step_0000002.png") as grid:
         assert grid.size == (2 * (size_px + 2) + 2,) * 2  # 4 samples, 2 x 2 with 2 px padding
-    with Image.open(progress_gif_path(run)) as gif:
+    with Image.open(run.progress_gif) as gif:
         assert gif.n_frames == 3  # steps 0, 1, 2
-    with Image.open(loss_chart_path(run)) as chart:
+    with Image.open(run.loss_chart) as chart:
         assert chart.format == "PNG"
     assert any(run.tensorboard.iterdir())
     assert load_generator(run).size_px == size_px
@@ -89,7 +89,7 @@ def test_options_train_with_finite_losses(ws, make_cache, options):
     make_cache("tiny", 32)
     summary = train(ws, "tiny", tiny_config(**options))
     assert all(math.isfinite(v) for v in (summary.loss_g, summary.loss_d, summary.d_real, summary.d_fake))
-    ckpt = read_checkpoint(checkpoint_path(ws.run("tiny", "t"), 4))
+    ckpt = read_checkpoint(ws.run("tiny", "t").checkpoint(4))
     assert (ckpt["ema"] is None) == (options.get("ema") == 0.0)
 
 
@@ -163,10 +163,10 @@ def test_resuming_a_finished_run_changes_nothing(ws, make_cache):
     make_cache("tiny", 32)
     train(ws, "tiny", tiny_config())
     run = ws.run("tiny", "t")
-    before = (list_checkpoints(run), run.metrics.read_text(), checkpoint_path(run, 4).stat().st_mtime_ns)
+    before = (list_checkpoints(run), run.metrics.read_text(), run.checkpoint(4).stat().st_mtime_ns)
     summary = train(ws, "tiny", tiny_config(resume=True))
     assert summary.stopped_by == "already done" and summary.steps_this_call == 0
-    assert (list_checkpoints(run), run.metrics.read_text(), checkpoint_path(run, 4).stat().st_mtime_ns) == before
+    assert (list_checkpoints(run), run.metrics.read_text(), run.checkpoint(4).stat().st_mtime_ns) == before
 
 
 def test_truncated_checkpoint_is_skipped_and_resume_falls_back_to_the_previous_one(ws, make_cache):
@@ -175,7 +175,7 @@ def test_truncated_checkpoint_is_skipped_and_resume_falls_back_to_the_previous_o
     train(ws, "tiny", tiny_config(run="straight", **options))
     train(ws, "tiny", tiny_config(**options))
     run = ws.run("tiny", "t")
-    newest = checkpoint_path(run, 4)
+    newest = run.checkpoint(4)
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # a crash mid-write, say
     assert list_checkpoints(run) == [2]
     with pytest.raises(NftganError, match="truncated"):
@@ -191,7 +191,7 @@ def test_truncated_checkpoint_is_skipped_and_resume_falls_back_to_the_previous_o
 def test_bit_flipped_checkpoint_is_detected_by_its_crc(ws, make_cache):
     make_cache("tiny", 32)
     train(ws, "tiny", tiny_config(steps=2))
-    path = checkpoint_path(ws.run("tiny", "t"), 2)
+    path = ws.run("tiny", "t").checkpoint(2)
     blob = bytearray(path.read_bytes())
     blob[len(blob) // 3] ^= 0xFF
     path.write_bytes(bytes(blob))
