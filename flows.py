@@ -246,8 +246,11 @@ def _flat_record(record: dict[str, Any]) -> dict[str, Any]:
 def _best_grid(ws: Workspace, slug: str, run: str) -> Path | None:
     """The sample grid of the best checkpoint, or the newest one (small PNGs only)."""
     run_paths = ws.run(slug, run)
-    best = [run_paths.eval.best_samples] if run_paths.eval.best_samples.is_file() else []
-    for path in best + [grids[max(grids)]] if (grids := run_paths.sample_grids()) else []:
+    candidates = [run_paths.eval.best_samples] if run_paths.eval.best_samples.is_file() else []
+    grids = run_paths.sample_grids()
+    if grids:
+        candidates.append(grids[max(grids)])
+    for path in candidates:
         if path.stat().st_size < 2_000_000:
             return path
     return None
