@@ -42,6 +42,16 @@ def _read_head(path: Path) -> bytes:
         return f.read(SNIFF_BYTES)
 
 
+def _slot(col: CollectionPaths, digest: str, kind: str, size: int) -> tuple[Stored, Path, bool]:
+    """Where bytes with this digest go, and whether they are already there (else its folder is made)."""
+    rel = col.image_relpath(digest, extension_for(kind))
+    target = col.root / rel
+    present = target.exists() and target.stat().st_size == size
+    if not present:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    return Stored(digest, rel, kind, size), target, present
+
+
 def store_file(col: CollectionPaths, source: str | os.PathLike[str], *, move: bool = False) -> Stored:
     """Put a file into content-addressed storage (copying it, or moving it when ``move``).
 
@@ -49,29 +59,24 @@ def store_file(col: CollectionPaths, source: str | os.PathLike[str], *, move: bo
     for the rename to be atomic, otherwise it is copied.
     """
     source = Path(source)
-    digest = sha256_file(source)
-    kind = sniff(_read_head(source))
-    rel = col.image_relpath(digest, extension_for(kind))
-    target = col.root / rel
-    size = source.stat().st_size
-    if target.exists() and target.stat().st_size == size:
+    stored, target, present = _slot(col, sha256_file(source), sniff(_read_head(source)), source.stat().st_size)
+    if present:
         if move:
             source.unlink(missing_ok=True)
-        return Stored(digest, rel, kind, size)
-    target.parent.mkdir(parents=True, exist_ok=True)
+        return stored
     if move:
         try:
             with open(source, "rb+") as f:
                 os.fsync(f.fileno())
             os.replace(source, target)
-            return Stored(digest, rel, kind, size)
+            return stored
         except OSError:
             pass  # another filesystem: fall through to copy
     with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
     if move:
         source.unlink(missing_ok=True)
-    return Stored(digest, rel, kind, size)
+    return stored
 
 
 def incoming_tempfile(col: CollectionPaths) -> Path:
@@ -95,14 +100,10 @@ def store_bytes(col: CollectionPaths, data: bytes | bytearray | memoryview, *, s
     journal commit per batch instead of one per image).
     """
     view = memoryview(data)
-    digest = hashlib.sha256(view).hexdigest()
-    kind = sniff(bytes(view[:SNIFF_BYTES]))
-    rel = col.image_relpath(digest, extension_for(kind))
-    target = col.root / rel
-    size = view.nbytes
-    if target.exists() and target.stat().st_size == size:
-        return Stored(digest, rel, kind, size)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    digest, kind = hashlib.sha256(view).hexdigest(), sniff(bytes(view[:SNIFF_BYTES]))
+    stored, target, present = _slot(col, digest, kind, view.nbytes)
+    if present:
+        return stored
     tmp = incoming_tempfile(col)
     try:
         with open(tmp, "wb") as f:
@@ -113,7 +114,7 @@ def store_bytes(col: CollectionPaths, data: bytes | bytearray | memoryview, *, s
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
-    return Stored(digest, rel, kind, size)
+    return stored
 
 
 def sync_files(paths: Iterable[str | os.PathLike[str]]) -> None:
