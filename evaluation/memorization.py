@@ -4,7 +4,8 @@
   it is much closer to one training image than to any other: ``d1 / d2 < 1/3`` (the ratio test of
   Yoon et al. 2023 and Gu et al. 2023). It needs no absolute threshold, so it works for any extractor.
 - By perceptual hash (64-bit pHash of both images at the cache resolution): a near-copy when the
-  Hamming distance is at most 4 bits, the threshold ``prepare`` uses for near-duplicates.
+  Hamming distance is at most 4 bits. On trait-layered collections distinct tokens are often this close
+  too (which is why ``prepare`` decides duplicates on pixels), so read this count as an upper bound.
 
 The share of near-copies (either test) is the headline; the per-image table says which token was copied.
 """

@@ -15,6 +15,7 @@ An item's identity is ``item_key``: ``<chain>/<contract>/<token_id>`` for scrape
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -24,7 +25,9 @@ from typing import Any
 
 STATUSES = ("pending", "downloaded", "failed", "rejected", "duplicate", "ok")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
+#: state key: the coverage of the last listing, JSON {cataloged, total_supply, partial, source, ...}
+COVERAGE_STATE_KEY = "scrape.coverage"
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS items (
@@ -52,6 +55,13 @@ CREATE TABLE IF NOT EXISTS items (
     height        INTEGER,
     format        TEXT,                       -- decoded format and mode, e.g. 'PNG/RGBA'
     prep_key      TEXT,                       -- which prepare pass the facts above belong to
+    pixel_hash    TEXT,                       -- hash of the decoded pixels on their native grid
+    lossy         INTEGER,                    -- 1: stored with a lossy encoder (JPEG, lossy WebP)
+    native_w      INTEGER,                    -- size on the native grid (integer NN upscales undone)
+    native_h      INTEGER,
+    pixel_art     INTEGER,                    -- 1: small and few colors on its native grid
+    traits        TEXT,                       -- JSON [[trait type, value], ...] from the listing
+    nsfw          INTEGER,                    -- 1: the marketplace flags it NSFW
     attempts      INTEGER NOT NULL DEFAULT 0,
     created_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     updated_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
@@ -70,6 +80,7 @@ ITEM_COLUMNS = frozenset(
         "source", "chain", "contract", "token_id", "name", "page_url", "image_url", "file_path",
         "sha256", "stored_path", "media_kind", "bytes", "status", "reason", "detail", "duplicate_of",
         "phash", "width", "height", "format", "prep_key", "attempts",
+        "pixel_hash", "lossy", "native_w", "native_h", "pixel_art", "traits", "nsfw",
     }
 )
 
@@ -104,6 +115,23 @@ class Item:
     attempts: int
     created_at: str
     updated_at: str
+    pixel_hash: str | None = None
+    lossy: int | None = None
+    native_w: int | None = None
+    native_h: int | None = None
+    pixel_art: int | None = None
+    traits: str | None = None
+    nsfw: int | None = None
+
+    def trait_pairs(self) -> list[tuple[str, str]]:
+        """The item's traits as (type, value) pairs (empty when none were listed)."""
+        try:
+            pairs = json.loads(self.traits) if self.traits else []
+        except ValueError:
+            return []
+        if not isinstance(pairs, list):
+            return []
+        return [(str(p[0]), str(p[1])) for p in pairs if isinstance(p, list) and len(p) == 2]
 
 
 def item_key_for_token(chain: str, contract: str, token_id: str) -> str:
@@ -132,8 +160,10 @@ class Catalog:
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     self._conn.execute(stmt)
+            _migrate(self._conn)
             self._conn.execute(
-                "INSERT OR IGNORE INTO state(key, value) VALUES ('schema_version', ?)",
+                "INSERT INTO state(key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (str(SCHEMA_VERSION),),
             )
 
@@ -193,7 +223,7 @@ class Catalog:
                 if cur.rowcount:
                     new += 1
                 else:
-                    fill = [c for c in ("name", "page_url", "image_url") if row.get(c)]
+                    fill = [c for c in ("name", "page_url", "image_url", "traits", "nsfw") if row.get(c) is not None]
                     if fill:
                         sets = ", ".join(f"{c} = COALESCE({c}, ?)" for c in fill)
                         conn.execute(
@@ -281,6 +311,15 @@ class Catalog:
     def __len__(self) -> int:
         return self._conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
 
+    def trait_counts(self, statuses: Iterable[str] | None = None) -> dict[str, dict[str, int]]:
+        """trait type -> value -> number of items (of ``statuses``) that carry it."""
+        counts: dict[str, dict[str, int]] = {}
+        for it in self.items(statuses):
+            for kind, value in it.trait_pairs():
+                per = counts.setdefault(kind, {})
+                per[value] = per.get(value, 0) + 1
+        return counts
+
     # -- key/value state (cursors, last-run facts) ----------------------------------------------
     def get_state(self, key: str, default: str | None = None) -> str | None:
         row = self._conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
@@ -296,6 +335,21 @@ class Catalog:
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     (key, value),
                 )
+
+
+#: columns added after version 1, with their types: older catalogs gain them when opened
+_ADDED_COLUMNS = {
+    "pixel_hash": "TEXT", "lossy": "INTEGER", "native_w": "INTEGER", "native_h": "INTEGER",
+    "pixel_art": "INTEGER", "traits": "TEXT", "nsfw": "INTEGER",
+}
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring an older catalog's table up to this schema (inside the opening transaction)."""
+    have = {row["name"] for row in conn.execute("PRAGMA table_info(items)")}
+    for name, kind in _ADDED_COLUMNS.items():
+        if name not in have:
+            conn.execute(f"ALTER TABLE items ADD COLUMN {name} {kind}")
 
 
 def _check_columns(row: Mapping[str, Any], extra: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]

@@ -16,7 +16,10 @@ from typing import Annotated, Optional
 import typer
 
 from pipeline.errors import NftganError
+from pipeline.prepare import PrepareConfig
 from pipeline.workspace import HOME_ENV, Workspace
+
+PREPARE_DEFAULTS = PrepareConfig()
 
 app = typer.Typer(
     name="nftgan",
@@ -86,8 +89,20 @@ def prepare(
         str, typer.Option(help="Color under transparent pixels and padding, #RRGGBB.")
     ] = "#808080",
     near_dup_threshold: Annotated[
-        int, typer.Option(help="Max perceptual-hash distance (bits of 64) for near-duplicates; -1 off.")
-    ] = 4,
+        float,
+        typer.Option(
+            help="Near-duplicates: the largest local difference (levels of 0..255, worst cell of ~1/16 "
+            "of the side) a lossy or resampled copy may show. Lossless images on one pixel grid merge "
+            "only when identical. -1: off.",
+        ),
+    ] = PREPARE_DEFAULTS.near_dup_threshold,
+    near_dups: Annotated[
+        bool,
+        typer.Option(
+            "--near-dups/--no-near-dups",
+            help="Search for near-duplicates (exact and same-pixel duplicates are always merged).",
+        ),
+    ] = PREPARE_DEFAULTS.near_dups,
     resample: Annotated[
         str,
         typer.Option(help="'auto' (pixel art → nearest-neighbor), 'pixel' or 'smooth' (antialiased)."),
@@ -99,11 +114,11 @@ def prepare(
     workers: Annotated[int, typer.Option(help="Decode processes (0 = one per core).")] = 0,
 ) -> None:
     """Clean the collection: decode, normalize, de-duplicate, and write the uint8 tensor cache."""
-    from pipeline.prepare import PrepareConfig, prepare as run_prepare
+    from pipeline.prepare import prepare as run_prepare
 
     config = PrepareConfig(
         size_px=size, fit=fit, background=background, near_dup_threshold=near_dup_threshold,
-        resample=resample, min_size_px=min_size, max_pixels=max_pixels, workers=workers,
+        near_dups=near_dups, resample=resample, min_size_px=min_size, max_pixels=max_pixels, workers=workers,
     )
     summary = run_prepare(workspace(ctx), slug, config, progress=progress_enabled())
     typer.echo(summary.describe())
@@ -114,15 +129,23 @@ def status(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="Collection slug.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    traits: Annotated[bool, typer.Option("--traits", help="Also count items per trait type and value.")] = False,
 ) -> None:
-    """Counts per status, reject reasons, caches and runs of a collection."""
+    """Counts per status, reject reasons, scrape coverage, caches and runs of a collection."""
     from pipeline.status import collection_status
 
-    info = collection_status(workspace(ctx), slug)
+    info = collection_status(workspace(ctx), slug, traits=traits)
     if as_json:
         typer.echo(json.dumps(info, sort_keys=True))
         return
     typer.echo(f"collection {slug}: {info['items']} items")
+    coverage = info.get("coverage")
+    if coverage:
+        supply = coverage.get("total_supply")
+        line = f"  coverage    cataloged {coverage.get('cataloged')} of {supply if supply is not None else '?'} (total supply)"
+        if coverage.get("partial"):
+            line += " - PARTIAL" + (f": {coverage['stopped_by']}" if coverage.get("stopped_by") else "")
+        typer.echo(line + f"  [{coverage.get('source')}, {coverage.get('at')}]")
     for key in ("pending", "downloaded", "ok", "rejected", "duplicate", "failed"):
         typer.echo(f"  {key:<11} {info[key]}")
     for group in ("rejected", "failed", "duplicate"):
@@ -131,10 +154,22 @@ def status(
     if info["caches"]:
         for size, n in sorted(info["caches"].items(), key=lambda kv: int(kv[0])):
             typer.echo(f"  cache {size}px: {n} images")
+            sheet = info["review_sheets"].get(size)
+            if sheet:
+                typer.echo(f"    merged pairs, worst first: {sheet}")
     else:
         typer.echo("  no tensor cache yet (run: nftgan prepare)")
     if info["runs"]:
         typer.echo(f"  runs: {', '.join(info['runs'])}")
+    if traits:
+        counts = info.get("traits") or {}
+        if not counts:
+            typer.echo("  traits: none listed (the source gave no traits)")
+        for kind in sorted(counts):
+            values = counts[kind]
+            typer.echo(f"  trait {kind} ({len(values)} values, {sum(values.values())} items)")
+            for value, n in sorted(values.items(), key=lambda kv: (-kv[1], kv[0])):
+                typer.echo(f"    {value}: {n}")
 
 
 def _register_packages() -> None:
@@ -159,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv, prog_name="nftgan")
     except NftganError as e:
         typer.echo(f"nftgan: error: {e}", err=True)
-        sys.exit(2)
+        sys.exit(e.exit_code)
     except KeyboardInterrupt:
         typer.echo("nftgan: interrupted", err=True)
         sys.exit(130)

@@ -20,6 +20,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
+from pipeline import dedup
 from pipeline.sniff import RASTER_KINDS, SNIFF_BYTES, VIDEO_KINDS, sniff
 
 # Never decode a partial image as if it were whole.
@@ -54,7 +55,14 @@ class Decoded:
     width: int
     height: int
     format: str  # e.g. "PNG/RGBA"
-    pixel_art: bool
+    pixel_art: bool  # normalized as pixel art (nearest-neighbour)
+    # what de-duplication needs (see pipeline.dedup)
+    drawn_as_pixel_art: bool = False  # small and few colors on its native grid, whatever --resample says
+    pixel_hash: str = ""  # the decoded pixels on their native grid
+    lossy: bool = False  # stored with a lossy encoder: JPEG, lossy WebP, a full 256-color GIF
+    native_w: int = 0
+    native_h: int = 0
+    thumb: np.ndarray | None = None  # uint8 (h, w, 3), at most dedup.THUMB_MAX_PX a side
 
 
 @dataclass(frozen=True)
@@ -118,18 +126,44 @@ def decode_bytes(data: bytes, opts: DecodeOptions) -> Decoded | Rejected:
         return _classify_decode_error(e, width, height, fmt)
     if min(width, height) < opts.min_size_px:
         return Rejected("too-small", f"{width}x{height} < {opts.min_size_px}px", width, height, fmt)
-    pixel_art = opts.resample == "pixel" or (opts.resample == "auto" and is_pixel_art(rgb))
-    out = normalize(rgb, opts, pixel_art=pixel_art)
+    # An integer nearest-neighbour upscale is reduced to the grid it was drawn on, so that every copy of
+    # a token at x2..x8 normalizes (and hashes) exactly like the token itself.
+    native_px = dedup.native_grid(np.asarray(rgb, dtype=np.uint8))
+    native = rgb if native_px.shape[:2] == (height, width) else Image.fromarray(native_px, "RGB")
+    drawn_as_pixel_art = is_pixel_art(native)
+    pixel_art = opts.resample == "pixel" or (opts.resample == "auto" and drawn_as_pixel_art)
+    out = normalize(native if pixel_art else rgb, opts, pixel_art=pixel_art)
     import imagehash  # imported here: heavy (scipy), and only workers need it
 
     return Decoded(
         array=np.ascontiguousarray(np.asarray(out, dtype=np.uint8).transpose(2, 0, 1)),
-        phash=str(imagehash.phash(rgb)),
+        phash=str(imagehash.phash(native)),
         width=width,
         height=height,
         format=fmt,
         pixel_art=pixel_art,
+        drawn_as_pixel_art=drawn_as_pixel_art,
+        pixel_hash=dedup.pixel_digest(native_px),
+        lossy=is_lossy(kind, data, image),
+        native_w=native_px.shape[1],
+        native_h=native_px.shape[0],
+        thumb=dedup.thumbnail(native_px),
     )
+
+
+def is_lossy(kind: str, data: bytes, image: Image.Image) -> bool:
+    """Whether the stored bytes went through a lossy encoder (then a copy may differ by its noise)."""
+    if kind == "jpeg":
+        return True
+    if kind == "webp":  # the first image chunk says: 'VP8 ' lossy, 'VP8L' lossless
+        lossy_at, lossless_at = data.find(b"VP8 ", 12), data.find(b"VP8L", 12)
+        return lossy_at >= 0 and (lossless_at < 0 or lossy_at < lossless_at)
+    if kind == "tiff":
+        return str(image.info.get("compression", "")).lower() in ("jpeg", "tiff_jpeg", "webp")
+    if kind == "gif":  # a full 256-color palette: most likely quantized from a richer picture
+        colors = image.convert("RGB").getcolors(maxcolors=256)
+        return colors is not None and len(colors) >= 256
+    return False
 
 
 def _open_checked(data: bytes, opts: DecodeOptions) -> Image.Image | Rejected:

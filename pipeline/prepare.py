@@ -3,17 +3,21 @@
 Three steps, each safe to kill at any moment:
 
 1. **Decode** every stored original (in a process pool) into a staging array
-   ``cache/<size>/.staging-<key>.npy``; after each batch the staging array is flushed and then the
-   batch's facts (perceptual hash, size, format, reject reason) are committed to the catalog, tagged
-   with the pass's key. A re-run of the same pass skips items whose facts carry that key.
-2. **Decide** in one transaction: decode rejects → ``rejected``; same sha256 → ``duplicate``
-   (``exact-duplicate``); perceptual hash within the threshold of a kept item → ``duplicate``
-   (``near-duplicate``); the rest → ``ok``. The first item (lowest id) of each group is kept.
+   ``cache/<size>/.staging-<key>.npy`` and its verification thumbnail into ``.thumbs-<key>.npy``; after
+   each batch both are flushed and then the batch's facts (perceptual hash, pixel hash, native size,
+   lossy or not, reject reason) are committed to the catalog, tagged with the pass's key. A re-run of
+   the same pass skips items whose facts carry that key.
+2. **Decide** in one transaction: decode rejects → ``rejected``; then :func:`pipeline.dedup.find_duplicates`
+   → ``duplicate`` with reason ``exact-duplicate`` (same bytes), ``same-pixels`` (same decoded pixels on
+   the native grid) or ``near-duplicate`` (a lossy or resampled copy, verified on pixels; the measured
+   difference is in the detail); the rest → ``ok``. Every merged pair is drawn on the review sheet
+   ``cache/<size>/duplicates.png``, worst first.
 3. **Write** ``images.npy`` (uint8, (N, 3, size, size)) and then ``manifest.json``, both atomically.
    The manifest is written last: a cache is complete exactly when its manifest names its inputs.
 
 The pass's key hashes the config fields that change pixels and the (id, sha256) of every input, so a
-re-run with the same inputs reuses the cache and a changed catalog or config rebuilds it.
+re-run with the same inputs reuses the cache and a changed catalog or config rebuilds it. Items that
+an earlier rule merged are candidates again on every pass, so a changed rule heals a workspace.
 """
 
 from __future__ import annotations
@@ -33,15 +37,15 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import atomic
+from pipeline import atomic, review
 from pipeline.cache import hash_strings
 from pipeline.catalog import Catalog, Item
 from pipeline.decode import Decoded, DecodeOptions, Rejected, decode_file, parse_color
-from pipeline.dedup import find_near_duplicates
+from pipeline import dedup
 from pipeline.errors import NftganError
 from pipeline.workspace import CollectionPaths, Workspace
 
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2  # 2: pixel-verified duplicates, verification thumbnails
 #: items whose facts are committed together (and the staging array flushed before)
 COMMIT_EVERY = 256
 #: statuses whose items have a stored original and take part in ``prepare``
@@ -55,7 +59,10 @@ class PrepareConfig:
     size_px: int = 64
     fit: str = "crop"  # crop | pad
     background: str = "#808080"  # neutral mid-gray: maps to 0 in [-1, 1]
-    near_dup_threshold: int = 4  # bits of 64; -1 turns near-duplicate search off
+    #: largest local difference (levels of 0..255, worst cell of ~1/16 of the side) a lossy or resampled
+    #: copy may show and still be a near-duplicate; lossless images on one grid must match exactly
+    near_dup_threshold: float = dedup.DEFAULT_MAX_DIFFERENCE
+    near_dups: bool = True  # False: only exact and same-pixel duplicates are merged
     resample: str = "auto"  # auto | pixel | smooth
     min_size_px: int = 16
     max_pixels: int = 64_000_000
@@ -73,8 +80,11 @@ class PrepareConfig:
             parse_color(self.background)
         except ValueError:
             raise NftganError(f"--background must be a color like #808080, got {self.background!r}")
-        if not -1 <= self.near_dup_threshold <= 31:
-            raise NftganError("--near-dup-threshold must be between -1 (off) and 31 bits")
+        if not (self.near_dup_threshold == -1 or 0 <= self.near_dup_threshold <= 255):
+            raise NftganError(
+                "--near-dup-threshold must be between 0 and 255 levels (-1 or --no-near-dups: off), "
+                f"got {self.near_dup_threshold:g}"
+            )
         if self.min_size_px < 1 or self.max_pixels < 1 or self.max_bytes < 1:
             raise NftganError("--min-size, --max-pixels and --max-bytes must be positive")
         if self.workers < 0:
@@ -85,6 +95,12 @@ class PrepareConfig:
         d = dataclasses.asdict(self)
         d.pop("workers")
         return d
+
+    def max_difference(self) -> float | None:
+        """The near-duplicate tolerance, or None when near-duplicate search is off."""
+        if not self.near_dups or self.near_dup_threshold < 0:
+            return None
+        return float(self.near_dup_threshold)
 
     def decode_options(self) -> DecodeOptions:
         return DecodeOptions(
@@ -107,9 +123,28 @@ class PrepareSummary:
     cache_path: str = ""
     content_hash: str = ""
     seconds: float = 0.0
+    review_sheet: str | None = None  # duplicates.png, when anything was merged
+    decide_seconds: float = 0.0  # of ``seconds``: duplicate search and pixel verification
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def warnings(self) -> list[str]:
+        near = self.duplicates.get("near-duplicate", 0)
+        if self.candidates and near / self.candidates > NEAR_DUP_WARN_FRACTION:
+            return [
+                f"{near} of {self.candidates} items ({near / self.candidates:.0%}) were merged as near-duplicates: "
+                f"look at the review sheet, and if distinct tokens were merged re-run with a lower "
+                f"--near-dup-threshold or --no-near-dups"
+            ]
+        return []
+
+    def kept_line(self) -> str:
+        """One line: kept N of M, and how many of each duplicate kind (and rejects)."""
+        parts = [f"{self.duplicates.get(kind, 0)} {kind}" for kind in DUPLICATE_KINDS]
+        parts += [f"{n} {kind}" for kind, n in sorted(self.duplicates.items()) if kind not in DUPLICATE_KINDS]
+        parts.append(f"{sum(self.rejected.values())} rejected")
+        return f"{self.slug}: kept {self.count} of {self.candidates} ({', '.join(parts)})"
 
     def describe(self) -> str:
         if self.reused:
@@ -124,7 +159,17 @@ class PrepareSummary:
             for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
                 lines.append(f"  {label}: {reason}: {n}")
         lines.append(f"  cache: {self.cache_path}")
+        if self.review_sheet:
+            lines.append(f"  merged pairs, worst first: {self.review_sheet}")
+        lines += [f"warning: {w}" for w in self.warnings()]
+        lines.append(self.kept_line())
         return "\n".join(lines)
+
+
+#: the duplicate reasons, from the surest to the least sure
+DUPLICATE_KINDS = ("exact-duplicate", "same-pixels", "near-duplicate")
+#: warn when more than this fraction of the candidates were merged as near-duplicates
+NEAR_DUP_WARN_FRACTION = 0.05
 
 
 def prepare(
@@ -160,22 +205,37 @@ def prepare(
         )
         reused = _reuse(col, config.size_px, key)
         if reused is not None:
+            by_id = {it.id: it for it in candidates}
+            manifest = json.loads(col.cache_manifest(config.size_px).read_text())
+            # traits may have been listed since (a re-scrape adds them without changing any image)
+            _write_traits(col.cache_traits(config.size_px), [by_id[i] for i in manifest["item_ids"] if i in by_id])
             return dataclasses.replace(reused, seconds=time.monotonic() - started)
 
-        staging_path = cache_dir / f".staging-{key[:16]}.npy"
-        for stale in cache_dir.glob(".staging-*.npy"):
-            if stale != staging_path:
+        staging_path = col.cache_staging(config.size_px, key)
+        thumbs_path = col.cache_thumbs(config.size_px, key)
+        for stale in col.cache_staging_files(config.size_px):
+            if stale not in (staging_path, thumbs_path):
                 stale.unlink(missing_ok=True)
         staging = _open_staging(staging_path, (len(candidates), 3, config.size_px, config.size_px))
+        side = dedup.THUMB_MAX_PX
+        thumbs = _open_staging(thumbs_path, (len(candidates), side, side, 3))
         row_of = {it.id: row for row, it in enumerate(candidates)}
         todo = [it for it in candidates if it.prep_key != key]
-        decoded_now = _decode_all(col, cat, todo, row_of, staging, key, config, progress, on_event)
+        decoded_now = _decode_all(col, cat, todo, row_of, staging, thumbs, key, config, progress, on_event)
 
         fresh = {it.id: it for it in cat.items(CANDIDATE_STATUSES)}
-        decisions, ok_ids = _decide([fresh[it.id] for it in candidates], config.near_dup_threshold)
+        items = [fresh[it.id] for it in candidates]
+        decide_started = time.monotonic()
+        decisions, ok_ids, merges = _decide(items, config.max_difference(), thumbs, row_of)
+        decide_seconds = time.monotonic() - decide_started
         cat.update_many(decisions.items())
         rejected = Counter(f["reason"] for f in decisions.values() if f["status"] == "rejected")
         duplicates = Counter(f["reason"] for f in decisions.values() if f["status"] == "duplicate")
+        sheet = col.cache_review_sheet(config.size_px)
+        if merges:
+            review.write_sheet(sheet, merges, lambda i: _thumb(thumbs, row_of, fresh[i]), config.max_difference())
+        else:
+            sheet.unlink(missing_ok=True)
 
         array_path = col.cache_array(config.size_px)
         shape = (len(ok_ids), 3, config.size_px, config.size_px)
@@ -186,6 +246,8 @@ def prepare(
                 out[start : start + 1024] = staging[rows[start : start + 1024]]
             out.flush()
             del out
+        traits_path = col.cache_traits(config.size_px)
+        has_traits = _write_traits(traits_path, [fresh[i] for i in ok_ids])
         sha_of = {it.id: it.sha256 for it in candidates}
         content_hash = hash_strings([key] + [f"{i}:{sha_of[i]}" for i in ok_ids])
         manifest = {
@@ -200,18 +262,22 @@ def prepare(
             "candidates": len(candidates),
             "rejected": dict(rejected),
             "duplicates": dict(duplicates),
+            "review_sheet": sheet.name if merges else None,
+            "traits_table": traits_path.name if has_traits else None,
             "config": dataclasses.asdict(config),
             "input_key": key,
             "content_hash": content_hash,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         atomic.write_json(col.cache_manifest(config.size_px), manifest)
-        del staging
+        del staging, thumbs
         staging_path.unlink(missing_ok=True)
+        thumbs_path.unlink(missing_ok=True)
     return PrepareSummary(
         slug=slug, size_px=config.size_px, count=len(ok_ids), candidates=len(candidates),
         rejected=dict(rejected), duplicates=dict(duplicates), decoded_now=decoded_now, reused=False,
         cache_path=str(array_path), content_hash=content_hash, seconds=time.monotonic() - started,
+        review_sheet=str(sheet) if merges else None, decide_seconds=decide_seconds,
     )
 
 
@@ -226,10 +292,12 @@ def _reuse(col: CollectionPaths, size_px: int, key: str) -> PrepareSummary | Non
         return None
     if manifest.get("input_key") != key or tuple(shape) != (manifest["count"], 3, size_px, size_px):
         return None
+    sheet = col.cache_review_sheet(size_px)
     return PrepareSummary(
         slug=col.slug, size_px=size_px, count=manifest["count"], candidates=manifest["candidates"],
         rejected=manifest["rejected"], duplicates=manifest["duplicates"], reused=True,
         cache_path=str(array_path), content_hash=manifest["content_hash"],
+        review_sheet=str(sheet) if manifest.get("review_sheet") and sheet.is_file() else None,
     )
 
 
@@ -278,6 +346,7 @@ def _decode_all(
     todo: list[Item],
     row_of: dict[int, int],
     staging: np.ndarray,
+    thumbs: np.ndarray,
     key: str,
     config: PrepareConfig,
     progress: bool,
@@ -292,6 +361,7 @@ def _decode_all(
 
     def commit() -> None:
         staging.flush()  # rows reach the disk before the catalog says they are done
+        thumbs.flush()
         cat.update_many(pending)
         pending.clear()
 
@@ -301,14 +371,22 @@ def _decode_all(
         for item_id, result in _iter_decoded(tasks, workers):
             if isinstance(result, Decoded):
                 staging[row_of[item_id]] = result.array
+                if result.thumb is not None:
+                    th, tw = result.thumb.shape[:2]
+                    thumbs[row_of[item_id], :th, :tw] = result.thumb
                 facts = {
                     "phash": result.phash, "width": result.width, "height": result.height,
                     "format": result.format, "reason": None, "detail": None,
+                    "pixel_hash": result.pixel_hash, "lossy": int(result.lossy),
+                    "native_w": result.native_w, "native_h": result.native_h,
+                    "pixel_art": int(result.drawn_as_pixel_art),
                 }
             else:
                 facts = {
                     "phash": None, "width": result.width, "height": result.height,
                     "format": result.format, "reason": result.reason, "detail": result.detail,
+                    "pixel_hash": None, "lossy": None, "native_w": None, "native_h": None,
+                    "pixel_art": None,
                 }
             facts["prep_key"] = key
             pending.append((item_id, facts))
@@ -339,37 +417,61 @@ def _progress_bar(enabled: bool, total: int):  # -> (Progress, TaskID) | None
     return bar, bar.add_task("decoding", total=total)
 
 
+def _write_traits(path: Path, items: list[Item]) -> bool:
+    """The per-row trait table beside ``images.npy`` (row order = cache order); False when no item
+    has traits (the file is then removed)."""
+    import csv
+    import io
+
+    pairs = [it.trait_pairs() for it in items]
+    kinds = sorted({kind for p in pairs for kind, _ in p})
+    if not kinds:
+        path.unlink(missing_ok=True)
+        return False
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["row", "item_id", "token_id", *kinds])
+    for row, (it, p) in enumerate(zip(items, pairs)):
+        values: dict[str, str] = {}
+        for kind, value in p:  # a type listed twice keeps both values, joined
+            values[kind] = f"{values[kind]}|{value}" if kind in values else value
+        writer.writerow([row, it.id, it.token_id or "", *(values.get(k, "") for k in kinds)])
+    atomic.write_text(path, buf.getvalue())
+    return True
+
+
 # -- step 2: decide -------------------------------------------------------------------------------
+def _thumb(thumbs: np.ndarray, row_of: dict[int, int], it: Item) -> np.ndarray:
+    th, tw = dedup.thumb_shape(it.native_w or 1, it.native_h or 1)
+    return np.asarray(thumbs[row_of[it.id], :th, :tw])
+
+
 def _decide(
-    items: list[Item], near_dup_threshold: int
-) -> tuple[dict[int, dict[str, Any]], list[int]]:
-    """Final status of every candidate (items in id order); returns (updates, ids kept in order)."""
+    items: list[Item], max_difference: float | None, thumbs: np.ndarray, row_of: dict[int, int]
+) -> tuple[dict[int, dict[str, Any]], list[int], list[dedup.Merge]]:
+    """Final status of every candidate (items in id order); returns (updates, ids kept in order, merges)."""
     decisions: dict[int, dict[str, Any]] = {}
-    survivors: list[Item] = []
-    first_with_sha: dict[str, int] = {}
+    entries = []
+    by_id = {it.id: it for it in items}
     for it in items:
-        if it.phash is None:  # decode rejected it: keep its reason
+        if it.phash is None or it.pixel_hash is None:  # decode rejected it: keep its reason
             decisions[it.id] = {"status": "rejected", "reason": it.reason or "corrupt",
                                 "detail": it.detail, "duplicate_of": None}
             continue
-        kept = first_with_sha.setdefault(it.sha256 or "", it.id)
-        if kept != it.id:
-            decisions[it.id] = {"status": "duplicate", "reason": "exact-duplicate",
-                                "detail": f"same bytes as item {kept}", "duplicate_of": kept}
-            continue
-        survivors.append(it)
-    near: dict[int, tuple[int, int]] = {}
-    if near_dup_threshold >= 0:
-        near = find_near_duplicates([int(it.phash or "0", 16) for it in survivors], near_dup_threshold)
+        entries.append(dedup.Entry(
+            id=it.id, sha256=it.sha256 or "", pixel_hash=it.pixel_hash, phash=int(it.phash, 16),
+            lossy=bool(it.lossy), native_wh=(it.native_w or 1, it.native_h or 1), pixel_art=bool(it.pixel_art),
+        ))
+    merges = dedup.find_duplicates(
+        entries, lambda i: _thumb(thumbs, row_of, by_id[i]), max_difference
+    )
     ok_ids = []
-    for pos, it in enumerate(survivors):
-        if pos in near:
-            kept_pos, distance = near[pos]
-            kept = survivors[kept_pos].id
-            decisions[it.id] = {"status": "duplicate", "reason": "near-duplicate",
-                                "detail": f"perceptual hash {distance} bits from item {kept}",
-                                "duplicate_of": kept}
+    for e in entries:
+        m = merges.get(e.id)
+        if m is not None:
+            decisions[e.id] = {"status": "duplicate", "reason": m.kind, "detail": m.detail(max_difference),
+                               "duplicate_of": m.of}
         else:
-            decisions[it.id] = {"status": "ok", "reason": None, "detail": None, "duplicate_of": None}
-            ok_ids.append(it.id)
-    return decisions, ok_ids
+            decisions[e.id] = {"status": "ok", "reason": None, "detail": None, "duplicate_of": None}
+            ok_ids.append(e.id)
+    return decisions, ok_ids, sorted(merges.values(), key=lambda m: m.id)

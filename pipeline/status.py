@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pipeline.catalog import STATUSES, Catalog
+from pipeline.catalog import COVERAGE_STATE_KEY, STATUSES, Catalog
 from pipeline.errors import NftganError
 from pipeline.workspace import Workspace
 
 
-def collection_status(ws: Workspace, slug: str) -> dict[str, Any]:
-    """Counts per status, reasons, caches (size → images) and runs of one collection."""
+def collection_status(ws: Workspace, slug: str, *, traits: bool = False) -> dict[str, Any]:
+    """Counts per status, reasons, coverage of the last scrape, caches (size → images) and runs of one
+    collection; with ``traits``, the number of items per trait type and value too."""
     col = ws.collection(slug)
     if not col.catalog.is_file():
         known = ws.collections()
@@ -21,13 +22,25 @@ def collection_status(ws: Workspace, slug: str) -> dict[str, Any]:
         counts = cat.counts()
         reasons = {s: cat.reasons(s) for s in ("rejected", "failed", "duplicate") if counts[s]}
         listing_cursor = cat.get_state("api.cursor")
+        coverage_text = cat.get_state(COVERAGE_STATE_KEY)
+        trait_counts = cat.trait_counts() if traits else None
     caches: dict[str, int] = {}
+    sheets: dict[str, str] = {}
     for size in col.cache_sizes():
         manifest = col.cache_manifest(size)
         if manifest.is_file() and col.cache_array(size).is_file():
             caches[str(size)] = int(json.loads(manifest.read_text())["count"])
+            if col.cache_review_sheet(size).is_file():
+                sheets[str(size)] = str(col.cache_review_sheet(size))
     info: dict[str, Any] = {"slug": slug, "items": sum(counts.values()), **{s: counts[s] for s in STATUSES}}
-    info.update(reasons=reasons, caches=caches, runs=ws.runs(slug), home=str(ws.root))
+    info.update(reasons=reasons, caches=caches, review_sheets=sheets, runs=ws.runs(slug), home=str(ws.root))
     if listing_cursor:
         info["api_cursor"] = listing_cursor
+    if coverage_text:
+        try:
+            info["coverage"] = json.loads(coverage_text)
+        except ValueError:
+            pass
+    if trait_counts is not None:
+        info["traits"] = trait_counts
     return info

@@ -6,6 +6,8 @@ Layout (root from ``--home``, else ``$NFTGAN_HOME``, else ``./nftgan-data``)::
     <root>/collections/<slug>/images/ab/<sha256>.<ext>   originals, content-addressed
     <root>/collections/<slug>/cache/<size>/images.npy    uint8 (N, 3, size, size) tensor cache
     <root>/collections/<slug>/cache/<size>/manifest.json what the cache holds and how it was made
+    <root>/collections/<slug>/cache/<size>/duplicates.png every merged pair, worst first
+    <root>/collections/<slug>/cache/<size>/traits.csv     per-row traits of images.npy (when listed)
     <root>/collections/<slug>/scrape-config.json  options of the last scrape
     <root>/collections/<slug>/features/           cached evaluation features of the real images
     <root>/runs/<slug>/<run>/config.json          one training run: its options,
@@ -116,6 +118,26 @@ class CollectionPaths:
 
     def cache_manifest(self, size_px: int) -> Path:
         return self.cache_dir(size_px) / "manifest.json"
+
+    def cache_review_sheet(self, size_px: int) -> Path:
+        """Every pair the cleaning stage merged, side by side, worst first (PNG)."""
+        return self.cache_dir(size_px) / "duplicates.png"
+
+    def cache_traits(self, size_px: int) -> Path:
+        """Per-row traits of the tensor cache (CSV: row, item_id, token_id, one column per trait type)."""
+        return self.cache_dir(size_px) / "traits.csv"
+
+    def cache_staging(self, size_px: int, key: str) -> Path:
+        """Normalized images of a prepare pass in progress (uint8 (N, 3, size, size))."""
+        return self.cache_dir(size_px) / f".staging-{key[:16]}.npy"
+
+    def cache_thumbs(self, size_px: int, key: str) -> Path:
+        """Verification thumbnails of a prepare pass in progress (uint8 (N, 64, 64, 3))."""
+        return self.cache_dir(size_px) / f".thumbs-{key[:16]}.npy"
+
+    def cache_staging_files(self, size_px: int) -> list[Path]:
+        folder = self.cache_dir(size_px)
+        return sorted([*folder.glob(".staging-*.npy"), *folder.glob(".thumbs-*.npy")])
 
     def cache_sizes(self) -> list[int]:
         base = self.root / "cache"

@@ -63,4 +63,4 @@ def test_kill_9_during_prepare_then_rerun_is_complete_and_consistent(tmp_path) -
     assert a.manifest["item_ids"] == b.manifest["item_ids"]
     assert np.array_equal(np.asarray(a.images), np.asarray(b.images))
     cache_dir = killed_ws.collection("k").cache_dir(32)
-    assert sorted(p.name for p in cache_dir.iterdir()) == ["images.npy", "manifest.json"]
+    assert sorted(p.name for p in cache_dir.iterdir()) == ["duplicates.png", "images.npy", "manifest.json"]

@@ -58,7 +58,7 @@ def test_prepare_builds_a_clean_cache_and_records_every_reason(cli, ws, tmp_path
     manifest = cache.manifest
     assert manifest["count"] == len(good) and manifest["size_px"] == 32
     assert manifest["rejected"] == expected_reasons
-    assert manifest["config"]["near_dup_threshold"] == 4
+    assert manifest["config"]["near_dup_threshold"] == 24
     with Catalog(ws.collection("demo").catalog) as cat:
         by_name = {it.file_path.rsplit("/in/", 1)[1]: it for it in cat.items()}
         assert manifest["item_ids"] == [it.id for it in cat.items(["ok"])]
