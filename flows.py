@@ -118,12 +118,19 @@ def scrape_task(home: str, slug: str, options: dict[str, Any], every_hours: floa
             logger.info("scrape %s: %s", slug, event)
 
     logger.info("scraping %s from %s (%s source)", slug, config.base_url, config.source)
-    summary = scrape(ws, slug, config, progress=progress).to_dict()
-    logger.info("scrape done: %s", summary)
+    result = scrape(ws, slug, config, progress=progress)
+    summary = result.to_dict()
+    coverage = result.listing.coverage_line()
+    logger.info("scrape done: %s", coverage)
+    if result.listing.partial:
+        logger.warning("scrape of %s is partial: %s", slug, coverage)
     create_markdown_artifact(
         key=_artifact_key(slug, "scrape"),
-        description=f"Scrape of {slug}",
-        markdown=f"# Scrape of `{slug}`\n\n```json\n{json.dumps(summary, indent=2, default=str)}\n```",
+        description=f"Scrape of {slug}: {coverage}",
+        markdown=(
+            f"# Scrape of `{slug}`\n\n**Coverage: {coverage}**\n\n"
+            f"```\n{result.describe()}\n```\n\n```json\n{json.dumps(summary, indent=2, default=str)}\n```"
+        ),
     )
     return summary
 

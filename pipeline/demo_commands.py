@@ -32,7 +32,7 @@ def run_demo(
     from flows import refresh_collection
     from scraper.fixture import serve_fixture
 
-    with serve_fixture(collection=DEMO_SLUG, n_items=items, seed=seed) as fixture:
+    with serve_fixture(collection=DEMO_SLUG, n_items=items, seed=seed, mode="os2") as fixture:
         return refresh_collection(
             slug=DEMO_SLUG,
             source="browser",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import contextlib
 import dataclasses
 import os
@@ -22,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipeline import atomic
-from pipeline.catalog import Catalog, Item
-from pipeline.errors import NftganError
+from pipeline.catalog import COVERAGE_STATE_KEY, Catalog, Item
+from pipeline.errors import NftganError, SiteUnreachable
 from pipeline.locks import exclusive_lock
 from pipeline.storage import Stored, sync_files
 from pipeline.workspace import CollectionPaths, Workspace
@@ -34,6 +35,8 @@ if TYPE_CHECKING:  # heavy or optional at import time: playwright, httpx
     from scraper.source_browser import BrowserListing
 
 SOURCES = ("browser", "api")
+#: catalog state key: the coverage of the last listing (JSON), read by ``nftgan status``
+COVERAGE_KEY = COVERAGE_STATE_KEY
 API_KEY_ENV = "OPENSEA_API_KEY"
 #: catalog rows written per transaction while downloading (a kill -9 re-fetches at most this many)
 COMMIT_EVERY = 64
@@ -56,9 +59,11 @@ class ScrapeConfig:
     concurrency: int = 16
     per_host_limit: int = 8
     allow_private_hosts: bool = False
-    ipfs_gateway: str = "https://ipfs.io/ipfs/"
+    #: gateways for ipfs:// URLs, comma-separated, tried in turn (the next one when one fails)
+    ipfs_gateway: str = "https://ipfs.io/ipfs/,https://dweb.link/ipfs/,https://w3s.link/ipfs/"
+    arweave_gateway: str = "https://arweave.net/"
     idle_scrolls: int = 6  # browser: stop after this many scrolls bring nothing new
-    page_size: int = 100  # API: items per page (at most 200)
+    page_size: int = 200  # API: items per page (at most 200)
     timeout_s: float = 30.0  # per HTTP request
     page_timeout_s: float = 60.0  # browser: first load of the collection page
     page_retries: int = 3  # browser: loads before giving up (slow page, interstitial)
@@ -71,14 +76,18 @@ class ScrapeConfig:
     chromium_path: str | None = None  # else $NFTGAN_CHROMIUM, else /usr/bin/chromium, else Playwright's
     headless: bool = True
     restart_listing: bool = False  # API: forget a saved cursor and list from the first page
+    skip_nsfw: bool = False  # API: leave out items the marketplace flags NSFW (they are counted)
+    max_rate_wait_s: float = 3600.0  # API: longest wait for a rate-limit window; longer ends the run (resumable)
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise NftganError(f"--source must be one of {', '.join(SOURCES)}, not {self.source!r}")
-        for name in ("base_url", "api_base_url", "ipfs_gateway"):
+        for name in ("base_url", "api_base_url", "ipfs_gateway", "arweave_gateway"):
             value = getattr(self, name)
-            if not isinstance(value, str) or not value.lower().startswith(("http://", "https://")):
-                raise NftganError(f"--{name.replace('_', '-')} must be an http(s) URL, not {value!r}")
+            parts = value.split(",") if isinstance(value, str) and name == "ipfs_gateway" else [value]
+            for part in parts:
+                if not isinstance(part, str) or not part.strip().lower().startswith(("http://", "https://")):
+                    raise NftganError(f"--{name.replace('_', '-')} must be an http(s) URL, not {part!r}")
         positive = {
             "image_width": (16, 4096), "concurrency": (1, 256), "per_host_limit": (1, 256), "idle_scrolls": (1, 1000),
             "page_size": (1, 200), "page_retries": (1, 100), "max_bytes": (1024, 2**40),
@@ -92,9 +101,13 @@ class ScrapeConfig:
         for name in ("max_retries", "rate_limit_retries"):
             if not isinstance(getattr(self, name), int) or not 0 <= getattr(self, name) <= 100:
                 raise NftganError(f"--{name.replace('_', '-')} must be an integer in 0..100")
-        for name in ("timeout_s", "page_timeout_s", "interstitial_wait_s", "backoff_initial_s", "backoff_max_s"):
+        for name in ("timeout_s", "page_timeout_s", "interstitial_wait_s", "backoff_initial_s", "backoff_max_s",
+                     "max_rate_wait_s"):
             if not isinstance(getattr(self, name), (int, float)) or getattr(self, name) < 0:
                 raise NftganError(f"--{name.replace('_', '-')} must be a number >= 0")
+
+    def ipfs_gateways(self) -> tuple[str, ...]:
+        return tuple(part.strip() for part in self.ipfs_gateway.split(",") if part.strip())
 
     def resolved_api_key(self) -> str | None:
         return self.api_key or os.environ.get(API_KEY_ENV) or None
@@ -121,21 +134,51 @@ class ListSummary:
     found: int  # distinct items seen by this listing
     new: int  # of those, not in the catalog before
     total: int  # items in the catalog afterwards
-    complete: bool  # the listing reached the end (not stopped by --max-items)
+    complete: bool  # the listing reached the end (not stopped by --max-items or an error)
     resumed: bool = False  # the API listing continued from a saved cursor
     pages: int = 0  # API pages or browser scroll steps
     seconds: float = 0.0
+    cataloged: int = 0  # this collection's listed items in the catalog afterwards
+    total_supply: int | None = None  # as the marketplace states it (None: it did not say)
+    ignored: int = 0  # items of other collections seen on the page
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> items not cataloged (disabled, nsfw)
+    stopped_by: str | None = None  # why the listing ended early: "max-items", or what went wrong
+    how: str | None = None  # how the items were reached (e.g. "feed walked in CREATED_DATE:ASC, 10 pages")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "partial": self.partial, "coverage": self.coverage_line()}
 
-    def describe(self) -> str:
+    @property
+    def partial(self) -> bool:
+        """Fewer items cataloged than the collection's total supply (or the listing did not finish)."""
+        if self.total_supply is not None:
+            return self.cataloged + sum(self.skipped.values()) < self.total_supply
+        return not self.complete
+
+    def coverage_line(self) -> str:
+        supply = f"{self.total_supply}" if self.total_supply is not None else "an unknown number"
+        line = f"cataloged {self.cataloged} of {supply} (total supply)"
+        if self.skipped:
+            line += "; skipped " + ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items()))
+        if self.partial:
+            line += " - PARTIAL"
+            if self.stopped_by:
+                line += f": {self.stopped_by}"
+        return line
+
+    def describe(self, *, coverage: bool = True) -> str:
         how = "the API" if self.source == "api" else "the browser"
         lines = [f"listed {self.found} items of {self.slug} with {how} ({self.new} new; catalog now {self.total})"]
+        if self.how:
+            lines.append(f"  {self.how}")
         if self.resumed:
             lines.append("  resumed from the saved API cursor")
-        if not self.complete:
+        if self.ignored:
+            lines.append(f"  ignored {self.ignored} items of other collections seen on the page")
+        if self.stopped_by == "max-items":
             lines.append("  stopped at --max-items before the end of the collection")
+        if coverage:
+            lines.append(self.coverage_line())
         return "\n".join(lines)
 
 
@@ -181,7 +224,10 @@ class ScrapeSummary:
         return {**flat, "listing": self.listing.to_dict(), "download": self.download.to_dict()}
 
     def describe(self) -> str:
-        return self.listing.describe() + "\n" + self.download.describe()
+        """Listing, downloads, and last the coverage line: ``cataloged X of Y (total supply)``."""
+        return "\n".join(
+            [self.listing.describe(coverage=False), self.download.describe(), self.listing.coverage_line()]
+        )
 
 
 # -- the stage ------------------------------------------------------------------------------------
@@ -268,6 +314,8 @@ class _Sink:
 
 
 async def _list(col: CollectionPaths, config: ScrapeConfig, progress: Progress | None) -> ListSummary:
+    import httpcore
+
     from scraper.guard import AddressPolicy, RefusedAddress, check_url_host
 
     started = time.monotonic()
@@ -277,23 +325,60 @@ async def _list(col: CollectionPaths, config: ScrapeConfig, progress: Progress |
         await check_url_host(base, policy)
     except RefusedAddress as e:
         raise NftganError(f"--{'api-' if config.source == 'api' else ''}base-url: {e.detail}") from None
-    except OSError as e:
-        raise NftganError(f"cannot resolve the host of {base}: {e}") from None
+    except (OSError, httpcore.ConnectError) as e:
+        host = base.split("://", 1)[-1].split("/", 1)[0]
+        raise SiteUnreachable(f"cannot reach {host}: its name does not resolve (DNS: {_first_line(e)})") from None
     col.mkdirs()
     with Catalog(col.catalog) as catalog:
         sink = _Sink(catalog, config.source, config.max_items, progress)
+        skipped: dict[str, int] = {}
+        ignored, how, error = 0, None, None
         if config.source == "api":
             listing = await _list_api(col, config, catalog, sink)
             complete, resumed, pages = listing.complete, listing.resumed, listing.pages
+            supply, skipped, error = listing.total_supply, listing.skipped, listing.stopped_by
+            how = f"{pages} API page(s) of up to {config.page_size}"
         else:
             browsed = await _list_browser(col, config, sink)
             complete, resumed, pages = browsed.complete, False, browsed.scrolls
+            supply = browsed.totals.total_supply if browsed.totals else None
+            ignored, error = browsed.ignored, browsed.feed_error
+            how = _browser_how(browsed)
         total = len(catalog)
-    return ListSummary(
-        slug=col.slug, source=config.source, found=len(sink.seen), new=sink.new, total=total,
-        complete=complete, resumed=resumed,
-        pages=pages, seconds=round(time.monotonic() - started, 3),
-    )
+        cataloged = sum(1 for it in catalog.items() if it.source in SOURCES)
+        stopped_by = "max-items" if sink.full else error
+        if stopped_by is None and not complete:
+            stopped_by = "the listing did not reach the end of the collection"
+        summary = ListSummary(
+            slug=col.slug, source=config.source, found=len(sink.seen), new=sink.new, total=total,
+            complete=complete and not sink.full, resumed=resumed, pages=pages,
+            seconds=round(time.monotonic() - started, 3), cataloged=cataloged, total_supply=supply,
+            ignored=ignored, skipped=skipped, stopped_by=stopped_by, how=how,
+        )
+        if summary.partial and summary.stopped_by is None and supply is not None:
+            short = supply - cataloged - sum(skipped.values())
+            summary = dataclasses.replace(summary, stopped_by=f"the listing ended {short} short of the total supply")
+        catalog.set_state(COVERAGE_KEY, json.dumps({
+            "cataloged": cataloged, "total_supply": supply, "partial": summary.partial,
+            "source": config.source, "stopped_by": stopped_by, "skipped": skipped,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }))
+    return summary
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    if ": " in text and text.startswith("cannot resolve"):
+        text = text.split(": ", 1)[1]
+    return (text.splitlines()[0] if text else type(e).__name__)[:160]
+
+
+def _browser_how(b: BrowserListing) -> str:
+    parts = [f"{b.from_inline} from the inlined first page", f"{b.from_dom} from cards",
+             f"{b.from_network} from the page's feed"]
+    if b.feed_ordering:
+        parts.append(f"feed walked in {b.feed_ordering} ({b.feed_pages} page(s))")
+    return "; ".join(parts)
 
 
 async def _list_api(col: CollectionPaths, config: ScrapeConfig, catalog: Catalog, sink: _Sink) -> ApiListing:
@@ -309,7 +394,8 @@ async def _list_api(col: CollectionPaths, config: ScrapeConfig, catalog: Catalog
     return await source_api.list_api(
         catalog=catalog, slug=col.slug, api_base_url=config.api_base_url, api_key=key,
         page_size=config.page_size, timeout_s=config.timeout_s, retry=config.retry_policy(),
-        allow_private_hosts=config.allow_private_hosts, add=sink.add,
+        allow_private_hosts=config.allow_private_hosts, add=sink.add, skip_nsfw=config.skip_nsfw,
+        max_rate_wait_s=config.max_rate_wait_s,
     )
 
 
@@ -323,12 +409,13 @@ async def _list_browser(col: CollectionPaths, config: ScrapeConfig, sink: _Sink)
         backoff_max_s=config.backoff_max_s,
     )
     url = f"{config.base_url.rstrip('/')}/collection/{col.slug}"
-    return await list_browser(url=url, options=options, add=sink.add)
+    return await list_browser(url=url, slug=col.slug, options=options, add=sink.add)
 
 
 async def _download(col: CollectionPaths, config: ScrapeConfig, progress: Progress | None) -> DownloadSummary:
+    from pipeline.storage import store_bytes
     from scraper.download import Downloader, DownloadOptions, Outcome, fetch_all
-    from scraper.urls import BadUrl, download_url
+    from scraper.urls import BadUrl, decode_data_uri, download_urls
 
     started = time.monotonic()
     col.mkdirs()
@@ -337,36 +424,77 @@ async def _download(col: CollectionPaths, config: ScrapeConfig, progress: Progre
         _requeue_missing_files(col, catalog)
         todo = [it for it in catalog.items(("pending", "failed")) if it.source in SOURCES]  # not imported files
         tally = _Tally(col, catalog, len(todo), progress)
-        by_url: dict[str, list[Item]] = {}  # items sharing an image URL share one download
+        choices: dict[int, list[str]] = {}  # item id -> URLs to try in turn (one per IPFS gateway)
         for item in todo:
             try:
-                url = download_url(item.image_url, ipfs_gateway=config.ipfs_gateway, image_width_px=config.image_width)
+                urls = download_urls(
+                    item.image_url, ipfs_gateways=config.ipfs_gateways(), arweave_gateway=config.arweave_gateway,
+                    image_width_px=config.image_width,
+                )
             except BadUrl as e:
                 tally.record([item], "failed", reason=e.reason, detail=e.detail)
                 continue
-            by_url.setdefault(url, []).append(item)
+            if urls[0].lower().startswith("data:"):  # decoded here: nothing to fetch
+                try:
+                    data = decode_data_uri(urls[0], config.max_bytes)
+                except BadUrl as e:
+                    tally.record([item], "failed", reason=e.reason, detail=e.detail)
+                    continue
+                stored = store_bytes(col, data, sync=False)
+                status, reason, detail = _sniffed_status(stored)
+                tally.record([item], status, stored=stored if status == "downloaded" else None, reason=reason,
+                             detail=detail)
+                continue
+            choices[item.id] = urls
         tally.commit()
         tally.report()
         options = DownloadOptions(
             concurrency=config.concurrency, per_host_limit=config.per_host_limit, timeout_s=config.timeout_s,
             max_bytes=config.max_bytes, retry=config.retry_policy(), allow_private_hosts=config.allow_private_hosts,
         )
+        items = {it.id: it for it in todo}
+        n_urls = 0
         try:
-            async def on_outcome(o: Outcome) -> None:
-                tally.record(by_url[o.url], o.status, stored=o.stored, reason=o.reason, detail=o.detail)
-                if tally.due:
-                    await tally.commit_async()
-
             async with Downloader(col, options) as downloader:
-                await fetch_all(downloader, list(by_url), on_outcome)
+                turn = 0
+                while choices:  # turn k fetches each item's k-th URL; only failures go on to the next turn
+                    by_url: dict[str, list[Item]] = {}  # items sharing an image URL share one download
+                    for item_id, urls in choices.items():
+                        by_url.setdefault(urls[min(turn, len(urls) - 1)], []).append(items[item_id])
+                    n_urls += len(by_url)
+                    retry_next: dict[int, list[str]] = {}
+
+                    async def on_outcome(o: Outcome) -> None:
+                        done = []
+                        for item in by_url[o.url]:
+                            if o.status == "failed" and turn + 1 < len(choices[item.id]):
+                                retry_next[item.id] = choices[item.id]  # the next gateway gets a try
+                            else:
+                                done.append(item)
+                        if done:
+                            tally.record(done, o.status, stored=o.stored, reason=o.reason, detail=o.detail)
+                        if tally.due:
+                            await tally.commit_async()
+
+                    await fetch_all(downloader, list(by_url), on_outcome)
+                    choices, turn = retry_next, turn + 1
         finally:
             tally.commit()
         skipped = len(catalog) - len(todo)
     return DownloadSummary(
         slug=col.slug, attempted=len(todo), downloaded=tally.downloaded, skipped=skipped, failed=dict(tally.failed),
-        rejected=dict(tally.rejected), urls=len(by_url), bytes=tally.bytes,
+        rejected=dict(tally.rejected), urls=n_urls, bytes=tally.bytes,
         seconds=round(time.monotonic() - started, 3),
     )
+
+
+def _sniffed_status(stored: Stored) -> tuple[str, str | None, str | None]:
+    """What a stored ``data:`` image becomes: downloaded, or failed when its bytes are not an image."""
+    from pipeline.sniff import IMAGE_KINDS
+
+    if stored.kind in IMAGE_KINDS:
+        return "downloaded", None, None
+    return "failed", f"not-an-image:{stored.kind}", f"the data: URI holds {stored.kind}, not an image"
 
 
 class _Tally:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from pipeline.errors import EXIT_PARTIAL
+
 if TYPE_CHECKING:
     from scraper.fixture import Faults
 
@@ -47,7 +49,12 @@ def scrape_cmd(
     ] = False,
     ipfs_gateway: Annotated[str, typer.Option(help="Gateway for ipfs:// URLs.")] = "https://ipfs.io/ipfs/",
     idle_scrolls: Annotated[int, typer.Option(help="Browser: stop after this many scrolls bring nothing new.")] = 6,
-    page_size: Annotated[int, typer.Option(help="API: items per page (at most 200).")] = 100,
+    page_size: Annotated[int, typer.Option(help="API: items per page (at most 200).")] = 200,
+    skip_nsfw: Annotated[bool, typer.Option(help="API: leave out items flagged NSFW (counted in the summary).")] = False,
+    max_rate_wait: Annotated[
+        float, typer.Option(help="API: longest wait (s) for a rate-limit window to reset; a longer one ends the run "
+                                 "with the cursor saved (exit 3), and the next run resumes.")
+    ] = 3600.0,
     timeout: Annotated[float, typer.Option(help="Seconds per HTTP request.")] = 30.0,
     page_timeout: Annotated[float, typer.Option(help="Browser: seconds for the collection page to show items.")] = 60.0,
     page_retries: Annotated[int, typer.Option(help="Browser: page loads before giving up.")] = 3,
@@ -69,6 +76,10 @@ def scrape_cmd(
 ) -> None:
     """List a collection's items and download their images (resumable: re-run to finish or update).
 
+    Ends with "cataloged X of Y (total supply)". Exit codes: 0 done; 2 a mistake in the options;
+    3 partial (fewer items than the total supply: re-run to continue); 4 the site cannot be reached
+    (DNS, refused, TLS, timeout); 5 the site refuses (HTTP 403, a bot check).
+
     Against the local fixture: `nftgan fixture serve` in one terminal, then
     `nftgan scrape demo --base-url http://127.0.0.1:PORT --allow-private-hosts` in another.
     """
@@ -84,13 +95,17 @@ def scrape_cmd(
         page_size=page_size, timeout_s=timeout, page_timeout_s=page_timeout, page_retries=page_retries,
         interstitial_wait_s=interstitial_wait, max_bytes=max_bytes, max_retries=max_retries,
         rate_limit_retries=rate_limit_retries, backoff_initial_s=backoff_initial, backoff_max_s=backoff_max,
-        chromium_path=chromium, headless=headless, restart_listing=restart_listing,
+        chromium_path=chromium, headless=headless, restart_listing=restart_listing, skip_nsfw=skip_nsfw,
+        max_rate_wait_s=max_rate_wait,
     )
     ws = workspace(ctx)
     run = list_items if list_only else download_items if download_only else scrape
     with _progress_bar(progress_enabled()) as progress:
         summary = run(ws, slug, config, progress=progress)
     typer.echo(json.dumps(summary.to_dict(), sort_keys=True) if as_json else summary.describe())
+    listing = getattr(summary, "listing", summary)
+    if getattr(listing, "partial", False) and listing.stopped_by != "max-items":
+        raise typer.Exit(EXIT_PARTIAL)  # short of the total supply: the run says so, and so does its code
 
 
 @contextmanager
@@ -137,6 +152,12 @@ def fixture_serve(
     prerender: Annotated[
         Optional[int], typer.Option(help="Render every image at this width before serving.", show_default=False)
     ] = None,
+    mode: Annotated[
+        str, typer.Option(help="'os2': the page as OpenSea serves it today (inlined first page, GraphQL feed, "
+                               "price ordering that stops at the listed items); 'classic': a plain JSON feed.")
+    ] = "os2",
+    listed: Annotated[float, typer.Option(help="os2: share of the items that are listed for sale.")] = 0.05,
+    chain: Annotated[str, typer.Option(help="'ethereum', or 'solana' (items are mints).")] = "ethereum",
 ) -> None:
     """Serve a fake marketplace for the demo collection on 127.0.0.1 until Ctrl-C (or SIGTERM)."""
     import time
@@ -150,14 +171,21 @@ def fixture_serve(
         fail("--items must be within 1..100000")
     if not 0 <= port <= 65535:
         fail("--port must be within 0..65535")
+    if mode not in ("os2", "classic"):
+        fail("--mode must be 'os2' or 'classic'")
+    if chain not in ("ethereum", "solana"):
+        fail("--chain must be 'ethereum' or 'solana'")
+    if not 0 <= listed <= 1:
+        fail("--listed must be within 0..1")
     faults = sample_faults(items) if with_faults else None
     signal.signal(signal.SIGTERM, _stop)  # `kill PID` stops it as cleanly as Ctrl-C
     try:
         with serve_fixture(collection=slug, n_items=items, seed=seed, port=port, latency_s=latency_ms / 1000,
-                           image_px=image_px, faults=faults) as fx:
+                           image_px=image_px, faults=faults, mode=mode, listed_share=listed, chain=chain) as fx:
             if prerender:
                 fx.prerender(prerender)
-            typer.echo(f"fixture marketplace at {fx.base_url}  ({items} items of {slug!r}, seed {seed})")
+            typer.echo(f"fixture marketplace at {fx.base_url}  ({items} items of {slug!r}, seed {seed}, {mode} page, "
+                       f"{len(fx.prices)} listed)")
             typer.echo(f"  collection page  {fx.collection_url}")
             typer.echo(f"  API v2           {fx.api_base_url}/api/v2/collection/{slug}/nfts")
             typer.echo(f"  IPFS gateway     {fx.ipfs_gateway}")

@@ -35,9 +35,12 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from scraper import democollection
+from scraper import democollection, fixture_os2
 
 CHAIN = "ethereum"
+#: "os2": the page as OpenSea serves it since its 2025 redesign (see scraper.fixture_os2);
+#: "classic": an infinite grid fed by a plain JSON feed (kept for the regression tests)
+MODES = ("os2", "classic")
 MIN_WIDTH_PX, MAX_WIDTH_PX = 8, 2048
 #: the bytes of a "video" item: an MP4 header (``ftyp``) and filler; enough for a sniffer, not a player
 FAKE_MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 2000
@@ -63,6 +66,13 @@ class Faults:
     redirect: dict[str, str] = field(default_factory=dict)  # token -> Location of a 302 for its image
     page_delay_s: float = 0.0  # every collection page load waits this long first
     interstitial_loads: int = 0  # the next N page loads get a bot-check page (HTTP 403)
+    # os2 mode
+    feed_stop_after: int | None = None  # the full (created-date) ordering ends after N items: a cut feed
+    feed_status: int | None = None  # every GraphQL request answers this HTTP status (a blocked feed)
+    api_rate_limit: tuple[int, float] | None = None  # (requests, window seconds) per API key, announced
+    disabled: set[str] = field(default_factory=set)  # API: is_disabled
+    nsfw: set[str] = field(default_factory=set)  # API: is_nsfw
+    original_only: set[str] = field(default_factory=set)  # API: only original_image_url names the image
 
 
 @dataclass(frozen=True)
@@ -86,9 +96,14 @@ class MarketplaceFixture:
     def __init__(
         self, *, collection: str, n_items: int, seed: int, faults: Faults, latency_s: float, page_size: int,
         card_px: int, thumb_px: int, image_px: int, feed: str, card_links: bool, api_key: str | None,
+        mode: str = "os2", listed_share: float = 0.05, chain: str = CHAIN,
     ) -> None:
         if feed not in ("graphql", "opaque"):
             raise ValueError(f"feed must be 'graphql' or 'opaque', got {feed!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.mode = mode
+        self.listed_share = listed_share
         self.slug = collection
         self.seed = seed
         self.faults = faults
@@ -101,13 +116,20 @@ class MarketplaceFixture:
         self.card_links = card_links
         self.api_key = api_key
         self.contract = "0x" + hashlib.sha1(f"{collection}:{seed}".encode()).hexdigest()
-        self.items = [
-            FixtureItem(i, str(i), CHAIN, self.contract, democollection.item_name(i)) for i in range(n_items)
-        ]
+        if chain == "solana":  # every item is its own mint: token id and "contract" alike
+            mints = [fixture_os2.solana_mint(seed, i) for i in range(n_items)]
+            self.items = [FixtureItem(i, m, "solana", m, democollection.item_name(i)) for i, m in enumerate(mints)]
+        else:
+            self.items = [
+                FixtureItem(i, str(i), chain, self.contract, democollection.item_name(i)) for i in range(n_items)
+            ]
+        self.prices = fixture_os2.listed_prices(self)
+        self._rate_window: tuple[float, int] = (0.0, 0)  # (window start, requests in it)
         self._by_token = {it.token_id: it for it in self.items}
         self.counters: Counter[str] = Counter()
         self.image_requests: Counter[str] = Counter()  # token -> image requests
         self.api_requests: list[dict[str, str]] = []  # query of every API listing request
+        self.feed_requests: list[dict[str, str]] = []  # query of every GraphQL feed request (os2)
         self.image_log: list[tuple[float, str, int]] = []  # (time.monotonic() on arrival, token, status)
         self._lock = threading.Lock()
         self._images: dict[tuple[int, int], bytes] = {}
@@ -212,20 +234,42 @@ class MarketplaceFixture:
             animation = None
             if it.token_id in self.faults.video_with_poster:
                 original = animation = f"{self.base_url}/cdn/{self.slug}/{it.token_id}.mp4"
-            nfts.append({
+            record = {
                 "identifier": it.token_id, "collection": self.slug, "contract": it.contract,
                 "token_standard": "erc721", "name": it.name, "description": f"{it.name} of {self.slug}",
                 "image_url": original, "display_image_url": display, "display_animation_url": animation,
                 "metadata_url": f"{self.base_url}/metadata/{self.slug}/{it.token_id}.json",
                 "opensea_url": f"{self.base_url}/assets/{it.chain}/{it.contract}/{it.token_id}",
-                "updated_at": "2026-01-01T00:00:00", "is_disabled": False, "is_nsfw": False,
-            })
+                "updated_at": "2026-01-01T00:00:00", "is_disabled": it.token_id in self.faults.disabled,
+                "is_nsfw": it.token_id in self.faults.nsfw,
+            }
+            if self.mode == "os2":
+                record["chain"] = it.chain
+                record["original_image_url"] = original
+                record["traits"] = [
+                    {"trait_type": k, "value": v, "display_type": None, "max_value": None}
+                    for k, v in democollection.item_traits(it.index, seed=self.seed).items()
+                ]
+                if it.token_id in self.faults.original_only:
+                    record["image_url"] = record["display_image_url"] = None
+            nfts.append(record)
         doc: dict[str, Any] = {"nfts": nfts}
         if next_cursor:
             doc["next"] = next_cursor
         return doc
 
+    def collection_document(self) -> dict[str, Any]:
+        """API v2 ``GET /api/v2/collections/<slug>``."""
+        return {
+            "collection": self.slug, "name": self.slug, "description": "", "is_disabled": False,
+            "is_nsfw": False, "opensea_url": self.collection_url,
+            "contracts": [{"address": self.contract, "chain": self.items[0].chain if self.items else CHAIN}],
+            "total_supply": len(self.items), "unique_item_count": len(self.items),
+        }
+
     def collection_page(self) -> bytes:
+        if self.mode == "os2":
+            return fixture_os2.page_html(self, _static("os2.html"))
         config = {
             "slug": self.slug, "chain": CHAIN, "contract": self.contract, "feed": f"/feed/{self.slug}",
             "pageSize": self.page_size, "cardPx": self.card_px, "thumbPx": self.thumb_px,
@@ -287,9 +331,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, "text/html", f'<a href="/collection/{fx.slug}">{fx.slug}</a>'.encode())
             elif path[0] == "collection" and len(path) == 2:
                 self._collection_page(fx, path[1])
-            elif path == ["static", "grid.js"]:
+            elif path[0] == "static" and len(path) == 2 and path[1] in ("grid.js", "os2.js"):
                 fx._count("static")
-                self._send(200, "application/javascript", _static("grid.js").encode())
+                self._send(200, "application/javascript", _static(path[1]).encode())
+            elif path == ["graphql"] and fx.mode == "os2":
+                self._graphql(fx, query)
+            elif path[:3] == ["api", "v2", "collections"] and len(path) == 4:
+                self._api_collection(fx, path[3])
             elif path[0] == "feed" and len(path) == 2 and path[1] == fx.slug:
                 fx._count("feed")
                 self._json(200, fx.feed_document(query))
@@ -322,12 +370,57 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(200, "text/html; charset=utf-8", fx.collection_page())
 
+    def _graphql(self, fx: MarketplaceFixture, query: dict[str, str]) -> None:
+        fx._count("feed")
+        with fx._lock:
+            fx.feed_requests.append(dict(query))
+        if fx.faults.feed_status is not None:
+            self._json(fx.faults.feed_status, {"errors": [{"message": "blocked"}]})
+            return
+        status, doc = fixture_os2.graphql_answer(fx, query)
+        self._send(status, "application/graphql-response+json", json.dumps(doc).encode())
+
+    def _api_collection(self, fx: MarketplaceFixture, slug: str) -> None:
+        fx._count("api-collection")
+        if fx.api_key is not None and self.headers.get("X-API-KEY") != fx.api_key:
+            self._json(401, {"detail": "Invalid API key"})
+            return
+        if slug != fx.slug:
+            self._json(404, {"errors": [f"Collection {slug} not found"]})
+            return
+        self._json(200, fx.collection_document(), headers=self._rate_headers(fx))
+
+    def _rate_headers(self, fx: MarketplaceFixture) -> dict[str, str] | None:
+        """Count one API request against the announced window; None when over the limit (answer 429)."""
+        if fx.faults.api_rate_limit is None:
+            return {}
+        limit, window_s = fx.faults.api_rate_limit
+        now = time.time()
+        with fx._lock:
+            start, used = fx._rate_window
+            if now >= start + window_s:
+                start, used = now, 0
+            used += 1
+            fx._rate_window = (start, used)
+        headers = {
+            "X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(max(0, limit - used)),
+            "X-RateLimit-Reset": f"{start + window_s:.3f}",
+        }
+        if used > limit:
+            fx._count("rate-limited")
+            return None
+        return headers
+
     def _api(self, fx: MarketplaceFixture, slug: str, query: dict[str, str]) -> None:
         fx._count("api")
         with fx._lock:
             fx.api_requests.append(dict(query))
         if fx.api_key is not None and self.headers.get("X-API-KEY") != fx.api_key:
             self._json(401, {"detail": "Invalid API key"})
+            return
+        rate = self._rate_headers(fx)
+        if rate is None:
+            self._json(429, {"detail": "rate limited"}, headers={"Retry-After": "1"})
             return
         status = fx._pop(fx.faults.api_errors)
         if status is not None:
@@ -344,7 +437,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fx.faults.api_fail_from_page is not None and page_index >= fx.faults.api_fail_from_page:
             self._error(fx, 500)
             return
-        self._json(200, fx.api_document(chunk, next_cursor))
+        self._json(200, fx.api_document(chunk, next_cursor), headers=rate)
 
     def _image(self, fx: MarketplaceFixture, name: str, query: dict[str, str]) -> None:
         token, _, ext = name.rpartition(".")
@@ -427,8 +520,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.dumps({"detail": f"fixture fault {status}"}).encode()
         self._send(status, "application/json", body, headers=headers)
 
-    def _json(self, status: int, doc: Any) -> None:
-        self._send(status, "application/json", json.dumps(doc).encode())
+    def _json(self, status: int, doc: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, "application/json", json.dumps(doc).encode(), headers=headers)
 
     def _send(
         self, status: int, content_type: str, body: bytes, *, headers: dict[str, str] | None = None,
@@ -484,17 +577,22 @@ def serve_fixture(
     feed: str = "graphql",
     card_links: bool = True,
     api_key: str | None = None,
+    mode: str = "classic",
+    listed_share: float = 0.05,
+    chain: str = CHAIN,
 ) -> Iterator[MarketplaceFixture]:
     """Serve a fixture marketplace on 127.0.0.1 (``port`` 0: a free one) for the ``with`` block.
 
     ``latency_s`` is added to every image response; ``image_px`` is the width of an image asked for
     without ``w=``; ``feed="opaque"`` hides the items from network listeners; ``card_links=False``
-    renders cards without links (only the network feed then names the items).
+    renders cards without links (only the network feed then names the items). ``mode="os2"`` serves the
+    page as OpenSea does since its redesign (:mod:`scraper.fixture_os2`), with ``listed_share`` of the
+    items listed and ``chain="solana"`` for a Solana collection.
     """
     fixture = MarketplaceFixture(
         collection=collection, n_items=n_items, seed=seed, faults=faults or Faults(), latency_s=latency_s,
         page_size=page_size, card_px=card_px, thumb_px=thumb_px, image_px=image_px, feed=feed,
-        card_links=card_links, api_key=api_key,
+        card_links=card_links, api_key=api_key, mode=mode, listed_share=listed_share, chain=chain,
     )
     server = _Server(fixture, port)
     fixture.base_url = f"http://127.0.0.1:{server.server_address[1]}"

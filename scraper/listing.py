@@ -6,6 +6,7 @@ Pure parsing, no I/O: the browser source feeds it anchors and network JSON, the 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ ITEM_PATH_RE = re.compile(
     r"/(?:item|assets)/(?P<chain>[a-z0-9_-]{1,40})/(?P<contract>[a-z0-9_.-]{1,100})/(?P<token>[0-9a-z_.-]{1,100})/?$",
     re.IGNORECASE,
 )
+#: a Solana item page has two segments: ``/item/solana/<mint>`` (the mint is the token)
+SOLANA_PATH_RE = re.compile(r"/(?:item|assets)/(?P<chain>solana)/(?P<mint>[1-9A-HJ-NP-Za-km-z]{20,64})/?$")
 _URL_SCHEMES = ("http://", "https://", "ipfs://")
 _IMAGE_KEYS = (
     "display_image_url", "displayImageUrl", "image_url", "imageUrl", "image_preview_url", "imagePreviewUrl",
@@ -33,11 +36,14 @@ _MAX_DEPTH, _MAX_NODES = 24, 500_000
 @dataclass(frozen=True)
 class ListedItem:
     chain: str
-    contract: str
+    contract: str  # on Solana: the mint, like the payload's contractAddress
     token_id: str
     name: str | None = None
     page_url: str | None = None
     image_url: str | None = None
+    collection: str | None = None  # the collection slug the payload names, when it names one
+    traits: tuple[tuple[str, str], ...] = ()  # (trait type, value), in the order listed
+    nsfw: bool | None = None
 
     @property
     def item_key(self) -> str:
@@ -45,18 +51,28 @@ class ListedItem:
 
     def row(self, source: str) -> dict[str, Any]:
         """A row for :meth:`pipeline.catalog.Catalog.add_items`."""
-        return {
+        row = {
             "item_key": self.item_key, "source": source, "chain": self.chain.lower(),
-            "contract": self.contract.lower(), "token_id": self.token_id, "name": self.name,
-            "page_url": self.page_url, "image_url": self.image_url,
+            "contract": self.contract if self.chain.lower() == "solana" else self.contract.lower(),
+            "token_id": self.token_id, "name": self.name, "page_url": self.page_url, "image_url": self.image_url,
         }
+        if self.traits:
+            row["traits"] = json.dumps([list(t) for t in self.traits])
+        if self.nsfw is not None:
+            row["nsfw"] = int(self.nsfw)
+        return row
 
 
 def parse_item_href(href: str, base_url: str | None = None) -> tuple[str, str, str] | None:
-    """``(chain, contract, token_id)`` of an item link, or None if ``href`` is not one."""
+    """``(chain, contract, token_id)`` of an item link, or None if ``href`` is not one.
+
+    A Solana link (``/item/solana/<mint>``) gives ``("solana", mint, mint)``: case matters in a mint."""
     if not href:
         return None
     path = urlsplit(urljoin(base_url or "", href)).path
+    m = SOLANA_PATH_RE.search(path)
+    if m:
+        return "solana", m["mint"], m["mint"]
     m = ITEM_PATH_RE.search(path)
     if not m:
         return None
@@ -120,12 +136,36 @@ def item_from_api_nft(nft: dict[str, Any], default_chain: str = "ethereum") -> L
     ids = parse_item_href(link) if isinstance(link, str) else None
     if chain is None:
         chain = ids[0] if ids else default_chain
-    image = next((nft[k] for k in ("display_image_url", "image_url") if is_url(nft.get(k))), None)
-    name = nft.get("name") if isinstance(nft.get("name"), str) else None
-    return ListedItem(
-        chain.lower(), contract.lower(), str(token), name=name,
-        page_url=link if isinstance(link, str) else None, image_url=image,
+    image = next(
+        (nft[k] for k in ("display_image_url", "image_url", "original_image_url") if is_url(nft.get(k))), None
     )
+    name = nft.get("name") if isinstance(nft.get("name"), str) else None
+    collection = nft.get("collection") if isinstance(nft.get("collection"), str) else None
+    nsfw = nft.get("is_nsfw") if isinstance(nft.get("is_nsfw"), bool) else None
+    if chain.lower() == "solana":
+        contract = str(token)
+    return ListedItem(
+        chain.lower(), contract if chain.lower() == "solana" else contract.lower(), str(token), name=name,
+        page_url=link if isinstance(link, str) else None, image_url=image, collection=collection,
+        traits=traits_of(nft.get("traits")), nsfw=nsfw,
+    )
+
+
+def traits_of(value: Any) -> tuple[tuple[str, str], ...]:
+    """``(type, value)`` pairs from any of the shapes marketplaces use: API v2 ``traits`` and token
+    metadata ``attributes`` (``trait_type``/``value``), the site's feed (``traitType``/``value``)."""
+    if not isinstance(value, list):
+        return ()
+    out = []
+    for t in value[:200]:
+        if not isinstance(t, dict):
+            continue
+        kind = next((t[k] for k in ("trait_type", "traitType", "type") if isinstance(t.get(k), str)), None)
+        v = t.get("value")
+        if kind is None or v is None or isinstance(v, (dict, list)):
+            continue
+        out.append((kind.strip()[:100], str(v).strip()[:200]))
+    return tuple(out)
 
 
 def items_from_json(doc: Any, page_url: str | None = None) -> list[ListedItem]:
@@ -183,7 +223,20 @@ def _item_from_object(obj: dict[str, Any], page_url: str | None) -> ListedItem |
         return None
     name = obj.get("name") if isinstance(obj.get("name"), str) else None
     page = urljoin(page_url or "", link) if link and ids else None
-    return ListedItem(chain.lower(), contract.lower(), str(token), name=name, page_url=page, image_url=image)
+    collection = obj.get("collection")
+    if isinstance(collection, dict):
+        collection = collection.get("slug")
+    collection = collection if isinstance(collection, str) and collection else None
+    traits = traits_of(obj.get("attributes")) or traits_of(obj.get("traits"))
+    chain = chain.lower()
+    if chain == "solana":  # the mint is both the token and the "contract"
+        contract = str(token)
+    else:
+        contract = contract.lower()
+    return ListedItem(
+        chain, contract, str(token), name=name, page_url=page, image_url=image, collection=collection,
+        traits=traits,
+    )
 
 
 def _chain_name(value: Any) -> str | None:
@@ -194,3 +247,108 @@ def _chain_name(value: Any) -> str | None:
             if isinstance(value.get(key), str) and value[key]:
                 return value[key]
     return None
+
+
+# -- the inlined first page (urql's SSR transport) ----------------------------------------------------
+_URQL_PUSH_RE = re.compile(r"""urql_transport["']\)\]\s*\?\?=\s*\[\]\)\.push\(""")
+
+
+def urql_pushes(html: str) -> list[dict[str, Any]]:
+    """Every object a page pushes into ``window[Symbol.for("urql_transport")]`` (server-side rendered
+    query results: the first page of items, the collection's totals), parsed from the page's HTML."""
+    decoder = json.JSONDecoder()
+    out = []
+    for m in _URQL_PUSH_RE.finditer(html):
+        try:
+            doc, _ = decoder.raw_decode(html, m.end())
+        except ValueError:
+            continue
+        if isinstance(doc, dict):
+            out.append(doc)
+    return out
+
+
+@dataclass(frozen=True)
+class CollectionTotals:
+    total_supply: int | None = None
+    unique_items: int | None = None
+    listed: int | None = None
+    owners: int | None = None
+
+
+def collection_totals(doc: Any, slug: str) -> CollectionTotals | None:
+    """The totals of collection ``slug`` in a JSON document: the site's ``collectionBySlug.stats``
+    (``totalSupply``, ``uniqueItemCount``, ``listedItemCount``, ``ownerCount``) or API v2's collection
+    (``total_supply``, ``unique_item_count``)."""
+    for obj in _objects(doc):
+        named = obj.get("slug") or obj.get("collection")
+        stats = obj.get("stats") if isinstance(obj.get("stats"), dict) else None
+        if stats is not None and (named in (None, slug)) and "totalSupply" in stats:
+            return CollectionTotals(
+                _int(stats.get("totalSupply")), _int(stats.get("uniqueItemCount")),
+                _int(stats.get("listedItemCount")), _int(stats.get("ownerCount")),
+            )
+        if named == slug and "total_supply" in obj:
+            return CollectionTotals(_int(obj.get("total_supply")), _int(obj.get("unique_item_count")))
+    return None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+class CollectionScope:
+    """Which listed items belong to collection ``slug`` (pages also show other collections' items).
+
+    An item that names its collection is kept when the slug matches. One that does not (a card in the
+    page) is kept when its contract is one of the collection's (learned from the page's own data), or,
+    on Solana, when the page's data already named it as this collection's. Pages that say nothing about
+    collections (older layouts) keep everything. The rest is ignored and counted.
+    """
+
+    def __init__(self, slug: str) -> None:
+        self.slug = slug
+        self.contracts: set[str] = set()
+        self.keys: set[str] = set()  # items the page's data named as this collection's
+        self._ignored: set[str] = set()
+
+    @property
+    def known(self) -> bool:
+        return bool(self.contracts or self.keys)
+
+    @property
+    def ignored_count(self) -> int:
+        return len(self._ignored - self.keys)
+
+    def learn(self, doc: Any) -> None:
+        """Read the collection's contracts from a document about it (``contracts: [{address}]``)."""
+        for obj in _objects(doc):
+            if obj.get("slug") == self.slug or obj.get("collection") == self.slug:
+                for c in obj.get("contracts") or []:
+                    if isinstance(c, dict) and isinstance(c.get("address"), str):
+                        self.contracts.add(c["address"].lower())
+
+    def keep(self, items: list[ListedItem]) -> list[ListedItem]:
+        kept = []
+        for it in items:
+            if it.collection is not None:
+                mine = it.collection == self.slug
+                if mine:
+                    self.keys.add(it.item_key)
+                    if it.chain != "solana":
+                        self.contracts.add(it.contract)
+            elif self.known:
+                mine = it.item_key in self.keys or (it.chain != "solana" and it.contract in self.contracts)
+            else:
+                mine = True
+            if mine:
+                kept.append(it)
+            else:
+                self._ignored.add(it.item_key)
+        return kept

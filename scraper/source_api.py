@@ -9,15 +9,18 @@ clears the cursor, so the next scrape starts over and adds only new items.
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+import httpcore
 import httpx
 
 from pipeline.catalog import Catalog
-from pipeline.errors import NftganError
+from pipeline.errors import NftganError, SiteRefused, SiteUnreachable
 from scraper.backoff import RetryableStatus, RetryPolicy, is_transient, raise_if_retryable
 from scraper.download import USER_AGENT
 from scraper.guard import AddressPolicy, GuardedTransport, RefusedAddress, Resolver
@@ -35,6 +38,54 @@ class ApiListing:
     pages: int
     complete: bool  # reached the end (no ``next``), not stopped by max_items
     resumed: bool  # started from a saved cursor
+    total_supply: int | None = None  # from GET /api/v2/collections/<slug>
+    skipped: dict[str, int] = field(default_factory=dict)  # "disabled" / "nsfw" -> items not cataloged
+    stopped_by: str | None = None  # why it stopped early (a rate-limit wait longer than allowed)
+
+
+class RatePacer:
+    """Spaces requests by what the API announces (``X-RateLimit-Limit/Remaining/Reset``).
+
+    While more than a tenth of the window's requests remain, requests go as fast as answers come; below
+    that, the remaining ones are spread evenly until the window resets; with none left, the next request
+    waits for the reset. ``Reset`` is a Unix time in seconds (small values are read as seconds from now).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.limit: int | None = None
+        self.remaining: int | None = None
+        self.reset_at: float | None = None
+
+    def observe(self, headers: Any) -> None:
+        def number(name: str) -> float | None:
+            try:
+                return float(headers.get(name))
+            except (TypeError, ValueError):
+                return None
+
+        limit, remaining, reset = (number(f"x-ratelimit-{k}") for k in ("limit", "remaining", "reset"))
+        if limit is None or remaining is None or reset is None:
+            return
+        now = self.clock()
+        self.limit, self.remaining = int(limit), int(remaining)
+        self.reset_at = reset if reset > 1e9 else now + reset
+
+    def wait_s(self) -> float:
+        """Seconds to wait before the next request."""
+        if self.remaining is None or self.reset_at is None or self.limit is None:
+            return 0.0
+        left = max(0.0, self.reset_at - self.clock())
+        if self.remaining <= 0:
+            return left
+        if self.remaining > max(1, self.limit // 10):
+            return 0.0
+        return left / (self.remaining + 1)
+
+    @property
+    def exhausted(self) -> bool:
+        """No request left in the announced window: the next one waits for the reset."""
+        return self.remaining is not None and self.remaining <= 0 and self.wait_s() > 0
 
 
 async def list_api(
@@ -49,8 +100,21 @@ async def list_api(
     allow_private_hosts: bool,
     add: Callable[[list[ListedItem]], bool],
     resolver: Resolver | None = None,
+    skip_nsfw: bool = False,
+    max_rate_wait_s: float = 3600.0,
+    sleep: Callable[[float], Any] | None = None,
+    pacer: RatePacer | None = None,
 ) -> ApiListing:
-    """List the collection into the catalog; ``add`` takes each page's items and returns False to stop."""
+    """List the collection into the catalog; ``add`` takes each page's items and returns False to stop.
+
+    Disabled items are skipped (and counted), NSFW ones are recorded, or skipped with ``skip_nsfw``. The
+    API's announced rate limit is respected (:class:`RatePacer`); a wait for the window to reset that is
+    longer than ``max_rate_wait_s`` ends the listing early with its cursor saved, so the next run resumes.
+    """
+    import asyncio
+
+    sleep = sleep or asyncio.sleep
+    pacer = pacer or RatePacer()
     url = f"{api_base_url.rstrip('/')}/api/v2/collection/{quote(slug)}/nfts"
     owner = f"{url}?limit={page_size}"
     cursor = catalog.get_state(CURSOR_KEY) if catalog.get_state(CURSOR_OWNER_KEY) == owner else None
@@ -63,18 +127,41 @@ async def list_api(
         timeout=httpx.Timeout(timeout_s), headers=headers, follow_redirects=True, max_redirects=3,
     )
     pages = 0
+    skipped: Counter[str] = Counter()
     async with client:
+        supply = await _total_supply(client, f"{api_base_url.rstrip('/')}/api/v2/collections/{quote(slug)}", pacer)
         while True:
+            wait = pacer.wait_s()
+            if pacer.exhausted and wait > max_rate_wait_s:
+                return ApiListing(
+                    pages=pages, complete=False, resumed=resumed, total_supply=supply, skipped=dict(skipped),
+                    stopped_by=f"the API's rate limit asks for a {wait:.0f} s wait (more than --max-rate-wait "
+                    f"{max_rate_wait_s:g} s); the cursor is saved: re-run to resume",
+                )
+            if wait > 0:
+                await sleep(wait)
             params = {"limit": str(page_size)}
             if cursor:
                 params["next"] = cursor
-            doc = await _get_page(client, url, params, retry, pages_done=pages, resumed=resumed)
+            doc = await _get_page(client, url, params, retry, pages_done=pages, resumed=resumed, pacer=pacer)
             nfts = doc.get("nfts")
             if not isinstance(nfts, list):
                 raise NftganError(
                     f"the API answer for {slug!r} has no 'nfts' list; is {api_base_url} OpenSea's API v2?"
                 )
-            items = [it for it in (item_from_api_nft(n) for n in nfts if isinstance(n, dict)) if it is not None]
+            items = []
+            for n in nfts:
+                if not isinstance(n, dict):
+                    continue
+                if n.get("is_disabled") is True:
+                    skipped["disabled"] += 1
+                    continue
+                if skip_nsfw and n.get("is_nsfw") is True:
+                    skipped["nsfw"] += 1
+                    continue
+                it = item_from_api_nft(n)
+                if it is not None:
+                    items.append(it)
             next_cursor = doc.get("next") if isinstance(doc.get("next"), str) and doc.get("next") else None
             pages += 1
             with catalog.transaction():
@@ -86,18 +173,38 @@ async def list_api(
                     catalog.set_state(CURSOR_KEY, None)
                     catalog.set_state(CURSOR_OWNER_KEY, None)
             if not next_cursor or not go_on:
-                return ApiListing(pages=pages, complete=next_cursor is None, resumed=resumed)
+                return ApiListing(
+                    pages=pages, complete=next_cursor is None, resumed=resumed, total_supply=supply,
+                    skipped=dict(skipped),
+                )
             cursor = next_cursor
+
+
+async def _total_supply(client: httpx.AsyncClient, url: str, pacer: RatePacer) -> int | None:
+    """The collection's total supply (``GET /api/v2/collections/<slug>``), None if it cannot be read."""
+    try:
+        response = await client.get(url)
+    except (httpx.HTTPError, RefusedAddress):
+        return None
+    pacer.observe(response.headers)
+    if response.status_code != 200:
+        return None
+    try:
+        value = json.loads(response.content).get("total_supply")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 async def _get_page(
     client: httpx.AsyncClient, url: str, params: dict[str, str], retry: RetryPolicy, *, pages_done: int,
-    resumed: bool,
+    resumed: bool, pacer: RatePacer,
 ) -> dict[str, Any]:
     try:
         async for attempt in retry.retrying(is_transient):
             with attempt:
                 response = await client.get(url, params=params)
+                pacer.observe(response.headers)
                 raise_if_retryable(response)
                 status = response.status_code
     except RetryableStatus as e:
@@ -105,15 +212,16 @@ async def _get_page(
             f"the OpenSea API kept answering HTTP {e.status} after retries; {pages_done} page(s) were saved "
             "and re-running resumes from the saved cursor"
         ) from None
-    except httpx.HTTPError as e:
-        raise NftganError(
-            f"could not reach the OpenSea API at {url} ({type(e).__name__}: {e}); re-running resumes from the "
+    except (httpx.HTTPError, httpcore.ConnectError) as e:
+        why = "it timed out" if isinstance(e, httpx.TimeoutException) else _cause(e)
+        raise SiteUnreachable(
+            f"cannot reach {httpx.URL(url).netloc.decode()}: {why}; {pages_done} page(s) saved, re-running resumes from the "
             "saved cursor"
         ) from None
     except RefusedAddress as e:
         raise NftganError(f"{e.detail} (the API URL)") from None
     if status in (401, 403):
-        raise NftganError(
+        raise SiteRefused(
             f"the OpenSea API refused the request (HTTP {status}): pass a valid key with --api-key or "
             "OPENSEA_API_KEY"
         )
@@ -132,3 +240,31 @@ async def _get_page(
     if not isinstance(doc, dict):
         raise NftganError(f"the OpenSea API at {url} answered JSON that is not an object")
     return doc
+
+
+def _cause(e: BaseException) -> str:
+    """A connection error in a few words: DNS, refused, TLS, or its own first line."""
+    chain: list[BaseException] = []
+    todo: list[BaseException] = [e]
+    while todo and len(chain) < 16:  # causes and contexts both (a handled error may sit in between)
+        seen = todo.pop(0)
+        if seen in chain:
+            continue
+        chain.append(seen)
+        todo += [x for x in (seen.__cause__, seen.__context__) if x is not None]
+        todo += [a for a in seen.args if isinstance(a, BaseException)]  # httpcore wraps the OSError it got
+    if any(isinstance(x, ConnectionRefusedError) for x in chain):
+        return "the connection was refused"
+    for x in chain:  # anyio groups the attempts: "All connection attempts failed"
+        for inner in getattr(x, "exceptions", ()) or ():
+            if isinstance(inner, ConnectionRefusedError):
+                return "the connection was refused"
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    low = " ".join(str(x) for x in chain).lower()
+    if "resolve" in low or "name or service" in low or "nodename" in low:
+        return f"its name does not resolve (DNS: {text[:120]})"
+    if "refused" in low:
+        return "the connection was refused"
+    if "ssl" in low or "certificate" in low or "tls" in low:
+        return f"the TLS handshake failed ({text[:120]})"
+    return text[:160]

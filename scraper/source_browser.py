@@ -28,8 +28,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import NftganError
-from scraper.listing import ListedItem, item_from_card, items_from_json
+from pipeline.errors import NftganError, SiteRefused, SiteUnreachable
+from scraper.listing import (
+    CollectionScope, CollectionTotals, ListedItem, collection_totals, item_from_card, items_from_json,
+    urql_pushes,
+)
+
+#: the page's own feed operation (its later pages); walked again in an ordering that covers every item
+FEED_OPERATION = "CollectionItemsListQuery"
+#: orderings that walk the whole collection, tried in turn (price ordering stops at the listed items)
+FULL_ORDERINGS = (("CREATED_DATE", "ASC"), ("CREATED_DATE", "DESC"))
+FEED_PAGE_LIMIT = 100
+#: runs ``fetch`` inside the page, so the request carries the page's own cookies and origin
+FETCH_JS = r"""
+async ({url, method, headers, body}) => {
+  const r = await fetch(url, {method, headers, body: body || undefined, credentials: "include"});
+  return {status: r.status, type: r.headers.get("content-type") || "", text: await r.text()};
+}
+"""
+#: request headers worth replaying (the browser sets the rest itself)
+_REPLAY_HEADERS = ("accept", "content-type")
 
 CHROMIUM_ENV = "NFTGAN_CHROMIUM"
 SYSTEM_CHROMIUMS = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
@@ -126,10 +144,16 @@ SCROLL_JS = r"""
 @dataclass(frozen=True)
 class BrowserListing:
     scrolls: int
-    complete: bool  # stopped because nothing new came (not by max_items)
-    from_network: int  # items first seen in the page's JSON responses
+    complete: bool  # the listing reached its end: the feed walked to its last page, or scrolling dried up
+    from_network: int  # items first seen in the page's JSON responses (the feed walk included)
     from_dom: int  # items first seen as links in the page
     unread_json: int = 0  # JSON responses that could not be read (too big, not JSON, page gone)
+    from_inline: int = 0  # items first seen in the page's inlined first page
+    feed_pages: int = 0  # pages of the page's own feed walked in the full ordering
+    feed_ordering: str | None = None  # e.g. "CREATED_DATE:ASC"
+    feed_error: str | None = None  # why a feed walk stopped early
+    totals: CollectionTotals | None = None  # the collection's totals, as the page states them
+    ignored: int = 0  # items of other collections seen on the page
 
 
 @dataclass(frozen=True)
@@ -170,6 +194,7 @@ class _Page:
         self.inflight = 0
         self.tasks: set[asyncio.Task[None]] = set()
         self.unread_json = 0  # JSON responses that could not be read (too big, not JSON, page gone)
+        self.feed_request: dict[str, Any] | None = None  # the first request of the page's own feed
         page.on("request", self._on_request)
         page.on("requestfinished", self._on_request_done)
         page.on("requestfailed", self._on_request_done)
@@ -178,6 +203,14 @@ class _Page:
     def _on_request(self, request: Any) -> None:
         if request.resource_type in _TRACKED_TYPES:
             self.inflight += 1
+        if self.feed_request is None and request.resource_type in ("xhr", "fetch"):
+            body = request.post_data if request.method == "POST" else None
+            if FEED_OPERATION in request.url or (body and FEED_OPERATION in body):
+                headers = {
+                    k: v for k, v in request.headers.items()
+                    if k.lower() in _REPLAY_HEADERS or k.lower().startswith("x-")
+                }
+                self.feed_request = {"url": request.url, "method": request.method, "headers": headers, "body": body}
 
     def _on_request_done(self, request: Any) -> None:
         if request.resource_type in _TRACKED_TYPES:
@@ -238,11 +271,18 @@ async def _route(route: Any) -> None:
 
 
 async def list_browser(
-    *, url: str, options: BrowserOptions, add: Callable[[list[ListedItem]], bool],
+    *, url: str, slug: str, options: BrowserOptions, add: Callable[[list[ListedItem]], bool],
     on_scroll: Callable[[int], None] | None = None,
 ) -> BrowserListing:
-    """Collect the items of the collection page ``url``; ``add`` takes each batch and returns False to
-    stop (max items reached)."""
+    """Collect the items of collection ``slug`` from its page ``url``; ``add`` takes each batch and returns
+    False to stop (max items reached).
+
+    How every item is reached: the page's inlined first page is read from its HTML; the page is
+    scrolled (cards and JSON responses are recorded) until it asks its own feed for a page; that request
+    is then replayed from inside the page in an ordering that covers the whole collection, cursor after
+    cursor, never mixing cursors of two orderings. Pages without such a feed are scrolled to the end.
+    Items of other collections seen on the page (carousels, previews) are ignored and counted.
+    """
     from playwright.async_api import Error as PlaywrightError
     from playwright.async_api import async_playwright
 
@@ -263,39 +303,63 @@ async def list_browser(
             await context.add_init_script(COLLECTOR_JS)
             await context.route("**/*", _route)
             page = _Page(await context.new_page(), url)
-            return await _collect(page, url, options, add, on_scroll)
+            return await _collect(page, url, slug, options, add, on_scroll)
         finally:
             with contextlib.suppress(PlaywrightError):
                 await browser.close()
 
 
+class _Taker:
+    """Drains what the page saw, keeps this collection's items, counts where each was first seen."""
+
+    def __init__(self, page: _Page, scope: CollectionScope, add: Callable[[list[ListedItem]], bool]) -> None:
+        self.page, self.scope, self.add = page, scope, add
+        self.seen: set[str] = set()
+        self.counts = {"network": 0, "dom": 0, "inline": 0}
+        self.go_on = True
+
+    def offer(self, items: list[ListedItem], origin: str) -> int:
+        """Add ``items`` first seen via ``origin``; returns how many were new."""
+        mine = self.scope.keep(items)
+        fresh = [it for it in mine if it.item_key not in self.seen]
+        self.seen.update(it.item_key for it in fresh)
+        self.counts[origin] += len(fresh)
+        if mine and self.go_on:
+            self.go_on = self.add(mine)
+        return len(fresh)
+
+    async def take(self) -> tuple[int, bool]:
+        network = self.page.network_items
+        self.page.network_items = []
+        cards = await self.page.drain()
+        fresh = self.offer(network, "network") + self.offer(cards, "dom")
+        return fresh, self.go_on
+
+
 async def _collect(
-    page: _Page, url: str, options: BrowserOptions, add: Callable[[list[ListedItem]], bool],
+    page: _Page, url: str, slug: str, options: BrowserOptions, add: Callable[[list[ListedItem]], bool],
     on_scroll: Callable[[int], None] | None,
 ) -> BrowserListing:
-    seen: set[str] = set()
-    from_network = from_dom = 0
+    scope = CollectionScope(slug)
+    taker = _Taker(page, scope, add)
+    totals: CollectionTotals | None = None
 
-    async def take() -> tuple[int, bool]:
-        nonlocal from_network, from_dom
-        network_keys = {it.item_key for it in page.network_items}
-        batch = await page.drain()
-        fresh = [it for it in batch if it.item_key not in seen]
-        for it in fresh:
-            if it.item_key in network_keys:
-                from_network += 1
-            else:
-                from_dom += 1
-        seen.update(it.item_key for it in fresh)
-        go_on = add(batch) if batch else True
-        return len(fresh), go_on
+    def read_inline(html: str) -> int:
+        nonlocal totals
+        pushes = urql_pushes(html)
+        for doc in pushes:
+            totals = totals or collection_totals(doc, slug)
+            scope.learn(doc)
+        return sum(taker.offer(items_from_json(doc, url), "inline") for doc in pushes)
 
-    await _open(page, url, options, take)
+    await _open(page, url, options, taker.take, read_inline)
     scrolls, idle, complete = 0, 0, False
     while True:
-        fresh, go_on = await take()
+        fresh, go_on = await taker.take()
         if not go_on:
             break
+        if page.feed_request is not None:
+            break  # the page asked its feed for more: walk that feed instead of scrolling on
         idle = 0 if fresh else idle + 1
         if idle >= options.idle_scrolls:
             complete = True
@@ -307,18 +371,143 @@ async def _collect(
         await page.settle(max_s=min(options.page_timeout_s, _SETTLE_MAX_S))
         if idle:  # nothing new last time: give a slow feed longer each time
             await asyncio.sleep(min(2.0, 0.1 * 2 ** (idle - 1)))
+    walk = _FeedWalk()
+    if taker.go_on and page.feed_request is None and scope.known:
+        await _switch_ordering(page)  # the feed showed no request of its own: ask for another ordering
+    if taker.go_on and page.feed_request is not None:
+        walk = await _walk_feed(page, taker, options)
+        complete = walk.complete
     for task in list(page.tasks):
         with contextlib.suppress(Exception):
             await task
-    await take()
+    await taker.take()
     return BrowserListing(
-        scrolls=scrolls, complete=complete, from_network=from_network, from_dom=from_dom,
-        unread_json=page.unread_json,
+        scrolls=scrolls, complete=complete and taker.go_on, from_network=taker.counts["network"],
+        from_dom=taker.counts["dom"], unread_json=page.unread_json, from_inline=taker.counts["inline"],
+        feed_pages=walk.pages, feed_ordering=walk.ordering, feed_error=walk.error, totals=totals,
+        ignored=scope.ignored_count,
     )
 
 
+@dataclass
+class _FeedWalk:
+    pages: int = 0
+    complete: bool = False
+    ordering: str | None = None
+    error: str | None = None
+
+
+async def _switch_ordering(page: _Page) -> None:
+    """Pick an ordering by creation date in the page's sort menu, so that the page asks its feed."""
+    from playwright.async_api import Error as PlaywrightError
+
+    with contextlib.suppress(PlaywrightError):
+        for select in await page.page.query_selector_all("select"):
+            options = await select.evaluate("(s) => Array.from(s.options).map((o) => [o.value, o.text])")
+            wanted = next((v for v, text in options if "creat" in f"{v} {text}".lower()), None)
+            if wanted is not None:
+                await select.select_option(wanted)
+                await page.settle(max_s=_SETTLE_MAX_S)
+                return
+
+
+async def _walk_feed(page: _Page, taker: _Taker, options: BrowserOptions) -> _FeedWalk:
+    """Replay the page's feed request in a full ordering from the first page to the last."""
+    from playwright.async_api import Error as PlaywrightError
+
+    template = page.feed_request
+    assert template is not None
+    walk = _FeedWalk()
+    for by, direction in FULL_ORDERINGS:
+        walk = _FeedWalk(ordering=f"{by}:{direction}")
+        cursor: str | None = None
+        seen_cursors: set[str] = set()
+        while taker.go_on:
+            request = feed_request(template, by=by, direction=direction, cursor=cursor, limit=FEED_PAGE_LIMIT)
+            try:
+                answer = await page.page.evaluate(FETCH_JS, request)
+            except PlaywrightError as e:
+                walk.error = f"the page could not fetch its feed: {str(e).strip().splitlines()[0]}"
+                return walk
+            doc, error = _feed_document(answer)
+            if error is not None:
+                walk.error = error
+                break
+            walk.pages += 1
+            taker.offer(items_from_json(doc, page.url), "network")
+            cursor = _next_cursor(doc)
+            if cursor is None:
+                walk.complete = True
+                return walk
+            if cursor in seen_cursors:
+                walk.error = "the feed answered the same cursor twice"
+                return walk
+            seen_cursors.add(cursor)
+        if walk.pages or not taker.go_on:
+            return walk  # an ordering that worked and then stopped: do not start another one
+    return walk
+
+
+def feed_request(template: dict[str, Any], *, by: str, direction: str, cursor: str | None, limit: int) -> dict[str, Any]:
+    """The page's feed request with its ordering, cursor and page size replaced (GET or POST)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    def change(variables: Any) -> dict[str, Any]:
+        variables = dict(variables) if isinstance(variables, dict) else {}
+        key = "after" if "after" in variables and "cursor" not in variables else "cursor"
+        variables[key] = cursor
+        variables["sort"] = {"by": by, "direction": direction}
+        variables["limit"] = limit
+        return variables
+
+    request = dict(template)
+    if template["method"] == "POST" and template.get("body"):
+        body = json.loads(template["body"])
+        body["variables"] = change(body.get("variables"))
+        request["body"] = json.dumps(body)
+        return request
+    parts = urlsplit(template["url"])
+    query = []
+    for k, v in parse_qsl(parts.query, keep_blank_values=True):
+        if k == "variables":
+            v = json.dumps(change(json.loads(v)), separators=(",", ":"))
+        query.append((k, v))
+    request["url"] = urlunsplit(parts._replace(query=urlencode(query)))
+    request["body"] = None
+    return request
+
+
+def _feed_document(answer: Any) -> tuple[Any, str | None]:
+    if not isinstance(answer, dict):
+        return None, "the feed gave no answer"
+    if answer.get("status") != 200:
+        return None, f"the feed answered HTTP {answer.get('status')}"
+    try:
+        doc = json.loads(answer.get("text") or "")
+    except ValueError:
+        return None, f"the feed answered {answer.get('type') or 'something'} that is not JSON"
+    if isinstance(doc, dict) and doc.get("errors"):
+        messages = [e.get("message", "?") for e in doc["errors"] if isinstance(e, dict)]
+        return None, "the feed answered errors: " + "; ".join(messages)[:200]
+    return doc, None
+
+
+def _next_cursor(doc: Any) -> str | None:
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "nextPageCursor" in node:
+                value = node["nextPageCursor"]
+                return value if isinstance(value, str) and value else None
+            stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, (dict, list)))
+    return None
+
+
 async def _open(
-    page: _Page, url: str, options: BrowserOptions, take: Callable[[], Any],
+    page: _Page, url: str, options: BrowserOptions, take: Callable[[], Any], read_inline: Callable[[str], int],
 ) -> None:
     """Load ``url`` until items show; reload with backoff after a timeout or an interstitial."""
     from playwright.async_api import Error as PlaywrightError
@@ -330,13 +519,21 @@ async def _open(
         try:
             response = await page.page.goto(url, wait_until="domcontentloaded", timeout=options.page_timeout_s * 1000)
             status = response.status if response is not None else None
+            html = ""
+            if response is not None and status == 200:
+                with contextlib.suppress(PlaywrightError):
+                    html = await response.text()
         except PlaywrightTimeout:
             last = f"the page did not load within {options.page_timeout_s:g} s"
         except PlaywrightError as e:
             last = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            if _unreachable(last):
+                raise SiteUnreachable(f"cannot reach {_host(url)}: {_cause(last)}") from None
         else:
             if status == 404:
                 raise NftganError(f"no such collection page: {url} answered HTTP 404")
+            if html and read_inline(html):
+                return
             wait_s = options.page_timeout_s if status is not None and status < 400 else options.interstitial_wait_s
             if await _wait_for_items(page, take, wait_s):
                 return
@@ -346,10 +543,38 @@ async def _open(
             last = f"HTTP {status}, page title {title!r}, no items after {wait_s:g} s"
         if attempt < options.page_retries:
             await asyncio.sleep(min(options.backoff_max_s, options.backoff_initial_s * 2 ** (attempt - 1)))
-    raise NftganError(
-        f"the collection page {url} showed no items after {options.page_retries} tries ({last}); it may be "
-        "behind a bot check: try --source api with an OpenSea API key (--api-key or OPENSEA_API_KEY)"
+    raise SiteRefused(
+        f"{_host(url)} showed no items on the collection page after {options.page_retries} tries ({last}); "
+        "if it is a bot check, try --source api with an OpenSea API key (--api-key or OPENSEA_API_KEY), "
+        "or --no-headless to let a visible browser through"
     )
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).netloc or url
+
+
+_UNREACHABLE = {
+    "ERR_NAME_NOT_RESOLVED": "the name does not resolve (DNS)",
+    "ERR_NAME_RESOLUTION_FAILED": "the name does not resolve (DNS)",
+    "ERR_CONNECTION_REFUSED": "the connection was refused",
+    "ERR_CONNECTION_RESET": "the connection was reset",
+    "ERR_ADDRESS_UNREACHABLE": "the address is unreachable",
+    "ERR_INTERNET_DISCONNECTED": "no network",
+    "ERR_CONNECTION_TIMED_OUT": "the connection timed out",
+    "ERR_CERT_": "its TLS certificate was refused",
+    "ERR_SSL_": "the TLS handshake failed",
+}
+
+
+def _unreachable(message: str) -> bool:
+    return any(code in message for code in _UNREACHABLE)
+
+
+def _cause(message: str) -> str:
+    return next((why for code, why in _UNREACHABLE.items() if code in message), message[:120])
 
 
 async def _wait_for_items(page: _Page, take: Callable[[], Any], wait_s: float) -> bool:

@@ -1,4 +1,6 @@
-"""Image URLs as the downloader fetches them: ``ipfs://`` through a gateway, CDN thumbnails at full width.
+"""Image URLs as the downloader fetches them: ``ipfs://`` through gateways (the next one when one fails),
+``ar://`` through an Arweave gateway, ``data:`` URIs decoded in place (size-capped), CDN images at the
+asked width. Every network URL still goes through the address guard when it is fetched.
 
 Listings store URLs as found; these rules apply at download time, so changing ``--image-width`` or
 ``--ipfs-gateway`` takes effect on the next run.
@@ -54,18 +56,63 @@ def with_width(url: str, width_px: int) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def download_url(url: str | None, *, ipfs_gateway: str, image_width_px: int) -> str:
+def download_url(url: str | None, *, ipfs_gateway: str, image_width_px: int, arweave_gateway: str = "") -> str:
     """The URL to fetch for a listed image URL; raises :class:`BadUrl` for what must not be fetched."""
+    return download_urls(
+        url, ipfs_gateways=(ipfs_gateway,), arweave_gateway=arweave_gateway or ARWEAVE_GATEWAY,
+        image_width_px=image_width_px,
+    )[0]
+
+
+#: where ``ar://<id>`` is fetched
+ARWEAVE_GATEWAY = "https://arweave.net/"
+
+
+def download_urls(
+    url: str | None, *, ipfs_gateways: tuple[str, ...], arweave_gateway: str, image_width_px: int,
+) -> list[str]:
+    """The URLs to try, in order, for a listed image URL (several for ``ipfs://``: one per gateway; a
+    ``data:`` URI is returned as it is); raises :class:`BadUrl` for what must not be fetched."""
     if not url or not url.strip():
         raise BadUrl("no-image-url", "the listing named no image for this item")
     url = url.strip()
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme == "data":
+        return [url]
     if scheme == "ipfs":
-        url = ipfs_to_gateway(url, ipfs_gateway)
+        return [ipfs_to_gateway(url, gw) for gw in ipfs_gateways]
+    if scheme == "ar":
+        rest = url[len("ar://"):].lstrip("/")
+        if not rest:
+            raise BadUrl("bad-url", f"an ar:// URL without a transaction id: {url!r}")
+        url = arweave_gateway.rstrip("/") + "/" + rest
     elif scheme not in ("http", "https"):
         what = scheme or "a relative URL"
-        raise BadUrl("bad-scheme", f"only http(s) and ipfs:// URLs are fetched, not {what}: {url[:80]!r}")
+        raise BadUrl("bad-scheme", f"only http(s), ipfs://, ar:// and data: URLs are fetched, not {what}: {url[:80]!r}")
     parts = urlsplit(url)
     if not parts.hostname:
         raise BadUrl("bad-url", f"no host in {url[:80]!r}")
-    return with_width(url, image_width_px)
+    return [with_width(url, image_width_px)]
+
+
+def decode_data_uri(url: str, max_bytes: int) -> bytes:
+    """The bytes of a ``data:`` URI (base64 or percent-encoded); :class:`BadUrl` if malformed or larger
+    than ``max_bytes`` (checked before decoding)."""
+    import base64
+    import binascii
+    from urllib.parse import unquote_to_bytes
+
+    head, sep, payload = url.partition(",")
+    if not sep or not head.lower().startswith("data:"):
+        raise BadUrl("bad-url", "a data: URI without a comma")
+    is_base64 = head.lower().endswith(";base64")
+    estimate = len(payload) * 3 // 4 if is_base64 else len(payload)
+    if estimate > max_bytes:
+        raise BadUrl("file-too-large", f"a data: URI of about {estimate} bytes > {max_bytes}")
+    try:
+        data = base64.b64decode(payload, validate=False) if is_base64 else unquote_to_bytes(payload)
+    except (binascii.Error, ValueError) as e:
+        raise BadUrl("bad-url", f"a data: URI that does not decode: {e}") from None
+    if len(data) > max_bytes:
+        raise BadUrl("file-too-large", f"a data: URI of {len(data)} bytes > {max_bytes}")
+    return data

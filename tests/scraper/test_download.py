@@ -188,18 +188,35 @@ def test_items_sharing_an_image_url_are_fetched_once(ws) -> None:
 
 
 def test_urls_that_must_not_be_fetched_are_recorded_without_any_request(ws) -> None:
-    bad = ["file:///etc/passwd", "ftp://example.org/a.png", "data:image/png;base64,iVBORw0KGgo=",
-           "javascript:alert(1)", None]
+    import base64
+
+    png = base64.b64encode(_tiny_png()).decode()
+    urls = ["file:///etc/passwd", "ftp://example.org/a.png", f"data:image/png;base64,{png}",
+            "javascript:alert(1)", None, "data:text/html,%3Chtml%3E%3Cbody%3Eno%3C/body%3E%3C/html%3E",
+            "data:image/png;base64," + "A" * 80_000]
     with Catalog(ws.collection("demo").catalog) as cat:
-        cat.add_items([{"item_key": f"ethereum/0xabc/{i}", "source": "api", "image_url": u} for i, u in enumerate(bad)])
+        cat.add_items([{"item_key": f"ethereum/0xabc/{i}", "source": "api", "image_url": u} for i, u in enumerate(urls)])
     with serve_fixture(n_items=1) as fx:
-        summary = download_items(ws, "demo", fast_config(fx))
+        summary = download_items(ws, "demo", fast_config(fx, max_bytes=50_000))
         assert fx.counters["image"] == 0
-    assert summary.failed == {"bad-scheme": 4, "no-image-url": 1}
+    # data: URIs are decoded in place (size-capped, sniffed like any download); the rest is refused
+    assert summary.failed == {"bad-scheme": 3, "no-image-url": 1, "not-an-image:html": 1, "file-too-large": 1}
+    assert summary.downloaded == 1
     with Catalog(ws.collection("demo").catalog) as cat:
-        assert sorted((it.status, it.reason) for it in cat.items()) == [("failed", "bad-scheme")] * 4 + [
-            ("failed", "no-image-url")
-        ]
+        by_url = {it.image_url: it for it in cat.items()}
+    stored = by_url[urls[2]]
+    assert stored.status == "downloaded" and stored.media_kind == "png"
+    assert ws.collection("demo").resolve(stored.stored_path).read_bytes() == _tiny_png()
+
+
+def _tiny_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (20, 20), (1, 2, 3)).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def test_a_deleted_original_is_downloaded_again(ws) -> None:
@@ -265,3 +282,16 @@ def _png() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (20, 20), (200, 10, 10)).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def test_ipfs_images_fall_back_to_the_next_gateway(ws) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]  # nothing listens there once the block ends
+    with serve_fixture(n_items=6, faults=Faults(ipfs={"1", "4"})) as fx:
+        gateways = f"http://127.0.0.1:{dead}/ipfs/,{fx.ipfs_gateway}"
+        summary = scrape(ws, "demo", fast_config(fx, source="api", ipfs_gateway=gateways, max_retries=0))
+        assert fx.counters["ipfs"] == 2  # each ipfs:// image fetched once, from the second gateway
+    assert (summary.download.downloaded, summary.download.failed) == (6, {})

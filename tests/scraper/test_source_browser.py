@@ -61,7 +61,7 @@ def test_a_slow_first_load_and_interstitials_are_waited_out(ws) -> None:
 @_browser
 def test_a_page_that_never_shows_items_fails_with_a_hint_to_use_the_api(ws) -> None:
     with serve_fixture(n_items=10, faults=Faults(interstitial_loads=99)) as fx:
-        with pytest.raises(NftganError, match=r"no items after 2 tries.*--source api"):
+        with pytest.raises(NftganError, match=r"no items on the collection page after 2 tries.*--source api"):
             list_items(ws, "demo", fast_config(fx, page_retries=2))
         assert fx.counters["page"] == 2
 

@@ -32,7 +32,7 @@ def test_opensea_cdn_is_asked_for_the_chosen_width() -> None:
     ("url", "reason"),
     [
         (None, "no-image-url"), ("  ", "no-image-url"), ("file:///etc/passwd", "bad-scheme"),
-        ("ftp://example.org/a.png", "bad-scheme"), ("data:image/png;base64,iVBOR", "bad-scheme"),
+        ("ftp://example.org/a.png", "bad-scheme"), ("ar://", "bad-url"),
         ("javascript:alert(1)", "bad-scheme"), ("/relative.png", "bad-scheme"), ("http:///nohost", "bad-url"),
     ],
 )
