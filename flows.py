@@ -20,7 +20,6 @@ import base64
 import hashlib
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -33,9 +32,15 @@ from prefect.artifacts import (
 )
 from prefect.context import TaskRunContext
 
-from pipeline.catalog import Catalog
-from pipeline.prepare import CANDIDATE_STATUSES, PrepareConfig, prepare
+from cleaning.prepare import PrepareConfig, inputs_fingerprint, prepare
+from evaluation.config import EvalConfig
+from pipeline.cache import cache_content_hash
 from pipeline.workspace import Workspace
+from scraper.api import ScrapeConfig
+from training.config import TrainConfig
+
+#: each stage's defaults, written once: in its config (the flows' parameters default to these)
+SCRAPE, PREPARE, TRAIN, EVAL = ScrapeConfig(), PrepareConfig(), TrainConfig(), EvalConfig()
 
 #: task retries for the network stage (seconds between tries)
 NETWORK_RETRY_DELAYS_S = [5, 30, 120]
@@ -46,25 +51,6 @@ def _digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def _catalog_fingerprint(ws: Workspace, slug: str) -> str:
-    """What ``prepare`` reads: the (id, sha256) of every item with a stored original."""
-    col = ws.collection(slug)
-    if not col.catalog.is_file():
-        return "no-catalog"
-    with Catalog(col.catalog) as cat:
-        marks = ", ".join("?" for _ in CANDIDATE_STATUSES)
-        rows = cat.execute(
-            f"SELECT id, sha256 FROM items WHERE status IN ({marks}) AND sha256 IS NOT NULL ORDER BY id",
-            CANDIDATE_STATUSES,
-        ).fetchall()
-    return _digest([tuple(r) for r in rows])
-
-
-def _cache_hash(ws: Workspace, slug: str, size_px: int) -> str:
-    manifest = ws.collection(slug).cache_manifest(size_px)
-    return json.loads(manifest.read_text())["content_hash"] if manifest.is_file() else "no-cache"
-
-
 def _scrape_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
     window_s = max(60.0, float(p["every_hours"]) * 3600)
     return "scrape-" + _digest(p["home"], p["slug"], p["options"], int(time.time() // window_s))
@@ -72,13 +58,14 @@ def _scrape_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
 
 def _prepare_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
     ws = Workspace.from_home(p["home"])
-    return "prepare-" + _digest(p["home"], p["slug"], p["options"], _catalog_fingerprint(ws, p["slug"]))
+    return "prepare-" + _digest(p["home"], p["slug"], p["options"], inputs_fingerprint(ws, p["slug"]))
 
 
 def _train_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
     ws = Workspace.from_home(p["home"])
-    size = int(p["options"].get("size_px", 64))
-    return "train-" + _digest(p["home"], p["slug"], p["run"], p["options"], _cache_hash(ws, p["slug"], size))
+    size = int(p["options"].get("size_px", PREPARE.size_px))
+    cache = cache_content_hash(ws, p["slug"], size) or "no-cache"
+    return "train-" + _digest(p["home"], p["slug"], p["run"], p["options"], cache)
 
 
 def _evaluate_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
@@ -161,8 +148,8 @@ def prepare_task(home: str, slug: str, options: dict[str, Any]) -> dict[str, Any
 @task(name="train", cache_key_fn=_train_key, persist_result=True)
 def train_task(home: str, slug: str, run: str, options: dict[str, Any]) -> dict[str, Any]:
     """Train (resuming from the run's latest checkpoint when there is one)."""
+    from training import train as training
     from training.config import TrainConfig
-    from training.train import train
 
     logger = get_run_logger()
     ws = Workspace.from_home(home)
@@ -180,7 +167,6 @@ def train_task(home: str, slug: str, run: str, options: dict[str, Any]) -> dict[
     state = {"last_update": 0.0}
 
     def progress(event: dict[str, Any]) -> None:
-        on_train_progress(event)
         now = time.monotonic()
         if now - state["last_update"] < 2.0:
             return
@@ -192,15 +178,11 @@ def train_task(home: str, slug: str, run: str, options: dict[str, Any]) -> dict[
             update_progress_artifact(progress_id, progress=round(100.0 * min(1.0, fraction), 1))
         logger.info("train %s step %s: %s", run, event.get("step"), event)
 
-    summary = train(ws, slug, config, progress=progress)
+    summary = training.train(ws, slug, config, progress=progress)
     update_progress_artifact(progress_id, progress=100.0)
     result = summary.to_dict()
     logger.info("training done: %s", result)
     return result
-
-
-def on_train_progress(event: dict[str, Any]) -> None:
-    """Hook called at every training progress event (tests replace it to inject a failure)."""
 
 
 @task(name="evaluate", cache_key_fn=_evaluate_key, persist_result=True)
@@ -213,54 +195,20 @@ def evaluate_task(home: str, slug: str, run: str, options: dict[str, Any]) -> di
     config = EvalConfig(**options)
     summary = evaluate(ws, slug, run, config, progress=lambda e: logger.info("evaluate %s: %s", run, e))
     result = summary.to_dict()
-    records = _read_records(ws.run(slug, run).eval.metrics)
-    if records:
+    table = summary.table()
+    if table:
         create_table_artifact(
-            key=_artifact_key(slug, "evaluation"),
-            table=[_flat_record(r) for r in records],
-            description=f"Metrics per checkpoint of {slug}/{run}",
+            key=_artifact_key(slug, "evaluation"), table=table, description=f"Metrics per checkpoint of {slug}/{run}",
         )
-    grid = _best_grid(ws, slug, run)
     md = f"# Evaluation of `{slug}/{run}`\n\n```json\n{json.dumps(result, indent=2, default=str)[:4000]}\n```\n"
-    if grid is not None:
-        data = base64.b64encode(grid.read_bytes()).decode()
-        md += f"\n## Samples of the best checkpoint\n\n![best samples](data:image/png;base64,{data})\n\n`{grid}`\n"
+    if summary.best_grid is not None:
+        data = base64.b64encode(summary.best_grid.read_bytes()).decode()
+        md += (f"\n## Samples of the best checkpoint\n\n![best samples](data:image/png;base64,{data})\n\n"
+               f"`{summary.best_grid}`\n")
     create_markdown_artifact(key=_artifact_key(slug, "best-samples"), markdown=md,
                              description=f"Best checkpoint of {slug}/{run}")
     logger.info("evaluation done: best step %s", result.get("best_step"))
     return result
-
-
-def _read_records(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    data = json.loads(path.read_text())
-    return data.get("records", data) if isinstance(data, dict) else data
-
-
-def _flat_record(record: dict[str, Any]) -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in record.items():
-        if isinstance(value, dict):
-            for k2, v2 in value.items():
-                if not isinstance(v2, (dict, list)):
-                    flat[f"{key}.{k2}"] = v2
-        elif not isinstance(value, list):
-            flat[key] = value
-    return flat
-
-
-def _best_grid(ws: Workspace, slug: str, run: str) -> Path | None:
-    """The sample grid of the best checkpoint, or the newest one (small PNGs only)."""
-    run_paths = ws.run(slug, run)
-    candidates = [run_paths.eval.best_samples] if run_paths.eval.best_samples.is_file() else []
-    grids = run_paths.sample_grids()
-    if grids:
-        candidates.append(grids[max(grids)])
-    for path in candidates:
-        if path.stat().st_size < 2_000_000:
-            return path
-    return None
 
 
 # -- flows ----------------------------------------------------------------------------------------
@@ -274,8 +222,8 @@ def _default_run(arch: str, size: int, cache_hash: str) -> str:
 
 
 @flow(name="scrape-collection")
-def scrape_flow(slug: str, source: str = "browser", base_url: str = "https://opensea.io",
-                api_base_url: str = "https://api.opensea.io", max_items: int | None = None,
+def scrape_flow(slug: str, source: str = SCRAPE.source, base_url: str = SCRAPE.base_url,
+                api_base_url: str = SCRAPE.api_base_url, max_items: int | None = None,
                 allow_private_hosts: bool = False, home: str | None = None,
                 scrape_options: dict[str, Any] | None = None, scrape_every_hours: float = 12.0) -> dict[str, Any]:
     """List and download a collection."""
@@ -285,24 +233,24 @@ def scrape_flow(slug: str, source: str = "browser", base_url: str = "https://ope
 
 
 @flow(name="prepare-collection")
-def prepare_flow(slug: str, size: int = 64, fit: str = "crop", home: str | None = None,
+def prepare_flow(slug: str, size: int = PREPARE.size_px, fit: str = PREPARE.fit, home: str | None = None,
                  prepare_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Clean a collection into a tensor cache."""
     home = _home(home)
     options = {"size_px": size, "fit": fit, **(prepare_options or {})}
-    refresh = not Workspace.from_home(home).collection(slug).cache_manifest(size).is_file()
+    refresh = cache_content_hash(Workspace.from_home(home), slug, size) is None
     return prepare_task.with_options(refresh_cache=refresh)(home, slug, options)
 
 
 @flow(name="train-collection")
-def train_flow(slug: str, size: int = 64, arch: str = "dcgan", steps: int | None = None,
-               minutes: float | None = None, batch_size: int = 64, device: str = "auto",
+def train_flow(slug: str, size: int = PREPARE.size_px, arch: str = TRAIN.arch, steps: int | None = None,
+               minutes: float | None = None, batch_size: int = TRAIN.batch_size, device: str = TRAIN.device,
                run: str | None = None, home: str | None = None,
                train_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train on a prepared collection (resuming the run if it exists)."""
     home = _home(home)
     ws = Workspace.from_home(home)
-    run = run or _default_run(arch, size, _cache_hash(ws, slug, size))
+    run = run or _default_run(arch, size, cache_content_hash(ws, slug, size) or "no-cache")
     options = {"size_px": size, "arch": arch, "steps": steps, "minutes": minutes, "batch_size": batch_size,
                "device": device, **(train_options or {})}
     options = {k: v for k, v in options.items() if v is not None}
@@ -311,8 +259,8 @@ def train_flow(slug: str, size: int = 64, arch: str = "dcgan", steps: int | None
 
 
 @flow(name="evaluate-collection")
-def evaluate_flow(slug: str, run: str, samples: int = 2048, metrics: list[str] | None = None,
-                  extractor: str = "inception", checkpoints: str = "all", device: str = "auto",
+def evaluate_flow(slug: str, run: str, samples: int = EVAL.samples, metrics: list[str] | None = None,
+                  extractor: str = EVAL.extractor, checkpoints: str = EVAL.checkpoints, device: str = EVAL.device,
                   home: str | None = None, eval_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score a run's checkpoints and mark the best."""
     home = _home(home)
@@ -327,23 +275,23 @@ def evaluate_flow(slug: str, run: str, samples: int = 2048, metrics: list[str] |
 @flow(name="refresh-collection")
 def refresh_collection(
     slug: str,
-    source: str = "browser",
-    base_url: str = "https://opensea.io",
-    api_base_url: str = "https://api.opensea.io",
+    source: str = SCRAPE.source,
+    base_url: str = SCRAPE.base_url,
+    api_base_url: str = SCRAPE.api_base_url,
     max_items: int | None = None,
     allow_private_hosts: bool = False,
-    size: int = 64,
-    fit: str = "crop",
-    arch: str = "dcgan",
+    size: int = PREPARE.size_px,
+    fit: str = PREPARE.fit,
+    arch: str = TRAIN.arch,
     train_steps: int | None = None,
-    train_minutes: float | None = 60.0,
-    batch_size: int = 64,
-    device: str = "auto",
+    train_minutes: float | None = 60.0,  # a scheduled refresh's budget (the CLI has none by default)
+    batch_size: int = TRAIN.batch_size,
+    device: str = TRAIN.device,
     run: str | None = None,
-    eval_samples: int = 2048,
+    eval_samples: int = EVAL.samples,
     eval_metrics: list[str] | None = None,
-    extractor: str = "inception",
-    eval_checkpoints: str = "all",
+    extractor: str = EVAL.extractor,
+    eval_checkpoints: str = EVAL.checkpoints,
     home: str | None = None,
     scrape_every_hours: float = 12.0,
     scrape_options: dict[str, Any] | None = None,
@@ -354,14 +302,21 @@ def refresh_collection(
     """Scrape → prepare → train → evaluate one collection; finished stages of an earlier try are reused."""
     logger = get_run_logger()
     home = _home(home)
-    scraped = scrape_flow(slug, source, base_url, api_base_url, max_items, allow_private_hosts, home,
-                          scrape_options, scrape_every_hours)
-    prepared = prepare_flow(slug, size, fit, home, prepare_options)
+    scraped = scrape_flow(
+        slug, source=source, base_url=base_url, api_base_url=api_base_url, max_items=max_items,
+        allow_private_hosts=allow_private_hosts, home=home, scrape_options=scrape_options,
+        scrape_every_hours=scrape_every_hours,
+    )
+    prepared = prepare_flow(slug, size=size, fit=fit, home=home, prepare_options=prepare_options)
     run = run or _default_run(arch, size, prepared["content_hash"])
-    trained = train_flow(slug, size, arch, train_steps, None if train_steps else train_minutes, batch_size,
-                         device, run, home, train_options)
-    evaluated = evaluate_flow(slug, run, eval_samples, eval_metrics, extractor, eval_checkpoints, device, home,
-                              eval_options)
+    trained = train_flow(
+        slug, size=size, arch=arch, steps=train_steps, minutes=None if train_steps else train_minutes,
+        batch_size=batch_size, device=device, run=run, home=home, train_options=train_options,
+    )
+    evaluated = evaluate_flow(
+        slug, run, samples=eval_samples, metrics=eval_metrics, extractor=extractor, checkpoints=eval_checkpoints,
+        device=device, home=home, eval_options=eval_options,
+    )
     ws = Workspace.from_home(home)
     logger.info("refresh of %s done: run %s, report %s", slug, run, ws.run(slug, run).eval.report)
     return {"slug": slug, "run": run, "home": home, "scrape": scraped, "prepare": prepared,

@@ -35,7 +35,7 @@ SLUG = "bench"
 
 def start_fixture(n_items: int, latency_ms: float, width_px: int) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "fixture", "serve", "--port", "0", "--items", str(n_items),
+        [sys.executable, "-m", "commands", "fixture", "serve", "--port", "0", "--items", str(n_items),
          "--slug", SLUG, "--latency-ms", str(latency_ms), "--prerender", str(width_px)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

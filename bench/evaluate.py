@@ -6,7 +6,7 @@
    it runs ~0.2-0.7 s per image on a CPU) and with the tiny extractor (a bigger collection).
 2. Feature throughput (images/s) of the Inception and the tiny extractor on ``--device``.
 
-The collection is the demo collection (``scraper.democollection``) at 64 px; the run's checkpoints are
+The collection is the demo collection (``marketplace.democollection``) at 64 px; the run's checkpoints are
 untrained 64 px DCGAN generators written with training's own checkpoint writer (the timings do not depend
 on how good the generator is).
 
@@ -39,7 +39,7 @@ SIZE_PX = 64
 
 
 def demo_images(n: int) -> np.ndarray:
-    from scraper.democollection import render_item
+    from marketplace.democollection import render_item
 
     return np.stack([np.asarray(render_item(i, size_px=SIZE_PX)).transpose(2, 0, 1) for i in range(n)])
 

@@ -1,7 +1,7 @@
 """Benchmark the cleaning stage.
 
 1. ``prepare`` on a trait-layered pixel-art collection (default 50,000 distinct tokens from
-   ``scraper.pixelcollection`` plus 1% marketplace copies of every kind): the whole stage with pixel
+   ``marketplace.pixelcollection`` plus 1% marketplace copies of every kind): the whole stage with pixel
    verification (the default) and with near-duplicate search off (``--no-near-dups``), in fresh
    workspaces, same corpus, same run. Target: verification adds under 20%.
 2. The near-duplicate search itself (candidate search + pixel verification, the ``decide`` step), and
@@ -29,14 +29,14 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from bench._report import write_section  # noqa: E402
-from pipeline import dedup  # noqa: E402
-from pipeline.decode import DecodeOptions, decode_bytes  # noqa: E402
-from pipeline.importer import import_directory  # noqa: E402
-from pipeline.prepare import PrepareConfig, prepare  # noqa: E402
+from cleaning import dedup  # noqa: E402
+from cleaning.decode import DecodeOptions, decode_bytes  # noqa: E402
+from cleaning.importer import import_directory  # noqa: E402
+from cleaning.prepare import PrepareConfig, prepare  # noqa: E402
 from pipeline.workspace import Workspace  # noqa: E402
 
 print = functools.partial(print, flush=True)  # noqa: A001  (progress shows while it runs)
-from scraper import pixelcollection as pc  # noqa: E402
+from marketplace import pixelcollection as pc  # noqa: E402
 
 R = Image.Resampling
 
@@ -155,7 +155,7 @@ def main() -> None:
         "prepare",
         f"""## Cleaning stage (`bench/prepare.py`)
 
-Corpus: {args.tokens:,} distinct 24×24 trait-layered tokens (`scraper.pixelcollection`) plus {n_copies}
+Corpus: {args.tokens:,} distinct 24×24 trait-layered tokens (`marketplace.pixelcollection`) plus {n_copies}
 marketplace copies (same bytes, nearest ×3, bicubic ×2, JPEG q85 of ×4, lossy WebP of ×8, Lanczos
 500 px), prepared at {args.size} px with {args.workers or "one per core"} worker(s). Each pass decodes
 everything again (the two configs have different cache keys); passes alternate, {args.rounds} of each,

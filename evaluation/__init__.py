@@ -5,7 +5,7 @@ Public face: :class:`EvalConfig`, :func:`evaluate` (the ``nftgan evaluate`` stag
 extractors (images -> features), features (the cached real side), metrics (features -> statistics ->
 metric, registered by name), memorization, report.
 
-The names are imported on first use, so ``nftgan --help`` (which imports ``evaluation.commands``) does
+The names are imported on first use, so ``nftgan --help`` (which imports ``commands.evaluate``) does
 not load torch.
 """
 

@@ -31,6 +31,8 @@ class EvalConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     batch_size: int = 64
     seed: int = 0  # latents of the generated images
+    #: score checkpoints trained on another tensor cache than the current one (e.g. after a re-prepare)
+    allow_other_cache: bool = False
 
     def __post_init__(self) -> None:
         metrics = self.metrics.split(",") if isinstance(self.metrics, str) else self.metrics

@@ -135,6 +135,7 @@ def write_report(
     records: Sequence[dict[str, Any]],
     best: dict[str, Any] | None,
     files: dict[str, str | None],
+    trained_on: str | None = None,
 ) -> None:
     """report.md: what was measured, on how many images, with which network; the table; the pictures."""
     first = records[0]
@@ -149,6 +150,12 @@ def write_report(
         f"(content hash `{first['real_content_hash'][:16]}…`)",
         f"- Generated images: {first['n_fake']} per checkpoint (EMA generator, seed {first['seed']})",
     ]
+    if trained_on is not None:
+        same = trained_on == first["real_content_hash"]
+        lines.append(
+            f"- Trained on cache `{trained_on[:16]}…`"
+            + (" (the same cache)" if same else " — **a different cache than the real images** (re-prepared since)")
+        )
     if any(r.get("fid_biased") for r in records):
         lines.append(
             f"- FID with fewer than {FID_UNBIASED_MIN_SAMPLES} images per side is biased upward; "

@@ -47,6 +47,22 @@ class EvalSummary:
     real_seconds: float
     metrics_path: Path
     report_path: Path
+    best_grid: Path | None = None  # samples of the best checkpoint (or the newest grid), for a report
+    cache_hash: str | None = None  # content hash of the tensor cache the real side came from
+    trained_on: str | None = None  # content hash of the cache the checkpoints were trained on
+
+    def table(self) -> list[dict[str, Any]]:
+        """One flat row per scored checkpoint (nested fields as ``a.b``): what a table shows."""
+        rows = []
+        for record in self.records:
+            flat: dict[str, Any] = {}
+            for key, value in record.items():
+                if isinstance(value, dict):
+                    flat.update({f"{key}.{k}": v for k, v in value.items() if not isinstance(v, (dict, list))})
+                elif not isinstance(value, list):
+                    flat[key] = value
+            rows.append(flat)
+        return rows
 
     @property
     def best_step(self) -> int | None:
@@ -61,6 +77,8 @@ class EvalSummary:
             "evaluated_steps": list(self.evaluated_steps), "reused_steps": list(self.reused_steps),
             "records": [_brief(r) for r in self.records],
             "metrics_path": str(self.metrics_path), "report_path": str(self.report_path),
+            "best_grid": None if self.best_grid is None else str(self.best_grid),
+            "cache_hash": self.cache_hash, "trained_on_cache_hash": self.trained_on,
         }
 
     def describe(self) -> str:
@@ -125,6 +143,16 @@ def evaluate(
 
     first = load_generator(run, steps[0], device=device)
     cache = open_cache(ws, slug, first.size_px)
+    trained_on = first.cache_content_hash
+    if trained_on is not None and trained_on != cache.content_hash:
+        message = (
+            f"run {run_name!r} was trained on tensor cache {trained_on[:12]}, but the {first.size_px}px cache of "
+            f"{slug!r} is now {cache.content_hash[:12]} (re-prepared since)"
+        )
+        if not config.allow_other_cache:
+            raise NftganError(f"{message}: its scores would compare it with other images; pass "
+                              "--allow-other-cache to score it anyway (both hashes are recorded)")
+        emit({"event": "warning", "message": message})
     extractor = create_extractor(config.extractor, weights=config.weights, device=device)
     emit({"event": "real_features", "done": 0, "total": len(cache)})
     real = real_side(
@@ -149,14 +177,27 @@ def evaluate(
     current = [records[s] for s in sorted(records) if records[s].get("key") == key]
     best = _mark_best(run, current, list_checkpoints(run))
     write_json(paths.metrics, _metrics_document(records, key, best))
-    _write_report(paths, slug, run_name, current, best)
+    _write_report(paths, slug, run_name, current, best, hashes=(cache.content_hash, trained_on))
     emit({"event": "report", "path": str(paths.report)})
     return EvalSummary(
         slug=slug, run=run_name, records=tuple(current), evaluated_steps=tuple(evaluated),
         reused_steps=tuple(reused), best=best, extractor=extractor.extractor_id, comparable=extractor.comparable,
         n_real=len(cache), real_cache_hit=real.cache_hit, real_seconds=real.seconds,
-        metrics_path=paths.metrics, report_path=paths.report,
+        metrics_path=paths.metrics, report_path=paths.report, best_grid=_best_grid(run),
+        cache_hash=cache.content_hash, trained_on=trained_on,
     )
+
+
+def _best_grid(run: RunPaths) -> Path | None:
+    """The best checkpoint's sample grid, else the newest training grid (small PNGs only)."""
+    candidates = [run.eval.best_samples] if run.eval.best_samples.is_file() else []
+    grids = run.sample_grids()
+    if grids:
+        candidates.append(grids[max(grids)])
+    for path in candidates:
+        if path.stat().st_size < 2_000_000:
+            return path
+    return None
 
 
 def _choose_steps(run: RunPaths, config: EvalConfig, available: list[int]) -> list[int]:
@@ -279,7 +320,7 @@ def _mark_best(run: RunPaths, records: list[dict[str, Any]], on_disk: list[int])
 
 
 def _write_report(paths: EvalPaths, slug: str, run_name: str, records: list[dict[str, Any]],
-                  best: dict[str, Any] | None) -> None:
+                  best: dict[str, Any] | None, *, hashes: tuple[str, str | None] = ("", None)) -> None:
     from evaluation.report import plot_curves, write_report
 
     title = f"{slug} / {run_name}, {records[0]['n_fake']} generated per step\n{records[0]['extractor_label']}"
@@ -289,7 +330,8 @@ def _write_report(paths: EvalPaths, slug: str, run_name: str, records: list[dict
     if best is not None and files.get("samples"):
         write_bytes(paths.best_samples, (paths.root / files["samples"]).read_bytes())
     files["curves"] = paths.curves.name if has_curves else None
-    write_report(paths.report, slug=slug, run_name=run_name, records=records, best=best, files=files)
+    write_report(paths.report, slug=slug, run_name=run_name, records=records, best=best, files=files,
+                 trained_on=hashes[1])
 
 
 def describe_scores(r: dict[str, Any]) -> str:

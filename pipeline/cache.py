@@ -34,6 +34,25 @@ class TensorCache:
         return str(self.manifest["content_hash"])
 
 
+def read_manifest(ws: Workspace, slug: str, size_px: int) -> dict[str, Any] | None:
+    """The cache manifest of one size (None when there is no complete cache): the one reader of it."""
+    col = ws.collection(slug)
+    path = col.cache_manifest(size_px)
+    if not path.is_file() or not col.cache_array(size_px).is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def cache_content_hash(ws: Workspace, slug: str, size_px: int) -> str | None:
+    """The content hash of a collection's cache of one size, or None when there is none."""
+    manifest = read_manifest(ws, slug, size_px)
+    return None if manifest is None else str(manifest.get("content_hash"))
+
+
 def open_cache(ws: Workspace, slug: str, size_px: int) -> TensorCache:
     """Open a collection's cache for one size, with a clear error if ``prepare`` has not made it."""
     col = ws.collection(slug)
@@ -45,7 +64,9 @@ def open_cache(ws: Workspace, slug: str, size_px: int) -> TensorCache:
             f"no {size_px}px tensor cache for collection {slug!r}{hint}: "
             f"run `nftgan prepare {slug} --size {size_px}` first"
         )
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_manifest(ws, slug, size_px)
+    if manifest is None:
+        raise NftganError(f"tensor cache manifest {manifest_path} cannot be read: re-run `nftgan prepare`")
     images = np.load(array_path, mmap_mode="r")
     expected = (int(manifest["count"]), 3, size_px, size_px)
     if images.dtype != np.uint8 or tuple(images.shape) != expected:

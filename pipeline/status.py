@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pipeline.cache import read_manifest
 from pipeline.catalog import COVERAGE_STATE_KEY, STATUSES, Catalog
 from pipeline.errors import NftganError
 from pipeline.workspace import Workspace
@@ -27,9 +28,9 @@ def collection_status(ws: Workspace, slug: str, *, traits: bool = False) -> dict
     caches: dict[str, int] = {}
     sheets: dict[str, str] = {}
     for size in col.cache_sizes():
-        manifest = col.cache_manifest(size)
-        if manifest.is_file() and col.cache_array(size).is_file():
-            caches[str(size)] = int(json.loads(manifest.read_text())["count"])
+        manifest = read_manifest(ws, slug, size)
+        if manifest is not None:
+            caches[str(size)] = int(manifest["count"])
             if col.cache_review_sheet(size).is_file():
                 sheets[str(size)] = str(col.cache_review_sheet(size))
     info: dict[str, Any] = {"slug": slug, "items": sum(counts.values()), **{s: counts[s] for s in STATUSES}}

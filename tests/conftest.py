@@ -32,7 +32,7 @@ class CliResult:
 @pytest.fixture
 def cli(ws: Workspace, capsys: pytest.CaptureFixture[str]):
     """Run ``nftgan --home <ws> ARGS...`` in-process, the way the console script does."""
-    from pipeline.cli import main
+    from commands import main
 
     def run(*args: str) -> CliResult:
         capsys.readouterr()

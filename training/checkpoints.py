@@ -37,6 +37,7 @@ class LoadedGenerator:
     z_dim: int
     size_px: int
     config: dict[str, Any]  # the run's TrainConfig as a dict
+    cache_content_hash: str | None = None  # the tensor cache it was trained on
 
 
 def verify_file(path: Path) -> str | None:
@@ -184,4 +185,7 @@ def load_generator(
     except RuntimeError as e:
         raise NftganError(f"checkpoint step {step} of run {run.name!r} does not match its config: {e}") from e
     g.to(device).eval().requires_grad_(False)
-    return LoadedGenerator(generator=g, step=step, z_dim=config.z_dim, size_px=config.size_px, config=config.to_dict())
+    return LoadedGenerator(
+        generator=g, step=step, z_dim=config.z_dim, size_px=config.size_px, config=config.to_dict(),
+        cache_content_hash=ckpt.get("cache_content_hash"),
+    )

@@ -1,6 +1,6 @@
 """DDP under ``torchrun``: process group setup, and the few collectives the trainer needs.
 
-Started as ``torchrun --nproc_per_node N -m pipeline.cli train ...``; torchrun sets ``WORLD_SIZE``,
+Started as ``torchrun --nproc_per_node N -m commands train ...``; torchrun sets ``WORLD_SIZE``,
 ``RANK`` and ``LOCAL_RANK``. NCCL on CUDA, gloo on the CPU. Rank 0 writes every file; the others only
 compute.
 """

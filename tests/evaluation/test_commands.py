@@ -44,7 +44,7 @@ def test_the_progress_bar_follows_the_events_evaluate_sends(ws, collection, run)
     from rich.console import Console
 
     from evaluation import EvalConfig, evaluate
-    from evaluation.commands import _progress_bar
+    from commands.evaluate import _progress_bar
 
     events: list[dict] = []
     evaluate(ws, collection, run.name, EvalConfig(extractor="tiny", samples=16, checkpoints="100"),

@@ -151,7 +151,7 @@ def test_kill_9_mid_sweep_then_rerun_scores_each_checkpoint_once(ws, collection,
         save_generator_checkpoint(run, step, seed=step)
     metrics_file = run.eval.metrics
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "--home", str(ws.root), "evaluate", collection, run.name,
+        [sys.executable, "-m", "commands", "--home", str(ws.root), "evaluate", collection, run.name,
          "--extractor", "tiny", "--samples", "600", "--metrics", "fid,memorization", "--device", "cpu"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
@@ -170,3 +170,26 @@ def test_kill_9_mid_sweep_then_rerun_scores_each_checkpoint_once(ws, collection,
     assert sorted(resumed.reused_steps + resumed.evaluated_steps) == [100, 200, 300, 400, 500]
     assert [r["step"] for r in json.loads(metrics_file.read_text())["records"]] == [100, 200, 300, 400, 500]
     assert not [p.name for p in run.eval.root.iterdir() if ".tmp" in p.name]  # no half-written files left
+
+
+def test_a_run_trained_on_another_cache_is_refused_unless_allowed_and_both_hashes_are_recorded(ws, collection):
+    from pipeline.cache import open_cache
+    from training.checkpoints import save_checkpoint
+    from training.config import TrainConfig
+    from training.models import make_generator
+
+    current = open_cache(ws, collection, 32).content_hash
+    config = TrainConfig(size_px=32, base_width=4, z_dim=8)
+    g = make_generator(config.arch, config.size_px, config.z_dim, config.resolved_widths())
+    for name, trained_on in (("same", current), ("older", "0" * 64)):
+        save_checkpoint(ws.run(collection, name), {"step": 10, "config": config.to_dict(), "generator": g.state_dict(),
+                                                  "ema": g.state_dict(), "cache_content_hash": trained_on})
+    same = evaluate(ws, collection, "same", EvalConfig(**TINY))
+    assert same.trained_on == same.cache_hash == current
+    assert "(the same cache)" in ws.run(collection, "same").eval.report.read_text()
+    with pytest.raises(NftganError, match="re-prepared since.*--allow-other-cache"):
+        evaluate(ws, collection, "older", EvalConfig(**TINY))
+    older = evaluate(ws, collection, "older", EvalConfig(**TINY, allow_other_cache=True))
+    assert (older.trained_on, older.cache_hash) == ("0" * 64, current)
+    assert older.to_dict()["trained_on_cache_hash"] == "0" * 64
+    assert "a different cache than the real images" in ws.run(collection, "older").eval.report.read_text()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pipeline.workspace import Workspace
-from scraper.fixture import serve_fixture
+from marketplace.fixture import serve_fixture
 
 from .conftest import VENV_BIN, PrefectServer, stop
 
@@ -162,21 +162,28 @@ def test_rerun_after_a_training_failure_skips_finished_stages_and_resumes(
     prefect_server: PrefectServer, tmp_path, monkeypatch
 ) -> None:
     import flows
+    import training.train
     from prefect.settings import (
         PREFECT_API_URL, PREFECT_HOME, PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings,
     )
 
     home = tmp_path / "home"
+    real_train = training.train.train
 
-    def fail_at_step_4(event: dict[str, Any]) -> None:
-        if event.get("step", 0) >= 4:
-            raise InjectedFailure("injected failure in training at step 4")
+    def failing_train(ws, slug, config, *, progress=None):  # the stage, with a fault injected from outside
+        def fail_at_step_4(event: dict[str, Any]) -> None:
+            if progress is not None:
+                progress(event)
+            if event.get("step", 0) >= 4:
+                raise InjectedFailure("injected failure in training at step 4")
+
+        return real_train(ws, slug, config, progress=fail_at_step_4)
 
     settings = {PREFECT_API_URL: prefect_server.api_url, PREFECT_HOME: str(tmp_path / "ph"),
                 PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(tmp_path / "results")}
     with temporary_settings(updates=settings), serve_fixture(collection="tiny", n_items=24, seed=5) as fixture:
         params = tiny_params(home, fixture.base_url)
-        monkeypatch.setattr(flows, "on_train_progress", fail_at_step_4)
+        monkeypatch.setattr(training.train, "train", failing_train)
         first = flows.refresh_collection(**params, return_state=True)
         assert first.is_failed()
         ws = Workspace(home)
@@ -186,7 +193,7 @@ def test_rerun_after_a_training_failure_skips_finished_stages_and_resumes(
         assert list_checkpoints(ws.run("tiny", run_name))[-1] == 4  # checkpointed before the failure
         requests_before = sum(fixture.counters.values())
 
-        monkeypatch.setattr(flows, "on_train_progress", lambda event: None)
+        monkeypatch.setattr(training.train, "train", real_train)
         second = flows.refresh_collection(**params, return_state=True)
         assert second.is_completed(), second
         result = second.result()
@@ -204,8 +211,8 @@ def test_cli_and_flows_produce_the_same_files(prefect_server: PrefectServer, tmp
     import flows
     from prefect.settings import PREFECT_API_URL, PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings
 
-    from pipeline.importer import import_directory
-    from scraper.democollection import render_item
+    from cleaning.importer import import_directory
+    from marketplace.democollection import render_item
 
     folder = tmp_path / "in"
     folder.mkdir()

@@ -1,4 +1,4 @@
-"""Decoding and normalization of every input kind, good and bad (pipeline.decode)."""
+"""Decoding and normalization of every input kind, good and bad (cleaning.decode)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.decode import Decoded, DecodeOptions, Rejected, decode_bytes, parse_color
+from cleaning.decode import Decoded, DecodeOptions, Rejected, decode_bytes, parse_color
 
 from .corpus import bad_files, encode, hidden_color_rgba, noise, pixel_art, png_bytes
 

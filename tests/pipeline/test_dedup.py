@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import dedup
-from pipeline.decode import Decoded, DecodeOptions, decode_bytes
-from scraper import pixelcollection as pc
+from cleaning import dedup
+from cleaning.decode import Decoded, DecodeOptions, decode_bytes
+from marketplace import pixelcollection as pc
 
 from .corpus import encode, noise, png_bytes
 

@@ -12,8 +12,8 @@ import time
 import numpy as np
 
 from pipeline.cache import open_cache
-from pipeline.importer import import_directory
-from pipeline.prepare import PrepareConfig, prepare
+from cleaning.importer import import_directory
+from cleaning.prepare import PrepareConfig, prepare
 from pipeline.workspace import Workspace
 
 from .corpus import noise, png_bytes, write
@@ -40,7 +40,7 @@ def test_kill_9_during_prepare_then_rerun_is_complete_and_consistent(tmp_path) -
 
     catalog = killed_ws.collection("k").catalog
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "--home", str(killed_ws.root), "prepare", "k",
+        [sys.executable, "-m", "commands", "--home", str(killed_ws.root), "prepare", "k",
          "--size", "32", "--workers", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )

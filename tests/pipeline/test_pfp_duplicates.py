@@ -14,10 +14,10 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-from pipeline import dedup
+from cleaning import dedup
 from pipeline.cache import open_cache
 from pipeline.catalog import Catalog
-from scraper import pixelcollection as pc
+from marketplace import pixelcollection as pc
 
 from .corpus import encode, png_bytes, write
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scraper.api import ScrapeConfig
-from scraper.fixture import MarketplaceFixture
+from marketplace.fixture import MarketplaceFixture
 
 
 def fast_config(fx: MarketplaceFixture, **overrides) -> ScrapeConfig:

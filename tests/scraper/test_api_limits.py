@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.catalog import Catalog
 from scraper.api import list_items
-from scraper.fixture import Faults, serve_fixture
+from marketplace.fixture import Faults, serve_fixture
 from scraper.source_api import RatePacer
 
 from .conftest import fast_config
@@ -84,7 +84,7 @@ def test_traits_are_counted_by_status_and_written_with_the_cache(cli, ws) -> Non
         assert r.exit_code == 0, r.stderr
     out = cli("status", "demo", "--traits").stdout
     assert "trait Skin (" in out and "40 items)" in out
-    from scraper import democollection
+    from marketplace import democollection
 
     skins: dict[str, int] = {}
     for i in range(40):

@@ -10,7 +10,7 @@ import sys
 import httpx
 import pytest
 
-from scraper.fixture import Faults, serve_fixture
+from marketplace.fixture import Faults, serve_fixture
 
 
 @pytest.mark.slow
@@ -67,7 +67,7 @@ def test_the_fixture_on_loopback_needs_allow_private_hosts(cli) -> None:
 
 def test_fixture_serve_prints_its_url_and_serves_until_interrupted() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "fixture", "serve", "--port", "0", "--items", "5", "--slug", "mini"],
+        [sys.executable, "-m", "commands", "fixture", "serve", "--port", "0", "--items", "5", "--slug", "mini"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

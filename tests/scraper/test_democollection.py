@@ -3,7 +3,7 @@ from __future__ import annotations
 import imagehash
 import numpy as np
 
-from scraper import democollection as dc
+from marketplace import democollection as dc
 
 
 def test_items_are_deterministic_per_seed_and_index() -> None:

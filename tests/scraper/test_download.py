@@ -13,7 +13,7 @@ from pipeline.catalog import Catalog
 from pipeline.errors import NftganError
 from scraper import api
 from scraper.api import download_items, scrape
-from scraper.fixture import Faults, serve_fixture
+from marketplace.fixture import Faults, serve_fixture
 
 from .conftest import fast_config
 
@@ -261,7 +261,7 @@ def test_progress_events_report_listing_and_downloading(ws) -> None:
 
 
 def test_imported_files_are_left_to_the_importer(ws, tmp_path) -> None:
-    from pipeline.importer import import_directory
+    from cleaning.importer import import_directory
 
     folder = tmp_path / "files"
     folder.mkdir()

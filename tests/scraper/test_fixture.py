@@ -9,7 +9,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from scraper.fixture import Faults, serve_fixture
+from marketplace.fixture import Faults, serve_fixture
 
 
 def test_api_cursors_walk_the_whole_collection_once() -> None:

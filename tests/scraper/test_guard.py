@@ -14,7 +14,7 @@ from pipeline.errors import NftganError
 from scraper.api import list_items
 from scraper.backoff import RetryPolicy
 from scraper.download import Downloader, DownloadOptions, Outcome
-from scraper.fixture import Faults, serve_fixture
+from marketplace.fixture import Faults, serve_fixture
 from scraper.guard import AddressPolicy
 
 from .conftest import fast_config

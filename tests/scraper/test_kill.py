@@ -12,7 +12,7 @@ import time
 
 from pipeline.catalog import Catalog
 from scraper.api import COMMIT_EVERY, scrape
-from scraper.fixture import serve_fixture
+from marketplace.fixture import serve_fixture
 
 from .conftest import fast_config
 
@@ -32,7 +32,7 @@ def test_kill_9_while_downloading_then_rerun_is_complete_and_consistent(ws) -> N
         fx.prerender(32)
         catalog = ws.collection("demo").catalog
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "--home", str(ws.root), "scrape", "demo", "--source", "api",
+            [sys.executable, "-m", "commands", "--home", str(ws.root), "scrape", "demo", "--source", "api",
              "--api-base-url", fx.api_base_url, "--allow-private-hosts", "--image-width", "32",
              "--concurrency", "4", "--per-host-limit", "4"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -13,8 +13,8 @@ import pytest
 
 from pipeline.catalog import Catalog
 from scraper.api import list_items
-from scraper.fixture import Faults, serve_fixture
-from scraper.fixture_os2 import OTHER_SLUG
+from marketplace.fixture import Faults, serve_fixture
+from marketplace.fixture_os2 import OTHER_SLUG
 
 from .conftest import fast_config
 
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("chromium")]
 
 def cursor_errors(fx) -> int:
     """Feed requests the fixture answered with "Invalid cursor" (it never should be asked one)."""
-    from scraper import fixture_os2
+    from marketplace import fixture_os2
 
     errors = 0
     for query in fx.feed_requests:

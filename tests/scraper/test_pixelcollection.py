@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 from PIL import Image
 
-from scraper import pixelcollection as pc
+from marketplace import pixelcollection as pc
 
 
 def test_tokens_are_deterministic_and_pixel_distinct() -> None:

@@ -7,7 +7,7 @@ import pytest
 from pipeline.catalog import Catalog
 from pipeline.errors import NftganError
 from scraper.api import list_items
-from scraper.fixture import Faults, serve_fixture
+from marketplace.fixture import Faults, serve_fixture
 from scraper.source_api import CURSOR_KEY
 
 from .conftest import fast_config

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from pipeline.errors import EXIT_REFUSED, EXIT_UNREACHABLE
-from scraper.fixture import Faults, serve_fixture
+from marketplace.fixture import Faults, serve_fixture
 
 
 def closed_port() -> int:

@@ -126,7 +126,7 @@ def test_ddp_with_two_gloo_processes_ends_with_identical_weights(ws, make_cache)
     make_cache("tiny", 32, n=32)
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "pipeline.cli", "--", "train", "tiny", *TINY, "--steps", "3", "--run", "ddp", "--dropout", "0.1",
+        "-m", "commands", "--", "train", "tiny", *TINY, "--steps", "3", "--run", "ddp", "--dropout", "0.1",
         "--checkpoint-every", "2", "--json",
     ]  # fmt: skip
     proc = subprocess.run(cmd, env=_subprocess_env(ws), capture_output=True, text=True, timeout=240)
@@ -146,7 +146,7 @@ def test_kill_9_mid_run_then_resume_finishes_without_losing_or_repeating_steps(c
     make_cache("tiny", 32, n=8)
     args = ["train", "tiny", *TINY, "--run", "k", "--checkpoint-every", "5", "--log-every", "1", "--sample-every", "5"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", *args, "--steps", "100000"],
+        [sys.executable, "-m", "commands", *args, "--steps", "100000"],
         env=_subprocess_env(ws), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     run = ws.run("tiny", "k")
@@ -183,7 +183,7 @@ def test_cuda_training_with_bf16_compile_and_streaming(ws, make_cache):
 def test_progress_bar_shows_step_losses_and_speed():
     from rich.console import Console
 
-    from training.commands import _ProgressDisplay
+    from commands.train import _ProgressDisplay
 
     console = Console(record=True, width=160, force_terminal=True)
     display = _ProgressDisplay(enabled=True, echo=False, console=console)

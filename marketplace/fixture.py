@@ -1,6 +1,6 @@
 """A local marketplace on 127.0.0.1 that imitates an OpenSea collection, for tests, benchmarks and the demo.
 
-It serves, for one collection of :mod:`scraper.democollection` avatars:
+It serves, for one collection of :mod:`marketplace.democollection` avatars:
 
 - ``/collection/<slug>``: a page with an infinite, virtualized grid (cards far off-screen are removed),
   lazy images and item links ``/item/<chain>/<contract>/<token_id>`` (every 7th ``/assets/...``); the
@@ -35,10 +35,10 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from scraper import democollection, fixture_os2
+from marketplace import democollection, fixture_os2
 
 CHAIN = "ethereum"
-#: "os2": the page as OpenSea serves it since its 2025 redesign (see scraper.fixture_os2);
+#: "os2": the page as OpenSea serves it since its 2025 redesign (see marketplace.fixture_os2);
 #: "classic": an infinite grid fed by a plain JSON feed (kept for the regression tests)
 MODES = ("os2", "classic")
 MIN_WIDTH_PX, MAX_WIDTH_PX = 8, 2048
@@ -307,7 +307,7 @@ def _decode_cursor(cursor: str) -> int:
 
 
 def _static(name: str) -> str:
-    return resources.files("scraper").joinpath("fixture_static", name).read_text(encoding="utf-8")
+    return resources.files("marketplace").joinpath("fixture_static", name).read_text(encoding="utf-8")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -586,7 +586,7 @@ def serve_fixture(
     ``latency_s`` is added to every image response; ``image_px`` is the width of an image asked for
     without ``w=``; ``feed="opaque"`` hides the items from network listeners; ``card_links=False``
     renders cards without links (only the network feed then names the items). ``mode="os2"`` serves the
-    page as OpenSea does since its redesign (:mod:`scraper.fixture_os2`), with ``listed_share`` of the
+    page as OpenSea does since its redesign (:mod:`marketplace.fixture_os2`), with ``listed_share`` of the
     items listed and ``chain="solana"`` for a Solana collection.
     """
     fixture = MarketplaceFixture(

@@ -11,7 +11,7 @@ apart. The cleaning stage decides duplicates on pixels and keeps those, but eval
 memorization count (4 bits) would read them as copies of each other. So item ``i`` is the ``i``-th
 *candidate* drawing whose perceptual hash (at 128 px) differs from every earlier item's by more than
 :data:`MIN_HASH_DISTANCE_BITS` bits. For a collection whose tokens *are* this close, as real 24x24 PFP
-collections are, see :mod:`scraper.pixelcollection`. Finding item ``i`` therefore costs hashing all items
+collections are, see :mod:`marketplace.pixelcollection`. Finding item ``i`` therefore costs hashing all items
 before it once per process (about 0.6 ms each).
 
 The drawing happens on a canvas twice the requested size in unit coordinates (0..1), then is reduced

@@ -24,10 +24,10 @@ import json
 import random
 from typing import TYPE_CHECKING, Any
 
-from scraper import democollection
+from marketplace import democollection
 
 if TYPE_CHECKING:
-    from scraper.fixture import FixtureItem, MarketplaceFixture
+    from marketplace.fixture import FixtureItem, MarketplaceFixture
 
 OPERATION = "CollectionItemsListQuery"
 #: the persisted query's hash the page sends (a real deployment changes it with every release)

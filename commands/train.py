@@ -90,10 +90,10 @@ def train_cmd(
 ) -> None:
     """Train a GAN on a collection's tensor cache; --resume continues a run exactly where it stopped.
 
-    Several GPUs: torchrun --nproc_per_node N -m pipeline.cli -- train SLUG ... (the `--` keeps torchrun
+    Several GPUs: torchrun --nproc_per_node N -m commands -- train SLUG ... (the `--` keeps torchrun
     from reading nftgan's options).
     """
-    from pipeline.cli import progress_enabled, workspace
+    from commands import progress_enabled, workspace
     from training.config import TrainConfig
 
     config = TrainConfig(
@@ -165,7 +165,7 @@ def sample_cmd(
     ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Use the EMA generator if the run has one.")] = True,
 ) -> None:
     """Generate images at full size from a run's checkpoint: a grid, or single PNGs."""
-    from pipeline.cli import workspace
+    from commands import workspace
     from training.sampling import SampleConfig, sample
 
     config = SampleConfig(checkpoint=checkpoint, n=n, seed=seed, out=out, out_dir=out_dir, device=device, ema=ema)
@@ -189,7 +189,7 @@ def interpolate_cmd(
     ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Use the EMA generator if the run has one.")] = True,
 ) -> None:
     """Write a looping GIF that walks through the generator's latent space."""
-    from pipeline.cli import workspace
+    from commands import workspace
     from training.sampling import InterpolateConfig, interpolate
 
     config = InterpolateConfig(

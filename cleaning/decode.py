@@ -1,6 +1,6 @@
 """Safe decoding and normalization of one original into a square uint8 RGB array.
 
-Pure functions, run in worker processes by :mod:`pipeline.prepare`. Every failure becomes a
+Pure functions, run in worker processes by :mod:`cleaning.prepare`. Every failure becomes a
 :class:`Rejected` with a reason code; nothing here raises for bad input.
 
 Reason codes: ``empty-file``, ``file-too-large``, ``not-an-image:<kind>`` (html, json, text, unknown),
@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
-from pipeline import dedup
+from cleaning import dedup
 from pipeline.sniff import RASTER_KINDS, SNIFF_BYTES, VIDEO_KINDS, sniff
 
 # Never decode a partial image as if it were whole.
@@ -56,7 +56,7 @@ class Decoded:
     height: int
     format: str  # e.g. "PNG/RGBA"
     pixel_art: bool  # normalized as pixel art (nearest-neighbour)
-    # what de-duplication needs (see pipeline.dedup)
+    # what de-duplication needs (see cleaning.dedup)
     drawn_as_pixel_art: bool = False  # small and few colors on its native grid, whatever --resample says
     pixel_hash: str = ""  # the decoded pixels on their native grid
     lossy: bool = False  # stored with a lossy encoder: JPEG, lossy WebP, a full 256-color GIF

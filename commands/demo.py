@@ -30,7 +30,7 @@ def run_demo(
 ) -> dict[str, Any]:
     """Serve the demo collection locally and run ``refresh-collection`` on it; returns the flow's result."""
     from flows import refresh_collection
-    from scraper.fixture import serve_fixture
+    from marketplace.fixture import serve_fixture
 
     with serve_fixture(collection=DEMO_SLUG, n_items=items, seed=seed, mode="os2") as fixture:
         return refresh_collection(
@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
         extractor: Annotated[str, typer.Option(help="'inception' (standard FID) or 'tiny' (quick, not comparable).")] = "inception",
     ) -> None:
         """Run the whole pipeline offline on the built-in demo collection (what `make demo` runs)."""
-        from pipeline.cli import workspace
+        from commands import workspace
 
         ws = workspace(ctx)
         started = time.monotonic()

@@ -7,7 +7,7 @@ Three steps, each safe to kill at any moment:
    each batch both are flushed and then the batch's facts (perceptual hash, pixel hash, native size,
    lossy or not, reject reason) are committed to the catalog, tagged with the pass's key. A re-run of
    the same pass skips items whose facts carry that key.
-2. **Decide** in one transaction: decode rejects → ``rejected``; then :func:`pipeline.dedup.find_duplicates`
+2. **Decide** in one transaction: decode rejects → ``rejected``; then :func:`cleaning.dedup.find_duplicates`
    → ``duplicate`` with reason ``exact-duplicate`` (same bytes), ``same-pixels`` (same decoded pixels on
    the native grid) or ``near-duplicate`` (a lossy or resampled copy, verified on pixels; the measured
    difference is in the detail); the rest → ``ok``. Every merged pair is drawn on the review sheet
@@ -37,11 +37,12 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import atomic, review
-from pipeline.cache import hash_strings
+from pipeline import atomic
+from cleaning import review
+from pipeline.cache import hash_strings, read_manifest
 from pipeline.catalog import Catalog, Item
-from pipeline.decode import Decoded, DecodeOptions, Rejected, decode_file, parse_color
-from pipeline import dedup
+from cleaning.decode import Decoded, DecodeOptions, Rejected, decode_file, parse_color
+from cleaning import dedup
 from pipeline.errors import NftganError
 from pipeline.workspace import CollectionPaths, Workspace
 
@@ -203,10 +204,10 @@ def prepare(
             [f"v{CACHE_FORMAT_VERSION}", json.dumps(settings, sort_keys=True)]
             + [f"{it.id}:{it.sha256}" for it in candidates]
         )
-        reused = _reuse(col, config.size_px, key)
+        reused = _reuse(ws, col, config.size_px, key)
         if reused is not None:
             by_id = {it.id: it for it in candidates}
-            manifest = json.loads(col.cache_manifest(config.size_px).read_text())
+            manifest = read_manifest(ws, slug, config.size_px) or {"item_ids": []}
             # traits may have been listed since (a re-scrape adds them without changing any image)
             _write_traits(col.cache_traits(config.size_px), [by_id[i] for i in manifest["item_ids"] if i in by_id])
             return dataclasses.replace(reused, seconds=time.monotonic() - started)
@@ -281,12 +282,25 @@ def prepare(
     )
 
 
-def _reuse(col: CollectionPaths, size_px: int, key: str) -> PrepareSummary | None:
-    manifest_path, array_path = col.cache_manifest(size_px), col.cache_array(size_px)
-    if not (manifest_path.is_file() and array_path.is_file()):
+def inputs_fingerprint(ws: Workspace, slug: str) -> str:
+    """What ``prepare`` reads, as one hash: the (id, sha256) of every item with a stored original.
+
+    An orchestrator keys its cache of the stage on this (with the options): it changes exactly when a
+    re-run of ``prepare`` could produce something else."""
+    col = ws.collection(slug)
+    if not col.catalog.is_file():
+        return "no-catalog"
+    with Catalog(col.catalog) as cat:
+        items = [it for it in cat.items(CANDIDATE_STATUSES) if it.stored_path and it.sha256]
+    return hash_strings([f"{it.id}:{it.sha256}" for it in items])
+
+
+def _reuse(ws: Workspace, col: CollectionPaths, size_px: int, key: str) -> PrepareSummary | None:
+    array_path = col.cache_array(size_px)
+    manifest = read_manifest(ws, col.slug, size_px)
+    if manifest is None:
         return None
     try:
-        manifest = json.loads(manifest_path.read_text())
         shape = np.load(array_path, mmap_mode="r").shape
     except (OSError, ValueError):
         return None

@@ -14,7 +14,7 @@ import typer
 from pipeline.errors import EXIT_PARTIAL
 
 if TYPE_CHECKING:
-    from scraper.fixture import Faults
+    from marketplace.fixture import Faults
 
 fixture_app = typer.Typer(help="The local marketplace fixture (tests, demos, trying the scraper offline).")
 
@@ -83,7 +83,7 @@ def scrape_cmd(
     Against the local fixture: `nftgan fixture serve` in one terminal, then
     `nftgan scrape demo --base-url http://127.0.0.1:PORT --allow-private-hosts` in another.
     """
-    from pipeline.cli import fail, progress_enabled, workspace
+    from commands import fail, progress_enabled, workspace
     from scraper.api import ScrapeConfig, download_items, list_items, scrape
 
     if list_only and download_only:
@@ -162,9 +162,9 @@ def fixture_serve(
     """Serve a fake marketplace for the demo collection on 127.0.0.1 until Ctrl-C (or SIGTERM)."""
     import time
 
-    from pipeline.cli import fail
+    from commands import fail
     from pipeline.workspace import validate_slug
-    from scraper.fixture import serve_fixture
+    from marketplace.fixture import serve_fixture
 
     validate_slug(slug)
     if not 1 <= items <= 100_000:
@@ -207,7 +207,7 @@ def _stop(signum: int, frame: object) -> None:
 
 def sample_faults(n_items: int) -> Faults:
     """A few of every fault, on tokens that exist in a collection of ``n_items``."""
-    from scraper.fixture import Faults
+    from marketplace.fixture import Faults
 
     tokens = [str(i) for i in range(3, n_items, 7)]
     pick = iter(tokens)

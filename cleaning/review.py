@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from pipeline import atomic
-from pipeline.dedup import Merge
+from cleaning.dedup import Merge
 
 #: pairs drawn at most (the sheet says how many more there were)
 MAX_PAIRS = 240

@@ -40,16 +40,21 @@ def evaluate_cmd(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per batch for generation and features.")] = 64,
     seed: Annotated[int, typer.Option(help="Seed of the generated images' latents.")] = 0,
+    allow_other_cache: Annotated[
+        bool, typer.Option(help="Score a run trained on another tensor cache than the current one "
+                                "(after a re-prepare); both content hashes are recorded.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Score a run's checkpoints (FID, KID, precision/recall, memorization), write eval/report.md, mark the best."""
-    from pipeline.cli import progress_enabled, workspace
+    from commands import progress_enabled, workspace
 
     from evaluation.config import EvalConfig
 
     config = EvalConfig(
         checkpoints=checkpoints, samples=samples, metrics=tuple(metrics.split(",")), extractor=extractor,
         weights=None if weights is None else str(weights), device=device, batch_size=batch_size, seed=seed,
+        allow_other_cache=allow_other_cache,
     )
     from evaluation.sweep import evaluate
 

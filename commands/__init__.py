@@ -1,9 +1,9 @@
-"""The ``nftgan`` command line.
+"""The ``nftgan`` command line: the top layer, with ``flows.py``.
 
 Each command parses options into a stage's config and calls the stage's public function; no stage logic
-lives here. Commands of other packages register themselves through ``register(app)`` in their
-``commands`` module. Heavy imports (torch, playwright, prefect) happen inside commands, so ``--help``
-stays fast.
+lives here. This module holds the app, the shared helpers and the collection commands (``import``,
+``prepare``, ``status``); ``scrape``, ``train``, ``evaluate`` and ``demo`` have a module each. Heavy
+imports (torch, playwright, prefect) happen inside commands, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from pipeline.errors import NftganError
-from pipeline.prepare import PrepareConfig
+from cleaning.prepare import PrepareConfig
 from pipeline.workspace import HOME_ENV, Workspace
 
 PREPARE_DEFAULTS = PrepareConfig()
@@ -73,7 +73,7 @@ def import_cmd(
 
     Re-running is a no-op; files whose bytes changed are updated.
     """
-    from pipeline.importer import import_directory
+    from cleaning.importer import import_directory
 
     summary = import_directory(workspace(ctx), slug, directory, progress=progress_enabled())
     typer.echo(summary.describe())
@@ -114,7 +114,7 @@ def prepare(
     workers: Annotated[int, typer.Option(help="Decode processes (0 = one per core).")] = 0,
 ) -> None:
     """Clean the collection: decode, normalize, de-duplicate, and write the uint8 tensor cache."""
-    from pipeline.prepare import prepare as run_prepare
+    from cleaning.prepare import prepare as run_prepare
 
     config = PrepareConfig(
         size_px=size, fit=fit, background=background, near_dup_threshold=near_dup_threshold,
@@ -172,20 +172,11 @@ def status(
                 typer.echo(f"    {value}: {n}")
 
 
-def _register_packages() -> None:
-    import importlib
+# The other commands, one module each; every module adds its commands to ``app``.
+from commands import demo, evaluate, scrape, train  # noqa: E402
 
-    for name in ("scraper.commands", "training.commands", "evaluation.commands", "pipeline.demo_commands"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:
-                continue
-            raise
-        module.register(app)
-
-
-_register_packages()
+for _module in (scrape, train, evaluate, demo):
+    _module.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:
