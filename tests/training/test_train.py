@@ -99,7 +99,7 @@ def test_config_is_written_before_any_work(ws, make_cache, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("model construction failed")
 
-    monkeypatch.setattr("training.train.make_generator", broken)
+    monkeypatch.setattr("training.build.make_generator", broken)
     with pytest.raises(RuntimeError):
         train(ws, "tiny", tiny_config())
     assert json.loads(ws.run("tiny", "t").config.read_text())["size_px"] == 32

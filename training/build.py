@@ -1,0 +1,162 @@
+"""Everything a training run is built from, before its first step: where it resumes, the models, the
+optimizers, the EMA copy, mixed precision, ``torch.compile`` and DDP wrappers, and the batches.
+
+The loop in :mod:`training.train` then only calls what is built here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from pipeline.cache import TensorCache
+from pipeline.errors import NftganError
+from pipeline.workspace import RunPaths
+from training import checkpoints, distributed
+from training.config import TrainConfig
+from training.data import DeviceBatches
+from training.models import make_discriminator, make_generator
+
+
+@dataclass
+class Models:
+    """The weights that train, and what the loop calls them through."""
+
+    g: torch.nn.Module
+    d: torch.nn.Module
+    ema: torch.nn.Module | None  # a slowly following copy of g (what samples and checkpoints show)
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    g_train: Any  # g behind DDP and/or torch.compile
+    d_train: Any
+    d_frozen: Any  # d compiled, without DDP: G's step reads D, never updates it
+    amp_dtype: torch.dtype | None
+
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=self.amp_dtype)
+
+    def weights(self) -> list[torch.nn.Module]:
+        return [m for m in (self.g, self.d, self.ema) if m is not None]
+
+
+@dataclass(frozen=True)
+class Counters:
+    """Where the run stands at its first step (0, or what the checkpoint says)."""
+
+    step: int = 0
+    images_seen: int = 0
+    elapsed_s: float = 0.0
+
+
+def resume_point(
+    run: RunPaths, config: TrainConfig, cache: TensorCache, ctx: distributed.DistContext, slug: str,
+    notes: list[str],
+) -> dict[str, Any] | None:
+    """The checkpoint to continue from (None: a fresh start), after checking it fits this config and cache."""
+    existing = run.checkpoint_files()
+    if existing and not config.resume:
+        raise NftganError(
+            f"run {run.name!r} already has checkpoints: pass --resume to continue it, or choose another --run"
+        )
+    if not config.resume:
+        return None
+    step = None
+    ckpt = None
+    if ctx.is_main:
+        ckpt, found_notes = checkpoints.newest_loadable(run)
+        notes += found_notes
+        step = ckpt["step"] if ckpt is not None else None
+    step = distributed.broadcast_object(ctx, step)
+    if step is None:
+        return None
+    if not ctx.is_main:
+        ckpt = checkpoints.read_checkpoint(run.checkpoint(step))
+    assert ckpt is not None
+    saved = TrainConfig.from_dict(ckpt["config"])
+    changed = saved.differences(config)
+    if changed:
+        detail = ", ".join(f"{k} {getattr(saved, k)!r} -> {getattr(config, k)!r}" for k in changed)
+        raise NftganError(
+            f"--resume of run {run.name!r} with different options ({detail}): "
+            "pass the run's own options or start another --run"
+        )
+    if ckpt["cache_content_hash"] != cache.content_hash:
+        raise NftganError(
+            f"the {config.size_px}px cache of {slug!r} changed since run {run.name!r} was checkpointed "
+            "(re-prepared?): start another --run"
+        )
+    if ckpt["world_size"] != ctx.world_size:
+        notes.append(
+            f"resumed with {ctx.world_size} process(es) instead of {ckpt['world_size']}: "
+            "batches differ from an uninterrupted run"
+        )
+    return ckpt
+
+
+def build_models(
+    config: TrainConfig, device: torch.device, amp_dtype: torch.dtype | None, ctx: distributed.DistContext,
+    ckpt: dict[str, Any] | None,
+) -> tuple[Models, Counters]:
+    """Models, optimizers, EMA, scaler (restored from ``ckpt`` when resuming), wrapped for DDP/compile."""
+    cfg, dev = config, device
+    if cfg.deterministic:
+        if dev.type == "cuda":
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS reads it at first use
+        torch.use_deterministic_algorithms(True)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = not cfg.deterministic
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank and device
+    widths = cfg.resolved_widths()
+    g = make_generator(cfg.arch, cfg.size_px, cfg.z_dim, widths)
+    d = make_discriminator(cfg.arch, cfg.size_px, widths, spectral_norm=cfg.spectral_norm, dropout=cfg.dropout)
+    memory_format = torch.channels_last if dev.type == "cuda" else torch.preserve_format
+    g, d = g.to(dev, memory_format=memory_format), d.to(dev, memory_format=memory_format)
+    ema = copy.deepcopy(g).eval().requires_grad_(False) if cfg.ema > 0 else None
+    fused = True if dev.type == "cuda" else None
+    betas = (cfg.beta1, cfg.beta2)
+    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=betas, fused=fused)
+    opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=betas, fused=fused)
+    scaler = torch.amp.GradScaler(dev.type, enabled=amp_dtype == torch.float16)
+    counters = Counters()
+    if ckpt is not None:
+        g.load_state_dict(ckpt["generator"])
+        d.load_state_dict(ckpt["discriminator"])
+        if ema is not None:
+            ema.load_state_dict(ckpt["ema"])
+        opt_g.load_state_dict(ckpt["opt_g"])
+        opt_d.load_state_dict(ckpt["opt_d"])
+        if ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        torch.set_rng_state(ckpt["rng"]["torch_cpu"])
+        counters = Counters(int(ckpt["step"]), int(ckpt["images_seen"]), float(ckpt["elapsed_s"]))
+
+    # what the loop calls: DDP wrappers (gradient all-reduce) and compiled graphs over the same weights
+    g_train, d_train, d_frozen = g, d, d
+    if ctx.enabled:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [dev.index] if dev.type == "cuda" else None
+        g_train, d_train = DDP(g, device_ids=ids), DDP(d, device_ids=ids)
+    if cfg.compile:
+        g_train, d_train = torch.compile(g_train), torch.compile(d_train)
+        d_frozen = torch.compile(d)
+    models = Models(g, d, ema, opt_g, opt_d, scaler, g_train, d_train, d_frozen, amp_dtype)
+    return models, counters
+
+
+def build_batches(
+    config: TrainConfig, cache: TensorCache, device: torch.device, ctx: distributed.DistContext, start: Counters,
+) -> DeviceBatches:
+    return DeviceBatches(
+        cache.images, batch_size=config.batch_size, device=device, seed=config.seed,
+        world_size=ctx.world_size, rank=ctx.rank, mode=config.data_on_device,
+        start_step=start.step, images_seen_at_start=start.images_seen,
+    )  # fmt: skip
