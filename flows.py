@@ -35,6 +35,7 @@ from prefect.context import TaskRunContext
 from cleaning.prepare import PrepareConfig, inputs_fingerprint, prepare
 from evaluation.config import EvalConfig
 from pipeline.cache import cache_content_hash
+from pipeline.progress import Progress, ProgressEvent
 from pipeline.workspace import Workspace
 from scraper.api import ScrapeConfig
 from training.config import TrainConfig
@@ -76,6 +77,24 @@ def _evaluate_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
     return "evaluate-" + _digest(p["home"], p["slug"], p["run"], p["options"], steps)
 
 
+def _progress(logger: Any, what: str, *, artifact_id: Any = None, every_s: float = 5.0) -> Progress:
+    """How the flows show a stage's progress: a log line at most every ``every_s`` seconds, and Prefect's
+    progress artifact when one is given."""
+    last = [0.0]
+
+    def show(event: ProgressEvent) -> None:
+        now = time.monotonic()
+        if now - last[0] < every_s and event.fraction != 1.0:
+            return
+        last[0] = now
+        if artifact_id is not None and event.fraction is not None:
+            update_progress_artifact(artifact_id, progress=round(100.0 * event.fraction, 1))
+        amount = f"{event.done:g}/{event.total:g}" if event.done is not None and event.total else ""
+        logger.info("%s: %s %s %s", what, event.label or event.stage, amount, dict(event.detail))
+
+    return show
+
+
 def _artifact_key(slug: str, what: str) -> str:
     return f"{slug}-{what}".replace("_", "-").lower()
 
@@ -97,13 +116,7 @@ def scrape_task(home: str, slug: str, options: dict[str, Any], every_hours: floa
     logger = get_run_logger()
     ws = Workspace.from_home(home)
     config = ScrapeConfig(**options)
-    last_log = [0.0]
-
-    def progress(event: dict[str, Any]) -> None:
-        if time.monotonic() - last_log[0] > 5:
-            last_log[0] = time.monotonic()
-            logger.info("scrape %s: %s", slug, event)
-
+    progress = _progress(logger, f"scrape {slug}")
     logger.info("scraping %s from %s (%s source)", slug, config.base_url, config.source)
     result = scrape(ws, slug, config, progress=progress)
     summary = result.to_dict()
@@ -128,7 +141,7 @@ def prepare_task(home: str, slug: str, options: dict[str, Any]) -> dict[str, Any
     logger = get_run_logger()
     ws = Workspace.from_home(home)
     config = PrepareConfig(**options)
-    summary = prepare(ws, slug, config, on_event=lambda e: logger.info("prepare %s: %s", slug, e))
+    summary = prepare(ws, slug, config, progress=_progress(logger, f"prepare {slug}"))
     logger.info(summary.describe())
     create_markdown_artifact(
         key=_artifact_key(slug, "prepare"),
@@ -164,20 +177,7 @@ def train_task(home: str, slug: str, run: str, options: dict[str, Any]) -> dict[
         link_text=f"run folder {run_paths.root} (TensorBoard: tensorboard --logdir {run_paths.tensorboard})",
         description=f"Files of run {run}",
     )
-    state = {"last_update": 0.0}
-
-    def progress(event: dict[str, Any]) -> None:
-        now = time.monotonic()
-        if now - state["last_update"] < 2.0:
-            return
-        state["last_update"] = now
-        fraction = event.get("fraction")
-        if fraction is None and event.get("total_steps"):
-            fraction = event["step"] / event["total_steps"]
-        if fraction is not None:
-            update_progress_artifact(progress_id, progress=round(100.0 * min(1.0, fraction), 1))
-        logger.info("train %s step %s: %s", run, event.get("step"), event)
-
+    progress = _progress(logger, f"train {run}", artifact_id=progress_id, every_s=2.0)
     summary = training.train(ws, slug, config, progress=progress)
     update_progress_artifact(progress_id, progress=100.0)
     result = summary.to_dict()
@@ -193,7 +193,7 @@ def evaluate_task(home: str, slug: str, run: str, options: dict[str, Any]) -> di
     logger = get_run_logger()
     ws = Workspace.from_home(home)
     config = EvalConfig(**options)
-    summary = evaluate(ws, slug, run, config, progress=lambda e: logger.info("evaluate %s: %s", run, e))
+    summary = evaluate(ws, slug, run, config, progress=_progress(logger, f"evaluate {run}"))
     result = summary.to_dict()
     table = summary.table()
     if table:

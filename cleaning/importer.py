@@ -16,6 +16,7 @@ from typing import Any
 
 from pipeline.catalog import Catalog
 from pipeline.errors import NftganError
+from pipeline.progress import Progress, report
 from pipeline.sniff import IMAGE_EXTENSIONS, IMAGE_KINDS, SNIFF_BYTES, sniff
 from pipeline.storage import store_file
 from pipeline.workspace import Workspace
@@ -51,7 +52,9 @@ def _walk(directory: Path) -> list[Path]:
     return [f for f in files if f.is_file() and not f.is_symlink()]
 
 
-def import_directory(ws: Workspace, slug: str, directory: str | os.PathLike[str], *, progress: bool = False) -> ImportSummary:
+def import_directory(
+    ws: Workspace, slug: str, directory: str | os.PathLike[str], *, progress: Progress | None = None
+) -> ImportSummary:
     """Import every image file under ``directory`` (recursive).
 
     A file is imported when its bytes look like an image *or* its extension says it is one (so an HTML
@@ -67,7 +70,9 @@ def import_directory(ws: Workspace, slug: str, directory: str | os.PathLike[str]
     added = updated = unchanged = 0
     skipped: Counter[str] = Counter()
     with Catalog(col.catalog) as cat:
-        for path in _progress(files, progress):
+        for done, path in enumerate(files):
+            if done % 64 == 0:
+                report(progress, "import", done, len(files), unit="files")
             with open(path, "rb") as f:
                 kind = sniff(f.read(SNIFF_BYTES))
             if kind not in IMAGE_KINDS and path.suffix.lower() not in IMAGE_EXTENSIONS:
@@ -89,12 +94,5 @@ def import_directory(ws: Workspace, slug: str, directory: str | os.PathLike[str]
                 updated += 1
             else:
                 unchanged += 1
+    report(progress, "import", len(files), len(files), unit="files")
     return ImportSummary(slug, len(files), added, updated, unchanged, dict(skipped))
-
-
-def _progress(files: list[Path], enabled: bool):
-    if not enabled:
-        return files
-    from rich.progress import track
-
-    return track(files, description="importing", transient=True)

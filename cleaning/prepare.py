@@ -44,6 +44,7 @@ from pipeline.catalog import Catalog, Item
 from cleaning.decode import Decoded, DecodeOptions, Rejected, decode_file, parse_color
 from cleaning import dedup
 from pipeline.errors import NftganError
+from pipeline.progress import Progress, report
 from pipeline.workspace import CollectionPaths, Workspace
 
 CACHE_FORMAT_VERSION = 2  # 2: pixel-verified duplicates, verification thumbnails
@@ -178,8 +179,7 @@ def prepare(
     slug: str,
     config: PrepareConfig,
     *,
-    progress: bool = False,
-    on_event: Callable[[dict[str, Any]], None] | None = None,
+    progress: Progress | None = None,
 ) -> PrepareSummary:
     """Run the cleaning stage for one collection and size (see the module docstring)."""
     config.validate()
@@ -222,7 +222,7 @@ def prepare(
         thumbs = _open_staging(thumbs_path, (len(candidates), side, side, 3))
         row_of = {it.id: row for row, it in enumerate(candidates)}
         todo = [it for it in candidates if it.prep_key != key]
-        decoded_now = _decode_all(col, cat, todo, row_of, staging, thumbs, key, config, progress, on_event)
+        decoded_now = _decode_all(col, cat, todo, row_of, staging, thumbs, key, config, progress)
 
         fresh = {it.id: it for it in cat.items(CANDIDATE_STATUSES)}
         items = [fresh[it.id] for it in candidates]
@@ -363,8 +363,7 @@ def _decode_all(
     thumbs: np.ndarray,
     key: str,
     config: PrepareConfig,
-    progress: bool,
-    on_event: Callable[[dict[str, Any]], None] | None,
+    progress: Progress | None,
 ) -> int:
     if not todo:
         return 0
@@ -379,56 +378,37 @@ def _decode_all(
         cat.update_many(pending)
         pending.clear()
 
-    bar = _progress_bar(progress, len(tasks))
     done = 0
-    try:
-        for item_id, result in _iter_decoded(tasks, workers):
-            if isinstance(result, Decoded):
-                staging[row_of[item_id]] = result.array
-                if result.thumb is not None:
-                    th, tw = result.thumb.shape[:2]
-                    thumbs[row_of[item_id], :th, :tw] = result.thumb
-                facts = {
-                    "phash": result.phash, "width": result.width, "height": result.height,
-                    "format": result.format, "reason": None, "detail": None,
-                    "pixel_hash": result.pixel_hash, "lossy": int(result.lossy),
-                    "native_w": result.native_w, "native_h": result.native_h,
-                    "pixel_art": int(result.drawn_as_pixel_art),
-                }
-            else:
-                facts = {
-                    "phash": None, "width": result.width, "height": result.height,
-                    "format": result.format, "reason": result.reason, "detail": result.detail,
-                    "pixel_hash": None, "lossy": None, "native_w": None, "native_h": None,
-                    "pixel_art": None,
-                }
-            facts["prep_key"] = key
-            pending.append((item_id, facts))
-            done += 1
-            if len(pending) >= COMMIT_EVERY:
-                commit()
-            if bar is not None:
-                bar[0].update(bar[1], advance=1)
-            if on_event is not None and (done % 64 == 0 or done == len(tasks)):
-                on_event({"stage": "prepare", "done": done, "total": len(tasks)})
-        commit()
-    finally:
-        if bar is not None:
-            bar[0].stop()
+    report(progress, "prepare", 0, len(tasks), unit="images")
+    for item_id, result in _iter_decoded(tasks, workers):
+        if isinstance(result, Decoded):
+            staging[row_of[item_id]] = result.array
+            if result.thumb is not None:
+                th, tw = result.thumb.shape[:2]
+                thumbs[row_of[item_id], :th, :tw] = result.thumb
+            facts = {
+                "phash": result.phash, "width": result.width, "height": result.height,
+                "format": result.format, "reason": None, "detail": None,
+                "pixel_hash": result.pixel_hash, "lossy": int(result.lossy),
+                "native_w": result.native_w, "native_h": result.native_h,
+                "pixel_art": int(result.drawn_as_pixel_art),
+            }
+        else:
+            facts = {
+                "phash": None, "width": result.width, "height": result.height,
+                "format": result.format, "reason": result.reason, "detail": result.detail,
+                "pixel_hash": None, "lossy": None, "native_w": None, "native_h": None,
+                "pixel_art": None,
+            }
+        facts["prep_key"] = key
+        pending.append((item_id, facts))
+        done += 1
+        if len(pending) >= COMMIT_EVERY:
+            commit()
+        if done % 64 == 0 or done == len(tasks):
+            report(progress, "prepare", done, len(tasks), unit="images")
+    commit()
     return done
-
-
-def _progress_bar(enabled: bool, total: int):  # -> (Progress, TaskID) | None
-    if not enabled:
-        return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    bar = Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeRemainingColumn(), transient=True,
-    )
-    bar.start()
-    return bar, bar.add_task("decoding", total=total)
 
 
 def _write_traits(path: Path, items: list[Item]) -> bool:

@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from commands._progress import progress_bars
 from pipeline.errors import NftganError
 from cleaning.prepare import PrepareConfig
 from pipeline.workspace import HOME_ENV, Workspace
@@ -75,7 +76,8 @@ def import_cmd(
     """
     from cleaning.importer import import_directory
 
-    summary = import_directory(workspace(ctx), slug, directory, progress=progress_enabled())
+    with progress_bars(progress_enabled()) as progress:
+        summary = import_directory(workspace(ctx), slug, directory, progress=progress)
     typer.echo(summary.describe())
 
 
@@ -120,7 +122,8 @@ def prepare(
         size_px=size, fit=fit, background=background, near_dup_threshold=near_dup_threshold,
         near_dups=near_dups, resample=resample, min_size_px=min_size, max_pixels=max_pixels, workers=workers,
     )
-    summary = run_prepare(workspace(ctx), slug, config, progress=progress_enabled())
+    with progress_bars(progress_enabled()) as progress:
+        summary = run_prepare(workspace(ctx), slug, config, progress=progress)
     typer.echo(summary.describe())
 
 

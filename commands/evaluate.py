@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -48,6 +46,7 @@ def evaluate_cmd(
 ) -> None:
     """Score a run's checkpoints (FID, KID, precision/recall, memorization), write eval/report.md, mark the best."""
     from commands import progress_enabled, workspace
+    from commands._progress import progress_bars
 
     from evaluation.config import EvalConfig
 
@@ -58,32 +57,8 @@ def evaluate_cmd(
     )
     from evaluation.sweep import evaluate
 
-    with _progress_bar(progress_enabled()) as on_event:
-        summary = evaluate(workspace(ctx), slug, run, config, progress=on_event)
+    with progress_bars(progress_enabled()) as progress:
+        summary = evaluate(workspace(ctx), slug, run, config, progress=progress)
     typer.echo(json.dumps(summary.to_dict(), sort_keys=True) if as_json else summary.describe())
 
 
-@contextlib.contextmanager
-def _progress_bar(enabled: bool, console: Any = None) -> Iterator[Callable[[dict[str, Any]], None] | None]:
-    """A rich progress bar fed by evaluate()'s events (feature extraction per side), on a TTY only."""
-    if not enabled:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    tasks: dict[str, Any] = {}
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console) as bar:
-
-        def on_event(event: dict[str, Any]) -> None:
-            if event["event"] == "real_features":
-                name = "real images: features"
-            elif event["event"] == "fake_features":
-                name = f"step {event['step']}: generated features"
-            else:
-                return
-            if name not in tasks:
-                tasks[name] = bar.add_task(name, total=event["total"])
-            bar.update(tasks[name], completed=event["done"], total=event["total"])
-
-        yield on_event

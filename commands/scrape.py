@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
@@ -84,6 +82,7 @@ def scrape_cmd(
     `nftgan scrape demo --base-url http://127.0.0.1:PORT --allow-private-hosts` in another.
     """
     from commands import fail, progress_enabled, workspace
+    from commands._progress import progress_bars
     from scraper.api import ScrapeConfig, download_items, list_items, scrape
 
     if list_only and download_only:
@@ -100,7 +99,7 @@ def scrape_cmd(
     )
     ws = workspace(ctx)
     run = list_items if list_only else download_items if download_only else scrape
-    with _progress_bar(progress_enabled()) as progress:
+    with progress_bars(progress_enabled()) as progress:
         summary = run(ws, slug, config, progress=progress)
     typer.echo(json.dumps(summary.to_dict(), sort_keys=True) if as_json else summary.describe())
     listing = getattr(summary, "listing", summary)
@@ -108,34 +107,6 @@ def scrape_cmd(
         raise typer.Exit(EXIT_PARTIAL)  # short of the total supply: the run says so, and so does its code
 
 
-@contextmanager
-def _progress_bar(enabled: bool) -> Iterator[Callable[[dict[str, Any]], None] | None]:
-    """A progress callback drawing rich bars on a terminal (None when not a TTY)."""
-    if not enabled:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bars = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
-        TimeElapsedColumn(), transient=False,
-    )
-    tasks: dict[str, Any] = {}
-
-    def update(event: dict[str, Any]) -> None:
-        stage = event.get("stage")
-        if stage == "list":
-            if "list" not in tasks:
-                tasks["list"] = bars.add_task("listing", total=None, note="")
-            bars.update(tasks["list"], completed=event["found"], note=f"{event['new']} new")
-        elif stage == "download":
-            if "download" not in tasks:
-                tasks["download"] = bars.add_task("downloading", total=event["total"], note="")
-            bars.update(tasks["download"], completed=event["done"], total=event["total"],
-                        note=f"{event['failed']} failed")
-
-    with bars:
-        yield update
 
 
 @fixture_app.command("serve")

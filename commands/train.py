@@ -94,6 +94,7 @@ def train_cmd(
     from reading nftgan's options).
     """
     from commands import progress_enabled, workspace
+    from commands._progress import progress_bars
     from training.config import TrainConfig
 
     config = TrainConfig(
@@ -108,48 +109,10 @@ def train_cmd(
     from training.train import train
 
     is_main = os.environ.get("RANK", "0") == "0"
-    with _ProgressDisplay(enabled=is_main and progress_enabled(), echo=is_main and not as_json) as show:
-        summary = train(workspace(ctx), slug, config, progress=show)
+    with progress_bars(is_main and progress_enabled(), echo=is_main and not as_json) as progress:
+        summary = train(workspace(ctx), slug, config, progress=progress)
     if is_main:
         typer.echo(json.dumps(summary.to_dict(), sort_keys=True) if as_json else summary.describe())
-
-
-class _ProgressDisplay:
-    """A rich progress bar (step, losses, images/s) on a terminal; one line per log step otherwise."""
-
-    def __init__(self, *, enabled: bool, echo: bool, console: Any = None) -> None:
-        self.enabled, self.echo, self.console = enabled, echo, console
-        self._bar: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> "_ProgressDisplay":
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._bar = Progress(
-                TextColumn("step"), MofNCompleteColumn(), BarColumn(), TimeRemainingColumn(),
-                TextColumn("{task.fields[stats]}"), console=self.console or Console(stderr=True),
-            )  # fmt: skip
-            self._bar.start()
-        return self
-
-    def __call__(self, row: dict[str, Any]) -> None:
-        stats = (
-            f"G {row['loss_g']:.3f}  D {row['loss_d']:.3f}  D(x) {row['d_real']:.2f}  "
-            f"D(G(z)) {row['d_fake']:.2f}  {row['images_per_s']:.0f} img/s"
-        )
-        if self._bar is not None:
-            if self._task is None:
-                self._task = self._bar.add_task("train", total=row["total_steps"], stats="")
-            self._bar.update(self._task, completed=row["step"], total=row["total_steps"], stats=stats)
-        elif self.echo:
-            total = row["total_steps"] or "?"
-            print(f"step {row['step']}/{total}  {stats}", file=sys.stderr, flush=True)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
 
 def sample_cmd(

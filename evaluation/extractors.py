@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+from pipeline.progress import Progress, report
 import torch.nn.functional as F
 
 from pipeline.errors import NftganError
@@ -82,9 +84,15 @@ def extract_features(
     images_uint8: np.ndarray,
     *,
     batch_size: int = 64,
-    on_batch: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
+    offset: int = 0,
+    of: int | None = None,
+    detail: Mapping[str, Any] | None = None,
 ) -> np.ndarray:
-    """Features of uint8 images (N, 3, S, S) -> float32 (N, D); ``on_batch(done, total)`` after each batch."""
+    """Features of uint8 images (N, 3, S, S) -> float32 (N, D).
+
+    After each batch ``progress`` gets ``ProgressEvent("evaluate", offset + done, of or N, **detail)``
+    (``offset``/``of``: when these images are a chunk of a larger set)."""
     if images_uint8.ndim != 4 or images_uint8.shape[1] != 3 or images_uint8.dtype != np.uint8:
         raise ValueError(f"expected uint8 images (N, 3, H, W), got {images_uint8.dtype} {images_uint8.shape}")
     total = int(images_uint8.shape[0])
@@ -92,8 +100,7 @@ def extract_features(
     for start in range(0, total, batch_size):
         batch = torch.from_numpy(np.array(images_uint8[start : start + batch_size], copy=True))  # memmaps are read-only
         out[start : start + len(batch)] = extractor(batch).numpy()
-        if on_batch is not None:
-            on_batch(start + len(batch), total)
+        report(progress, "evaluate", offset + start + len(batch), of or total, **{"unit": "images", **(detail or {})})
     return out
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from evaluation.extractors import FeatureExtractor, extract_features
 from evaluation.memorization import phash64
 from evaluation.metrics import FidStatistics, fid_statistics
+from pipeline.progress import Progress, report
 from pipeline.atomic import atomic_path, remove_stale_temps, write_json
 from pipeline.cache import TensorCache, hash_strings
 from pipeline.workspace import CollectionPaths, FeatureCachePaths
@@ -47,13 +48,17 @@ def _paths(col: CollectionPaths, content_hash: str, extractor: FeatureExtractor)
     return col.feature_cache(f"{extractor.extractor_id}-{cache_key(content_hash, extractor)[:24]}")
 
 
+#: how the real side's progress events are labelled
+REAL = {"unit": "images", "label": "real images: features", "event": "real_features"}
+
+
 def real_side(
     col: CollectionPaths,
     cache: TensorCache,
     extractor: FeatureExtractor,
     *,
     batch_size: int = 64,
-    on_batch: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     chunk_images: int = CHUNK_IMAGES,
 ) -> RealSide:
     """Features, FID statistics and pHashes of ``cache``: from disk when cached, else computed and stored."""
@@ -63,13 +68,13 @@ def real_side(
     features = _load_array(paths.features, (len(cache), extractor.dims), np.float32)
     hit = features is not None
     if features is None:
-        features = _extract_in_chunks(cache, extractor, paths, batch_size, on_batch, chunk_images)
+        features = _extract_in_chunks(cache, extractor, paths, batch_size, progress, chunk_images)
         write_json(paths.meta, {
             "content_hash": cache.content_hash, "size_px": cache.size_px, "count": len(cache),
             **extractor.describe(), "dims": extractor.dims,
         })
-    elif on_batch is not None:
-        on_batch(len(cache), len(cache))
+    else:
+        report(progress, "evaluate", len(cache), len(cache), **REAL)
     stats = _cached_fid_statistics(paths.fid_statistics, features)
     phash_path = col.phash_cache(cache.content_hash)
     phash = _load_array(phash_path, (len(cache),), np.uint64)
@@ -85,7 +90,7 @@ def _extract_in_chunks(
     extractor: FeatureExtractor,
     paths: FeatureCachePaths,
     batch_size: int,
-    on_batch: Callable[[int, int], None] | None,
+    progress: Progress | None,
     chunk_images: int,
 ) -> np.ndarray:
     total = len(cache)
@@ -97,16 +102,11 @@ def _extract_in_chunks(
         rows = min(chunk_images, total - start)
         done = _load_array(part, (rows, extractor.dims), np.float32)
         if done is None:
-
-            def report(n: int, _total: int, start: int = start) -> None:
-                if on_batch is not None:
-                    on_batch(start + n, total)
-
             done = extract_features(extractor, cache.images[start : start + rows], batch_size=batch_size,
-                                    on_batch=report)
+                                    progress=progress, offset=start, of=total, detail=REAL)
             _save_npy(part, done)
-        elif on_batch is not None:
-            on_batch(start + rows, total)
+        else:
+            report(progress, "evaluate", start + rows, total, **REAL)
         chunks.append(done)
     features = np.concatenate(chunks) if chunks else np.zeros((0, extractor.dims), np.float32)
     _save_npy(paths.features, features)

@@ -20,16 +20,16 @@ import numpy as np
 
 from evaluation.config import EvalConfig
 from evaluation.extractors import FeatureExtractor, create_extractor, extract_features
-from evaluation.features import RealSide, real_side
+from evaluation.features import REAL, RealSide, real_side
 from evaluation.memorization import memorization
 from evaluation.metrics import MetricInputs, compute_from_features
 from pipeline.atomic import remove_stale_temps, write_bytes, write_json
 from pipeline.cache import TensorCache, hash_strings, open_cache
 from pipeline.errors import NftganError
+from pipeline.progress import Progress, report
 from pipeline.workspace import EvalPaths, RunPaths, Workspace
 
 PROTOCOL = "nftgan-eval-1"
-Progress = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,9 @@ def evaluate(
     from training.checkpoints import list_checkpoints, load_generator, require_run
     from training.devices import resolve_device
 
-    emit = progress or (lambda event: None)
+    def emit(event: str, done: float | None = None, total: float | None = None, **detail: Any) -> None:
+        report(progress, "evaluate", done, total, event=event, **detail)
+
     run = ws.run(slug, run_name)
     require_run(run)
     steps = _choose_steps(run, config, list_checkpoints(run))
@@ -152,13 +154,10 @@ def evaluate(
         if not config.allow_other_cache:
             raise NftganError(f"{message}: its scores would compare it with other images; pass "
                               "--allow-other-cache to score it anyway (both hashes are recorded)")
-        emit({"event": "warning", "message": message})
+        emit("warning", message=message)
     extractor = create_extractor(config.extractor, weights=config.weights, device=device)
-    emit({"event": "real_features", "done": 0, "total": len(cache)})
-    real = real_side(
-        ws.collection(slug), cache, extractor, batch_size=config.batch_size,
-        on_batch=lambda done, total: emit({"event": "real_features", "done": done, "total": total}),
-    )
+    report(progress, "evaluate", 0, len(cache), **REAL)
+    real = real_side(ws.collection(slug), cache, extractor, batch_size=config.batch_size, progress=progress)
     key = hash_strings([PROTOCOL, real.key, str(config.samples), str(config.seed), ",".join(config.metrics)])
     records = _load_records(paths.metrics)
     evaluated, reused = [], []
@@ -167,18 +166,19 @@ def evaluate(
         if old is not None and old.get("key") == key and _files_present(paths, old):
             reused.append(step)
             continue
-        emit({"event": "checkpoint", "step": step, "index": i, "count": len(steps)})
+        emit("checkpoint", i, len(steps), step=step, unit="checkpoints", label="checkpoints")
         loaded = first if step == first.step else load_generator(run, step, device=device)
-        records[step] = _score_checkpoint(loaded, config, cache, real, extractor, key, paths, device, emit)
+        records[step] = _score_checkpoint(loaded, config, cache, real, extractor, key, paths, device, progress)
         evaluated.append(step)
         write_json(paths.metrics, _metrics_document(records, key))
-        emit({"event": "checkpoint_done", "step": step, "record": _brief(records[step])})
+        emit("checkpoint_done", i + 1, len(steps), step=step, record=_brief(records[step]), unit="checkpoints",
+             label="checkpoints")
 
     current = [records[s] for s in sorted(records) if records[s].get("key") == key]
     best = _mark_best(run, current, list_checkpoints(run))
     write_json(paths.metrics, _metrics_document(records, key, best))
     _write_report(paths, slug, run_name, current, best, hashes=(cache.content_hash, trained_on))
-    emit({"event": "report", "path": str(paths.report)})
+    emit("report", path=str(paths.report))
     return EvalSummary(
         slug=slug, run=run_name, records=tuple(current), evaluated_steps=tuple(evaluated),
         reused_steps=tuple(reused), best=best, extractor=extractor.extractor_id, comparable=extractor.comparable,
@@ -223,7 +223,7 @@ def _score_checkpoint(
     key: str,
     paths: EvalPaths,
     device: str,
-    emit: Progress,
+    progress: Progress | None,
 ) -> dict[str, Any]:
     from training.sampling import generate_uint8
 
@@ -234,8 +234,8 @@ def _score_checkpoint(
     fake = generate_uint8(loaded, config.samples, seed=config.seed, batch_size=config.batch_size, device=device)
     generated = time.perf_counter()
     fake_features = extract_features(
-        extractor, fake, batch_size=config.batch_size,
-        on_batch=lambda done, total: emit({"event": "fake_features", "step": step, "done": done, "total": total}),
+        extractor, fake, batch_size=config.batch_size, progress=progress,
+        detail={"event": "fake_features", "step": step, "label": f"step {step}: generated features"},
     )
     featured = time.perf_counter()
     item_ids = cache.manifest.get("item_ids")

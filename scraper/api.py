@@ -17,7 +17,7 @@ import dataclasses
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pipeline import atomic
 from pipeline.catalog import COVERAGE_STATE_KEY, Catalog, Item
 from pipeline.errors import NftganError, SiteUnreachable
+from pipeline.progress import Progress, report
 from pipeline.locks import exclusive_lock
 from pipeline.storage import Stored, sync_files
 from pipeline.workspace import CollectionPaths, Workspace
@@ -42,7 +43,6 @@ API_KEY_ENV = "OPENSEA_API_KEY"
 COMMIT_EVERY = 64
 COMMIT_INTERVAL_S = 1.0
 
-Progress = Callable[[dict[str, Any]], None]
 T = TypeVar("T")
 
 
@@ -304,8 +304,7 @@ class _Sink:
             rows.append(it.row(self.source))
         if rows:
             self.new += self.catalog.add_items(rows)
-        if self.progress is not None:
-            self.progress({"stage": "list", "found": len(self.seen), "new": self.new})
+        report(self.progress, "list", len(self.seen), None, found=len(self.seen), new=self.new)
         return not self.full
 
     @property
@@ -543,9 +542,8 @@ class _Tally:
         return len(self.writes) >= COMMIT_EVERY or time.monotonic() - self.last_commit >= COMMIT_INTERVAL_S
 
     def report(self) -> None:
-        if self.progress is not None:
-            self.progress({"stage": "download", "done": self.done, "total": self.total,
-                           "downloaded": self.downloaded, "failed": sum(self.failed.values())})
+        report(self.progress, "download", self.done, self.total, downloaded=self.downloaded,
+               failed=sum(self.failed.values()))
 
     def commit(self) -> None:
         writes, files = self._take()

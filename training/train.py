@@ -19,7 +19,6 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import torch
 from pipeline.cache import TensorCache, open_cache
 from pipeline.errors import NftganError
 from pipeline.locks import exclusive_lock
+from pipeline.progress import Progress, report
 from pipeline.workspace import RunPaths, Workspace
 from training import checkpoints, distributed, losses
 from training.augment import diff_augment
@@ -41,7 +41,6 @@ from training.sampling import latents
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -97,8 +96,8 @@ class TrainSummary:
 def train(ws: Workspace, slug: str, config: TrainConfig, *, progress: Progress | None = None) -> TrainSummary:
     """Train (or, with ``config.resume``, continue) one run of ``slug``; see the module docstring.
 
-    ``progress`` gets a dict (step, total_steps, fraction, loss_g, loss_d, d_real, d_fake, images_per_s,
-    epoch, elapsed_s) at each log step, after that step's checkpoint; ``total_steps`` is None for
+    ``progress`` gets a ``ProgressEvent("train", step, total_steps)`` whose detail holds the log row (step,
+    total_steps, fraction, loss_g, loss_d, d_real, d_fake, images_per_s, epoch, elapsed_s) at each log step, after that step's checkpoint; ``total_steps`` is None for
     ``--minutes`` (``fraction`` is then the share of the time budget). An exception it raises stops training
     and propagates; the last checkpoint stays valid.
     Under ``torchrun`` this joins the process group and trains with DDP.
@@ -196,7 +195,7 @@ def _loop(r: _Run, start: Counters, ckpt: dict[str, Any] | None, progress: Progr
             r.outputs.sample_grid(step, models, fixed_z)
         if log_due and progress is not None and ctx.is_main:
             fraction = step / total if total else min(1.0, elapsed / deadline_s) if deadline_s else None
-            progress({**last_row, "total_steps": total, "fraction": fraction})
+            report(progress, "train", step, total, unit="steps", **last_row, total_steps=total, fraction=fraction)
     loop_s = time.monotonic() - t0
 
     _check_finite(window, step, r.paths)

@@ -43,16 +43,16 @@ def test_the_progress_bar_follows_the_events_evaluate_sends(ws, collection, run)
 
     from rich.console import Console
 
+    from commands._progress import progress_bars
     from evaluation import EvalConfig, evaluate
-    from commands.evaluate import _progress_bar
 
-    events: list[dict] = []
+    events: list = []
     evaluate(ws, collection, run.name, EvalConfig(extractor="tiny", samples=16, checkpoints="100"),
              progress=events.append)
     screen = io.StringIO()
-    with _progress_bar(True, Console(file=screen, force_terminal=True, width=100)) as on_event:
+    with progress_bars(True, console=Console(file=screen, force_terminal=True, width=100)) as draw:
         for event in events:
-            on_event(event)
+            draw(event)
     shown = screen.getvalue()
     assert "real images: features" in shown and "48/48" in shown
     assert "step 100: generated features" in shown and "16/16" in shown

@@ -65,13 +65,13 @@ def test_a_crash_mid_extraction_resumes_without_redoing_finished_chunks(ws, coll
     class Crash(Exception):
         pass
 
-    def crash_after_two_chunks(done: int, total: int) -> None:
-        if done > 16:
+    def crash_after_two_chunks(event) -> None:
+        if event.done > 16:
             raise Crash
 
     crashing = _counting_tiny()
     with pytest.raises(Crash):
-        real_side(col, cache, crashing, batch_size=4, chunk_images=8, on_batch=crash_after_two_chunks)
+        real_side(col, cache, crashing, batch_size=4, chunk_images=8, progress=crash_after_two_chunks)
     resumed = _counting_tiny()
     result = real_side(col, cache, resumed, batch_size=4, chunk_images=8)
     assert resumed.network.images == len(cache) - 16  # chunks 0-7 and 8-15 were kept

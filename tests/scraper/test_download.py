@@ -248,15 +248,15 @@ def test_the_config_is_saved_beside_the_catalog_without_the_api_key(ws) -> None:
 
 
 def test_progress_events_report_listing_and_downloading(ws) -> None:
-    events: list[dict] = []
+    events: list = []
     with serve_fixture(n_items=7) as fx:
         scrape(ws, "demo", fast_config(fx, source="api", page_size=3), progress=events.append)
-    listing = [e for e in events if e["stage"] == "list"]
-    downloads = [e for e in events if e["stage"] == "download"]
-    assert [e["found"] for e in listing] == [3, 6, 7] and listing[-1]["new"] == 7
-    assert downloads[0]["done"] == 0 and downloads[-1] == {
-        "stage": "download", "done": 7, "total": 7, "downloaded": 7, "failed": 0,
-    }
+    listing = [e for e in events if e.stage == "list"]
+    downloads = [e for e in events if e.stage == "download"]
+    assert [e.done for e in listing] == [3, 6, 7] and listing[-1]["new"] == 7
+    last = downloads[-1]
+    assert downloads[0].done == 0 and (last.done, last.total, last["downloaded"], last["failed"]) == (7, 7, 7, 0)
+    assert last.fraction == 1.0
     assert [e["done"] for e in downloads] == sorted(e["done"] for e in downloads)
 
 

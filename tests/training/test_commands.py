@@ -180,16 +180,23 @@ def test_cuda_training_with_bf16_compile_and_streaming(ws, make_cache):
     assert all(map(torch.isfinite, map(torch.tensor, (summary.loss_g, summary.loss_d))))
 
 
-def test_progress_bar_shows_step_losses_and_speed():
+def test_progress_bar_shows_step_losses_and_speed(capsys):
     from rich.console import Console
 
-    from commands.train import _ProgressDisplay
+    from commands._progress import progress_bars
+    from pipeline.progress import ProgressEvent
+
+    def event(step, total):
+        return ProgressEvent("train", step, total, "steps", detail={
+            "step": step, "total_steps": total, "loss_g": 0.7, "loss_d": 1.4, "d_real": 0.5, "d_fake": 0.4,
+            "images_per_s": 123.4})
 
     console = Console(record=True, width=160, force_terminal=True)
-    display = _ProgressDisplay(enabled=True, echo=False, console=console)
-    with display:
+    with progress_bars(True, console=console) as draw:
         for step, total in ((5, 10), (10, 10), (12, None)):  # --minutes runs have no total
-            display({"step": step, "total_steps": total, "loss_g": 0.7, "loss_d": 1.4, "d_real": 0.5,
-                     "d_fake": 0.4, "images_per_s": 123.4})  # fmt: skip
+            draw(event(step, total))
     text = console.export_text()
     assert "G 0.700  D 1.400" in text and "123 img/s" in text
+    with progress_bars(False, echo=True) as echo:  # off a terminal: one line per log step
+        echo(event(5, 10))
+    assert "step 5/10  G 0.700  D 1.400" in capsys.readouterr().err
