@@ -39,7 +39,7 @@ import numpy as np
 
 from pipeline import atomic
 from cleaning import review
-from pipeline.cache import hash_strings, read_manifest
+from pipeline.cache import DEFAULT_SIZE_PX, hash_strings, read_manifest
 from pipeline.catalog import Catalog, Item
 from cleaning.decode import Decoded, DecodeOptions, Rejected, decode_file, parse_color
 from cleaning import dedup
@@ -58,7 +58,7 @@ CANDIDATE_STATUSES = ("downloaded", "ok", "rejected", "duplicate")
 class PrepareConfig:
     """Options of ``nftgan prepare``; saved in the cache's manifest."""
 
-    size_px: int = 64
+    size_px: int = DEFAULT_SIZE_PX
     fit: str = "crop"  # crop | pad
     background: str = "#808080"  # neutral mid-gray: maps to 0 in [-1, 1]
     #: largest local difference (levels of 0..255, worst cell of ~1/16 of the side) a lossy or resampled

@@ -85,11 +85,13 @@ def import_cmd(
 def prepare(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="Collection slug.")],
-    size: Annotated[int, typer.Option("--size", help="Output size in pixels (square).")] = 64,
-    fit: Annotated[str, typer.Option(help="Make images square by 'crop' (center) or 'pad'.")] = "crop",
+    size: Annotated[int, typer.Option("--size", help="Output size in pixels (square).")] = PREPARE_DEFAULTS.size_px,
+    fit: Annotated[
+        str, typer.Option(help="Make images square by 'crop' (center) or 'pad'.")
+    ] = PREPARE_DEFAULTS.fit,
     background: Annotated[
         str, typer.Option(help="Color under transparent pixels and padding, #RRGGBB.")
-    ] = "#808080",
+    ] = PREPARE_DEFAULTS.background,
     near_dup_threshold: Annotated[
         float,
         typer.Option(
@@ -108,12 +110,14 @@ def prepare(
     resample: Annotated[
         str,
         typer.Option(help="'auto' (pixel art → nearest-neighbor), 'pixel' or 'smooth' (antialiased)."),
-    ] = "auto",
-    min_size: Annotated[int, typer.Option(help="Reject originals smaller than this (pixels).")] = 16,
+    ] = PREPARE_DEFAULTS.resample,
+    min_size: Annotated[
+        int, typer.Option(help="Reject originals smaller than this (pixels).")
+    ] = PREPARE_DEFAULTS.min_size_px,
     max_pixels: Annotated[
         int, typer.Option(help="Reject originals with more pixels than this (decompression bombs).")
-    ] = 64_000_000,
-    workers: Annotated[int, typer.Option(help="Decode processes (0 = one per core).")] = 0,
+    ] = PREPARE_DEFAULTS.max_pixels,
+    workers: Annotated[int, typer.Option(help="Decode processes (0 = one per core).")] = PREPARE_DEFAULTS.workers,
 ) -> None:
     """Clean the collection: decode, normalize, de-duplicate, and write the uint8 tensor cache."""
     from cleaning.prepare import prepare as run_prepare

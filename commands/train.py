@@ -15,6 +15,9 @@ from typing import Annotated, Any, Optional
 import typer
 
 from pipeline.errors import NftganError
+from training.config import TrainConfig
+
+TRAIN_DEFAULTS = TrainConfig()
 
 _SPEED = "Speed"
 _MODEL = "Model"
@@ -33,12 +36,14 @@ def _widths(text: str | None) -> tuple[int, ...]:
 def train_cmd(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="Collection slug (its tensor cache must exist: nftgan prepare).")],
-    size: Annotated[int, typer.Option("--size", help="Image size in pixels: 32, 64, 128 or 256.")] = 64,
+    size: Annotated[int, typer.Option("--size", help="Image size in pixels: 32, 64, 128 or 256.")] = TRAIN_DEFAULTS.size_px,
     arch: Annotated[str, typer.Option(help="dcgan, or mlp (the fully connected baseline).")] = "dcgan",
     steps: Annotated[Optional[int], typer.Option(help="Train this many steps (default 10000).")] = None,
     epochs: Annotated[Optional[float], typer.Option(help="Or this many passes over the cache.")] = None,
     minutes: Annotated[Optional[float], typer.Option(help="Or this many minutes of training (all sessions).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Images per step (per process under torchrun).")] = 64,
+    batch_size: Annotated[
+        int, typer.Option(help="Images per step (per process under torchrun).")
+    ] = TRAIN_DEFAULTS.batch_size,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     run: Annotated[Optional[str], typer.Option(help="Run name (default <arch>-<size>px-<time>).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run from its last good checkpoint.")] = False,

@@ -16,6 +16,10 @@ from pipeline.errors import NftganError
 from pipeline.workspace import Workspace
 
 
+#: the cache size a collection is prepared and trained at unless told otherwise (written once, here)
+DEFAULT_SIZE_PX = 64
+
+
 @dataclass(frozen=True)
 class TensorCache:
     images: np.ndarray  # uint8, (N, 3, size, size), memory-mapped read-only

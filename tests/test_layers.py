@@ -12,9 +12,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "flows.py"
-#: what flows.py may import of ours: the stages' public faces and the spine's workspace and cache reader
+#: what flows.py may import of ours: the stages' public faces, the spine's workspace, cache reader and progress events
 FLOWS_MAY_IMPORT = {
-    "cleaning.prepare", "evaluation", "evaluation.config", "pipeline.cache", "pipeline.workspace", "scraper",
+    "cleaning.prepare", "evaluation", "evaluation.config", "pipeline.cache", "pipeline.progress", "pipeline.workspace",
+    "scraper",
     "scraper.api", "training", "training.config", "training.checkpoints",
 }
 OURS = ("cleaning", "commands", "evaluation", "marketplace", "pipeline", "scraper", "training")

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.cache import DEFAULT_SIZE_PX
 from pipeline.errors import NftganError
 from pipeline.workspace import validate_run_name
 
@@ -37,7 +38,7 @@ RESUMABLE_CHANGES = frozenset(
 class TrainConfig:
     """Everything a training run depends on. Field names are the ``nftgan train`` options."""
 
-    size_px: int = 64
+    size_px: int = DEFAULT_SIZE_PX
     arch: str = "dcgan"
     # when to stop: at most one of these; none means DEFAULT_STEPS steps
     steps: int | None = None
