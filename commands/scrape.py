@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from pipeline.errors import EXIT_PARTIAL
+from scraper.api import ScrapeConfig
+
+SCRAPE_DEFAULTS = ScrapeConfig()
 
 if TYPE_CHECKING:
     from marketplace.fixture import Faults
@@ -45,7 +48,10 @@ def scrape_cmd(
     allow_private_hosts: Annotated[
         bool, typer.Option(help="Allow loopback/private addresses (needed for the local fixture).")
     ] = False,
-    ipfs_gateway: Annotated[str, typer.Option(help="Gateway for ipfs:// URLs.")] = "https://ipfs.io/ipfs/",
+    ipfs_gateway: Annotated[
+        str, typer.Option(help="Gateways for ipfs:// URLs, comma-separated, tried in turn when one fails.")
+    ] = SCRAPE_DEFAULTS.ipfs_gateway,
+    arweave_gateway: Annotated[str, typer.Option(help="Gateway for ar:// URLs.")] = SCRAPE_DEFAULTS.arweave_gateway,
     idle_scrolls: Annotated[int, typer.Option(help="Browser: stop after this many scrolls bring nothing new.")] = 6,
     page_size: Annotated[int, typer.Option(help="API: items per page (at most 200).")] = 200,
     skip_nsfw: Annotated[bool, typer.Option(help="API: leave out items flagged NSFW (counted in the summary).")] = False,
@@ -90,7 +96,8 @@ def scrape_cmd(
     config = ScrapeConfig(
         source=source, base_url=base_url, api_base_url=api_base_url, api_key=api_key, max_items=max_items,
         image_width=image_width, concurrency=concurrency, per_host_limit=per_host_limit,
-        allow_private_hosts=allow_private_hosts, ipfs_gateway=ipfs_gateway, idle_scrolls=idle_scrolls,
+        allow_private_hosts=allow_private_hosts, ipfs_gateway=ipfs_gateway, arweave_gateway=arweave_gateway,
+        idle_scrolls=idle_scrolls,
         page_size=page_size, timeout_s=timeout, page_timeout_s=page_timeout, page_retries=page_retries,
         interstitial_wait_s=interstitial_wait, max_bytes=max_bytes, max_retries=max_retries,
         rate_limit_retries=rate_limit_retries, backoff_initial_s=backoff_initial, backoff_max_s=backoff_max,
