@@ -298,6 +298,12 @@ class Catalog:
             out[row["status"]] = row["n"]
         return out
 
+    def count_from(self, sources: Iterable[str]) -> int:
+        """Number of items whose ``source`` is one of ``sources`` (e.g. the listed ones, not imported files)."""
+        sources = list(sources)
+        sql = f"SELECT COUNT(*) FROM items WHERE source IN ({', '.join('?' for _ in sources)})"
+        return int(self._conn.execute(sql, sources).fetchone()[0])
+
     def reasons(self, status: str) -> dict[str, int]:
         """Number of items per reason code among items with ``status``."""
         _check_statuses([status])

@@ -315,7 +315,7 @@ class _Sink:
 async def _list(col: CollectionPaths, config: ScrapeConfig, progress: Progress | None) -> ListSummary:
     import httpcore
 
-    from scraper.guard import AddressPolicy, RefusedAddress, check_url_host
+    from scraper.guard import AddressPolicy, RefusedAddress, check_url_host, connect_failure
 
     started = time.monotonic()
     policy = AddressPolicy(config.allow_private_hosts)
@@ -326,7 +326,7 @@ async def _list(col: CollectionPaths, config: ScrapeConfig, progress: Progress |
         raise NftganError(f"--{'api-' if config.source == 'api' else ''}base-url: {e.detail}") from None
     except (OSError, httpcore.ConnectError) as e:
         host = base.split("://", 1)[-1].split("/", 1)[0]
-        raise SiteUnreachable(f"cannot reach {host}: its name does not resolve (DNS: {_first_line(e)})") from None
+        raise SiteUnreachable(f"cannot reach {host}: {connect_failure(e)}") from None
     col.mkdirs()
     with Catalog(col.catalog) as catalog:
         sink = _Sink(catalog, config.source, config.max_items, progress)
@@ -344,7 +344,7 @@ async def _list(col: CollectionPaths, config: ScrapeConfig, progress: Progress |
             ignored, error = browsed.ignored, browsed.feed_error
             how = _browser_how(browsed)
         total = len(catalog)
-        cataloged = sum(1 for it in catalog.items() if it.source in SOURCES)
+        cataloged = catalog.count_from(SOURCES)
         stopped_by = "max-items" if sink.full else error
         if stopped_by is None and not complete:
             stopped_by = "the listing did not reach the end of the collection"
@@ -363,13 +363,6 @@ async def _list(col: CollectionPaths, config: ScrapeConfig, progress: Progress |
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }))
     return summary
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    if ": " in text and text.startswith("cannot resolve"):
-        text = text.split(": ", 1)[1]
-    return (text.splitlines()[0] if text else type(e).__name__)[:160]
 
 
 def _browser_how(b: BrowserListing) -> str:

@@ -158,3 +158,35 @@ async def check_url_host(url: str, policy: AddressPolicy, resolver: Resolver | N
     parsed = httpx.URL(url)
     await checked_addresses(parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80), policy,
                             resolver or system_resolver)
+
+
+def connect_failure(e: BaseException) -> str:
+    """A failed connection in a few words, for a one-line error: DNS, refused, TLS, or its own first line.
+
+    Looks through causes, contexts and wrapped errors (httpcore and anyio wrap the OSError they got)."""
+    chain: list[BaseException] = []
+    todo: list[BaseException] = [e]
+    while todo and len(chain) < 16:  # causes and contexts both (a handled error may sit in between)
+        seen = todo.pop(0)
+        if seen in chain:
+            continue
+        chain.append(seen)
+        todo += [x for x in (seen.__cause__, seen.__context__) if x is not None]
+        todo += [a for a in seen.args if isinstance(a, BaseException)]  # httpcore wraps the OSError it got
+    if any(isinstance(x, ConnectionRefusedError) for x in chain):
+        return "the connection was refused"
+    for x in chain:  # anyio groups the attempts: "All connection attempts failed"
+        for inner in getattr(x, "exceptions", ()) or ():
+            if isinstance(inner, ConnectionRefusedError):
+                return "the connection was refused"
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    if text.startswith("cannot resolve ") and ": " in text:  # our resolver's wording: keep the OS's reason
+        text = text.split(": ", 1)[1]
+    low = " ".join(str(x) for x in chain).lower()
+    if "resolve" in low or "name or service" in low or "nodename" in low:
+        return f"its name does not resolve (DNS: {text[:120]})"
+    if "refused" in low:
+        return "the connection was refused"
+    if "ssl" in low or "certificate" in low or "tls" in low:
+        return f"the TLS handshake failed ({text[:120]})"
+    return text[:160]

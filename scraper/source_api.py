@@ -23,7 +23,7 @@ from pipeline.catalog import Catalog
 from pipeline.errors import NftganError, SiteRefused, SiteUnreachable
 from scraper.backoff import RetryableStatus, RetryPolicy, is_transient, raise_if_retryable
 from scraper.download import USER_AGENT
-from scraper.guard import AddressPolicy, GuardedTransport, RefusedAddress, Resolver
+from scraper.guard import AddressPolicy, GuardedTransport, RefusedAddress, Resolver, connect_failure
 from scraper.listing import ListedItem, item_from_api_nft
 
 #: catalog state keys: the cursor of an unfinished listing, and the listing it belongs to
@@ -213,7 +213,7 @@ async def _get_page(
             "and re-running resumes from the saved cursor"
         ) from None
     except (httpx.HTTPError, httpcore.ConnectError) as e:
-        why = "it timed out" if isinstance(e, httpx.TimeoutException) else _cause(e)
+        why = "it timed out" if isinstance(e, httpx.TimeoutException) else connect_failure(e)
         raise SiteUnreachable(
             f"cannot reach {httpx.URL(url).netloc.decode()}: {why}; {pages_done} page(s) saved, re-running resumes from the "
             "saved cursor"
@@ -241,30 +241,3 @@ async def _get_page(
         raise NftganError(f"the OpenSea API at {url} answered JSON that is not an object")
     return doc
 
-
-def _cause(e: BaseException) -> str:
-    """A connection error in a few words: DNS, refused, TLS, or its own first line."""
-    chain: list[BaseException] = []
-    todo: list[BaseException] = [e]
-    while todo and len(chain) < 16:  # causes and contexts both (a handled error may sit in between)
-        seen = todo.pop(0)
-        if seen in chain:
-            continue
-        chain.append(seen)
-        todo += [x for x in (seen.__cause__, seen.__context__) if x is not None]
-        todo += [a for a in seen.args if isinstance(a, BaseException)]  # httpcore wraps the OSError it got
-    if any(isinstance(x, ConnectionRefusedError) for x in chain):
-        return "the connection was refused"
-    for x in chain:  # anyio groups the attempts: "All connection attempts failed"
-        for inner in getattr(x, "exceptions", ()) or ():
-            if isinstance(inner, ConnectionRefusedError):
-                return "the connection was refused"
-    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
-    low = " ".join(str(x) for x in chain).lower()
-    if "resolve" in low or "name or service" in low or "nodename" in low:
-        return f"its name does not resolve (DNS: {text[:120]})"
-    if "refused" in low:
-        return "the connection was refused"
-    if "ssl" in low or "certificate" in low or "tls" in low:
-        return f"the TLS handshake failed ({text[:120]})"
-    return text[:160]
