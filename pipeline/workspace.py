@@ -8,13 +8,17 @@ Layout (root from ``--home``, else ``$NFTGAN_HOME``, else ``./nftgan-data``)::
     <root>/collections/<slug>/cache/<size>/manifest.json what the cache holds and how it was made
     <root>/collections/<slug>/cache/<size>/duplicates.png every merged pair, worst first
     <root>/collections/<slug>/cache/<size>/traits.csv     per-row traits of images.npy (when listed)
+    <root>/collections/<slug>/cache/<size>/pixel-art.json the collection's grid and palette (pixel art)
     <root>/collections/<slug>/scrape-config.json  options of the last scrape
+    <root>/collections/<slug>/champion.json       the current generator and every promotion decision
+    <root>/collections/<slug>/comparisons/<run>/  champion vs challenger: scores, both sample grids
     <root>/collections/<slug>/features/           cached evaluation features of the real images
     <root>/runs/<slug>/<run>/config.json          one training run: its options,
     <root>/runs/<slug>/<run>/metrics.jsonl        losses per log step, losses.png, tensorboard/
     <root>/runs/<slug>/<run>/checkpoints/step_0001000.pt, best.json
     <root>/runs/<slug>/<run>/samples/step_0001000.png, progress.gif
     <root>/runs/<slug>/<run>/eval/                config.json, metrics.json, report.md, curves.png, ...
+    <root>/exports/<slug>/<name>/                 mint-ready images, metadata JSON, summary, contact sheet
 """
 
 from __future__ import annotations
@@ -86,6 +90,19 @@ class CollectionPaths:
         """The options of the last scrape (written before it starts)."""
         return self.root / "scrape-config.json"
 
+    @property
+    def champion(self) -> Path:
+        """The collection's current generator and the history of every promotion decision (JSON)."""
+        return self.root / "champion.json"
+
+    def comparison(self, run: str) -> Path:
+        """Folder of one champion-vs-challenger comparison (scores, both sample grids)."""
+        return self.root / "comparisons" / validate_run_name(run)
+
+    def trait_classifier(self, key: str) -> Path:
+        """A trait classifier trained on the collection's own images (weights + held-out accuracy)."""
+        return self.features / f"traits-{key[:24]}.pt"
+
     def feature_cache(self, key: str) -> "FeatureCachePaths":
         """Cached evaluation features of the real images, named by extractor and content key."""
         return FeatureCachePaths(self.features, key)
@@ -126,6 +143,10 @@ class CollectionPaths:
     def cache_traits(self, size_px: int) -> Path:
         """Per-row traits of the tensor cache (CSV: row, item_id, token_id, one column per trait type)."""
         return self.cache_dir(size_px) / "traits.csv"
+
+    def cache_pixel_art(self, size_px: int) -> Path:
+        """The collection's native pixel grid and palette, when prepare found it drawn as pixel art (JSON)."""
+        return self.cache_dir(size_px) / "pixel-art.json"
 
     def cache_staging(self, size_px: int, key: str) -> Path:
         """Normalized images of a prepare pass in progress (uint8 (N, 3, size, size))."""
@@ -303,6 +324,10 @@ class Workspace:
 
     def run(self, slug: str, run: str) -> RunPaths:
         return RunPaths(slug, validate_run_name(run), self.runs_dir(slug) / run)
+
+    def exports(self, slug: str) -> Path:
+        """Default parent folder of ``nftgan export`` outputs."""
+        return self.root / "exports" / validate_slug(slug)
 
     def runs(self, slug: str) -> list[str]:
         base = self.runs_dir(slug)
