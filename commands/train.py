@@ -90,6 +90,11 @@ def train_cmd(
     deterministic: Annotated[
         bool, typer.Option("--deterministic", help="Deterministic kernels only (slower).")
     ] = False,
+    warm_start: Annotated[
+        str,
+        typer.Option(help="Start a new run from: none, champion (the collection's), RUN (its best, else latest "
+                     "checkpoint) or RUN@STEP; weights, EMA and optimizer state, then --steps more."),
+    ] = TRAIN_DEFAULTS.warm_start,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
 ) -> None:
     """Train a GAN on a collection's tensor cache; --resume continues a run exactly where it stopped.
@@ -109,6 +114,7 @@ def train_cmd(
         beta2=beta2, amp=amp, compile=compile_, data_on_device=data_on_device,
         checkpoint_every=checkpoint_every, keep_last=keep_last, sample_every=sample_every,
         sample_count=sample_count, log_every=log_every, seed=seed, deterministic=deterministic,
+        warm_start=warm_start,
     )  # fmt: skip
     from training.train import train
 

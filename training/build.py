@@ -21,6 +21,7 @@ from training import checkpoints, distributed
 from training.config import TrainConfig
 from training.data import DeviceBatches
 from training.models import make_discriminator, make_generator
+from training.warm_start import WarmStart
 
 
 @dataclass
@@ -103,9 +104,10 @@ def resume_point(
 
 def build_models(
     config: TrainConfig, device: torch.device, amp_dtype: torch.dtype | None, ctx: distributed.DistContext,
-    ckpt: dict[str, Any] | None,
+    ckpt: dict[str, Any] | None, warm: WarmStart | None = None,
 ) -> tuple[Models, Counters]:
-    """Models, optimizers, EMA, scaler (restored from ``ckpt`` when resuming), wrapped for DDP/compile."""
+    """Models, optimizers, EMA, scaler (restored from ``ckpt`` when resuming, or weights, EMA and optimizer
+    moments from ``warm`` for a warm start), wrapped for DDP/compile."""
     cfg, dev = config, device
     if cfg.deterministic:
         if dev.type == "cuda":
@@ -137,6 +139,8 @@ def build_models(
             scaler.load_state_dict(ckpt["scaler"])
         torch.set_rng_state(ckpt["rng"]["torch_cpu"])
         counters = Counters(int(ckpt["step"]), int(ckpt["images_seen"]), float(ckpt["elapsed_s"]))
+    elif warm is not None:
+        load_warm_start(warm, g, d, ema, opt_g, opt_d)
 
     # what the loop calls: DDP wrappers (gradient all-reduce) and compiled graphs over the same weights
     g_train, d_train, d_frozen = g, d, d
@@ -150,6 +154,30 @@ def build_models(
         d_frozen = torch.compile(d)
     models = Models(g, d, ema, opt_g, opt_d, scaler, g_train, d_train, d_frozen, amp_dtype)
     return models, counters
+
+
+def load_warm_start(
+    warm: WarmStart, g: torch.nn.Module, d: torch.nn.Module, ema: torch.nn.Module | None,
+    opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+) -> None:
+    """Weights, EMA and optimizer moments of ``warm``; the optimizers keep this run's hyperparameters."""
+    state = warm.state
+    try:
+        g.load_state_dict(state["generator"])
+        d.load_state_dict(state["discriminator"])
+        if ema is not None:  # a source trained without EMA: the EMA starts as its generator
+            ema.load_state_dict(state["ema"] if state.get("ema") is not None else state["generator"])
+        for opt, key in ((opt_g, "opt_g"), (opt_d, "opt_d")):
+            mine = [{k: v for k, v in group.items() if k != "params"} for group in opt.param_groups]
+            opt.load_state_dict(state[key])
+            for group, hyper in zip(opt.param_groups, mine):
+                group.update(hyper)  # lr, betas, fused...: this run's options, not the source's
+    except (RuntimeError, KeyError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise NftganError(
+            f"cannot warm-start from run {warm.run!r} step {warm.step}: its checkpoint does not fit this "
+            f"model ({first})"
+        ) from e
 
 
 def build_batches(

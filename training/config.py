@@ -8,7 +8,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.cache import DEFAULT_SIZE_PX
@@ -23,6 +24,8 @@ AUGMENT_OPS = ("color", "translation", "cutout", "flip")
 DEFAULT_AUGMENT = "color,translation,cutout"
 AUGMENT_AUTO_MAX_IMAGES = 50_000  # "auto" turns DiffAugment on for collections smaller than this
 DEFAULT_STEPS = 10_000
+WARM_START_KINDS = ("none", "champion")  # or RUN, RUN@STEP, RUN@best, RUN@latest
+_WARM_AT = re.compile(r"^(?P<run>[^@]+)(@(?P<which>\d+|best|latest))?$")
 
 # Fields that may change when a run is resumed: how long to train, how often to write, where and how fast
 # to run (a run started on a GPU in bf16 may continue on a CPU). Everything else shapes the training.
@@ -30,6 +33,8 @@ RESUMABLE_CHANGES = frozenset(
     {
         "steps", "epochs", "minutes", "resume", "device", "amp", "compile", "data_on_device", "deterministic",
         "checkpoint_every", "keep_last", "sample_every", "log_every", "run",
+        # a resumed run continues from its own checkpoint: where it was warm-started from stays recorded
+        "warm_start", "warm_started_from",
     }
 )
 
@@ -77,6 +82,11 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 0
     deterministic: bool = False
+    # where a new run's weights and optimizer state come from: "none" (fresh), "champion" (the collection's
+    # champion.json) or a run of the collection, "RUN" (its best checkpoint, else its latest) or "RUN@STEP"
+    warm_start: str = "none"
+    # recorded by train(), not an option: {"source", "run", "step", "checkpoint", "cache_content_hash"}
+    warm_started_from: dict[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
@@ -129,6 +139,11 @@ class TrainConfig:
             _check(getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be at least 1")
         _check(self.sample_every >= 0, "--sample-every must be 0 (start and end only) or more")
         _check(0 <= self.seed < 2**31, f"--seed must be in [0, 2**31), got {self.seed}")
+        self.warm_start_target()  # validates --warm-start
+        _check(
+            self.warm_started_from is None or isinstance(self.warm_started_from, dict),
+            "warm_started_from must be a record of the warm-start source (or None)",
+        )
 
     # -- derived values --------------------------------------------------------------------------------
     def resolved_widths(self) -> tuple[int, ...]:
@@ -151,6 +166,22 @@ class TrainConfig:
             f"{', '.join(AUGMENT_OPS)}",
         )
         return ops
+
+    def warm_start_target(self) -> tuple[str, str | None] | None:
+        """None (a fresh start), ("champion", None), or (RUN, "STEP" | "best" | "latest" | None)."""
+        text = self.warm_start.strip()
+        if text.lower() == "none":
+            return None
+        if text.lower() == "champion":
+            return ("champion", None)
+        match = _WARM_AT.fullmatch(text)
+        _check(
+            match is not None,
+            f"--warm-start must be none, champion, RUN or RUN@STEP (STEP: a number, best or latest), got {text!r}",
+        )
+        assert match is not None
+        validate_run_name(match["run"])
+        return (match["run"], match["which"])
 
     def default_run_name(self, now: _dt.datetime | None = None) -> str:
         now = now or _dt.datetime.now(_dt.timezone.utc)

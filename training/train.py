@@ -38,6 +38,7 @@ from training.data import DeviceBatches
 from training.devices import resolve_amp, resolve_device
 from training.outputs import RunOutputs, checkpoint_state
 from training.sampling import latents
+from training.warm_start import warm_start_source
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class TrainSummary:
     stopped_by: str  # steps | epochs | minutes | already done
     notes: tuple[str, ...] = ()
     rank_digests: tuple[str, ...] = ()  # DDP: sha256 of each rank's final weights (all equal)
+    warm_started_from: dict[str, Any] | None = None  # the checkpoint this run started from (see warm_start)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -87,6 +89,11 @@ class TrainSummary:
         lines.append(f"  augment: {','.join(self.augment) or 'none'}")
         if self.resumed_from is not None:
             lines.append(f"  resumed from step {self.resumed_from}")
+        if self.warm_started_from:
+            w = self.warm_started_from
+            trained_on = (w.get("cache_content_hash") or "?")[:12]
+            lines.append(f"  warm-started from run {w['run']} step {w['step']} ({w['source']}, trained on "
+                         f"cache {trained_on})")
         lines.append(f"  latest checkpoint: {self.latest_checkpoint}")
         lines.append(f"  outputs: {self.run_dir}")
         lines += [f"  note: {n}" for n in self.notes]
@@ -115,9 +122,10 @@ def train(ws: Workspace, slug: str, config: TrainConfig, *, progress: Progress |
         with _run_lock(run) if ctx.is_main else contextlib.nullcontext():
             notes: list[str] = []
             ckpt = resume_point(run, config, cache, ctx, slug, notes)
+            config, warm = _warm_start(ws, slug, config, ckpt, notes)
             outputs = RunOutputs(run, config, enabled=ctx.is_main)
             outputs.start(ckpt)
-            models, start = build_models(config, device, amp_dtype, ctx, ckpt)
+            models, start = build_models(config, device, amp_dtype, ctx, ckpt, warm)
             batches = build_batches(config, cache, device, ctx, start)
             try:
                 return _loop(_Run(run, config, cache, device, ctx, models, batches, outputs, notes), start, ckpt,
@@ -128,6 +136,22 @@ def train(ws: Workspace, slug: str, config: TrainConfig, *, progress: Progress |
     finally:
         torch.use_deterministic_algorithms(deterministic_before)
         distributed.shutdown(ctx)
+
+
+def _warm_start(
+    ws: Workspace, slug: str, config: TrainConfig, ckpt: dict[str, Any] | None, notes: list[str],
+) -> tuple[TrainConfig, Any]:
+    """The config to record (with ``warm_started_from``) and the warm-start source of a new run.
+
+    A resumed run continues from its own checkpoint: its recorded source stays, ``--warm-start`` is ignored.
+    """
+    if ckpt is not None:
+        saved = TrainConfig.from_dict(ckpt["config"])
+        if config.warm_start_target() is not None and config.warm_start != saved.warm_start:
+            notes.append(f"--warm-start {config.warm_start} ignored: the run resumes from its own checkpoint")
+        return replace(config, warm_start=saved.warm_start, warm_started_from=saved.warm_started_from), None
+    warm = warm_start_source(ws, slug, config)
+    return replace(config, warm_started_from=None if warm is None else warm.record()), warm
 
 
 @dataclass
@@ -152,6 +176,8 @@ def _loop(r: _Run, start: Counters, ckpt: dict[str, Any] | None, progress: Progr
     per_step = cfg.batch_size * ctx.world_size
     augment_ops = cfg.augment_ops(len(r.cache))
     fixed_z = latents(cfg.sample_count, cfg.z_dim, cfg.seed)
+    # a warm-started EMA continues the source's decay schedule (a restarted ramp would reset it to G)
+    ema_offset = int(cfg.warm_started_from["step"]) if cfg.warm_started_from else 0
     step, images_seen, elapsed = start.step, start.images_seen, start.elapsed_s
     last_saved = step if ckpt is not None else None
     last_row: dict[str, Any] | None = dict(ckpt["last_metrics"]) if ckpt and ckpt.get("last_metrics") else None
@@ -178,7 +204,7 @@ def _loop(r: _Run, start: Counters, ckpt: dict[str, Any] | None, progress: Progr
             break
         torch.manual_seed(step_seed(cfg.seed, ctx.rank, step))  # exact resume: each step is reseeded
         window.add(gan_step(models, r.batches.get(step), cfg, r.device, augment_ops))
-        update_ema(models, cfg.ema, step)
+        update_ema(models, cfg.ema, step + ema_offset)
         step, images_seen = step + 1, images_seen + per_step
         elapsed = start.elapsed_s + time.monotonic() - t0
         log_due, checkpoint_due = step % cfg.log_every == 0 or step == total, step % cfg.checkpoint_every == 0
@@ -215,7 +241,7 @@ def _loop(r: _Run, start: Counters, ckpt: dict[str, Any] | None, progress: Progr
         images_per_s=done * per_step / loop_s if done and loop_s > 0 else None, elapsed_s=elapsed,
         latest_checkpoint=str(latest) if latest else None, device=str(r.device), world_size=ctx.world_size,
         augment=augment_ops, resumed_from=start.step if ckpt is not None else None, stopped_by=stopped_by,
-        notes=tuple(r.notes), rank_digests=digests,
+        notes=tuple(r.notes), rank_digests=digests, warm_started_from=cfg.warm_started_from,
     )
 
 
