@@ -42,7 +42,7 @@ from cleaning import review
 from pipeline.cache import DEFAULT_SIZE_PX, hash_strings, read_manifest
 from pipeline.catalog import Catalog, Item
 from cleaning.decode import Decoded, DecodeOptions, Rejected, decode_file, parse_color
-from cleaning import dedup
+from cleaning import dedup, palette
 from pipeline.errors import NftganError
 from pipeline.progress import Progress, report
 from pipeline.workspace import CollectionPaths, Workspace
@@ -127,6 +127,7 @@ class PrepareSummary:
     seconds: float = 0.0
     review_sheet: str | None = None  # duplicates.png, when anything was merged
     decide_seconds: float = 0.0  # of ``seconds``: duplicate search and pixel verification
+    pixel_art: str | None = None  # grid and palette line, or why not (cleaning.palette)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -163,6 +164,8 @@ class PrepareSummary:
         lines.append(f"  cache: {self.cache_path}")
         if self.review_sheet:
             lines.append(f"  merged pairs, worst first: {self.review_sheet}")
+        if self.pixel_art:
+            lines.append(f"  {self.pixel_art}")
         lines += [f"warning: {w}" for w in self.warnings()]
         lines.append(self.kept_line())
         return "\n".join(lines)
@@ -210,7 +213,8 @@ def prepare(
             manifest = read_manifest(ws, slug, config.size_px) or {"item_ids": []}
             # traits may have been listed since (a re-scrape adds them without changing any image)
             _write_traits(col.cache_traits(config.size_px), [by_id[i] for i in manifest["item_ids"] if i in by_id])
-            return dataclasses.replace(reused, seconds=time.monotonic() - started)
+            art = _pixel_art(col, config, [by_id[i] for i in manifest["item_ids"] if i in by_id], manifest)
+            return dataclasses.replace(reused, seconds=time.monotonic() - started, pixel_art=art)
 
         staging_path = col.cache_staging(config.size_px, key)
         thumbs_path = col.cache_thumbs(config.size_px, key)
@@ -271,6 +275,7 @@ def prepare(
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         atomic.write_json(col.cache_manifest(config.size_px), manifest)
+        art = _pixel_art(col, config, [fresh[i] for i in ok_ids], manifest)
         del staging, thumbs
         staging_path.unlink(missing_ok=True)
         thumbs_path.unlink(missing_ok=True)
@@ -278,8 +283,18 @@ def prepare(
         slug=slug, size_px=config.size_px, count=len(ok_ids), candidates=len(candidates),
         rejected=dict(rejected), duplicates=dict(duplicates), decoded_now=decoded_now, reused=False,
         cache_path=str(array_path), content_hash=content_hash, seconds=time.monotonic() - started,
-        review_sheet=str(sheet) if merges else None, decide_seconds=decide_seconds,
+        review_sheet=str(sheet) if merges else None, decide_seconds=decide_seconds, pixel_art=art,
     )
+
+
+def _pixel_art(col: CollectionPaths, config: PrepareConfig, kept: list[Item], manifest: dict[str, Any]) -> str:
+    """Write or remove ``pixel-art.json`` for the finished cache (see cleaning.palette); one summary line."""
+    images = np.load(col.cache_array(config.size_px), mmap_mode="r")
+    decision = palette.update_pixel_art(
+        col, config.size_px, kept, manifest, images, fit=config.fit, resample=config.resample,
+        background=parse_color(config.background),
+    )
+    return palette.describe(decision)
 
 
 def inputs_fingerprint(ws: Workspace, slug: str) -> str:

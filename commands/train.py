@@ -128,31 +128,55 @@ def train_cmd(
 def sample_cmd(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="Collection slug.")],
-    run: Annotated[str, typer.Argument(help="Run name.")],
-    checkpoint: Annotated[str, typer.Option(help="latest, best or a step number.")] = "latest",
+    run: Annotated[Optional[str], typer.Argument(help="Run name (default: the collection's champion).")] = None,
+    checkpoint: Annotated[
+        Optional[str],
+        typer.Option(help="latest, best or a step number (default: the champion's step, else latest)."),
+    ] = None,
     n: Annotated[int, typer.Option("--n", help="Number of images.")] = 64,
     seed: Annotated[int, typer.Option(help="Seed of the latents.")] = 0,
     out: Annotated[Optional[Path], typer.Option(help="Write one grid PNG here.")] = None,
     out_dir: Annotated[Optional[Path], typer.Option(help="Or write one PNG per image into this folder.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Use the EMA generator if the run has one.")] = True,
+    pixel_art: Annotated[
+        Optional[bool],
+        typer.Option("--pixel-art/--no-pixel-art", help="Snap to the collection's pixel grid and palette "
+                     "(default: on when prepare found the collection drawn as pixel art)."),
+    ] = None,
+    before_after: Annotated[
+        Optional[Path],
+        typer.Option(help="Write the raw and snapped grids side by side here (default: beside the grid)."),
+    ] = None,
 ) -> None:
-    """Generate images at full size from a run's checkpoint: a grid, or single PNGs."""
+    """Generate images at full size from a run's checkpoint (default: the champion): a grid, or single PNGs."""
     from commands import workspace
     from training.sampling import SampleConfig, sample
 
-    config = SampleConfig(checkpoint=checkpoint, n=n, seed=seed, out=out, out_dir=out_dir, device=device, ema=ema)
-    paths = sample(workspace(ctx), slug, run, config)
+    config = SampleConfig(
+        checkpoint=checkpoint, n=n, seed=seed, out=out, out_dir=out_dir, device=device, ema=ema,
+        pixel_art=pixel_art, before_after=before_after,
+    )  # fmt: skip
+    result = sample(workspace(ctx), slug, run, config)
+    paths = result.paths
     where = paths[0] if len(paths) == 1 else f"{len(paths)} images in {paths[0].parent}"
-    typer.echo(f"wrote {where}")
+    typer.echo(f"wrote {where} ({result.run} step {result.step})")
+    if result.pixel_art is not None:
+        w, h = result.pixel_art.grid_wh
+        typer.echo(f"snapped to the {w}x{h} pixel grid and {len(result.pixel_art.palette)}-colour palette")
+    if result.before_after is not None:
+        typer.echo(f"wrote {result.before_after} (before | after)")
 
 
 def interpolate_cmd(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="Collection slug.")],
-    run: Annotated[str, typer.Argument(help="Run name.")],
     out: Annotated[Path, typer.Option(help="The GIF to write.")],
-    checkpoint: Annotated[str, typer.Option(help="latest, best or a step number.")] = "latest",
+    run: Annotated[Optional[str], typer.Argument(help="Run name (default: the collection's champion).")] = None,
+    checkpoint: Annotated[
+        Optional[str],
+        typer.Option(help="latest, best or a step number (default: the champion's step, else latest)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the keyframe latents.")] = 0,
     keyframes: Annotated[int, typer.Option(help="Latent points visited, in a loop.")] = 4,
     frames_between: Annotated[int, typer.Option(help="Frames from one keyframe to the next.")] = 16,

@@ -1,7 +1,10 @@
 """Images from a trained generator: uint8 batches, sample grids, single PNGs and latent interpolations.
 
 ``generate_uint8`` is what evaluation calls; ``sample`` and ``interpolate`` are the ``nftgan sample`` and
-``nftgan interpolate`` stages.
+``nftgan interpolate`` stages. With no run named they use the collection's champion (``champion.json``:
+its run and step); a named run without ``--checkpoint`` uses the champion's step when it is the champion,
+else its latest checkpoint. For a pixel-art collection (``cache/<size>/pixel-art.json``) ``sample`` snaps
+the images to the collection's grid and palette (:mod:`training.pixelart`) unless told not to.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import torch
 from PIL import Image
 
 from pipeline.atomic import atomic_path
+from pipeline.champion import read_champion
 from pipeline.errors import NftganError
 from pipeline.workspace import Workspace
-from training.checkpoints import LoadedGenerator, load_generator, require_run
+from training.checkpoints import LoadedGenerator, best_step, load_generator, require_run
 from training.devices import resolve_device
+from training.pixelart import PixelArt, read_pixel_art
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -75,13 +80,18 @@ def save_gif(frames: list[np.ndarray], target: Path, *, frame_ms: int) -> None:
 # -- nftgan sample ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SampleConfig:
-    checkpoint: str = "latest"  # latest | best | STEP
+    #: latest | best | STEP; None: the champion's step when the run is the champion (or none is named), else latest
+    checkpoint: str | None = None
     n: int = 64
     seed: int = 0
     out: Path | None = None  # one grid PNG
     out_dir: Path | None = None  # or one PNG per image
     device: str = "auto"
     ema: bool = True
+    #: snap to the collection's pixel grid and palette; None: when the cache size has a pixel-art.json
+    pixel_art: bool | None = None
+    #: raw and snapped grids side by side; None: beside the grid (``<grid>-before-after.png``) when snapping
+    before_after: Path | None = None
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -90,36 +100,119 @@ class SampleConfig:
             raise NftganError("give either --out FILE.png (a grid) or --out-dir DIR (single images), not both")
         if self.out is not None and Path(self.out).suffix.lower() != ".png":
             raise NftganError(f"--out must name a .png file, got {self.out}")
+        if self.before_after is not None and Path(self.before_after).suffix.lower() != ".png":
+            raise NftganError(f"--before-after must name a .png file, got {self.before_after}")
+        if self.before_after is not None and self.pixel_art is False:
+            raise NftganError("--before-after shows the pixel-art snapping, which --no-pixel-art turns off")
 
 
-def _open_run(ws: Workspace, slug: str, run_name: str, checkpoint: str, device: str, ema: bool) -> LoadedGenerator:
-    run = ws.run(slug, run_name)
+@dataclass(frozen=True)
+class SampleOutput:
+    """What ``sample`` wrote."""
+
+    paths: list[Path]  # the grid, or one PNG per image
+    run: str
+    step: int
+    pixel_art: PixelArt | None = None  # the grid and palette the images were snapped to
+    before_after: Path | None = None
+
+
+def no_champion(slug: str) -> NftganError:
+    return NftganError(f"no champion yet: name a run, or run nftgan champion {slug} --challenge RUN")
+
+
+def resolve_source(
+    ws: Workspace, slug: str, run_name: str | None, checkpoint: str | None, *, prefer_best: bool = False
+) -> tuple[str, str]:
+    """(run, checkpoint) to generate from. No run: the champion's (its step unless ``checkpoint`` says
+    otherwise; a clear error when there is none). A run and no checkpoint: the champion's step when the run
+    is the champion, else its best checkpoint (``prefer_best``, when one is marked), else its latest."""
+    if run_name is None:
+        champion = read_champion(ws, slug)
+        if champion.run is None:
+            raise no_champion(slug)
+        return champion.run, checkpoint if checkpoint is not None else str(champion.step)
+    if checkpoint is not None:
+        return run_name, checkpoint
+    champion = read_champion(ws, slug)
+    if champion.run == run_name:
+        return run_name, str(champion.step)
+    if prefer_best:
+        run = ws.run(slug, run_name)
+        require_run(run)
+        if best_step(run) is not None:
+            return run_name, "best"
+    return run_name, "latest"
+
+
+def open_generator(
+    ws: Workspace, slug: str, run_name: str | None, checkpoint: str | None, device: str, ema: bool,
+    *, prefer_best: bool = False,
+) -> tuple[str, LoadedGenerator]:
+    """The run's name and the generator :func:`resolve_source` picks, on ``device``."""
+    name, which = resolve_source(ws, slug, run_name, checkpoint, prefer_best=prefer_best)
+    run = ws.run(slug, name)
     require_run(run)
-    return load_generator(run, checkpoint, device=str(resolve_device(device)), ema=ema)
+    return name, load_generator(run, which, device=str(resolve_device(device)), ema=ema)
 
 
-def sample(ws: Workspace, slug: str, run_name: str, config: SampleConfig) -> list[Path]:
-    """Write ``config.n`` generated images at full size: one grid PNG or one PNG each. Returns the files."""
-    loaded = _open_run(ws, slug, run_name, config.checkpoint, config.device, config.ema)
-    images = generate_from(loaded.generator, latents(config.n, loaded.z_dim, config.seed))
+def pixel_art_for(ws: Workspace, slug: str, size_px: int, wanted: bool | None) -> PixelArt | None:
+    """The grid and palette to snap to: auto (None) when the collection is pixel art at this size, on
+    (True: an error when it is not), or off (False)."""
+    if wanted is False:
+        return None
+    art = read_pixel_art(ws, slug, size_px)
+    if art is None and wanted:
+        raise NftganError(
+            f"--pixel-art: collection {slug!r} has no pixel grid and palette at {size_px}px "
+            f"(`nftgan prepare {slug} --size {size_px}` writes one when the collection is drawn as pixel art)"
+        )
+    return art
+
+
+def before_after_image(raw: np.ndarray, snapped: np.ndarray, *, gap_px: int = 8) -> np.ndarray:
+    """HxWx3: the grid of ``raw`` and the grid of ``snapped`` side by side, a white gap between."""
+    left, right = grid(raw), grid(snapped)
+    gap = np.full((left.shape[0], gap_px, 3), 255, np.uint8)
+    return np.concatenate([left, gap, right], axis=1)
+
+
+def default_before_after(grid_path: Path) -> Path:
+    return grid_path.with_name(f"{grid_path.stem}-before-after.png")
+
+
+def sample(ws: Workspace, slug: str, run_name: str | None, config: SampleConfig) -> SampleOutput:
+    """Write ``config.n`` generated images at full size: one grid PNG or one PNG each (snapped to the
+    collection's pixel grid and palette when it is pixel art), and the before/after comparison."""
+    name, loaded = open_generator(ws, slug, run_name, config.checkpoint, config.device, config.ema)
+    raw = generate_from(loaded.generator, latents(config.n, loaded.z_dim, config.seed))
+    art = pixel_art_for(ws, slug, loaded.size_px, config.pixel_art)
+    images = raw if art is None else art.snap(raw)
     if config.out_dir is not None:
         out_dir = Path(config.out_dir)
         paths = [out_dir / f"step{loaded.step:07d}-seed{config.seed}-{i:05d}.png" for i in range(config.n)]
         for img, path in zip(images, paths):
             save_png(np.ascontiguousarray(img.transpose(1, 2, 0)), path)
-        return paths
-    out = Path(config.out) if config.out is not None else (
-        ws.run(slug, run_name).sample_output(loaded.step, config.seed, config.n)
-    )
-    save_png(grid(images), out)
-    return [out]
+        comparison = Path(config.before_after) if config.before_after is not None and art is not None else None
+    else:
+        out = Path(config.out) if config.out is not None else (
+            ws.run(slug, name).sample_output(loaded.step, config.seed, config.n)
+        )
+        save_png(grid(images), out)
+        paths = [out]
+        comparison = None
+        if art is not None:
+            comparison = Path(config.before_after) if config.before_after is not None else default_before_after(out)
+    if comparison is not None:
+        save_png(before_after_image(raw, images), comparison)
+    return SampleOutput(paths, name, loaded.step, art, comparison)
 
 
 # -- nftgan interpolate ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class InterpolateConfig:
     out: Path
-    checkpoint: str = "latest"
+    checkpoint: str | None = None  # as SampleConfig.checkpoint
     seed: int = 0
     keyframes: int = 4  # latent points visited in a loop
     frames_between: int = 16
@@ -154,9 +247,10 @@ def interpolation_latents(z_dim: int, config: InterpolateConfig) -> torch.Tensor
     return torch.stack(frames)
 
 
-def interpolate(ws: Workspace, slug: str, run_name: str, config: InterpolateConfig) -> Path:
-    """Write a looping GIF that walks the generator's latent space; returns its path."""
-    loaded = _open_run(ws, slug, run_name, config.checkpoint, config.device, config.ema)
+def interpolate(ws: Workspace, slug: str, run_name: str | None, config: InterpolateConfig) -> Path:
+    """Write a looping GIF that walks the generator's latent space (the champion's when no run is named);
+    returns its path."""
+    _, loaded = open_generator(ws, slug, run_name, config.checkpoint, config.device, config.ema)
     z = interpolation_latents(loaded.z_dim, config)
     images = generate_from(loaded.generator, z.view(-1, loaded.z_dim))
     per_frame = images.reshape(len(z), config.n, *images.shape[1:])

@@ -1,0 +1,188 @@
+"""The collection's native pixel grid and palette, when it is drawn as pixel art (``cache/<size>/pixel-art.json``).
+
+**Rule.** A collection is pixel art at a cache size when at least :data:`MIN_SHARE` of the kept items were
+drawn as pixel art (``catalog.pixel_art``: small and few colours on the native grid) on *one* native grid
+(``native_w`` x ``native_h``), the cache was normalized with nearest-neighbour (``--resample`` auto or
+pixel) and that grid fits the cache (an integer scale factor of at least 1). Then ``prepare`` writes the
+file; otherwise it removes a stale one.
+
+**Geometry in the cache.** ``normalize`` (cleaning.decode) crops a pixel-art token to a square (``--fit
+crop``), scales it by ``cell_px = size // max(grid)`` with nearest-neighbour and centers it on the
+background, so the drawn grid starts at ``origin`` and every cell is ``cell_px`` pixels. The file records
+both; ``training.pixelart.snap_to_pixel_art`` derives the same geometry from ``grid`` and the image size.
+
+**Palette.** The colours of the cells of the pixel-art items on the modal grid (one pixel per cell, read
+from the tensor cache), plus the background when the drawing is padded. All distinct colours when there
+are at most :data:`MAX_PALETTE`; else a median-cut palette of :data:`MAX_PALETTE` colours (PIL's
+``quantize``) of an evenly strided sample of at most :data:`QUANTIZE_SAMPLE` cells.
+
+The file names the cache's ``content_hash``: a re-run of ``prepare`` that reuses the cache keeps it when
+it matches and recomputes it otherwise (a pass killed between the manifest and this file heals).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from pipeline import atomic
+from pipeline.catalog import Item
+from pipeline.workspace import CollectionPaths
+
+FORMAT = "nftgan-pixel-art-1"
+#: share of the kept items that must be pixel art on one native grid
+MIN_SHARE = 0.8
+#: largest palette kept as it is; more distinct colours are reduced by median cut to this many
+MAX_PALETTE = 256
+#: cells fed to median cut at most (an even stride over all cells)
+QUANTIZE_SAMPLE = 1_000_000
+_CHUNK = 1024
+
+
+def cache_geometry(native_wh: tuple[int, int], size_px: int, fit: str) -> tuple[tuple[int, int], int, tuple[int, int]] | None:
+    """(grid (w, h) in the cache, cell size in pixels, origin (x, y)) of a pixel-art token normalized to
+    ``size_px`` the way ``cleaning.decode.normalize`` does it; None when the grid does not fit."""
+    w, h = native_wh
+    if fit == "crop":
+        w = h = min(w, h)
+    cell = size_px // max(w, h)
+    if cell < 1:
+        return None
+    return (w, h), cell, ((size_px - w * cell) // 2, (size_px - h * cell) // 2)
+
+
+def _hex(rgb: Sequence[int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*(int(c) for c in rgb))
+
+
+def decide(items: Sequence[Item], size_px: int, fit: str, resample: str) -> dict[str, Any]:
+    """Is the collection pixel art at this size? {"pixel_art", "reason", "share", "native_grid", ...}."""
+    n = len(items)
+    grids = Counter((it.native_w, it.native_h) for it in items if it.pixel_art and it.native_w and it.native_h)
+    ranked = sorted(grids.items(), key=lambda kv: (-kv[1], kv[0]))
+    grid, count = ranked[0] if ranked else ((0, 0), 0)
+    share = count / n if n else 0.0
+    out: dict[str, Any] = {
+        "pixel_art": False, "share": round(share, 6), "items": n, "pixel_art_items": count,
+        "native_grid": list(grid) if count else None, "min_share": MIN_SHARE,
+    }
+    if resample == "smooth":
+        return {**out, "reason": "the cache was resampled smoothly (--resample smooth)"}
+    if share < MIN_SHARE:
+        return {**out, "reason": f"{share:.0%} of the kept items are pixel art on one native grid (< {MIN_SHARE:.0%})"}
+    geometry = cache_geometry(grid, size_px, fit)
+    if geometry is None:
+        return {**out, "reason": f"the native grid {grid[0]}x{grid[1]} is larger than the {size_px}px cache"}
+    return {**out, "pixel_art": True, "reason": None}
+
+
+def palette_of(images: np.ndarray, rows: Sequence[int], grid: tuple[int, int], cell: int,
+               origin: tuple[int, int]) -> tuple[np.ndarray, int, str]:
+    """(palette uint8 (K, 3), distinct colours seen, method) of the cells of ``images[rows]``."""
+    (gw, gh), (ox, oy) = grid, origin
+    values, counts = [], []
+    n_cells = len(rows) * gw * gh
+    stride = max(1, math.ceil(n_cells / QUANTIZE_SAMPLE))
+    sample, seen = [], 0
+    for start in range(0, len(rows), _CHUNK):
+        chunk = np.asarray(images[list(rows[start : start + _CHUNK])])
+        cells = chunk[:, :, oy : oy + gh * cell : cell, ox : ox + gw * cell : cell]  # one pixel per cell
+        rgb = cells.transpose(0, 2, 3, 1).reshape(-1, 3)
+        packed = (rgb[:, 0].astype(np.uint32) << 16) | (rgb[:, 1].astype(np.uint32) << 8) | rgb[:, 2]
+        v, c = np.unique(packed, return_counts=True)
+        values.append(v)
+        counts.append(c)
+        first = (-seen) % stride  # the same stride across chunk borders
+        sample.append(rgb[first::stride])
+        seen += len(rgb)
+    all_values = np.concatenate(values) if values else np.zeros(0, np.uint32)
+    distinct = np.unique(all_values)
+    if len(distinct) <= MAX_PALETTE:
+        palette = np.stack([(distinct >> 16) & 255, (distinct >> 8) & 255, distinct & 255], axis=1)
+        return palette.astype(np.uint8), len(distinct), "distinct"
+    pixels = np.concatenate(sample).reshape(-1, 1, 3)
+    quantized = Image.fromarray(np.ascontiguousarray(pixels), "RGB").quantize(
+        colors=MAX_PALETTE, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+    )
+    used = sorted(index for _, index in quantized.getcolors(MAX_PALETTE) or [])
+    flat = quantized.getpalette() or []
+    palette = np.array(sorted({tuple(flat[3 * i : 3 * i + 3]) for i in used}), dtype=np.uint8)
+    return palette, len(distinct), "median-cut"
+
+
+def update_pixel_art(
+    col: CollectionPaths, size_px: int, items: Sequence[Item], manifest: dict[str, Any],
+    images: np.ndarray, *, fit: str, resample: str, background: tuple[int, int, int],
+) -> dict[str, Any]:
+    """Write (or keep, or remove) ``cache/<size>/pixel-art.json`` for the cache that ``manifest`` describes.
+
+    ``items`` are the kept items in cache row order and ``images`` the cache (uint8 (N, 3, S, S)).
+    Returns the decision (the file's content when the collection is pixel art)."""
+    path = col.cache_pixel_art(size_px)
+    content_hash = str(manifest.get("content_hash"))
+    existing = _read(path)
+    if existing is not None and existing.get("format") == FORMAT and existing.get("content_hash") == content_hash:
+        return existing
+    decision = decide(items, size_px, fit, resample)
+    if not decision["pixel_art"]:
+        path.unlink(missing_ok=True)
+        return decision
+    native = (int(decision["native_grid"][0]), int(decision["native_grid"][1]))
+    geometry = cache_geometry(native, size_px, fit)
+    assert geometry is not None  # decide checked it
+    grid, cell, origin = geometry
+    rows = [r for r, it in enumerate(items) if it.pixel_art and (it.native_w, it.native_h) == native]
+    palette, n_distinct, method = palette_of(images, rows, grid, cell, origin)
+    padded = grid[0] * cell < size_px or grid[1] * cell < size_px
+    if padded and not (palette == np.array(background, np.uint8)).all(axis=1).any():
+        palette = np.concatenate([palette, np.array([background], np.uint8)])
+    doc = {
+        **decision,
+        "format": FORMAT,
+        "size_px": size_px,
+        "content_hash": content_hash,
+        "grid": list(grid),
+        "cell_px": cell,
+        "origin": list(origin),
+        "padded": padded,
+        "background": _hex(background),
+        "palette": [_hex(c) for c in palette],
+        "palette_size": len(palette),
+        "palette_method": method,
+        "distinct_colors": n_distinct,
+        "rule": (
+            f"at least {MIN_SHARE:.0%} of the kept items drawn as pixel art on one native grid, normalized with "
+            "nearest-neighbour, the grid fitting the cache"
+        ),
+        "computed_from": (
+            f"one pixel per cell of the {len(rows)} pixel-art items on the {native[0]}x{native[1]} grid in the "
+            f"tensor cache ({'all distinct colours' if method == 'distinct' else f'median cut to {MAX_PALETTE} colours'}"
+            f"{', plus the background' if padded else ''})"
+        ),
+    }
+    atomic.write_json(path, doc)
+    return doc
+
+
+def describe(decision: dict[str, Any]) -> str:
+    """One line for ``prepare``'s summary."""
+    if decision.get("pixel_art"):
+        w, h = decision["native_grid"]
+        return (f"pixel art: {w}x{h} native grid, {decision['palette_size']} colours ({decision['palette_method']}), "
+                f"{decision['share']:.0%} of items")
+    return f"not pixel art: {decision.get('reason')}"
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None

@@ -1,0 +1,169 @@
+"""Generated images snapped to a pixel-art collection's grid and palette.
+
+``prepare`` writes ``cache/<size>/pixel-art.json`` when a collection is drawn as pixel art (see
+``cleaning.palette``: the rule, the grid geometry in the cache, the palette). :func:`snap_to_pixel_art`
+makes a generated image look drawn on that grid:
+
+1. **Downsample** to the grid: the mean of each cell (an area/box average). The drawing is centered with
+   ``cell = min(H // grid_h, W // grid_w)`` pixels per cell, exactly as the cleaning stage placed the
+   tokens; cells continue outward over the padding, the outermost ones cut by the image border.
+2. **Nearest palette colour** of each cell's mean, by Euclidean distance in **CIELAB** (LittleCMS through
+   PIL's ``ImageCms``: sRGB -> Lab, D50 white point, 8 bits per channel), a perceptual-ish space where a
+   step of the same size looks about as different everywhere.
+3. **Upscale** with nearest neighbour: every pixel of a cell takes its colour.
+
+The result holds only palette colours and is constant on every cell. Vectorized numpy throughout.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageCms
+
+from pipeline.cache import read_manifest
+from pipeline.errors import NftganError
+from pipeline.workspace import Workspace
+
+FORMAT = "nftgan-pixel-art-1"  # cleaning.palette.FORMAT (training never imports cleaning; a test checks)
+_CELLS_PER_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class PixelArt:
+    """A collection's pixel grid and palette at one cache size (``cache/<size>/pixel-art.json``)."""
+
+    grid_wh: tuple[int, int]  # the drawn grid in the cache (a cropped square with --fit crop)
+    palette: np.ndarray  # uint8 (K, 3)
+    cell_px: int
+    origin_xy: tuple[int, int]
+    native_grid_wh: tuple[int, int]
+    share: float  # of the kept items that are pixel art on that grid
+    path: Path
+    doc: dict[str, Any]
+
+    def snap(self, images_uint8: np.ndarray) -> np.ndarray:
+        return snap_to_pixel_art(images_uint8, self.grid_wh, self.palette)
+
+    def settings(self) -> dict[str, Any]:
+        """What an output records about the snapping it went through."""
+        return {
+            "grid": list(self.grid_wh), "native_grid": list(self.native_grid_wh), "cell_px": self.cell_px,
+            "origin": list(self.origin_xy), "palette_size": len(self.palette),
+            "palette_method": self.doc.get("palette_method"), "share": self.share, "source": str(self.path),
+            "content_hash": self.doc.get("content_hash"), "color_space": "CIELAB (D50, LittleCMS via PIL)",
+        }
+
+
+def read_pixel_art(ws: Workspace, slug: str, size_px: int) -> PixelArt | None:
+    """The collection's pixel-art grid and palette at ``size_px``; None when it is not pixel art (or the file
+    belongs to an older cache than the current one)."""
+    path = ws.collection(slug).cache_pixel_art(size_px)
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+        if doc.get("format") != FORMAT:
+            raise ValueError(f"format {doc.get('format')!r}, expected {FORMAT}")
+        palette = np.array([_rgb(c) for c in doc["palette"]], dtype=np.uint8).reshape(-1, 3)
+        art = PixelArt(
+            grid_wh=(int(doc["grid"][0]), int(doc["grid"][1])), palette=palette, cell_px=int(doc["cell_px"]),
+            origin_xy=(int(doc["origin"][0]), int(doc["origin"][1])),
+            native_grid_wh=(int(doc["native_grid"][0]), int(doc["native_grid"][1])), share=float(doc["share"]),
+            path=path, doc=doc,
+        )
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
+        raise NftganError(f"{path} is malformed ({e}): re-run `nftgan prepare {slug} --size {size_px}`") from e
+    if len(art.palette) == 0:
+        raise NftganError(f"{path} has an empty palette: re-run `nftgan prepare {slug} --size {size_px}`")
+    manifest = read_manifest(ws, slug, size_px)
+    if manifest is None or manifest.get("content_hash") != doc.get("content_hash"):
+        return None  # stale: prepare rewrites or removes it on its next pass
+    return art
+
+
+def _rgb(text: str) -> tuple[int, int, int]:
+    v = int(str(text).lstrip("#"), 16)
+    return (v >> 16) & 255, (v >> 8) & 255, v & 255
+
+
+def snap_to_pixel_art(images_uint8: np.ndarray, grid_wh: tuple[int, int], palette: np.ndarray) -> np.ndarray:
+    """uint8 (N, 3, H, W) -> uint8 (N, 3, H, W): box-averaged to the grid, each cell the nearest palette colour
+    (CIELAB), upscaled with nearest neighbour (see the module docstring)."""
+    images = np.asarray(images_uint8)
+    if images.ndim != 4 or images.shape[1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"expected uint8 (N, 3, H, W) images, got {images.dtype} {images.shape}")
+    palette = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
+    if len(palette) == 0:
+        raise ValueError("the palette is empty")
+    n, _, h, w = images.shape
+    if n == 0:
+        return images.copy()
+    gw, gh = int(grid_wh[0]), int(grid_wh[1])
+    cell = min(h // gh, w // gw)
+    if cell < 1:
+        raise ValueError(f"a {gw}x{gh} grid does not fit {w}x{h} images")
+    ys = _edges(h, gh, cell)
+    xs = _edges(w, gw, cell)
+    # 1. box average per cell
+    summed = np.add.reduceat(np.add.reduceat(images.astype(np.float32), ys[:-1], axis=2), xs[:-1], axis=3)
+    area = np.outer(np.diff(ys), np.diff(xs)).astype(np.float32)
+    means = np.rint(summed / area).clip(0, 255).astype(np.uint8)  # (N, 3, cy, cx)
+    # 2. nearest palette colour in Lab
+    cells = means.transpose(0, 2, 3, 1).reshape(-1, 3)
+    index = _nearest(cells, palette)
+    snapped_cells = palette[index].reshape(n, len(ys) - 1, len(xs) - 1, 3)
+    # 3. nearest-neighbour upscale
+    out = np.repeat(np.repeat(snapped_cells, np.diff(ys), axis=1), np.diff(xs), axis=2)
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+def _edges(size: int, grid: int, cell: int) -> np.ndarray:
+    """Cell boundaries along one axis of ``size`` pixels holding a centered grid of ``grid`` cells of
+    ``cell`` pixels, continued outward over the padding: [0, ..., size]."""
+    origin = (size - grid * cell) // 2
+    inner = np.arange(origin % cell, size + 1, cell)
+    return np.unique(np.concatenate([[0], inner[(inner > 0) & (inner < size)], [size]]))
+
+
+@functools.lru_cache(maxsize=1)
+def _lab_transform() -> ImageCms.ImageCmsTransform:
+    return ImageCms.buildTransform(ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB"), "RGB", "LAB")
+
+
+def to_lab(rgb_uint8: np.ndarray) -> np.ndarray:
+    """uint8 (M, 3) sRGB -> float32 (M, 3) CIELAB (L in 0..100, a and b signed)."""
+    rgb = np.ascontiguousarray(np.asarray(rgb_uint8, dtype=np.uint8).reshape(1, -1, 3))
+    lab = np.asarray(ImageCms.applyTransform(Image.fromarray(rgb, "RGB"), _lab_transform())).reshape(-1, 3)
+    out = np.empty(lab.shape, np.float32)
+    out[:, 0] = lab[:, 0].astype(np.float32) * (100.0 / 255.0)
+    out[:, 1:] = lab[:, 1:].view(np.int8)  # PIL's 8-bit LAB stores a and b as signed bytes
+    return out
+
+
+def _nearest(rgb_uint8: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Index of the nearest palette colour of each row: itself when it is one, else by CIELAB distance
+    (ties to the lower index; 8-bit Lab may not tell two near palette colours apart)."""
+    pal = to_lab(palette)
+    out = np.empty(len(rgb_uint8), np.int64)
+    for start in range(0, len(rgb_uint8), _CELLS_PER_CHUNK):
+        lab = to_lab(rgb_uint8[start : start + _CELLS_PER_CHUNK])
+        d = np.square(lab[:, None, :] - pal[None, :, :]).sum(-1)
+        out[start : start + len(lab)] = d.argmin(axis=1)
+    packed_palette = _pack(palette)
+    order = np.argsort(packed_palette, kind="stable")
+    packed = _pack(rgb_uint8)
+    at = np.searchsorted(packed_palette[order], packed).clip(0, len(order) - 1)
+    exact = packed_palette[order][at] == packed
+    out[exact] = order[at[exact]]
+    return out
+
+
+def _pack(rgb_uint8: np.ndarray) -> np.ndarray:
+    rgb = np.asarray(rgb_uint8, dtype=np.uint32).reshape(-1, 3)
+    return (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
