@@ -74,11 +74,22 @@ def scrape_cmd(
     ] = None,
     headless: Annotated[bool, typer.Option(help="Run the browser without a window.")] = True,
     restart_listing: Annotated[bool, typer.Option(help="API: forget a saved cursor, list from the start.")] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="List the whole collection, not only what is new; notices removed tokens "
+                                          "(flagged delisted) and changed images (downloaded again).")
+    ] = SCRAPE_DEFAULTS.full,
+    full_every_days: Annotated[
+        float, typer.Option(help="A listing is full when the last full one is older than this many days "
+                                 "(0: every listing is full); otherwise only new items are listed.")
+    ] = SCRAPE_DEFAULTS.full_every_days,
     list_only: Annotated[bool, typer.Option(help="List items, download nothing.")] = False,
     download_only: Annotated[bool, typer.Option(help="Download pending/failed items, list nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
 ) -> None:
     """List a collection's items and download their images (resumable: re-run to finish or update).
+
+    Once a listing has finished, the next ones list only what is new (newest first, until known items),
+    with a full listing on --full and every --full-every-days days.
 
     Ends with "cataloged X of Y (total supply)". Exit codes: 0 done; 2 a mistake in the options;
     3 partial (fewer items than the total supply: re-run to continue); 4 the site cannot be reached
@@ -102,7 +113,7 @@ def scrape_cmd(
         interstitial_wait_s=interstitial_wait, max_bytes=max_bytes, max_retries=max_retries,
         rate_limit_retries=rate_limit_retries, backoff_initial_s=backoff_initial, backoff_max_s=backoff_max,
         chromium_path=chromium, headless=headless, restart_listing=restart_listing, skip_nsfw=skip_nsfw,
-        max_rate_wait_s=max_rate_wait,
+        max_rate_wait_s=max_rate_wait, full=full, full_every_days=full_every_days,
     )
     ws = workspace(ctx)
     run = list_items if list_only else download_items if download_only else scrape

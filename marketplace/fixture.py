@@ -6,7 +6,10 @@ It serves, for one collection of :mod:`marketplace.democollection` avatars:
   lazy images and item links ``/item/<chain>/<contract>/<token_id>`` (every 7th ``/assets/...``); the
   grid loads pages of items from ``/feed/<slug>`` (GraphQL-like JSON, or an opaque array format that no
   network listener can read, so tests can prove the DOM path alone);
-- ``/api/v2/collection/<slug>/nfts?limit=&next=``: OpenSea's API v2 listing with cursors;
+- ``/api/v2/collection/<slug>/nfts?limit=&next=``: OpenSea's API v2 listing with cursors (no documented
+  order: token order here);
+- ``/api/v2/events/collection/<slug>?event_type=mint&limit=&next=&after=&before=``: API v2 collection
+  events, newest first, each with its ``nft`` record (every token has a mint event at its creation time);
 - ``/cdn/<slug>/<token_id>.png?w=W``: images like an image CDN, rendered at width ``W``;
 - ``/ipfs/<cid>/<token_id>.png``: a gateway for the items listed with ``ipfs://`` URLs;
 - ``/metadata/<slug>/<token_id>.json``: trait metadata.
@@ -16,6 +19,10 @@ Faults (:class:`Faults`) can be set up front or changed while it runs: error bur
 ``image/png``, duplicate images under different tokens, ``ipfs://`` and video items, redirects, a slow
 first load and bot-check interstitials. Counters record what was asked, so tests can check that nothing
 was fetched twice and that a listing resumed from its cursor.
+
+The collection can change while it is served: :meth:`MarketplaceFixture.grow` mints new tokens (newer
+creation dates, drawn like the others), :meth:`~MarketplaceFixture.remove` takes one away and
+:meth:`~MarketplaceFixture.change_image` gives one a new image under a new URL.
 """
 
 from __future__ import annotations
@@ -42,6 +49,10 @@ CHAIN = "ethereum"
 #: "classic": an infinite grid fed by a plain JSON feed (kept for the regression tests)
 MODES = ("os2", "classic")
 MIN_WIDTH_PX, MAX_WIDTH_PX = 8, 2048
+#: creation (mint) time of item 0, Unix seconds; item i was created CREATED_STEP_S * i later
+CREATED_EPOCH = 1_704_067_200  # 2024-01-01T00:00:00Z
+CREATED_STEP_S = 60
+EVENT_TYPES = ("sale", "transfer", "mint", "listing", "offer", "cancel", "redemption")
 #: the bytes of a "video" item: an MP4 header (``ftyp``) and filler; enough for a sniffer, not a player
 FAKE_MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 2000
 
@@ -73,6 +84,7 @@ class Faults:
     disabled: set[str] = field(default_factory=set)  # API: is_disabled
     nsfw: set[str] = field(default_factory=set)  # API: is_nsfw
     original_only: set[str] = field(default_factory=set)  # API: only original_image_url names the image
+    events_status: int | None = None  # every API events request answers this HTTP status
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,11 @@ class FixtureItem:
         from pipeline.catalog import item_key_for_token
 
         return item_key_for_token(self.chain, self.contract, self.token_id)
+
+    @property
+    def created_epoch(self) -> int:
+        """When the token was minted (Unix seconds): later for every later index."""
+        return CREATED_EPOCH + CREATED_STEP_S * self.index
 
 
 class MarketplaceFixture:
@@ -116,24 +133,71 @@ class MarketplaceFixture:
         self.card_links = card_links
         self.api_key = api_key
         self.contract = "0x" + hashlib.sha1(f"{collection}:{seed}".encode()).hexdigest()
-        if chain == "solana":  # every item is its own mint: token id and "contract" alike
-            mints = [fixture_os2.solana_mint(seed, i) for i in range(n_items)]
-            self.items = [FixtureItem(i, m, "solana", m, democollection.item_name(i)) for i, m in enumerate(mints)]
-        else:
-            self.items = [
-                FixtureItem(i, str(i), chain, self.contract, democollection.item_name(i)) for i in range(n_items)
-            ]
+        self.chain = chain
+        self.next_index = 0  # the index the next minted token gets (removed tokens keep theirs)
+        self.items: list[FixtureItem] = [self._new_item() for _ in range(n_items)]
         self.prices = fixture_os2.listed_prices(self)
         self._rate_window: tuple[float, int] = (0.0, 0)  # (window start, requests in it)
         self._by_token = {it.token_id: it for it in self.items}
+        self.image_versions: dict[str, int] = {}  # token -> how many times its image was changed
         self.counters: Counter[str] = Counter()
         self.image_requests: Counter[str] = Counter()  # token -> image requests
         self.api_requests: list[dict[str, str]] = []  # query of every API listing request
+        self.event_requests: list[dict[str, str]] = []  # query of every API events request
         self.feed_requests: list[dict[str, str]] = []  # query of every GraphQL feed request (os2)
         self.image_log: list[tuple[float, str, int]] = []  # (time.monotonic() on arrival, token, status)
         self._lock = threading.Lock()
         self._images: dict[tuple[int, int], bytes] = {}
         self.base_url = ""  # set once the server is bound
+
+    def _new_item(self) -> FixtureItem:
+        i = self.next_index
+        self.next_index += 1
+        if self.chain == "solana":  # every item is its own mint: token id and "contract" alike
+            mint = fixture_os2.solana_mint(self.seed, i)
+            return FixtureItem(i, mint, "solana", mint, democollection.item_name(i))
+        return FixtureItem(i, str(i), self.chain, self.contract, democollection.item_name(i))
+
+    # -- the collection changing while it is served ---------------------------------------------------
+    def grow(self, n: int) -> list[FixtureItem]:
+        """Mint ``n`` new tokens (the newest by creation date, unlisted, drawn and traited like the others);
+        the total supply grows by ``n``. Returns the new items."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        with self._lock:
+            fresh = [self._new_item() for _ in range(n)]
+            self.items = self.items + fresh  # a new list: a request in flight keeps the one it read
+            self._by_token = {**self._by_token, **{it.token_id: it for it in fresh}}
+        return fresh
+
+    def remove(self, token_id: str) -> FixtureItem:
+        """Take a token out of the collection (burned, or hidden by the marketplace): it is no longer listed,
+        its image is gone, and the total supply drops by one."""
+        with self._lock:
+            item = self._by_token[token_id]
+            self.items = [it for it in self.items if it.token_id != token_id]
+            self._by_token = {k: v for k, v in self._by_token.items() if k != token_id}
+            self.prices.pop(token_id, None)
+        return item
+
+    def restore(self, item: FixtureItem) -> None:
+        """Put a removed token back where it was (the marketplace lists it again)."""
+        with self._lock:
+            self.items = sorted([*self.items, item], key=lambda it: it.index)
+            self._by_token = {**self._by_token, item.token_id: item}
+
+    def change_image(self, token_id: str) -> str:
+        """Give a token a new image (a metadata refresh): a new URL, other pixels. Returns the new URL."""
+        if token_id not in self._by_token:
+            raise KeyError(token_id)
+        with self._lock:
+            self.image_versions[token_id] = self.image_versions.get(token_id, 0) + 1
+        return self.image_url(token_id)
+
+    def cdn_name(self, token_id: str) -> str:
+        """The file name (without extension) of a token's image on the CDN: a changed image gets a new one."""
+        version = self.image_versions.get(token_id, 0)
+        return f"{token_id}~v{version}" if version else token_id
 
     # -- what tests ask for -------------------------------------------------------------------------
     @property
@@ -157,16 +221,19 @@ class MarketplaceFixture:
             return f"ipfs://{self._cid}/{token_id}.png"
         if token_id in self.faults.video:
             return f"{self.base_url}/cdn/{self.slug}/{token_id}.mp4"
-        return f"{self.base_url}/cdn/{self.slug}/{token_id}.png"
+        return f"{self.base_url}/cdn/{self.slug}/{self.cdn_name(token_id)}.png"
 
     def image_bytes(self, token_id: str, width_px: int | None = None) -> bytes:
         """The PNG the CDN serves for ``token_id`` at ``width_px`` (cached)."""
         item = self._by_token[token_id]
         width = self.image_px if width_px is None else width_px
-        key = (item.index, width)
+        version = self.image_versions.get(token_id, 0)
+        key = (item.index, width, version)
         data = self._images.get(key)
         if data is None:
             data = democollection.render_png(item.index, seed=self.seed, size_px=width)
+            if version:  # a changed image: the drawing turned and inverted, once per change
+                data = _altered_png(data, version)
             self._images[key] = data
         return data
 
@@ -179,6 +246,8 @@ class MarketplaceFixture:
             self.counters.clear()
             self.image_requests.clear()
             self.api_requests.clear()
+            self.event_requests.clear()
+            self.feed_requests.clear()
             self.image_log.clear()
 
     @property
@@ -258,6 +327,38 @@ class MarketplaceFixture:
             doc["next"] = next_cursor
         return doc
 
+    def events_document(self, query: dict[str, str]) -> dict[str, Any]:
+        """API v2 ``GET /api/v2/events/collection/<slug>``: mint events newest first (``event_type`` other
+        than mint finds none here), ``after``/``before`` in Unix seconds, ``limit`` 1..200, ``next``.
+        Raises ValueError on a bad parameter or cursor (answered 400)."""
+        types = {t for t in query.get("event_type", "").split(",") if t} or {"mint"}
+        if not types <= set(EVENT_TYPES):
+            raise ValueError(f"invalid event_type {sorted(types - set(EVENT_TYPES))}")
+        limit = int(query.get("limit") or 50)
+        if not 1 <= limit <= 200:
+            raise ValueError("limit must be within 1..200")
+        after = int(query["after"]) if query.get("after") else None
+        before = int(query["before"]) if query.get("before") else None
+        rows = [] if "mint" not in types else sorted(self.items, key=lambda it: -it.created_epoch)
+        rows = [it for it in rows if (after is None or it.created_epoch > after)
+                and (before is None or it.created_epoch < before)]
+        offset = _decode_cursor(query["next"]) if query.get("next") else 0
+        chunk = rows[offset : offset + limit]
+        end = offset + len(chunk)
+        events = []
+        for it, nft in zip(chunk, self.api_document(chunk, None)["nfts"]):
+            nft.pop("chain", None)  # an event names the chain itself
+            events.append({
+                "event_type": "mint", "event_timestamp": it.created_epoch, "chain": it.chain,
+                "transaction": "0x" + hashlib.sha256(f"mint:{it.item_key}".encode()).hexdigest(),
+                "from_address": "0x" + "0" * 40, "to_address": "0x" + hashlib.sha1(it.token_id.encode()).hexdigest(),
+                "quantity": 1, "nft": nft,
+            })
+        doc: dict[str, Any] = {"asset_events": events}
+        if end < len(rows):
+            doc["next"] = _encode_cursor(end)
+        return doc
+
     def collection_document(self) -> dict[str, Any]:
         """API v2 ``GET /api/v2/collections/<slug>``."""
         return {
@@ -293,6 +394,19 @@ def _svg(index: int) -> bytes:
         f'<rect width="64" height="64" fill="hsl({hue},60%,50%)"/><circle cx="32" cy="30" r="16" fill="#fff"/>'
         "</svg>"
     ).encode()
+
+
+def _altered_png(data: bytes, version: int) -> bytes:
+    import io
+
+    from PIL import Image, ImageOps
+
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    for _ in range(version):
+        image = ImageOps.invert(image.rotate(90))
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
 
 
 def _encode_cursor(offset: int) -> str:
@@ -343,6 +457,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(200, fx.feed_document(query))
             elif path[:3] == ["api", "v2", "collection"] and len(path) == 5 and path[4] == "nfts":
                 self._api(fx, path[3], query)
+            elif path[:4] == ["api", "v2", "events", "collection"] and len(path) == 5:
+                self._events(fx, path[4], query)
             elif path[0] == "cdn" and len(path) == 3 and path[1] == fx.slug:
                 self._image(fx, path[2], query)
             elif path[0] == "ipfs" and len(path) == 3 and path[1] == fx._cid:
@@ -439,9 +555,34 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._json(200, fx.api_document(chunk, next_cursor), headers=rate)
 
+    def _events(self, fx: MarketplaceFixture, slug: str, query: dict[str, str]) -> None:
+        fx._count("api-events")
+        with fx._lock:
+            fx.event_requests.append(dict(query))
+        if fx.api_key is not None and self.headers.get("X-API-KEY") != fx.api_key:
+            self._json(401, {"detail": "Invalid API key"})
+            return
+        rate = self._rate_headers(fx)
+        if rate is None:
+            self._json(429, {"detail": "rate limited"}, headers={"Retry-After": "1"})
+            return
+        if fx.faults.events_status is not None:
+            self._error(fx, fx.faults.events_status)
+            return
+        if slug != fx.slug:
+            self._json(404, {"errors": [f"Collection {slug} not found"]})
+            return
+        try:
+            doc = fx.events_document(query)
+        except ValueError as e:
+            self._json(400, {"errors": [str(e)]})
+            return
+        self._json(200, doc, headers=rate)
+
     def _image(self, fx: MarketplaceFixture, name: str, query: dict[str, str]) -> None:
-        token, _, ext = name.rpartition(".")
-        if token not in fx._by_token or ext not in ("png", "mp4"):
+        stem, _, ext = name.rpartition(".")
+        token, _, version = stem.partition("~")
+        if token not in fx._by_token or ext not in ("png", "mp4") or stem != fx.cdn_name(token) and ext == "png":
             self._send(404, "text/html", b"<!doctype html><h1>no such image</h1>")
             return
         fx._count("image")

@@ -11,7 +11,8 @@ Facts measured on the real site by public scrapers (2scraper/opensea-scraper, 20
   &app_id=os2-web`` (persisted query: the hash must match), answered ``application/graphql-response+json``
   with ``data.collectionItems.items[]`` and ``nextPageCursor``; ``limit`` is 1..100.
 - Orderings: ``PRICE`` walks only the listed items, so its cursor ends where the listed items end;
-  ``CREATED_DATE`` walks the whole collection. A cursor of one ordering sent with another is answered
+  ``CREATED_DATE`` walks the whole collection (``DESC``: the newest first; tokens minted with
+  :meth:`~marketplace.fixture.MarketplaceFixture.grow` come first). A cursor of one ordering sent with another is answered
   HTTP 200 ``{"errors": [{"message": "Invalid cursor"}]}``.
 - Solana items: ``/item/solana/<mint>``; the payload's ``tokenId`` and ``contractAddress`` are the mint.
 """
@@ -80,14 +81,20 @@ def item_node(fx: MarketplaceFixture, it: FixtureItem) -> dict[str, Any]:
     traits = democollection.item_traits(it.index, seed=fx.seed)
     return {
         "id": f"{it.chain}/{it.contract}/{it.token_id}", "tokenId": it.token_id, "name": it.name,
-        "imageUrl": f"{fx.base_url}/cdn/{fx.slug}/{it.token_id}.png?w=500",
+        "imageUrl": f"{fx.base_url}/cdn/{fx.slug}/{fx.cdn_name(it.token_id)}.png?w=500",
         "contractAddress": it.contract, "chain": chain,
         "collection": {"slug": fx.slug, "name": fx.slug, "__typename": "Collection"},
         "attributes": [{"traitType": k, "value": v, "__typename": "StaticItemAttributeType"} for k, v in traits.items()],
-        "bestListing": listing, "createdAt": f"2024-01-01T00:{it.index // 60 % 60:02d}:{it.index % 60:02d}Z",
+        "bestListing": listing, "createdAt": _iso(it.created_epoch),
         "enforcement": {"isDisabled": False, "isCompromised": False, "isDelisted": False},
         "__typename": "Item",
     }
+
+
+def _iso(epoch: int) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 def featured_items(fx: MarketplaceFixture) -> list[dict[str, Any]]:

@@ -25,9 +25,14 @@ from typing import Any
 
 STATUSES = ("pending", "downloaded", "failed", "rejected", "duplicate", "ok")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: state key: the coverage of the last listing, JSON {cataloged, total_supply, partial, source, ...}
 COVERAGE_STATE_KEY = "scrape.coverage"
+#: state key: the last listing, JSON {source, mode, finished, started_at, finished_at}; an incremental
+#: listing needs the last one finished (an interrupted listing may have left a gap below the newest items)
+LISTING_STATE_KEY = "scrape.listing"
+#: state key: the last finished full listing, JSON {source, at (ISO), epoch (Unix seconds)}
+LAST_FULL_LISTING_KEY = "scrape.last_full_listing"
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS items (
@@ -62,6 +67,8 @@ CREATE TABLE IF NOT EXISTS items (
     pixel_art     INTEGER,                    -- 1: small and few colors on its native grid
     traits        TEXT,                       -- JSON [[trait type, value], ...] from the listing
     nsfw          INTEGER,                    -- 1: the marketplace flags it NSFW
+    delisted_at   TEXT,                       -- a complete full listing no longer showed it (NULL: listed)
+    previous_image_url TEXT,                  -- the image URL before a listing saw it change
     attempts      INTEGER NOT NULL DEFAULT 0,
     created_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     updated_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
@@ -81,6 +88,7 @@ ITEM_COLUMNS = frozenset(
         "sha256", "stored_path", "media_kind", "bytes", "status", "reason", "detail", "duplicate_of",
         "phash", "width", "height", "format", "prep_key", "attempts",
         "pixel_hash", "lossy", "native_w", "native_h", "pixel_art", "traits", "nsfw",
+        "delisted_at", "previous_image_url",
     }
 )
 
@@ -122,6 +130,8 @@ class Item:
     pixel_art: int | None = None
     traits: str | None = None
     nsfw: int | None = None
+    delisted_at: str | None = None
+    previous_image_url: str | None = None
 
     def trait_pairs(self) -> list[tuple[str, str]]:
         """The item's traits as (type, value) pairs (empty when none were listed)."""
@@ -132,6 +142,15 @@ class Item:
         if not isinstance(pairs, list):
             return []
         return [(str(p[0]), str(p[1])) for p in pairs if isinstance(p, list) and len(p) == 2]
+
+
+@dataclass(frozen=True)
+class ListedState:
+    """What the catalog holds of one listed item, for a listing to compare with what it sees."""
+
+    source: str
+    image_url: str | None
+    delisted_at: str | None
 
 
 def item_key_for_token(chain: str, contract: str, token_id: str) -> str:
@@ -298,11 +317,60 @@ class Catalog:
             out[row["status"]] = row["n"]
         return out
 
-    def count_from(self, sources: Iterable[str]) -> int:
-        """Number of items whose ``source`` is one of ``sources`` (e.g. the listed ones, not imported files)."""
+    def count_from(self, sources: Iterable[str], *, listed_only: bool = False) -> int:
+        """Number of items whose ``source`` is one of ``sources`` (e.g. the listed ones, not imported files);
+        ``listed_only``: leave out items marked delisted."""
         sources = list(sources)
         sql = f"SELECT COUNT(*) FROM items WHERE source IN ({', '.join('?' for _ in sources)})"
+        if listed_only:
+            sql += " AND delisted_at IS NULL"
         return int(self._conn.execute(sql, sources).fetchone()[0])
+
+    # -- re-listing: what a listing knew before it began, changed images, removed tokens ------------
+    def listing_snapshot(self, sources: Iterable[str]) -> dict[str, ListedState]:
+        """item_key -> what the catalog holds of each item of ``sources`` (read before a listing begins)."""
+        sources = list(sources)
+        sql = (
+            "SELECT item_key, source, image_url, delisted_at FROM items "
+            f"WHERE source IN ({', '.join('?' for _ in sources)})"
+        )
+        return {
+            r["item_key"]: ListedState(r["source"], r["image_url"], r["delisted_at"])
+            for r in self._conn.execute(sql, sources)
+        }
+
+    def requeue_changed_image(self, item_key: str, image_url: str) -> None:
+        """The marketplace now shows another image for this item: remember the old URL, forget the
+        download and everything derived from it, so the next download fetches the new one. The old file
+        stays in content-addressed storage (other items, or an old run, may still use it)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE items SET previous_image_url = image_url, image_url = ?, status = 'pending', "
+                "sha256 = NULL, stored_path = NULL, media_kind = NULL, bytes = NULL, reason = NULL, detail = NULL, "
+                "duplicate_of = NULL, phash = NULL, width = NULL, height = NULL, format = NULL, prep_key = NULL, "
+                "pixel_hash = NULL, lossy = NULL, native_w = NULL, native_h = NULL, pixel_art = NULL, attempts = 0, "
+                "updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE item_key = ?",
+                (image_url, item_key),
+            )
+
+    def set_delisted(self, item_keys: Iterable[str], at: str | None) -> int:
+        """Mark items delisted at ``at`` (an ISO time), or listed again (``None``); returns how many changed.
+        Rows and files stay: a delisted item is only flagged."""
+        changed = 0
+        with self.transaction() as conn:
+            for key in item_keys:
+                if at is None:
+                    cur = conn.execute(
+                        "UPDATE items SET delisted_at = NULL, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+                        "WHERE item_key = ? AND delisted_at IS NOT NULL", (key,),
+                    )
+                else:
+                    cur = conn.execute(
+                        "UPDATE items SET delisted_at = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+                        "WHERE item_key = ? AND delisted_at IS NULL", (at, key),
+                    )
+                changed += cur.rowcount
+        return changed
 
     def reasons(self, status: str) -> dict[str, int]:
         """Number of items per reason code among items with ``status``."""
@@ -347,6 +415,7 @@ class Catalog:
 _ADDED_COLUMNS = {
     "pixel_hash": "TEXT", "lossy": "INTEGER", "native_w": "INTEGER", "native_h": "INTEGER",
     "pixel_art": "INTEGER", "traits": "TEXT", "nsfw": "INTEGER",
+    "delisted_at": "TEXT", "previous_image_url": "TEXT",  # version 4: re-listing
 }
 
 

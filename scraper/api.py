@@ -5,6 +5,14 @@ beside the collection (``scrape-config.json``, API key redacted) before any work
 scrape lock (a second scrape of the same collection fails at once instead of racing), and is resumable:
 listings add only new items (the API source continues from its saved cursor), downloads fetch only
 items that are pending or failed, so re-running after a crash or ``kill -9`` finishes the work.
+
+Listings are incremental once the catalog holds a finished listing from the same source: the newest
+items are walked first (the site's feed in ``CREATED_DATE:DESC``; the API's mint events) and the walk
+stops at the first page whose items are all cataloged. A full listing happens on ``--full``, on its own
+schedule (``--full-every-days``), after an unfinished listing, and whenever the incremental walk cannot
+show that it reached the known items. Only a complete full listing notices removed tokens (flagged
+``delisted_at``, never deleted); any listing notices a token whose image URL changed (its download is
+queued again; the old file stays in storage).
 """
 
 from __future__ import annotations
@@ -23,7 +31,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipeline import atomic
-from pipeline.catalog import COVERAGE_STATE_KEY, Catalog, Item
+from pipeline.catalog import (
+    COVERAGE_STATE_KEY, LAST_FULL_LISTING_KEY, LISTING_STATE_KEY, Catalog, Item, ListedState,
+)
 from pipeline.errors import NftganError, SiteUnreachable
 from pipeline.progress import Progress, report
 from pipeline.locks import exclusive_lock
@@ -36,6 +46,7 @@ if TYPE_CHECKING:  # heavy or optional at import time: playwright, httpx
     from scraper.source_browser import BrowserListing
 
 SOURCES = ("browser", "api")
+MODES = ("incremental", "full")
 #: catalog state key: the coverage of the last listing (JSON), read by ``nftgan status``
 COVERAGE_KEY = COVERAGE_STATE_KEY
 API_KEY_ENV = "OPENSEA_API_KEY"
@@ -78,6 +89,9 @@ class ScrapeConfig:
     restart_listing: bool = False  # API: forget a saved cursor and list from the first page
     skip_nsfw: bool = False  # API: leave out items the marketplace flags NSFW (they are counted)
     max_rate_wait_s: float = 3600.0  # API: longest wait for a rate-limit window; longer ends the run (resumable)
+    full: bool = False  # list the whole collection even when an incremental listing would do
+    #: a full listing also happens when the last finished one is older than this (0: every listing is full)
+    full_every_days: float = 7.0
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -102,7 +116,7 @@ class ScrapeConfig:
             if not isinstance(getattr(self, name), int) or not 0 <= getattr(self, name) <= 100:
                 raise NftganError(f"--{name.replace('_', '-')} must be an integer in 0..100")
         for name in ("timeout_s", "page_timeout_s", "interstitial_wait_s", "backoff_initial_s", "backoff_max_s",
-                     "max_rate_wait_s"):
+                     "max_rate_wait_s", "full_every_days"):
             if not isinstance(getattr(self, name), (int, float)) or getattr(self, name) < 0:
                 raise NftganError(f"--{name.replace('_', '-')} must be a number >= 0")
 
@@ -144,9 +158,22 @@ class ListSummary:
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> items not cataloged (disabled, nsfw)
     stopped_by: str | None = None  # why the listing ended early: "max-items", or what went wrong
     how: str | None = None  # how the items were reached (e.g. "feed walked in CREATED_DATE:ASC, 10 pages")
+    mode: str = "full"  # "incremental": newest first until known items; "full": the whole collection
+    why: str | None = None  # why this mode ("--full", "first listing", "scheduled full re-list due", ...)
+    removed: int = 0  # full listing: cataloged items it no longer saw, now flagged delisted
+    changed: int = 0  # items whose image URL changed: their download is queued again
+    delisted: int = 0  # items of the catalog flagged delisted afterwards (not counted as cataloged)
+
+    @property
+    def new_items(self) -> int:
+        """Items first cataloged by this listing."""
+        return self.new
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "partial": self.partial, "coverage": self.coverage_line()}
+        return {
+            **dataclasses.asdict(self), "new_items": self.new_items, "partial": self.partial,
+            "coverage": self.coverage_line(),
+        }
 
     @property
     def partial(self) -> bool:
@@ -169,8 +196,13 @@ class ListSummary:
     def describe(self, *, coverage: bool = True) -> str:
         how = "the API" if self.source == "api" else "the browser"
         lines = [f"listed {self.found} items of {self.slug} with {how} ({self.new} new; catalog now {self.total})"]
+        lines.append(f"  {self.mode} listing" + (f" ({self.why})" if self.why else "") + f": {self.new_items} new")
         if self.how:
             lines.append(f"  {self.how}")
+        if self.removed or (self.mode == "full" and self.complete and not self.resumed and not self.partial):
+            lines.append(f"  removed since the last full listing: {self.removed} (flagged delisted, files kept)")
+        if self.changed:
+            lines.append(f"  changed image: {self.changed} (downloads queued again; old files kept)")
         if self.resumed:
             lines.append("  resumed from the saved API cursor")
         if self.ignored:
@@ -279,19 +311,31 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 class _Sink:
-    """Adds listed items to the catalog, counting distinct items and stopping at ``max_items``."""
+    """Adds listed items to the catalog, counting distinct items and stopping at ``max_items``; compares
+    each with what the catalog held before the listing (``before``): changed image URLs are queued for
+    download again, delisted items seen again are listed again."""
 
-    def __init__(self, catalog: Catalog, source: str, max_items: int | None, progress: Progress | None) -> None:
+    def __init__(
+        self, catalog: Catalog, source: str, max_items: int | None, progress: Progress | None,
+        before: dict[str, ListedState] | None = None,
+    ) -> None:
         self.catalog = catalog
         self.source = source
         self.max_items = max_items
         self.progress = progress
+        self.before = before or {}
         self.seen: set[str] = set()
         self.with_image: set[str] = set()
         self.new = 0
+        self.changed: set[str] = set()
+        self.relisted: set[str] = set()
+
+    def known(self, item_key: str) -> bool:
+        """The item was cataloged before this listing began."""
+        return item_key in self.before
 
     def add(self, items: list[Any]) -> bool:
-        rows = []
+        rows, changed, relisted = [], [], []
         for it in items:
             key = it.item_key
             if key in self.with_image or (key not in self.seen and self.full):
@@ -302,8 +346,24 @@ class _Sink:
             if it.image_url:
                 self.with_image.add(key)
             rows.append(it.row(self.source))
+            prior = self.before.get(key)
+            if prior is None:
+                continue
+            if (
+                it.image_url and prior.image_url and prior.source == self.source and key not in self.changed
+                and image_identity(prior.image_url) != image_identity(it.image_url)
+            ):
+                changed.append((key, it.image_url))
+                self.changed.add(key)
+            if prior.delisted_at is not None and key not in self.relisted:
+                relisted.append(key)
+                self.relisted.add(key)
         if rows:
-            self.new += self.catalog.add_items(rows)
+            with self.catalog.transaction():
+                self.new += self.catalog.add_items(rows)
+                for key, url in changed:
+                    self.catalog.requeue_changed_image(key, url)
+                self.catalog.set_delisted(relisted, None)
         report(self.progress, "list", len(self.seen), None, found=len(self.seen), new=self.new)
         return not self.full
 
@@ -329,40 +389,120 @@ async def _list(col: CollectionPaths, config: ScrapeConfig, progress: Progress |
         raise SiteUnreachable(f"cannot reach {host}: {connect_failure(e)}") from None
     col.mkdirs()
     with Catalog(col.catalog) as catalog:
-        sink = _Sink(catalog, config.source, config.max_items, progress)
+        mode, why = listing_plan(catalog, config)
+        catalog.set_state(LISTING_STATE_KEY, json.dumps({
+            "source": config.source, "mode": mode, "finished": False, "started_at": _now_iso(),
+        }))
+        sink = _Sink(catalog, config.source, config.max_items, progress, catalog.listing_snapshot(SOURCES))
         skipped: dict[str, int] = {}
+        skipped_keys: frozenset[str] = frozenset()
         ignored, how, error = 0, None, None
         if config.source == "api":
-            listing = await _list_api(col, config, catalog, sink)
+            listing, mode, why = await _list_api(col, config, catalog, sink, mode, why)
             complete, resumed, pages = listing.complete, listing.resumed, listing.pages
             supply, skipped, error = listing.total_supply, listing.skipped, listing.stopped_by
-            how = f"{pages} API page(s) of up to {config.page_size}"
+            skipped_keys = listing.skipped_keys
+            how = (f"{pages} page(s) of mint events, newest first" if mode == "incremental"
+                   else f"{pages} API page(s) of up to {config.page_size}")
         else:
-            browsed = await _list_browser(col, config, sink)
+            browsed = await _list_browser(col, config, sink, known=sink.known if mode == "incremental" else None)
             complete, resumed, pages = browsed.complete, False, browsed.scrolls
             supply = browsed.totals.total_supply if browsed.totals else None
             ignored, error = browsed.ignored, browsed.feed_error
             how = _browser_how(browsed)
-        total = len(catalog)
-        cataloged = catalog.count_from(SOURCES)
+            if mode == "incremental" and not browsed.incremental and browsed.fallback:
+                mode, why = "full", f"incremental walk could not reach known items: {browsed.fallback}"
         stopped_by = "max-items" if sink.full else error
         if stopped_by is None and not complete:
             stopped_by = "the listing did not reach the end of the collection"
+        seen_all = supply is None or len(sink.seen) + sum(skipped.values()) >= supply
+        removed = 0
+        if mode == "full" and complete and stopped_by is None and not resumed and seen_all:
+            # a whole listing in one go: whatever it did not see is gone from the marketplace
+            gone = [k for k, st in sink.before.items()
+                    if k not in sink.seen and k not in skipped_keys and st.delisted_at is None]
+            removed = catalog.set_delisted(gone, _now_iso())
+            catalog.set_state(LAST_FULL_LISTING_KEY, json.dumps({
+                "source": config.source, "at": _now_iso(), "epoch": time.time(),
+            }))
+        total = len(catalog)
+        cataloged = catalog.count_from(SOURCES, listed_only=True)
         summary = ListSummary(
             slug=col.slug, source=config.source, found=len(sink.seen), new=sink.new, total=total,
             complete=complete and not sink.full, resumed=resumed, pages=pages,
             seconds=round(time.monotonic() - started, 3), cataloged=cataloged, total_supply=supply,
-            ignored=ignored, skipped=skipped, stopped_by=stopped_by, how=how,
+            ignored=ignored, skipped=skipped, stopped_by=stopped_by, how=how, mode=mode, why=why,
+            removed=removed, changed=len(sink.changed),
+            delisted=catalog.count_from(SOURCES) - cataloged,
         )
         if summary.partial and summary.stopped_by is None and supply is not None:
             short = supply - cataloged - sum(skipped.values())
             summary = dataclasses.replace(summary, stopped_by=f"the listing ended {short} short of the total supply")
+        finished = summary.complete and summary.stopped_by is None and not summary.partial
+        catalog.set_state(LISTING_STATE_KEY, json.dumps({
+            "source": config.source, "mode": mode, "finished": finished, "finished_at": _now_iso(),
+            "new_items": summary.new_items, "removed": removed, "changed": summary.changed,
+        }))
         catalog.set_state(COVERAGE_KEY, json.dumps({
             "cataloged": cataloged, "total_supply": supply, "partial": summary.partial,
-            "source": config.source, "stopped_by": stopped_by, "skipped": skipped,
-            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "source": config.source, "stopped_by": summary.stopped_by, "skipped": skipped,
+            "mode": mode, "new_items": summary.new_items, "at": _now_iso(),
         }))
     return summary
+
+
+def listing_plan(catalog: Catalog, config: ScrapeConfig, *, now: float | None = None) -> tuple[str, str]:
+    """``(mode, why)`` of the next listing: "incremental" when the catalog holds a finished listing of the
+    same source and a full listing newer than ``config.full_every_days``; else "full", and why."""
+    from scraper import source_api
+
+    now = time.time() if now is None else now
+    if config.full:
+        return "full", "--full"
+    if config.full_every_days == 0:
+        return "full", "--full-every-days 0: every listing is full"
+    if config.source == "api" and config.restart_listing:
+        return "full", "--restart-listing"
+    last = _state_json(catalog, LISTING_STATE_KEY)
+    if last is None:
+        return "full", "first listing"
+    if last.get("source") != config.source:
+        return "full", f"the last listing used the {last.get('source')} source"
+    if not last.get("finished"):
+        return "full", "the last listing did not finish"
+    if config.source == "api" and catalog.get_state(source_api.CURSOR_KEY):
+        return "full", "an unfinished API listing resumes from its cursor"
+    full = _state_json(catalog, LAST_FULL_LISTING_KEY)
+    epoch = full.get("epoch") if full else None
+    if not isinstance(epoch, (int, float)) or isinstance(epoch, bool):
+        return "full", "no finished full listing recorded"
+    age_days = max(0.0, now - epoch) / 86400
+    if age_days >= config.full_every_days:
+        return "full", (f"scheduled full re-list due: the last full listing is {age_days:.1f} days old "
+                        f"(--full-every-days {config.full_every_days:g})")
+    return "incremental", f"the last full listing is {age_days:.1f} days old"
+
+
+def image_identity(url: str) -> str:
+    """What identifies an image URL across listings: scheme, host and path, without the query (a CDN's
+    ``w=``/``auto=`` differ between the page's cards and its feed) or fragment."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.strip())
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path}"
+
+
+def _state_json(catalog: Catalog, key: str) -> dict[str, Any] | None:
+    text = catalog.get_state(key)
+    try:
+        value = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _browser_how(b: BrowserListing) -> str:
@@ -373,7 +513,12 @@ def _browser_how(b: BrowserListing) -> str:
     return "; ".join(parts)
 
 
-async def _list_api(col: CollectionPaths, config: ScrapeConfig, catalog: Catalog, sink: _Sink) -> ApiListing:
+async def _list_api(
+    col: CollectionPaths, config: ScrapeConfig, catalog: Catalog, sink: _Sink, mode: str, why: str,
+) -> tuple[ApiListing, str, str]:
+    """The API listing: mint events newest first when ``mode`` is incremental, else (or when that walk
+    cannot show it reached the known tokens) the whole ``/nfts`` listing. Returns the listing, its mode
+    and why."""
     from scraper import source_api
 
     key = config.resolved_api_key()
@@ -383,15 +528,29 @@ async def _list_api(col: CollectionPaths, config: ScrapeConfig, catalog: Catalog
     if config.restart_listing:
         catalog.set_state(source_api.CURSOR_KEY, None)
         catalog.set_state(source_api.CURSOR_OWNER_KEY, None)
-    return await source_api.list_api(
+    common = dict(
         catalog=catalog, slug=col.slug, api_base_url=config.api_base_url, api_key=key,
         page_size=config.page_size, timeout_s=config.timeout_s, retry=config.retry_policy(),
         allow_private_hosts=config.allow_private_hosts, add=sink.add, skip_nsfw=config.skip_nsfw,
         max_rate_wait_s=config.max_rate_wait_s,
     )
+    walked = 0
+    if mode == "incremental":
+        inc = await source_api.list_api_incremental(known=sink.known, **common)  # type: ignore[arg-type]
+        if inc.reached_known or sink.full:
+            return source_api.ApiListing(
+                pages=inc.pages, complete=inc.reached_known, resumed=False, total_supply=inc.total_supply,
+                skipped=inc.skipped, skipped_keys=inc.skipped_keys,
+                stopped_by=None if inc.reached_known else inc.error,
+            ), mode, why
+        mode, why, walked = "full", f"incremental walk could not reach known items: {inc.error}", inc.pages
+    listing = await source_api.list_api(**common)  # type: ignore[arg-type]
+    return dataclasses.replace(listing, pages=listing.pages + walked), mode, why
 
 
-async def _list_browser(col: CollectionPaths, config: ScrapeConfig, sink: _Sink) -> BrowserListing:
+async def _list_browser(
+    col: CollectionPaths, config: ScrapeConfig, sink: _Sink, *, known: Any = None,
+) -> BrowserListing:
     from scraper.source_browser import BrowserOptions, list_browser
 
     options = BrowserOptions(
@@ -401,7 +560,7 @@ async def _list_browser(col: CollectionPaths, config: ScrapeConfig, sink: _Sink)
         backoff_max_s=config.backoff_max_s,
     )
     url = f"{config.base_url.rstrip('/')}/collection/{col.slug}"
-    return await list_browser(url=url, slug=col.slug, options=options, add=sink.add)
+    return await list_browser(url=url, slug=col.slug, options=options, add=sink.add, known=known)
 
 
 async def _download(col: CollectionPaths, config: ScrapeConfig, progress: Progress | None) -> DownloadSummary:
@@ -414,7 +573,8 @@ async def _download(col: CollectionPaths, config: ScrapeConfig, progress: Progre
     atomic.remove_stale_temps(col.images)  # temp files of a killed run (we hold the scrape lock)
     with Catalog(col.catalog) as catalog:
         _requeue_missing_files(col, catalog)
-        todo = [it for it in catalog.items(("pending", "failed")) if it.source in SOURCES]  # not imported files
+        # not imported files, nor items the marketplace no longer lists
+        todo = [it for it in catalog.items(("pending", "failed")) if it.source in SOURCES and it.delisted_at is None]
         tally = _Tally(col, catalog, len(todo), progress)
         choices: dict[int, list[str]] = {}  # item id -> URLs to try in turn (one per IPFS gateway)
         for item in todo:

@@ -4,6 +4,13 @@
 ``next`` until it is absent. Each page's items and the cursor after it are committed in one catalog
 transaction, so an interrupted listing resumes at the page after the last one saved; a finished listing
 clears the cursor, so the next scrape starts over and adds only new items.
+
+An incremental listing (:func:`list_api_incremental`) cannot use that endpoint: OpenSea documents no
+order for ``/collection/<slug>/nfts`` (only ``limit``, ``next`` and trait filters), so "stop where the
+known items begin" has nothing to stand on there. It walks the collection's mint events instead,
+``GET <api-base>/api/v2/events/collection/<slug>?event_type=mint&limit=N&next=<cursor>``, which the API
+serves newest first by event time, each event carrying its ``nft`` record, and stops after the first
+page whose tokens are all known.
 """
 
 from __future__ import annotations
@@ -41,6 +48,19 @@ class ApiListing:
     total_supply: int | None = None  # from GET /api/v2/collections/<slug>
     skipped: dict[str, int] = field(default_factory=dict)  # "disabled" / "nsfw" -> items not cataloged
     stopped_by: str | None = None  # why it stopped early (a rate-limit wait longer than allowed)
+    skipped_keys: frozenset[str] = frozenset()  # item keys of the skipped items (seen, not cataloged)
+
+
+@dataclass(frozen=True)
+class ApiIncremental:
+    """An incremental listing by mint events, newest first."""
+
+    pages: int
+    reached_known: bool  # stopped at a page of only known tokens: everything older is cataloged
+    total_supply: int | None = None
+    skipped: dict[str, int] = field(default_factory=dict)
+    skipped_keys: frozenset[str] = frozenset()
+    error: str | None = None  # why the walk could not show that it reached the known tokens
 
 
 class RatePacer:
@@ -119,15 +139,10 @@ async def list_api(
     owner = f"{url}?limit={page_size}"
     cursor = catalog.get_state(CURSOR_KEY) if catalog.get_state(CURSOR_OWNER_KEY) == owner else None
     resumed = cursor is not None
-    headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-    if api_key:
-        headers["X-API-KEY"] = api_key
-    client = httpx.AsyncClient(
-        transport=GuardedTransport(AddressPolicy(allow_private_hosts), max_connections=2, resolver=resolver),
-        timeout=httpx.Timeout(timeout_s), headers=headers, follow_redirects=True, max_redirects=3,
-    )
+    client = _client(api_key, timeout_s, allow_private_hosts, resolver)
     pages = 0
     skipped: Counter[str] = Counter()
+    skipped_keys: set[str] = set()
     async with client:
         supply = await _total_supply(client, f"{api_base_url.rstrip('/')}/api/v2/collections/{quote(slug)}", pacer)
         while True:
@@ -135,7 +150,7 @@ async def list_api(
             if pacer.exhausted and wait > max_rate_wait_s:
                 return ApiListing(
                     pages=pages, complete=False, resumed=resumed, total_supply=supply, skipped=dict(skipped),
-                    stopped_by=f"the API's rate limit asks for a {wait:.0f} s wait (more than --max-rate-wait "
+                    skipped_keys=frozenset(skipped_keys), stopped_by=f"the API's rate limit asks for a {wait:.0f} s wait (more than --max-rate-wait "
                     f"{max_rate_wait_s:g} s); the cursor is saved: re-run to resume",
                 )
             if wait > 0:
@@ -149,19 +164,7 @@ async def list_api(
                 raise NftganError(
                     f"the API answer for {slug!r} has no 'nfts' list; is {api_base_url} OpenSea's API v2?"
                 )
-            items = []
-            for n in nfts:
-                if not isinstance(n, dict):
-                    continue
-                if n.get("is_disabled") is True:
-                    skipped["disabled"] += 1
-                    continue
-                if skip_nsfw and n.get("is_nsfw") is True:
-                    skipped["nsfw"] += 1
-                    continue
-                it = item_from_api_nft(n)
-                if it is not None:
-                    items.append(it)
+            items = _items(nfts, skip_nsfw, skipped, skipped_keys)
             next_cursor = doc.get("next") if isinstance(doc.get("next"), str) and doc.get("next") else None
             pages += 1
             with catalog.transaction():
@@ -175,9 +178,126 @@ async def list_api(
             if not next_cursor or not go_on:
                 return ApiListing(
                     pages=pages, complete=next_cursor is None, resumed=resumed, total_supply=supply,
-                    skipped=dict(skipped),
+                    skipped=dict(skipped), skipped_keys=frozenset(skipped_keys),
                 )
             cursor = next_cursor
+
+
+async def list_api_incremental(
+    *,
+    catalog: Catalog,
+    slug: str,
+    api_base_url: str,
+    api_key: str | None,
+    page_size: int,
+    timeout_s: float,
+    retry: RetryPolicy,
+    allow_private_hosts: bool,
+    add: Callable[[list[ListedItem]], bool],
+    known: Callable[[str], bool],
+    resolver: Resolver | None = None,
+    skip_nsfw: bool = False,
+    max_rate_wait_s: float = 3600.0,
+    sleep: Callable[[float], Any] | None = None,
+    pacer: RatePacer | None = None,
+) -> ApiIncremental:
+    """List what is new: mint events newest first, until a page whose tokens are all ``known``.
+
+    Nothing is resumable here (no cursor is saved): a walk that stops early, fails, or ends without a
+    page of known tokens reports why in ``error`` and the caller lists in full. A host that cannot be
+    reached or refuses the key raises, as the full listing would.
+    """
+    import asyncio
+
+    sleep = sleep or asyncio.sleep
+    pacer = pacer or RatePacer()
+    base = api_base_url.rstrip("/")
+    url = f"{base}/api/v2/events/collection/{quote(slug)}"
+    client = _client(api_key, timeout_s, allow_private_hosts, resolver)
+    pages = 0
+    skipped: Counter[str] = Counter()
+    skipped_keys: set[str] = set()
+    cursor: str | None = None
+
+    def result(reached: bool, error: str | None = None) -> ApiIncremental:
+        return ApiIncremental(
+            pages=pages, reached_known=reached, total_supply=supply, skipped=dict(skipped),
+            skipped_keys=frozenset(skipped_keys), error=error,
+        )
+
+    async with client:
+        supply = await _total_supply(client, f"{base}/api/v2/collections/{quote(slug)}", pacer)
+        while True:
+            wait = pacer.wait_s()
+            if pacer.exhausted and wait > max_rate_wait_s:
+                return result(False, f"the API's rate limit asks for a {wait:.0f} s wait")
+            if wait > 0:
+                await sleep(wait)
+            params = {"event_type": "mint", "limit": str(page_size)}
+            if cursor:
+                params["next"] = cursor
+            try:
+                doc = await _get_page(client, url, params, retry, pages_done=pages, resumed=False, pacer=pacer)
+            except (SiteUnreachable, SiteRefused):
+                raise
+            except NftganError as e:
+                return result(False, f"the events endpoint failed: {e}")
+            events = doc.get("asset_events")
+            if not isinstance(events, list):
+                return result(False, "the events answer has no 'asset_events' list")
+            nfts = []
+            for event in events:
+                if isinstance(event, dict) and isinstance(event.get("nft"), dict):
+                    nft = dict(event["nft"])
+                    if not isinstance(nft.get("chain"), str) and isinstance(event.get("chain"), str):
+                        nft["chain"] = event["chain"]
+                    if nft.get("collection") in (None, slug):
+                        nfts.append(nft)
+            items = _items(nfts, skip_nsfw, skipped, skipped_keys)
+            pages += 1
+            with catalog.transaction():
+                go_on = add(items)
+            if not go_on:
+                return result(False, "stopped at --max-items")
+            if items and all(known(it.item_key) for it in items):
+                return result(True)
+            next_cursor = doc.get("next") if isinstance(doc.get("next"), str) and doc.get("next") else None
+            if next_cursor is None:
+                return result(False, f"the mint events ended ({pages} page(s)) without a page of only known tokens")
+            if next_cursor == cursor:
+                return result(False, "the events endpoint answered the same cursor twice")
+            cursor = next_cursor
+
+
+def _client(
+    api_key: str | None, timeout_s: float, allow_private_hosts: bool, resolver: Resolver | None,
+) -> httpx.AsyncClient:
+    headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+    if api_key:
+        headers["X-API-KEY"] = api_key
+    return httpx.AsyncClient(
+        transport=GuardedTransport(AddressPolicy(allow_private_hosts), max_connections=2, resolver=resolver),
+        timeout=httpx.Timeout(timeout_s), headers=headers, follow_redirects=True, max_redirects=3,
+    )
+
+
+def _items(nfts: list[Any], skip_nsfw: bool, skipped: Counter[str], skipped_keys: set[str]) -> list[ListedItem]:
+    """The items of API ``nfts`` records; disabled ones (and NSFW ones with ``skip_nsfw``) are counted."""
+    items = []
+    for n in nfts:
+        if not isinstance(n, dict):
+            continue
+        it = item_from_api_nft(n)
+        if n.get("is_disabled") is True:
+            skipped["disabled"] += 1
+        elif skip_nsfw and n.get("is_nsfw") is True:
+            skipped["nsfw"] += 1
+        elif it is not None:
+            items.append(it)
+            continue
+        if it is not None:
+            skipped_keys.add(it.item_key)
+    return items
 
 
 async def _total_supply(client: httpx.AsyncClient, url: str, pacer: RatePacer) -> int | None:

@@ -38,6 +38,8 @@ from scraper.listing import (
 FEED_OPERATION = "CollectionItemsListQuery"
 #: orderings that walk the whole collection, tried in turn (price ordering stops at the listed items)
 FULL_ORDERINGS = (("CREATED_DATE", "ASC"), ("CREATED_DATE", "DESC"))
+#: the ordering an incremental listing walks: the newest items first, until a page of known items
+NEWEST_FIRST = ("CREATED_DATE", "DESC")
 FEED_PAGE_LIMIT = 100
 #: runs ``fetch`` inside the page, so the request carries the page's own cookies and origin
 FETCH_JS = r"""
@@ -154,6 +156,8 @@ class BrowserListing:
     feed_error: str | None = None  # why a feed walk stopped early
     totals: CollectionTotals | None = None  # the collection's totals, as the page states them
     ignored: int = 0  # items of other collections seen on the page
+    incremental: bool = False  # asked for an incremental listing, and the newest-first walk met known items
+    fallback: str | None = None  # asked for an incremental listing, but it became a full one: why
 
 
 @dataclass(frozen=True)
@@ -272,10 +276,15 @@ async def _route(route: Any) -> None:
 
 async def list_browser(
     *, url: str, slug: str, options: BrowserOptions, add: Callable[[list[ListedItem]], bool],
-    on_scroll: Callable[[int], None] | None = None,
+    on_scroll: Callable[[int], None] | None = None, known: Callable[[str], bool] | None = None,
 ) -> BrowserListing:
     """Collect the items of collection ``slug`` from its page ``url``; ``add`` takes each batch and returns
     False to stop (max items reached).
+
+    With ``known`` (item key -> already cataloged) the listing is incremental: the feed is walked newest
+    first (:data:`NEWEST_FIRST`) and stops after the first page whose items are all known. When that
+    cannot be shown (no feed to walk, the walk fails, or it reaches the end without a page of known
+    items) the listing is a full one, and ``fallback`` says why.
 
     How every item is reached: the page's inlined first page is read from its HTML; the page is
     scrolled (cards and JSON responses are recorded) until it asks its own feed for a page; that request
@@ -303,7 +312,7 @@ async def list_browser(
             await context.add_init_script(COLLECTOR_JS)
             await context.route("**/*", _route)
             page = _Page(await context.new_page(), url)
-            return await _collect(page, url, slug, options, add, on_scroll)
+            return await _collect(page, url, slug, options, add, on_scroll, known)
         finally:
             with contextlib.suppress(PlaywrightError):
                 await browser.close()
@@ -317,10 +326,11 @@ class _Taker:
         self.seen: set[str] = set()
         self.counts = {"network": 0, "dom": 0, "inline": 0}
         self.go_on = True
+        self.kept: list[ListedItem] = []  # this collection's items of the last offer
 
     def offer(self, items: list[ListedItem], origin: str) -> int:
         """Add ``items`` first seen via ``origin``; returns how many were new."""
-        mine = self.scope.keep(items)
+        mine = self.kept = self.scope.keep(items)
         fresh = [it for it in mine if it.item_key not in self.seen]
         self.seen.update(it.item_key for it in fresh)
         self.counts[origin] += len(fresh)
@@ -338,7 +348,7 @@ class _Taker:
 
 async def _collect(
     page: _Page, url: str, slug: str, options: BrowserOptions, add: Callable[[list[ListedItem]], bool],
-    on_scroll: Callable[[int], None] | None,
+    on_scroll: Callable[[int], None] | None, known: Callable[[str], bool] | None = None,
 ) -> BrowserListing:
     scope = CollectionScope(slug)
     taker = _Taker(page, scope, add)
@@ -375,8 +385,10 @@ async def _collect(
     if taker.go_on and page.feed_request is None and scope.known:
         await _switch_ordering(page)  # the feed showed no request of its own: ask for another ordering
     if taker.go_on and page.feed_request is not None:
-        walk = await _walk_feed(page, taker, options)
+        walk = await _walk_feed(page, taker, options, known)
         complete = walk.complete
+    elif known is not None:
+        walk.fallback = "the page offered no feed to walk newest-first, so it was scrolled to the end (a full listing)"
     for task in list(page.tasks):
         with contextlib.suppress(Exception):
             await task
@@ -385,7 +397,7 @@ async def _collect(
         scrolls=scrolls, complete=complete and taker.go_on, from_network=taker.counts["network"],
         from_dom=taker.counts["dom"], unread_json=page.unread_json, from_inline=taker.counts["inline"],
         feed_pages=walk.pages, feed_ordering=walk.ordering, feed_error=walk.error, totals=totals,
-        ignored=scope.ignored_count,
+        ignored=scope.ignored_count, incremental=walk.reached_known, fallback=walk.fallback,
     )
 
 
@@ -395,6 +407,8 @@ class _FeedWalk:
     complete: bool = False
     ordering: str | None = None
     error: str | None = None
+    reached_known: bool = False  # an incremental walk stopped at a page of known items
+    fallback: str | None = None  # an incremental walk became a full one: why
 
 
 async def _switch_ordering(page: _Page) -> None:
@@ -411,8 +425,69 @@ async def _switch_ordering(page: _Page) -> None:
                 return
 
 
-async def _walk_feed(page: _Page, taker: _Taker, options: BrowserOptions) -> _FeedWalk:
-    """Replay the page's feed request in a full ordering from the first page to the last."""
+async def _walk_feed(
+    page: _Page, taker: _Taker, options: BrowserOptions, known: Callable[[str], bool] | None = None,
+) -> _FeedWalk:
+    """Replay the page's feed request in a full ordering from the first page to the last; with ``known``,
+    newest first until a page of known items, falling back to a full walk when that walk fails."""
+    fallback = None
+    newest = _FeedWalk()
+    if known is not None:
+        newest = await _walk_newest_first(page, taker, known)
+        if newest.reached_known or not taker.go_on:
+            return newest
+        if newest.complete:
+            newest.fallback = (
+                f"the newest-first walk reached the end of the collection ({newest.pages} page(s)) without a page "
+                "of only known items, so it was a full listing"
+            )
+            return newest
+        fallback = f"the newest-first walk failed ({newest.error}), so the collection was listed in full"
+    walk = await _walk_full(page, taker)
+    walk.fallback = fallback
+    walk.pages += newest.pages
+    return walk
+
+
+async def _walk_newest_first(page: _Page, taker: _Taker, known: Callable[[str], bool]) -> _FeedWalk:
+    """Walk :data:`NEWEST_FIRST` until a page whose items (of this collection) are all ``known``."""
+    from playwright.async_api import Error as PlaywrightError
+
+    template = page.feed_request
+    assert template is not None
+    by, direction = NEWEST_FIRST
+    walk = _FeedWalk(ordering=f"{by}:{direction}")
+    cursor: str | None = None
+    seen_cursors: set[str] = set()
+    while taker.go_on:
+        request = feed_request(template, by=by, direction=direction, cursor=cursor, limit=FEED_PAGE_LIMIT)
+        try:
+            answer = await page.page.evaluate(FETCH_JS, request)
+        except PlaywrightError as e:
+            walk.error = f"the page could not fetch its feed: {str(e).strip().splitlines()[0]}"
+            return walk
+        doc, error = _feed_document(answer)
+        if error is not None:
+            walk.error = error
+            return walk
+        walk.pages += 1
+        taker.offer(items_from_json(doc, page.url), "network")
+        if taker.kept and all(known(it.item_key) for it in taker.kept):
+            walk.complete = walk.reached_known = True
+            return walk
+        cursor = _next_cursor(doc)
+        if cursor is None:
+            walk.complete = True
+            return walk
+        if cursor in seen_cursors:
+            walk.error = "the feed answered the same cursor twice"
+            return walk
+        seen_cursors.add(cursor)
+    return walk
+
+
+async def _walk_full(page: _Page, taker: _Taker) -> _FeedWalk:
+    """Walk the feed in the first of :data:`FULL_ORDERINGS` that works, from its first page to its last."""
     from playwright.async_api import Error as PlaywrightError
 
     template = page.feed_request

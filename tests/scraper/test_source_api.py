@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from pipeline.catalog import Catalog
@@ -59,7 +61,10 @@ def test_a_rescrape_adds_only_new_items(ws) -> None:
         config = fast_config(fx, source="api", page_size=20)
         first = list_items(ws, "demo", config)
         second = list_items(ws, "demo", config)
-    assert (first.new, second.found, second.new, second.total) == (50, 50, 0, 50)
+        full = list_items(ws, "demo", dataclasses.replace(config, full=True))
+    assert (first.mode, first.new, first.total) == ("full", 50, 50)
+    assert (second.mode, second.found, second.new, second.total) == ("incremental", 20, 0, 50)  # one page of mints
+    assert (full.mode, full.found, full.new, full.total) == ("full", 50, 0, 50)
 
 
 def test_max_items_stops_the_listing_and_leaves_no_cursor(ws) -> None:

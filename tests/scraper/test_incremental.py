@@ -1,0 +1,240 @@
+"""Incremental listing: a refresh lists only what is new, re-lists everything on --full and on schedule.
+
+The browser source walks the page's feed newest first (CREATED_DATE:DESC) and stops at the first page of
+known items; the API source walks the collection's mint events newest first the same way. The fixture's
+collection grows, loses a token and changes an image while it is served, and its request logs show how
+much of the collection each listing walked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import pytest
+
+from pipeline.catalog import LAST_FULL_LISTING_KEY, LISTING_STATE_KEY, Catalog
+from scraper.api import ListSummary, list_items, listing_plan, scrape
+from marketplace.fixture import Faults, serve_fixture
+
+from .conftest import fast_config
+
+
+def feed_sorts(fx) -> list[str]:
+    """The ordering of every GraphQL feed request the fixture answered, in order."""
+    out = []
+    for query in fx.feed_requests:
+        sort = json.loads(query["variables"])["sort"]
+        out.append(f"{sort['by']}:{sort['direction']}")
+    return out
+
+
+def by_token(ws, slug: str = "demo") -> dict:
+    with Catalog(ws.collection(slug).catalog) as cat:
+        return {it.token_id: it for it in cat.items()}
+
+
+# -- the browser source (real Chromium against the os2 fixture page) ---------------------------------
+@pytest.mark.slow
+@pytest.mark.usefixtures("chromium")
+def test_a_grown_collection_is_listed_newest_first_until_known_items(ws) -> None:
+    with serve_fixture(n_items=400, mode="os2", card_px=60) as fx:
+        config = fast_config(fx)
+        first = scrape(ws, "demo", config)
+        assert (first.listing.mode, first.listing.why, first.listing.new_items) == ("full", "first listing", 400)
+        fresh = {it.token_id for it in fx.grow(20)}  # 5% more, minted after the first scrape
+        fx.reset_counters()
+        second = scrape(ws, "demo", config)
+        sorts = feed_sorts(fx)
+        images = dict(fx.image_requests)
+    listing = second.listing
+    assert (listing.mode, listing.new_items, listing.total, listing.removed) == ("incremental", 20, 420, 0)
+    # newest first: page 1 holds the 20 new items and 80 known ones, page 2 only known ones: stop there
+    assert sorts.count("CREATED_DATE:DESC") == 2, sorts
+    assert "CREATED_DATE:ASC" not in sorts  # a full walk would take 5 pages of 100
+    assert set(images) == fresh and max(images.values()) == 1  # only the new items' images
+    assert (second.download.attempted, second.download.downloaded) == (20, 20)
+    assert listing.coverage_line() == "cataloged 420 of 420 (total supply)"
+    text = second.describe()
+    assert "incremental listing (the last full listing is 0.0 days old): 20 new" in text
+    assert text.splitlines()[-1] == "cataloged 420 of 420 (total supply)"
+    assert set(by_token(ws)) == {str(i) for i in range(420)}
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("chromium")
+def test_full_relists_everything_and_notices_a_removed_token_and_a_changed_image(ws) -> None:
+    with serve_fixture(n_items=150, mode="os2", card_px=60) as fx:
+        config = fast_config(fx)
+        scrape(ws, "demo", config)
+        before = by_token(ws)
+        fx.remove("17")
+        new_url = fx.change_image("42")
+        fx.reset_counters()
+        again = scrape(ws, "demo", dataclasses.replace(config, full=True))
+        images = dict(fx.image_requests)
+    listing = again.listing
+    assert (listing.mode, listing.why, listing.new_items) == ("full", "--full", 0)
+    assert (listing.removed, listing.changed, listing.delisted) == (1, 1, 1)
+    assert listing.coverage_line() == "cataloged 149 of 149 (total supply)"
+    assert images == {"42": 1}  # the changed image is fetched again, nothing else
+    after = by_token(ws)
+    assert after["17"].delisted_at is not None and after["17"].status == "downloaded"  # flagged, not deleted
+    assert ws.collection("demo").resolve(after["17"].stored_path).is_file()
+    assert after["42"].image_url.split("?")[0] == new_url and after["42"].previous_image_url == before["42"].image_url
+    assert after["42"].sha256 != before["42"].sha256
+    assert ws.collection("demo").resolve(before["42"].stored_path).is_file()  # the old image stays stored
+    text = listing.describe()
+    assert "full listing (--full): 0 new" in text and "removed since the last full listing: 1" in text
+    assert "changed image: 1" in text
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("chromium")
+def test_a_page_without_a_feed_ordering_falls_back_to_a_full_listing(ws) -> None:
+    with serve_fixture(n_items=60, mode="classic", card_px=60) as fx:  # a plain grid: nothing to walk newest-first
+        config = fast_config(fx, idle_scrolls=3)
+        list_items(ws, "demo", config)
+        fx.grow(3)
+        second = list_items(ws, "demo", config)
+    assert second.mode == "full" and second.why.startswith("incremental walk could not reach known items: the page "
+                                                           "offered no feed")
+    assert (second.new_items, second.cataloged) == (3, 63)
+    assert "full listing (incremental walk could not reach known items" in second.describe()
+
+
+# -- the API source (mint events, newest first) ------------------------------------------------------
+def test_the_api_lists_new_mints_newest_first_and_downloads_only_them(ws) -> None:
+    with serve_fixture(n_items=200) as fx:
+        config = fast_config(fx, source="api", page_size=20)
+        first = scrape(ws, "demo", config)
+        assert (first.listing.mode, first.listing.new_items, len(fx.event_requests)) == ("full", 200, 0)
+        fresh = {it.token_id for it in fx.grow(10)}
+        fx.reset_counters()
+        second = scrape(ws, "demo", config)
+        events = list(fx.event_requests)
+        nfts_pages = len(fx.api_requests)
+        images = dict(fx.image_requests)
+    listing = second.listing
+    assert (listing.mode, listing.new_items, listing.total, listing.complete) == ("incremental", 10, 210, True)
+    assert [q.get("event_type") for q in events] == ["mint", "mint"]  # 10 new + 10 known, then 20 known: stop
+    assert nfts_pages == 0  # the whole /nfts listing (11 pages) was not walked
+    assert set(images) == fresh and (second.download.attempted, second.download.downloaded) == (10, 10)
+    assert listing.coverage_line() == "cataloged 210 of 210 (total supply)"
+    assert listing.how == "2 page(s) of mint events, newest first"
+    flat = second.to_dict()
+    assert (flat["mode"], flat["new_items"], flat["listing"]["new_items"]) == ("incremental", 10, 10)
+    with Catalog(ws.collection("demo").catalog) as cat:
+        state = json.loads(cat.get_state(LISTING_STATE_KEY))
+    assert (state["mode"], state["finished"], state["new_items"]) == ("incremental", True, 10)
+
+
+def test_a_second_scrape_with_nothing_new_makes_no_image_requests(ws) -> None:
+    with serve_fixture(n_items=30) as fx:
+        config = fast_config(fx, source="api", page_size=10)
+        scrape(ws, "demo", config)
+        fx.reset_counters()
+        again = scrape(ws, "demo", config)
+        assert fx.counters["image"] == 0 and len(fx.event_requests) == 1
+    assert (again.listing.mode, again.listing.new_items, again.download.attempted) == ("incremental", 0, 0)
+
+
+def test_an_api_full_listing_flags_removed_tokens_and_requeues_changed_images(ws) -> None:
+    with serve_fixture(n_items=40) as fx:
+        config = fast_config(fx, source="api", page_size=20)
+        scrape(ws, "demo", config)
+        fx.remove("3")
+        fx.change_image("5")
+        fx.grow(2)
+        fx.reset_counters()
+        full = scrape(ws, "demo", dataclasses.replace(config, full=True))
+        assert dict(fx.image_requests) == {"5": 1, "40": 1, "41": 1}
+        assert fx.event_requests == []
+    listing = full.listing
+    assert (listing.mode, listing.new_items, listing.removed, listing.changed) == ("full", 2, 1, 1)
+    assert (listing.cataloged, listing.total_supply, listing.partial) == (41, 41, False)
+    items = by_token(ws)
+    assert items["3"].delisted_at and items["5"].previous_image_url and items["5"].status == "downloaded"
+
+
+def test_a_removed_token_listed_again_is_no_longer_delisted(ws) -> None:
+    with serve_fixture(n_items=20) as fx:
+        config = fast_config(fx, source="api", page_size=20, full_every_days=0)
+        list_items(ws, "demo", config)
+        gone = fx.remove("7")
+        assert list_items(ws, "demo", config).removed == 1
+        fx.restore(gone)
+        back = list_items(ws, "demo", config)
+    assert (back.mode, back.why, back.removed, back.delisted) == ("full", "--full-every-days 0: every listing is full",
+                                                                  0, 0)
+    assert by_token(ws)["7"].delisted_at is None
+
+
+def test_an_old_full_listing_makes_the_next_one_full(ws) -> None:
+    with serve_fixture(n_items=30) as fx:
+        config = fast_config(fx, source="api", page_size=10)
+        list_items(ws, "demo", config)
+        with Catalog(ws.collection("demo").catalog) as cat:
+            eight_days_ago = time.time() - 8 * 86400
+            cat.set_state(LAST_FULL_LISTING_KEY, json.dumps({"source": "api", "epoch": eight_days_ago}))
+            assert listing_plan(cat, config)[0] == "full"
+            assert listing_plan(cat, dataclasses.replace(config, full_every_days=10))[0] == "incremental"
+        fx.reset_counters()
+        weekly = list_items(ws, "demo", config)
+        assert len(fx.api_requests) == 3 and fx.event_requests == []
+        after = list_items(ws, "demo", config)  # the full listing reset the clock
+    assert weekly.mode == "full" and weekly.why.startswith("scheduled full re-list due: the last full listing is 8.0 "
+                                                           "days old (--full-every-days 7)")
+    assert after.mode == "incremental"
+
+
+def test_the_api_falls_back_to_a_full_listing_when_the_events_cannot_be_walked(ws) -> None:
+    with serve_fixture(n_items=30) as fx:
+        config = fast_config(fx, source="api", page_size=10, max_retries=0)
+        list_items(ws, "demo", config)
+        fx.grow(2)
+        fx.faults.events_status = 404
+        fx.reset_counters()
+        second = list_items(ws, "demo", config)
+        assert len(fx.api_requests) == 4  # the whole /nfts listing
+    assert second.mode == "full" and second.why.startswith("incremental walk could not reach known items: the events "
+                                                           "endpoint failed: the OpenSea API does not know")
+    assert (second.new_items, second.cataloged, second.complete, second.stopped_by) == (2, 32, True, None)
+
+
+def test_events_that_end_without_known_tokens_fall_back_to_a_full_listing(ws) -> None:
+    with serve_fixture(n_items=12) as fx:
+        config = fast_config(fx, source="api", page_size=5)
+        list_items(ws, "demo", config)
+        for it in list(fx.items):
+            fx.remove(it.token_id)  # every token replaced: no known token anywhere
+        fx.grow(7)
+        second = list_items(ws, "demo", config)
+    assert second.mode == "full" and "the mint events ended (2 page(s)) without a page of only known tokens" in second.why
+    assert (second.new_items, second.removed, second.cataloged) == (7, 12, 7)
+
+
+def test_an_interrupted_listing_makes_the_next_one_full(ws) -> None:
+    with serve_fixture(n_items=30) as fx:
+        config = fast_config(fx, source="api", page_size=10)
+        list_items(ws, "demo", config)
+        stopped = list_items(ws, "demo", dataclasses.replace(config, full=True, max_items=5))
+        assert stopped.stopped_by == "max-items"
+        again = list_items(ws, "demo", config)
+    assert (again.mode, again.why) == ("full", "the last listing did not finish")
+
+
+def test_the_summary_says_the_mode_and_counts(ws) -> None:
+    summary = ListSummary(slug="demo", source="api", found=5, new=5, total=105, complete=True, cataloged=105,
+                          total_supply=105, mode="incremental", why="the last full listing is 1.0 days old")
+    assert summary.to_dict()["new_items"] == 5 and summary.to_dict()["mode"] == "incremental"
+    assert summary.describe().splitlines()[1] == "  incremental listing (the last full listing is 1.0 days old): 5 new"
+
+
+def test_full_every_days_must_not_be_negative() -> None:
+    from pipeline.errors import NftganError
+    from scraper.api import ScrapeConfig
+
+    with pytest.raises(NftganError, match="--full-every-days must be a number >= 0"):
+        ScrapeConfig(full_every_days=-1)
