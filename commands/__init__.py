@@ -184,6 +184,7 @@ from commands import demo, evaluate, scrape, train  # noqa: E402
 
 for _module in (scrape, train, evaluate, demo):
     _module.register(app)
+__import__("commands.champion", fromlist=["register"]).register(app)  # nftgan champion
 
 
 def main(argv: list[str] | None = None) -> None:
