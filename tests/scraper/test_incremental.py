@@ -18,15 +18,19 @@ from pipeline.catalog import LAST_FULL_LISTING_KEY, LISTING_STATE_KEY, Catalog
 from scraper.api import ListSummary, list_items, listing_plan, scrape
 from marketplace.fixture import Faults, serve_fixture
 
+from scraper.source_browser import FEED_PAGE_LIMIT
+
 from .conftest import fast_config
 
 
-def feed_sorts(fx) -> list[str]:
-    """The ordering of every GraphQL feed request the fixture answered, in order."""
+def walked_pages(fx) -> list[str]:
+    """The ordering of every feed page the scraper's own walk asked for (pages of FEED_PAGE_LIMIT rows; the
+    page's own requests, pages of 50 as its reader scrolls, are left out)."""
     out = []
     for query in fx.feed_requests:
-        sort = json.loads(query["variables"])["sort"]
-        out.append(f"{sort['by']}:{sort['direction']}")
+        variables = json.loads(query["variables"])
+        if variables["limit"] == FEED_PAGE_LIMIT:
+            out.append(f"{variables['sort']['by']}:{variables['sort']['direction']}")
     return out
 
 
@@ -39,33 +43,34 @@ def by_token(ws, slug: str = "demo") -> dict:
 @pytest.mark.slow
 @pytest.mark.usefixtures("chromium")
 def test_a_grown_collection_is_listed_newest_first_until_known_items(ws) -> None:
-    with serve_fixture(n_items=400, mode="os2", card_px=60) as fx:
+    # half the items listed: the price-ordered page asks its feed at once (no idle scrolling to wait out)
+    with serve_fixture(n_items=200, mode="os2", card_px=60, listed_share=0.5) as fx:
         config = fast_config(fx)
         first = scrape(ws, "demo", config)
-        assert (first.listing.mode, first.listing.why, first.listing.new_items) == ("full", "first listing", 400)
-        fresh = {it.token_id for it in fx.grow(20)}  # 5% more, minted after the first scrape
+        assert (first.listing.mode, first.listing.why, first.listing.new_items) == ("full", "first listing", 200)
+        fresh = {it.token_id for it in fx.grow(10)}  # 5% more, minted after the first scrape
+        assert walked_pages(fx) == ["CREATED_DATE:ASC"] * 3  # the first listing walked all 200 (and an empty page)
         fx.reset_counters()
         second = scrape(ws, "demo", config)
-        sorts = feed_sorts(fx)
+        walked = walked_pages(fx)
         images = dict(fx.image_requests)
     listing = second.listing
-    assert (listing.mode, listing.new_items, listing.total, listing.removed) == ("incremental", 20, 420, 0)
-    # newest first: page 1 holds the 20 new items and 80 known ones, page 2 only known ones: stop there
-    assert sorts.count("CREATED_DATE:DESC") == 2, sorts
-    assert "CREATED_DATE:ASC" not in sorts  # a full walk would take 5 pages of 100
+    assert (listing.mode, listing.new_items, listing.total, listing.removed) == ("incremental", 10, 210, 0)
+    # newest first: page 1 holds the 10 new items and 90 known ones, page 2 only known ones: stop there
+    assert walked == ["CREATED_DATE:DESC"] * 2, walked  # not the 3 pages of a full walk
     assert set(images) == fresh and max(images.values()) == 1  # only the new items' images
-    assert (second.download.attempted, second.download.downloaded) == (20, 20)
-    assert listing.coverage_line() == "cataloged 420 of 420 (total supply)"
+    assert (second.download.attempted, second.download.downloaded) == (10, 10)
+    assert listing.coverage_line() == "cataloged 210 of 210 (total supply)"
     text = second.describe()
-    assert "incremental listing (the last full listing is 0.0 days old): 20 new" in text
-    assert text.splitlines()[-1] == "cataloged 420 of 420 (total supply)"
-    assert set(by_token(ws)) == {str(i) for i in range(420)}
+    assert "incremental listing (the last full listing is 0.0 days old): 10 new" in text
+    assert text.splitlines()[-1] == "cataloged 210 of 210 (total supply)"
+    assert set(by_token(ws)) == {str(i) for i in range(210)}
 
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("chromium")
 def test_full_relists_everything_and_notices_a_removed_token_and_a_changed_image(ws) -> None:
-    with serve_fixture(n_items=150, mode="os2", card_px=60) as fx:
+    with serve_fixture(n_items=150, mode="os2", card_px=60, listed_share=0.5) as fx:
         config = fast_config(fx)
         scrape(ws, "demo", config)
         before = by_token(ws)
@@ -106,28 +111,28 @@ def test_a_page_without_a_feed_ordering_falls_back_to_a_full_listing(ws) -> None
 
 # -- the API source (mint events, newest first) ------------------------------------------------------
 def test_the_api_lists_new_mints_newest_first_and_downloads_only_them(ws) -> None:
-    with serve_fixture(n_items=200) as fx:
-        config = fast_config(fx, source="api", page_size=20)
+    with serve_fixture(n_items=100) as fx:
+        config = fast_config(fx, source="api", page_size=10)
         first = scrape(ws, "demo", config)
-        assert (first.listing.mode, first.listing.new_items, len(fx.event_requests)) == ("full", 200, 0)
-        fresh = {it.token_id for it in fx.grow(10)}
+        assert (first.listing.mode, first.listing.new_items, len(fx.event_requests)) == ("full", 100, 0)
+        fresh = {it.token_id for it in fx.grow(5)}
         fx.reset_counters()
         second = scrape(ws, "demo", config)
         events = list(fx.event_requests)
         nfts_pages = len(fx.api_requests)
         images = dict(fx.image_requests)
     listing = second.listing
-    assert (listing.mode, listing.new_items, listing.total, listing.complete) == ("incremental", 10, 210, True)
-    assert [q.get("event_type") for q in events] == ["mint", "mint"]  # 10 new + 10 known, then 20 known: stop
+    assert (listing.mode, listing.new_items, listing.total, listing.complete) == ("incremental", 5, 105, True)
+    assert [q.get("event_type") for q in events] == ["mint", "mint"]  # 5 new + 5 known, then 10 known: stop
     assert nfts_pages == 0  # the whole /nfts listing (11 pages) was not walked
-    assert set(images) == fresh and (second.download.attempted, second.download.downloaded) == (10, 10)
-    assert listing.coverage_line() == "cataloged 210 of 210 (total supply)"
+    assert set(images) == fresh and (second.download.attempted, second.download.downloaded) == (5, 5)
+    assert listing.coverage_line() == "cataloged 105 of 105 (total supply)"
     assert listing.how == "2 page(s) of mint events, newest first"
     flat = second.to_dict()
-    assert (flat["mode"], flat["new_items"], flat["listing"]["new_items"]) == ("incremental", 10, 10)
+    assert (flat["mode"], flat["new_items"], flat["listing"]["new_items"]) == ("incremental", 5, 5)
     with Catalog(ws.collection("demo").catalog) as cat:
         state = json.loads(cat.get_state(LISTING_STATE_KEY))
-    assert (state["mode"], state["finished"], state["new_items"]) == ("incremental", True, 10)
+    assert (state["mode"], state["finished"], state["new_items"]) == ("incremental", True, 5)
 
 
 def test_a_second_scrape_with_nothing_new_makes_no_image_requests(ws) -> None:
