@@ -185,6 +185,7 @@ from commands import demo, evaluate, scrape, train  # noqa: E402
 for _module in (scrape, train, evaluate, demo):
     _module.register(app)
 __import__("commands.champion", fromlist=["register"]).register(app)  # nftgan champion
+__import__("commands.export", fromlist=["register"]).register(app)  # nftgan export
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,90 @@
+"""``ExportConfig``: the options of ``nftgan export``, validated when constructed, saved beside the export.
+
+No torch import here: the CLI builds a config (and fails on a bad option) before loading torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evaluation.config import EXTRACTOR_NAMES, EvalConfig
+from pipeline.errors import NftganError
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """How to export a collection's generated tokens. Field names are the ``nftgan export`` options."""
+
+    n: int = 100  # tokens to export
+    #: the export folder; None: <workspace>/exports/<slug>/<run>-step<step>-seed<seed>-n<n>
+    out: Path | None = None
+    seed: int = 0  # of the latents (the same seed gives the same files)
+    #: latest | best | STEP; None: the champion's step when the run is the champion (or none is named),
+    #: else the run's best checkpoint (best.json), else its latest
+    checkpoint: str | None = None
+    #: snap to the collection's pixel grid and palette; None: when prepare found it drawn as pixel art
+    pixel_art: bool | None = None
+    #: the memorization check: drop generated images that are near-copies of a training image
+    memorization_check: bool = True
+    #: feature network of the check (evaluation's default; "tiny" is for tests and quick looks)
+    extractor: str = EvalConfig.extractor
+    weights: str | None = None  # Inception weights file (see nftgan evaluate --weights)
+    #: a near-copy when d1 / d2 (nearest / second-nearest training image in feature space) is below this;
+    #: None: evaluation.memorization.RATIO_MAX, the threshold evaluation counts near-copies with
+    ratio_max: float | None = None
+    #: also a near-copy when the pHash is this many bits or fewer from a training image's; -1: off. Off by
+    #: default: on trait-layered collections distinct tokens are often this close (evaluation reads that
+    #: count as an upper bound), so it would reject new tokens that differ from a training one by a trait
+    phash_bits: int = -1
+    #: stop after drawing this many candidates per exported token (then: a clear error, nothing written)
+    max_draws_per_token: int = 4
+    traits: bool = True  # label attributes with the collection's trait classifier (when it has traits)
+    name_prefix: str | None = None  # token names are "<prefix> #<id>"; None: the collection slug
+    description: str | None = None  # None: says which collection, run and step generated the token
+    image_base_uri: str = "images/"  # "image" is <base><id>.png, e.g. ipfs://<CID>/
+    first_token_id: int = 1
+    device: str = "auto"
+    ema: bool = True
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.out is not None:
+            object.__setattr__(self, "out", Path(self.out))
+        if self.weights is not None:
+            object.__setattr__(self, "weights", os.fspath(self.weights))
+        _check(isinstance(self.n, int) and 1 <= self.n <= 1_000_000, f"--n must be between 1 and 1000000, got {self.n}")
+        _check(0 <= self.seed < 2**31, f"--seed must be in [0, 2**31), got {self.seed}")
+        _check(self.checkpoint is None or self.checkpoint in ("latest", "best") or self.checkpoint.isdigit(),
+               f"--checkpoint must be 'latest', 'best' or a step number, got {self.checkpoint!r}")
+        _check(self.extractor in EXTRACTOR_NAMES,
+               f"--extractor must be one of {', '.join(EXTRACTOR_NAMES)}, got {self.extractor!r}")
+        _check(self.weights is None or self.extractor == "inception",
+               "--weights is for the inception extractor; the tiny extractor has none")
+        _check(self.ratio_max is None or 0 < self.ratio_max <= 1,
+               f"--ratio-max must be in (0, 1], got {self.ratio_max}")
+        _check(-1 <= self.phash_bits <= 64, f"--phash-bits must be -1 (off) to 64, got {self.phash_bits}")
+        _check(self.max_draws_per_token >= 1, f"--max-draws-per-token must be at least 1, got {self.max_draws_per_token}")
+        _check(self.first_token_id >= 0, f"--first-token-id must be 0 or more, got {self.first_token_id}")
+        _check(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}")
+        _check(self.image_base_uri == "" or self.image_base_uri.endswith("/"),
+               f"--image-base-uri must end with '/', e.g. ipfs://<CID>/, got {self.image_base_uri!r}")
+        _check(self.name_prefix is None or (0 < len(self.name_prefix) <= 200 and self.name_prefix.isprintable()),
+               "--name-prefix must be 1 to 200 printable characters")
+        _check(
+            self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:") and self.device[5:].isdigit(),
+            f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["out"] = None if self.out is None else str(self.out)
+        return d
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise NftganError(message)

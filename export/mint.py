@@ -1,0 +1,323 @@
+"""``nftgan export``: N mint-ready tokens from a collection's generator.
+
+Steps:
+
+1. **Generator**: the named run, or the collection's champion (``champion.json``). Its checkpoint: the
+   one named, else the champion's step when the run is the champion, else the run's best (``best.json``),
+   else its latest (:func:`training.sampling.resolve_source`).
+2. **Candidates** are drawn in blocks of :data:`BLOCK` latents, block ``b`` seeded from ``(seed, b)``:
+   the candidate stream depends only on the seed, so an export of N tokens is the first N accepted
+   candidates and a larger N extends a smaller one. Each candidate is snapped to the pixel grid and
+   palette when the collection is pixel art (:mod:`training.pixelart`); the check sees the image exported.
+3. **Memorization check** (evaluation's notion, :mod:`evaluation.memorization`): a candidate whose
+   nearest training image in feature space is much nearer than the second-nearest (``d1 / d2 <
+   ratio_max``, default ``RATIO_MAX`` = 1/3) is a near-copy and is rejected; optionally also one within
+   ``phash_bits`` of a training image's pHash. A candidate identical to an already accepted token is
+   rejected as a duplicate. Every rejection is counted and listed (with the nearest training item) in
+   ``collection.json``; rejected candidates are replaced by the next ones of the stream.
+4. **Traits**: the collection's trait classifier (:func:`evaluation.traits.fit_trait_classifier`, trained
+   on its own images and cached) labels every token; none when the collection lists no traits.
+5. **Files** in the export folder, each written atomically, JSON with sorted keys, PNG without
+   timestamps, so a re-run with the same options writes byte-identical files:
+   ``export-config.json`` (first: marks the folder as an export of this collection), ``images/<id>.png``,
+   ``metadata/<id>.json`` (ERC-721 metadata: name, description, image, attributes), ``contact-sheet.png``
+   and ``collection.json`` (the summary, written last).
+
+The same files need the same machine kind: a GPU and a CPU may round a generator's output differently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from export.config import ExportConfig
+from pipeline.atomic import remove_stale_temps, write_json
+from pipeline.cache import open_cache
+from pipeline.errors import NftganError
+from pipeline.workspace import Workspace
+from training.devices import resolve_device
+from training.sampling import generate_from, grid, latents, open_generator, pixel_art_for, save_png
+
+FORMAT = "nftgan-export-1"
+#: candidates drawn (and checked) at a time; part of the candidate stream's definition
+BLOCK = 64
+#: tokens shown on the contact sheet at most (the first ones)
+CONTACT_SHEET_MAX = 1024
+#: rejections listed one by one in collection.json at most (all are counted)
+LISTED_REJECTIONS_MAX = 1000
+
+EXPORT_CONFIG = "export-config.json"
+SUMMARY = "collection.json"
+CONTACT_SHEET = "contact-sheet.png"
+IMAGES = "images"
+METADATA = "metadata"
+_IMAGE_RE = re.compile(r"^\d+\.png$")
+_METADATA_RE = re.compile(r"^\d+\.json$")
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    slug: str
+    run: str
+    step: int
+    seed: int
+    n: int
+    out: str
+    token_ids: tuple[int, int]  # first and last
+    candidates: int  # candidates drawn and checked
+    rejected: dict[str, int] = field(default_factory=dict)  # reason -> count
+    trait_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    pixel_art: dict[str, Any] | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        rejected = ", ".join(f"{n} {kind}" for kind, n in sorted(self.rejected.items())) or "none"
+        lines = [
+            f"{self.slug}: exported {self.n} tokens (#{self.token_ids[0]}..#{self.token_ids[1]}) from {self.run} "
+            f"step {self.step}, seed {self.seed}, to {self.out} ({self.seconds:.1f} s)",
+            f"  candidates drawn: {self.candidates}; rejected: {rejected}",
+        ]
+        if self.pixel_art is not None:
+            w, h = self.pixel_art["grid"]
+            lines.append(f"  snapped to the {w}x{h} pixel grid and {self.pixel_art['palette_size']}-colour palette")
+        for kind, values in sorted(self.trait_counts.items()):
+            top = ", ".join(f"{v} {k}" for k, v in sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))[:5])
+            lines.append(f"  trait {kind}: {top}{', ...' if len(values) > 5 else ''}")
+        return "\n".join(lines)
+
+
+def default_out(ws: Workspace, slug: str, run: str, step: int, config: ExportConfig) -> Path:
+    return ws.exports(slug) / f"{run}-step{step:07d}-seed{config.seed}-n{config.n}"
+
+
+def block_latents(seed: int, block: int, z_dim: int) -> Any:
+    """The latents of candidate block ``block`` (seeded from ``(seed, block)`` only)."""
+    digest = hashlib.sha256(f"nftgan-export:{seed}:{block}".encode()).digest()
+    return latents(BLOCK, z_dim, int.from_bytes(digest[:8], "big") >> 1)
+
+
+def export_collection(ws: Workspace, slug: str, run: str | None, config: ExportConfig) -> ExportSummary:
+    """Export ``config.n`` tokens of the collection (see the module docstring); returns what was written."""
+    started = time.monotonic()
+    if not ws.collection(slug).root.is_dir():
+        raise NftganError(f"no collection {slug!r} in {ws.root}")
+    device = str(resolve_device(config.device))
+    name, loaded = open_generator(ws, slug, run, config.checkpoint, device, config.ema, prefer_best=True)
+    out = Path(config.out) if config.out is not None else default_out(ws, slug, name, loaded.step, config)
+    _claim(out, slug)
+    art = pixel_art_for(ws, slug, loaded.size_px, config.pixel_art)
+    check = _memorization_check(ws, slug, loaded.size_px, config, device)
+
+    accepted: list[np.ndarray] = []
+    seen: dict[bytes, int] = {}
+    rejections: list[dict[str, Any]] = []
+    rejected: Counter[str] = Counter()
+    limit = config.n * config.max_draws_per_token
+    drawn, block = 0, 0
+    while len(accepted) < config.n:
+        if drawn >= limit:
+            raise NftganError(
+                f"only {len(accepted)} of {config.n} candidates passed after drawing {drawn} "
+                f"({', '.join(f'{k} {v}' for k, v in sorted(rejected.items()))} rejected): the generator copies "
+                f"its training images or repeats itself; export fewer tokens, use another checkpoint, "
+                f"or raise --max-draws-per-token"
+            )
+        raw = generate_from(loaded.generator, block_latents(config.seed, block, loaded.z_dim),
+                            batch_size=config.batch_size)
+        images = raw if art is None else art.snap(raw)
+        verdicts = check(images) if check is not None else [None] * len(images)
+        for i, (image, verdict) in enumerate(zip(images, verdicts)):
+            if len(accepted) == config.n or drawn >= limit:
+                break
+            candidate = block * BLOCK + i
+            drawn += 1
+            digest = hashlib.blake2b(image.tobytes(), digest_size=16).digest()
+            if verdict is not None:
+                reason, detail = "near-copy", verdict
+            elif digest in seen:
+                reason, detail = "duplicate", {"of_token": config.first_token_id + seen[digest]}
+            else:
+                seen[digest] = len(accepted)
+                accepted.append(image)
+                continue
+            rejected[reason] += 1
+            if len(rejections) < LISTED_REJECTIONS_MAX:
+                rejections.append({"candidate": candidate, "reason": reason, **detail})
+        block += 1
+
+    tokens = np.stack(accepted)
+    ids = list(range(config.first_token_id, config.first_token_id + config.n))
+    labels, traits_info = _labels(ws, slug, loaded.size_px, tokens, config, device)
+    names_prefix = config.name_prefix or slug
+    description = config.description or (
+        f"Generated by nftgan from the {slug} collection (run {name}, step {loaded.step}, seed {config.seed})."
+    )
+
+    # -- files: the marker first, the summary last -------------------------------------------------------
+    write_json(out / EXPORT_CONFIG, {
+        "format": FORMAT, "slug": slug, "run": name, "step": loaded.step, "out": str(out), "config": config.to_dict(),
+    })
+    for folder in (out / IMAGES, out / METADATA):
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(folder)
+    remove_stale_temps(out)
+    for token_id, image, attrs in zip(ids, tokens, labels):
+        save_png(np.ascontiguousarray(image.transpose(1, 2, 0)), out / IMAGES / f"{token_id}.png")
+        write_json(out / METADATA / f"{token_id}.json", {
+            "name": f"{names_prefix} #{token_id}",
+            "description": description,
+            "image": f"{config.image_base_uri}{token_id}.png",
+            "attributes": [{"trait_type": kind, "value": value} for kind, value in sorted(attrs.items())],
+        })
+    _remove_other_tokens(out, set(ids))
+    shown = min(len(tokens), CONTACT_SHEET_MAX)
+    save_png(grid(tokens[:shown], nrow=math.ceil(math.sqrt(shown))), out / CONTACT_SHEET)
+
+    trait_counts: dict[str, dict[str, int]] = {}
+    for attrs in labels:
+        for kind, value in attrs.items():
+            trait_counts.setdefault(kind, {}).setdefault(value, 0)
+            trait_counts[kind][value] += 1
+    pixel = None if art is None else art.settings()
+    write_json(out / SUMMARY, {
+        "format": FORMAT,
+        "slug": slug,
+        "run": name,
+        "step": loaded.step,
+        "seed": config.seed,
+        "n": config.n,
+        "token_ids": [ids[0], ids[-1]],
+        "size_px": loaded.size_px,
+        "generator_cache_hash": loaded.cache_content_hash,
+        "images": f"{IMAGES}/<id>.png",
+        "metadata": f"{METADATA}/<id>.json",
+        "contact_sheet": {"file": CONTACT_SHEET, "tokens": [ids[0], ids[shown - 1]]},
+        "candidates": drawn,
+        "rejected": dict(rejected),
+        "rejections": rejections,
+        "rejections_listed": len(rejections),
+        "memorization": None if check is None else check.describe(),
+        "traits": traits_info,
+        "trait_counts": trait_counts,
+        "pixel_art": pixel,
+        "config": config.to_dict(),
+    })
+    return ExportSummary(
+        slug=slug, run=name, step=loaded.step, seed=config.seed, n=config.n, out=str(out),
+        token_ids=(ids[0], ids[-1]), candidates=drawn, rejected=dict(rejected), trait_counts=trait_counts,
+        pixel_art=pixel, seconds=time.monotonic() - started,
+    )
+
+
+def _claim(out: Path, slug: str) -> None:
+    """Refuse a folder that holds anything but an earlier export of this collection."""
+    if out.exists() and not out.is_dir():
+        raise NftganError(f"--out {out} is a file, not a folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    try:
+        doc = json.loads((out / EXPORT_CONFIG).read_text())
+    except (OSError, ValueError):
+        doc = None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("slug") != slug:
+        raise NftganError(f"--out {out} is not empty and holds no export of {slug!r}: choose an empty or new folder")
+
+
+def _remove_other_tokens(out: Path, ids: set[int]) -> None:
+    """Images and metadata an earlier export of more tokens (or other ids) left in the folder."""
+    for folder, pattern in ((out / IMAGES, _IMAGE_RE), (out / METADATA, _METADATA_RE)):
+        for path in folder.iterdir():
+            if pattern.fullmatch(path.name) and int(path.name.split(".")[0]) not in ids:
+                path.unlink()
+
+
+class _Check:
+    """The memorization check: a verdict per candidate (None: passes; else why it is a near-copy)."""
+
+    def __init__(self, describe: dict[str, Any], verdicts: Callable[[np.ndarray], list[dict[str, Any] | None]]):
+        self._describe = describe
+        self._verdicts = verdicts
+
+    def __call__(self, images: np.ndarray) -> list[dict[str, Any] | None]:
+        return self._verdicts(images)
+
+    def describe(self) -> dict[str, Any]:
+        return self._describe
+
+
+def _memorization_check(ws: Workspace, slug: str, size_px: int, config: ExportConfig, device: str) -> _Check | None:
+    if not config.memorization_check:
+        return None
+    from evaluation.extractors import create_extractor, extract_features
+    from evaluation.features import real_side
+    from evaluation.memorization import RATIO_MAX, nearest_training, phash64
+
+    cache = open_cache(ws, slug, size_px)
+    if len(cache) < 2:
+        raise NftganError(f"the memorization check needs at least 2 training images ({len(cache)} in the cache): "
+                          "add images, or export with --no-memorization-check")
+    extractor = create_extractor(config.extractor, weights=config.weights, device=device)
+    real = real_side(ws.collection(slug), cache, extractor, batch_size=config.batch_size)
+    ratio_max = RATIO_MAX if config.ratio_max is None else config.ratio_max
+    item_ids = cache.manifest.get("item_ids") or []
+
+    def verdicts(images: np.ndarray) -> list[dict[str, Any] | None]:
+        features = extract_features(extractor, images, batch_size=config.batch_size)
+        nearest = nearest_training(real.features, features, real.phash, phash64(images))
+        ratio = nearest.ratio
+        out: list[dict[str, Any] | None] = []
+        for i in range(len(images)):
+            by_features = bool(ratio[i] < ratio_max)
+            by_phash = config.phash_bits >= 0 and int(nearest.phash_bits[i]) <= config.phash_bits
+            if not (by_features or by_phash):
+                out.append(None)
+                continue
+            row = int(nearest.feature_index[i] if by_features else nearest.phash_index[i])
+            out.append({
+                "test": "features" if by_features else "phash",
+                "nearest_row": row,
+                "nearest_item_id": item_ids[row] if row < len(item_ids) else None,
+                "ratio": round(float(ratio[i]), 6),
+                "phash_bits": int(nearest.phash_bits[i]),
+            })
+        return out
+
+    return _Check({
+        **extractor.describe(),
+        "ratio_max": ratio_max,
+        "phash_max_bits": config.phash_bits if config.phash_bits >= 0 else None,
+        "training_images": len(cache),
+        "cache_content_hash": cache.content_hash,
+        "rule": "near-copy when d1/d2 (nearest / second-nearest training image, feature space) < ratio_max"
+                + (" or pHash within phash_max_bits" if config.phash_bits >= 0 else ""),
+    }, verdicts)
+
+
+def _labels(ws: Workspace, slug: str, size_px: int, tokens: np.ndarray, config: ExportConfig, device: str
+            ) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    """Per token, trait type -> value from the collection's trait classifier, and what the labels are."""
+    empty: list[dict[str, str]] = [{} for _ in range(len(tokens))]
+    if not config.traits:
+        return empty, {"source": None, "reason": "--no-traits"}
+    try:
+        from evaluation.traits import fit_trait_classifier
+    except ImportError:  # the trait classifier is not part of this installation
+        return empty, {"source": None, "reason": "no trait classifier in this installation (evaluation.traits)"}
+    classifier = fit_trait_classifier(ws, slug, size_px, device=device)
+    if classifier is None:
+        return empty, {"source": None, "reason": "the collection lists no learnable traits (no traits.csv)"}
+    return classifier.predict(tokens), {"source": "trait classifier", "classifier": classifier.summary()}
+
