@@ -199,7 +199,8 @@ class ListSummary:
         lines.append(f"  {self.mode} listing" + (f" ({self.why})" if self.why else "") + f": {self.new_items} new")
         if self.how:
             lines.append(f"  {self.how}")
-        if self.removed or (self.mode == "full" and self.complete and not self.resumed and not self.partial):
+        relist = self.mode == "full" and self.complete and not self.resumed and not self.partial
+        if self.removed or (relist and self.why != "first listing"):
             lines.append(f"  removed since the last full listing: {self.removed} (flagged delisted, files kept)")
         if self.changed:
             lines.append(f"  changed image: {self.changed} (downloads queued again; old files kept)")
