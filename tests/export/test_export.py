@@ -194,3 +194,37 @@ def test_export_without_a_run_uses_the_champion_into_the_default_folder(pix, cap
     summary = json.loads(stdout)
     assert summary["out"] == str(ws.exports("pix") / "t-step0000002-seed0-n2") and summary["run"] == "t"
     assert len(list(Path(summary["out"], "metadata").iterdir())) == 2
+
+
+@pytest.mark.slow  # trains the real trait classifier: ~30 s of CPU (the stub above covers the wiring in seconds)
+def test_export_attributes_come_from_the_collections_trait_classifier(tmp_path) -> None:
+    pytest.importorskip("evaluation.traits")
+    from cleaning.prepare import PrepareConfig, prepare
+    from marketplace import pixelcollection
+    from pipeline.catalog import Catalog
+
+    ws = make_pixel_workspace(tmp_path, n=32)
+    vary(ws.run("pix", "t"), 2)
+    with Catalog(ws.collection("pix").catalog) as cat:  # the traits a scrape would have listed
+        cat.update_many([
+            (it.id, {"traits": json.dumps(sorted(pixelcollection.item_traits(int(Path(it.file_path).stem)).items()))})
+            for it in cat.items(("ok",))
+        ])
+    prepare(ws, "pix", PrepareConfig(size_px=64, workers=1))  # writes traits.csv beside the cache
+    listed: dict[str, set[str]] = {}
+    for i in range(32):
+        for kind, value in pixelcollection.item_traits(i).items():
+            listed.setdefault(kind, set()).add(value)
+    summary = export_collection(ws, "pix", "t", ExportConfig(n=4, out=tmp_path / "out", extractor="tiny", device="cpu"))
+    doc = json.loads((tmp_path / "out" / "collection.json").read_text())
+    assert doc["traits"]["source"] == "trait classifier" and "Background" in doc["traits"]["classifier"]["trait_types"]
+    counts: dict[str, dict[str, int]] = {}
+    for token_id in range(1, 5):
+        meta = json.loads((tmp_path / "out" / "metadata" / f"{token_id}.json").read_text())
+        jsonschema.validate(meta, ERC721_METADATA)
+        assert meta["attributes"], "every token gets the types the classifier predicts present"
+        for attr in meta["attributes"]:
+            assert attr["value"] in listed[attr["trait_type"]]  # a value the collection has
+            counts.setdefault(attr["trait_type"], {}).setdefault(attr["value"], 0)
+            counts[attr["trait_type"]][attr["value"]] += 1
+    assert summary.trait_counts == counts == doc["trait_counts"]
