@@ -55,6 +55,7 @@ RULE = (
     "{sigmas:g} * sqrt(std_champion^2 + std_challenger^2)) (KID: {samples} generated vs {n_real} real, "
     "{extractor}, seed {seed}); without a scorable champion, the same margin against an untrained generator"
 )
+FAILURE_RULE = "a failed refresh is recorded and never changes the champion"
 GRID_IMAGES = 64
 
 
@@ -235,7 +236,7 @@ def record_failure(ws: Workspace, slug: str, run: str | None, stage: str, error:
     text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
     first = text.strip().splitlines()[0] if text.strip() else "unknown error"
     return record_decision(ws, slug, {"run": run, "step": None, "decision": "failed", "stage": stage,
-                                      "reason": f"{stage} failed: {first}"})
+                                      "reason": f"{stage} failed: {first}", "rule": FAILURE_RULE})
 
 
 # -- pieces ------------------------------------------------------------------------------------------------

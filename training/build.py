@@ -21,7 +21,7 @@ from training import checkpoints, distributed
 from training.config import TrainConfig
 from training.data import DeviceBatches
 from training.models import make_discriminator, make_generator
-from training.warm_start import WarmStart
+from training.warm import WarmStart
 
 
 @dataclass

@@ -38,7 +38,7 @@ from training.data import DeviceBatches
 from training.devices import resolve_amp, resolve_device
 from training.outputs import RunOutputs, checkpoint_state
 from training.sampling import latents
-from training.warm_start import warm_start_source
+from training.warm import warm_start_source
 
 log = logging.getLogger(__name__)
 

@@ -88,14 +88,15 @@ def warm_start_source(ws: Workspace, slug: str, config: TrainConfig) -> WarmStar
 
 
 def check_warm_start(ws: Workspace, slug: str, config: TrainConfig) -> tuple[bool, str]:
-    """(True, "warm start from ...") when ``config.warm_start`` can be used, else (False, why not)."""
+    """(True, "run 'NAME' step N (champion|run)") when ``config.warm_start`` can be used, else (False, why
+    not: a one-line message); never raises for a user-level problem, so a flow can fall back to a fresh start."""
     try:
         found = warm_start_source(ws, slug, config)
     except NftganError as e:
         return False, str(e)
     if found is None:
         return False, "--warm-start none"
-    return True, f"warm start from run {found.run!r} step {found.step} ({found.source})"
+    return True, f"run {found.run!r} step {found.step} ({found.source})"
 
 
 def shape_differences(source: TrainConfig, config: TrainConfig) -> str:

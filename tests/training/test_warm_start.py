@@ -15,7 +15,7 @@ from training.checkpoints import read_checkpoint
 from training.config import TrainConfig
 from training.distributed import DistContext
 from training.train import train
-from training.warm_start import check_warm_start, warm_start_source
+from training.warm import check_warm_start, warm_start_source
 
 from .conftest import noise_images, tiny_config
 from .test_train import assert_same_state, final_state
@@ -110,7 +110,7 @@ def test_a_size_mismatch_and_unknown_sources_are_refused(ws, source, make_cache)
         tiny_config(warm_start="src@x")
     assert check_warm_start(ws, "tiny", tiny_config(**SMALL)) == (False, "--warm-start none")
     assert check_warm_start(ws, "tiny", tiny_config(warm_start="src", **SMALL)) == (
-        True, "warm start from run 'src' step 4 (run)")
+        True, "run 'src' step 4 (run)")
 
 
 def test_a_warm_started_run_resumes_exactly_from_its_own_checkpoints(ws, source):
