@@ -24,9 +24,11 @@ def evaluate_cmd(
     samples: Annotated[
         int, typer.Option(help="Generated images per checkpoint (FID below 2048 is biased; KID is not).")
     ] = 2048,
-    metrics: Annotated[str, typer.Option(help="Comma list of fid, kid, pr, memorization.")] = (
-        "fid,kid,pr,memorization"
-    ),
+    metrics: Annotated[
+        Optional[str],
+        typer.Option(help="Comma list of fid, kid, pr, memorization, trait_fd, trait_match (default: all; the trait "
+                          "metrics are skipped, with a note, on a collection without traits)."),
+    ] = None,
     extractor: Annotated[
         str,
         typer.Option(help="'inception' (standard FID network) or 'tiny' (quick, NOT comparable to published FID)."),
@@ -42,18 +44,25 @@ def evaluate_cmd(
         bool, typer.Option(help="Score a run trained on another tensor cache than the current one "
                                 "(after a re-prepare); both content hashes are recorded.")
     ] = False,
+    select_by: Annotated[
+        str,
+        typer.Option(help="Pick the best checkpoint by: auto (FID, else KID), fid, kid, trait_fd or trait_match "
+                          "(lower is better)."),
+    ] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Score a run's checkpoints (FID, KID, precision/recall, memorization), write eval/report.md, mark the best."""
+    """Score a run's checkpoints (FID, KID, precision/recall, memorization, trait metrics), write eval/report.md,
+    mark the best."""
     from commands import progress_enabled, workspace
     from commands._progress import progress_bars
 
     from evaluation.config import EvalConfig
 
+    chosen = {} if metrics is None else {"metrics": tuple(metrics.split(","))}
     config = EvalConfig(
-        checkpoints=checkpoints, samples=samples, metrics=tuple(metrics.split(",")), extractor=extractor,
+        checkpoints=checkpoints, samples=samples, extractor=extractor,
         weights=None if weights is None else str(weights), device=device, batch_size=batch_size, seed=seed,
-        allow_other_cache=allow_other_cache,
+        allow_other_cache=allow_other_cache, select_by=select_by, **chosen,
     )
     from evaluation.sweep import evaluate
 

@@ -13,9 +13,16 @@ from typing import Any
 
 from pipeline.errors import NftganError
 
-METRIC_NAMES = ("fid", "kid", "pr", "memorization")  # the registry in evaluation.metrics (a test checks)
+#: the registry in evaluation.metrics (a test checks); trait_fd and trait_match need the collection's traits:
+#: in the default set they are skipped, with a note in every record, on a collection without them
+METRIC_NAMES = ("fid", "kid", "pr", "memorization", "trait_fd", "trait_match")
+TRAIT_METRIC_NAMES = ("trait_fd", "trait_match")
 EXTRACTOR_NAMES = ("inception", "tiny")  # the registry in evaluation.extractors (a test checks)
-_MIN_SAMPLES = {"fid": 2, "kid": 2, "pr": 4, "memorization": 1}
+_MIN_SAMPLES = {"fid": 2, "kid": 2, "pr": 4, "memorization": 1, "trait_fd": 2, "trait_match": 1}
+#: --select-by: how the best checkpoint is chosen, by the record field it reads (lower is better);
+#: "auto" is FID, else KID (else trait_fd, else trait_match), whichever was computed
+SELECT_BY = {"fid": "fid", "kid": "kid_mean", "trait_fd": "trait_fd", "trait_match": "trait_match"}
+SELECT_AUTO = ("fid", "kid", "trait_fd", "trait_match")
 _STEPS_RE = re.compile(r"^\d+(,\d+)*$")
 
 
@@ -33,6 +40,7 @@ class EvalConfig:
     seed: int = 0  # latents of the generated images
     #: score checkpoints trained on another tensor cache than the current one (e.g. after a re-prepare)
     allow_other_cache: bool = False
+    select_by: str = "auto"  # auto (FID, else KID) | fid | kid | trait_fd | trait_match: picks the best checkpoint
 
     def __post_init__(self) -> None:
         metrics = self.metrics.split(",") if isinstance(self.metrics, str) else self.metrics
@@ -60,12 +68,22 @@ class EvalConfig:
         )
         _check(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}")
         _check(0 <= self.seed < 2**31, f"--seed must be in [0, 2**31), got {self.seed}")
+        object.__setattr__(self, "select_by", str(self.select_by).strip().lower())
+        _check(self.select_by == "auto" or self.select_by in SELECT_BY,
+               f"--select-by must be auto or one of {', '.join(SELECT_BY)}, got {self.select_by!r}")
+        _check(self.select_by == "auto" or self.select_by in metrics,
+               f"--select-by {self.select_by} needs {self.select_by} among --metrics ({','.join(metrics)})")
 
     def steps(self) -> str | tuple[int, ...]:
         """"all", "latest" or the explicit steps, ascending."""
         if self.checkpoints in ("all", "latest"):
             return self.checkpoints
         return tuple(sorted({int(s) for s in self.checkpoints.split(",")}))
+
+    def selection_order(self) -> tuple[str, ...]:
+        """The record fields the best checkpoint is chosen by, first computed one wins (lower is better)."""
+        names = SELECT_AUTO if self.select_by == "auto" else (self.select_by,)
+        return tuple(SELECT_BY[n] for n in names)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -12,18 +12,23 @@ perceptual hashes). Every result carries its sample counts.
   subset holds, since every subset is then the whole set (a spread of 0 that says nothing).
 - ``pr``: improved precision and recall (Kynkäänniemi et al. 2019): k-NN manifolds of each side.
 - ``memorization``: see :mod:`evaluation.memorization`.
+- ``trait_fd``, ``trait_match``: the collection's own metric, from a trait classifier trained on its
+  images (see :mod:`evaluation.traits`); they read ``MetricInputs.traits``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from pipeline.errors import NftganError
+
+if TYPE_CHECKING:
+    from evaluation.traits import TraitInputs
 
 FID_UNBIASED_MIN_SAMPLES = 2048
 KID_SUBSETS = 100
@@ -54,6 +59,7 @@ class MetricInputs:
     real_fid_statistics: FidStatistics | None = None
     real_phash: np.ndarray | None = None  # uint64 (N,), see evaluation.memorization.phash64
     real_item_ids: tuple[Any, ...] | None = None  # catalog ids of the real rows, for memorization reports
+    traits: "TraitInputs | None" = None  # the trait classifier's view of both sides: trait_fd, trait_match
 
     @property
     def n_real(self) -> int:
@@ -104,6 +110,7 @@ def compute_from_features(names: tuple[str, ...] | list[str], inputs: MetricInpu
 
 def _load_registry() -> None:
     import evaluation.memorization  # noqa: F401  (registers "memorization")
+    import evaluation.traits  # noqa: F401  (registers "trait_fd", "trait_match")
 
 
 def _need(n_real: int, n_fake: int, at_least: int, metric: str) -> None:

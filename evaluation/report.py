@@ -1,4 +1,4 @@
-"""The human side of an evaluation: FID/KID curve, sample grid, memorization panel, report.md.
+"""The human side of an evaluation: FID/KID (and trait metric) curves, sample grid, memorization panel, report.md.
 
 Every file is written atomically; the report links the pictures by relative path, so the ``eval/``
 folder can be copied or served as it is.
@@ -22,13 +22,15 @@ PANEL_CELL_PX = 96
 
 
 def plot_curves(records: Sequence[dict[str, Any]], target: Path, *, title: str, best_step: int | None) -> bool:
-    """FID and KID over training steps as one PNG; False (nothing written) when neither was computed."""
+    """FID, KID, trait FD and trait match over training steps as one PNG; False (nothing written) when none
+    was computed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series = [(key, label) for key, label in (("fid", "FID"), ("kid_mean", "KID")) if any(key in r for r in records)]
+    named = (("fid", "FID"), ("kid_mean", "KID"), ("trait_fd", "trait FD"), ("trait_match", "trait TV"))
+    series = [(key, label) for key, label in named if any(key in r for r in records)]
     if not series:
         return False
     fig, axes = plt.subplots(len(series), 1, figsize=(7, 2.8 * len(series)), sharex=True, squeeze=False)
@@ -127,6 +129,46 @@ def _spread(std: float | None, scale: float) -> str:
     return "" if std is None else f" ± {std * scale:.3f}"
 
 
+def trait_section(record: dict[str, Any]) -> list[str]:
+    """Markdown lines on the collection's own metric: what trait FD and trait TV are, the classifier's
+    held-out accuracy per trait type against the majority baseline, and the sample counts behind them."""
+    c = record["trait_classifier"]
+    lines = [
+        "## The collection's own metric (traits)", "",
+        f"A small CNN was trained on this collection's own images to recognise its {len(c['trait_types'])} trait "
+        f"types ({c['n_train']} images; {c['n_heldout']} held out). **Trait FD** is the Fréchet distance between "
+        "its penultimate features of the real and the generated images (FID's math on features that know this "
+        "collection's traits). **Trait TV** labels every generated image with the classifier and compares each "
+        "trait type's value frequencies with the collection's own (traits.csv): total variation per type, "
+        "averaged (0 = identical frequencies, 1 = disjoint). Both: lower is better.",
+        "",
+    ]
+    if "trait_fd" in record:
+        lines.append(f"- Trait FD on {record['trait_fd_n_real']} real and {record['trait_fd_n_fake']} generated "
+                     "images (biased upward for small samples: compare at equal counts).")
+    if "trait_match" in record:
+        rare = record["trait_rare"]
+        floor = record.get("trait_match_floor")
+        lines.append(f"- Trait TV on {record['trait_match_n_real']} labelled real and {record['trait_match_n_fake']} "
+                     "generated images" + ("" if floor is None else
+                                           f"; the classifier's own labels of the real images score {floor:.3f} "
+                                           "(its error: no generator can be measured below this)") + ".")
+        lines.append(f"- Rare traits stay rare (step {record['step']}): {rare['rare_share_real']:.1%} of real and "
+                     f"{rare['rare_share_fake']:.1%} of generated images carry one of the {rare['rare_values']} "
+                     f"values that fewer than {rare['rare_below']:.0%} of the collection has.")
+    if c.get("dropped"):
+        lines.append("- Trait types not learned: " + "; ".join(f"{k} ({why})" for k, why in c["dropped"].items()))
+    lines += ["", "| trait type | values | held-out accuracy | majority baseline |" +
+              (f" TV (step {record['step']}) |" if "trait_tv" in record else ""),
+              "|---|---:|---:|---:|" + ("---:|" if "trait_tv" in record else "")]
+    for kind in c["trait_types"]:
+        tv = f" {record['trait_tv'][kind]:.3f} |" if "trait_tv" in record else ""
+        lines.append(f"| {kind} | {c['classes'][kind]} | {c['heldout_accuracy'][kind]:.1%} | "
+                     f"{c['majority_baseline'][kind]:.1%} |{tv}")
+    lines.append("")
+    return lines
+
+
 def write_report(
     target: Path,
     *,
@@ -166,6 +208,8 @@ def write_report(
             "- KID without ± : both sides have no more images than a KID subset (1,000), so every subset is the "
             "whole set and there is no spread to report; score more images (`--samples`) for one."
         )
+    for name, why in dict(first.get("skipped") or {}).items():
+        lines.append(f"- `{name}` not computed: {why}.")
     if best is not None:
         lines.append(
             f"- **Best checkpoint: step {best['step']}** by {best['metric']} = {best['value']:.4g}; marked as "
@@ -173,20 +217,27 @@ def write_report(
         )
     lines.append("")
     if files.get("curves"):
-        lines += [f"![FID and KID over training steps]({files['curves']})", ""]
+        lines += [f"![metrics over training steps]({files['curves']})", ""]
+    has_traits = any("trait_fd" in r or "trait_match" in r for r in records)
+    trait_head = " trait FD | trait TV |" if has_traits else ""
     lines += [
-        "| step | FID | KID × 10³ | precision | recall | near-copies | real | generated | seconds |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| step | FID | KID × 10³ | precision | recall | near-copies |{trait_head} real | generated | seconds |",
+        "|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if has_traits else "") + "---:|---:|---:|",
     ]
     for r in records:
         fid = _fmt(r.get("fid"), ".3f") + (" (biased)" if r.get("fid_biased") else "")
         kid = "–" if "kid_mean" not in r else f"{r['kid_mean'] * 1e3:.3f}" + _spread(r.get("kid_std"), 1e3)
         share = "–" if "memorization_share" not in r else f"{r['memorization_share']:.1%}"
+        traits = f" {_fmt(r.get('trait_fd'), '.3f')} | {_fmt(r.get('trait_match'), '.3f')} |" if has_traits else ""
         lines.append(
             f"| {r['step']} | {fid} | {kid} | {_fmt(r.get('precision'), '.3f')} | {_fmt(r.get('recall'), '.3f')} "
-            f"| {share} | {r['n_real']} | {r['n_fake']} | {r['seconds']['total']:.1f} |"
+            f"| {share} |{traits} {r['n_real']} | {r['n_fake']} | {r['seconds']['total']:.1f} |"
         )
     lines.append("")
+    if has_traits:
+        shown_step = (best or {"step": records[-1]["step"]})["step"]
+        with_traits = [r for r in records if "trait_classifier" in r]
+        lines += trait_section(next((r for r in with_traits if r["step"] == shown_step), with_traits[0]))
     shown = best or {"step": records[-1]["step"]}
     step_record = next(r for r in records if r["step"] == shown["step"])
     if files.get("samples"):

@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.config import EvalConfig
+from evaluation.config import TRAIT_METRIC_NAMES, EvalConfig
 from evaluation.extractors import FeatureExtractor, create_extractor, extract_features
 from evaluation.features import REAL, RealSide, real_side
 from evaluation.memorization import memorization
 from evaluation.metrics import MetricInputs, compute_from_features
+from evaluation.traits import RealTraitSide, TraitClassifier, fit_trait_classifier, read_trait_table, real_trait_side
 from pipeline.atomic import remove_stale_temps, write_bytes, write_json
 from pipeline.cache import TensorCache, hash_strings, open_cache
 from pipeline.errors import NftganError
@@ -49,6 +50,8 @@ class EvalSummary:
     best_grid: Path | None = None  # samples of the best checkpoint (or the newest grid), for a report
     cache_hash: str | None = None  # content hash of the tensor cache the real side came from
     trained_on: str | None = None  # content hash of the cache the checkpoints were trained on
+    notes: tuple[str, ...] = ()  # e.g. metrics skipped (and why)
+    trait_classifier: dict[str, Any] | None = None  # TraitClassifier.summary() when trait metrics ran
 
     def table(self) -> list[dict[str, Any]]:
         """One flat row per scored checkpoint (nested fields as ``a.b``): what a table shows."""
@@ -78,6 +81,7 @@ class EvalSummary:
             "metrics_path": str(self.metrics_path), "report_path": str(self.report_path),
             "best_grid": None if self.best_grid is None else str(self.best_grid),
             "cache_hash": self.cache_hash, "trained_on_cache_hash": self.trained_on,
+            "notes": list(self.notes), "trait_classifier": self.trait_classifier,
         }
 
     def describe(self) -> str:
@@ -85,6 +89,12 @@ class EvalSummary:
                  + ("" if self.comparable else " (NOT comparable to published FID/KID)")]
         real = "cached" if self.real_cache_hit else f"computed in {self.real_seconds:.1f} s"
         lines.append(f"  real images: {self.n_real} (features {real})")
+        if self.trait_classifier is not None:
+            c = self.trait_classifier
+            lines.append(f"  trait classifier: held-out accuracy {c['heldout_accuracy_mean']:.1%} over "
+                         f"{len(c['trait_types'])} trait types (majority baseline {c['majority_baseline_mean']:.1%}, "
+                         f"{c['n_heldout']} held-out images)")
+        lines += [f"  note: {note}" for note in self.notes]
         for r in self.records:
             line = f"step {r['step']:>8}  n={r['n_fake']}  {describe_scores(r)}"
             lines.append("  " + line + ("  (already scored)" if r["step"] in self.reused_steps else ""))
@@ -157,7 +167,20 @@ def evaluate(
     extractor = create_extractor(config.extractor, weights=config.weights, device=device)
     report(progress, "evaluate", 0, len(cache), **REAL)
     real = real_side(ws.collection(slug), cache, extractor, batch_size=config.batch_size, progress=progress)
-    key = hash_strings([PROTOCOL, real.key, str(config.samples), str(config.seed), ",".join(config.metrics)])
+    metrics, skipped, classifier = _trait_classifier(ws, slug, cache, config, device, progress)
+    key = hash_strings([PROTOCOL, real.key, str(config.samples), str(config.seed), ",".join(config.metrics),
+                        classifier.key if classifier is not None else "no-trait-classifier"])
+    trait_side: list[RealTraitSide] = []  # computed when a checkpoint is scored
+
+    def traits() -> RealTraitSide | None:
+        if classifier is None:
+            return None
+        if not trait_side:
+            table = read_trait_table(ws, slug, cache.size_px, cache)
+            assert table is not None  # a classifier exists only with a table
+            trait_side.append(real_trait_side(classifier, cache, table))
+        return trait_side[0]
+
     records = _load_records(paths.metrics)
     evaluated, reused = [], []
     for i, step in enumerate(steps):
@@ -167,14 +190,15 @@ def evaluate(
             continue
         emit("checkpoint", i, len(steps), step=step, unit="checkpoints", label="checkpoints")
         loaded = first if step == first.step else load_generator(run, step, device=device)
-        records[step] = _score_checkpoint(loaded, config, cache, real, extractor, key, paths, device, progress)
+        records[step] = _score_checkpoint(loaded, config, cache, real, extractor, key, paths, device, progress,
+                                          metrics=metrics, skipped=skipped, traits=traits())
         evaluated.append(step)
         write_json(paths.metrics, _metrics_document(records, key))
         emit("checkpoint_done", i + 1, len(steps), step=step, record=_brief(records[step]), unit="checkpoints",
              label="checkpoints")
 
     current = [records[s] for s in sorted(records) if records[s].get("key") == key]
-    best = _mark_best(run, current, list_checkpoints(run))
+    best = _mark_best(run, current, list_checkpoints(run), config)
     write_json(paths.metrics, _metrics_document(records, key, best))
     _write_report(paths, slug, run_name, current, best, hashes=(cache.content_hash, trained_on))
     emit("report", path=str(paths.report))
@@ -184,7 +208,31 @@ def evaluate(
         n_real=len(cache), real_cache_hit=real.cache_hit, real_seconds=real.seconds,
         metrics_path=paths.metrics, report_path=paths.report, best_grid=_best_grid(run),
         cache_hash=cache.content_hash, trained_on=trained_on,
+        notes=tuple(f"{name} skipped: {why}" for name, why in skipped.items()),
+        trait_classifier=None if classifier is None else classifier.summary(),
     )
+
+
+def _trait_classifier(
+    ws: Workspace, slug: str, cache: TensorCache, config: EvalConfig, device: str, progress: Progress | None
+) -> tuple[tuple[str, ...], dict[str, str], TraitClassifier | None]:
+    """The metrics to compute, those skipped (with why) and the trait classifier when a trait metric runs.
+
+    A collection without traits skips trait_fd/trait_match with a note in every record; it is an error
+    only when nothing else is left to compute or ``--select-by`` names a trait metric.
+    """
+    wanted = [m for m in config.metrics if m in TRAIT_METRIC_NAMES]
+    if not wanted:
+        return config.metrics, {}, None
+    classifier = fit_trait_classifier(ws, slug, cache.size_px, device=device, progress=progress)
+    if classifier is not None:
+        return config.metrics, {}, classifier
+    why = (f"the {cache.size_px}px cache has no trait table (cache/{cache.size_px}/traits.csv) with a trait type "
+           "to learn: list the collection's traits and re-run `nftgan prepare`")
+    rest = tuple(m for m in config.metrics if m not in TRAIT_METRIC_NAMES)
+    if config.select_by in TRAIT_METRIC_NAMES or not rest:
+        raise NftganError(f"{', '.join(wanted)} cannot be computed for {slug!r}: {why}")
+    return rest, {m: why for m in wanted}, None
 
 
 def _best_grid(run: RunPaths) -> Path | None:
@@ -223,6 +271,10 @@ def _score_checkpoint(
     paths: EvalPaths,
     device: str,
     progress: Progress | None,
+    *,
+    metrics: tuple[str, ...] | None = None,
+    skipped: dict[str, str] | None = None,
+    traits: RealTraitSide | None = None,
 ) -> dict[str, Any]:
     from training.sampling import generate_uint8
 
@@ -243,13 +295,17 @@ def _score_checkpoint(
         real_features=real.features, fake_features=fake_features, seed=config.seed,
         real_images=cache.images, fake_images=fake, real_fid_statistics=real.fid_statistics,
         real_phash=real.phash, real_item_ids=item_ids,
+        traits=None if traits is None else traits.inputs(fake),
     )
-    feature_metrics = [m for m in config.metrics if m != "memorization"]
+    metrics = config.metrics if metrics is None else metrics
+    feature_metrics = [m for m in metrics if m != "memorization"]
     values = compute_from_features(feature_metrics, inputs) if feature_metrics else {
         "n_real": inputs.n_real, "n_fake": inputs.n_fake}
     files = {"samples": paths.samples(step).name}
     save_sample_grid(fake, paths.samples(step))
-    if "memorization" in config.metrics:
+    if skipped:
+        values["skipped"] = dict(skipped)
+    if "memorization" in metrics:
         summary, nearest = memorization(inputs)
         values.update(summary)
         save_memorization_panel(fake, cache.images, nearest, paths.panel(step))
@@ -301,20 +357,29 @@ def _metrics_document(records: dict[int, dict[str, Any]], key: str, best: dict[s
     }
 
 
-def _mark_best(run: RunPaths, records: list[dict[str, Any]], on_disk: list[int]) -> dict[str, Any] | None:
-    """The best checkpoint still on disk, by FID (else KID), recorded for ``--checkpoint best``."""
+def _mark_best(run: RunPaths, records: list[dict[str, Any]], on_disk: list[int],
+               config: EvalConfig | None = None) -> dict[str, Any] | None:
+    """The best checkpoint still on disk by ``config.select_by`` (default: FID, else KID; lower is better),
+    recorded for ``--checkpoint best``."""
     from training.checkpoints import mark_best
 
-    for metric in ("fid", "kid_mean"):
-        scored = [r for r in records if metric in r and r["step"] in on_disk and np.isfinite(r[metric])]
+    config = config or EvalConfig()
+    order = config.selection_order()
+    for metric in order:
+        scored = [r for r in records if r.get(metric) is not None and r["step"] in on_disk
+                  and np.isfinite(r[metric])]
         if scored:
             winner = min(scored, key=lambda r: (r[metric], r["step"]))
             best = {"step": winner["step"], "metric": metric, "value": winner[metric]}
             mark_best(run, winner["step"], {
                 **best, "n_real": winner["n_real"], "n_fake": winner["n_fake"],
                 "extractor": winner["extractor"], "comparable_to_published": winner["comparable_to_published"],
+                "select_by": config.select_by,
             })
             return best
+    if config.select_by != "auto" and records:
+        raise NftganError(f"--select-by {config.select_by}: no scored checkpoint on disk has {order[0]} "
+                          f"(computed metrics: {', '.join(config.metrics)})")
     return None
 
 
@@ -345,10 +410,14 @@ def describe_scores(r: dict[str, Any]) -> str:
         parts.append(f"P {r['precision']:.3f} R {r['recall']:.3f}")
     if "memorization_share" in r:
         parts.append(f"near-copies {r['memorization_share']:.1%}")
+    if "trait_fd" in r:
+        parts.append(f"trait FD {r['trait_fd']:.3f}")
+    if "trait_match" in r:
+        parts.append(f"trait TV {r['trait_match']:.3f}")
     return "  ".join(parts)
 
 
 def _brief(record: dict[str, Any]) -> dict[str, Any]:
     keep = ("step", "n_real", "n_fake", "fid", "fid_biased", "kid_mean", "kid_std", "precision", "recall",
-            "memorization_share")
+            "memorization_share", "trait_fd", "trait_match")
     return {k: record[k] for k in keep if k in record}

@@ -1,0 +1,625 @@
+"""The collection's own metric: a trait classifier trained on its own images, and two scores from it.
+
+When ``prepare`` wrote a trait table beside the tensor cache (``cache/<size>/traits.csv``: one row per
+cache row, one column per trait type), :func:`fit_trait_classifier` trains a small multi-head CNN on the
+cache (one softmax head per trait type) and caches it under the collection's ``features/`` folder. From it:
+
+- ``trait_fd``: the Fréchet distance (FID's math, :func:`evaluation.metrics.fid_from_statistics`) between
+  the classifier's penultimate features of the real images (the whole cache) and of generated ones. Unlike
+  Inception, these features were learned to tell this collection's traits apart.
+- ``trait_match``: the generated images are labelled by the classifier and each trait type's value
+  frequencies are compared with the collection's own (from ``traits.csv``): total variation per trait type
+  (0 = identical, 1 = disjoint) and its mean over types, plus "rare traits stay rare": the share of images
+  carrying at least one value that less than 5 % of the collection carries, generated vs real. A classifier
+  is not perfect, so the same figure for the classifier's labels of the real images is recorded as the
+  floor (``trait_match_floor``) below which a generator cannot be measured.
+
+How values become classes:
+
+- An empty cell (the token does not have that trait type) is its own class, :data:`NONE`. A row with every
+  cell empty is *unlabelled* (its traits were never listed): not trained on and not counted in frequencies.
+- Every listed value is a class, however rare: a value seen once is still a class (rare traits matter).
+  Values with fewer than ``min_count_to_hold_out`` examples are never held out, so the classifier has seen
+  every value; their held-out accuracy is therefore not measured. Training uses the plain (unweighted)
+  cross-entropy, so predicted frequencies stay calibrated (what ``trait_match`` needs); how well rare
+  values are recognised shows in the per-type balanced accuracy (mean recall over held-out values).
+- Trait types that cannot be learned are dropped, each with its reason in the classifier's ``dropped``:
+  one value only (nothing to tell apart), or nearly one value per token (an identifier such as a name,
+  not something drawn).
+
+Public face for other stages: :func:`fit_trait_classifier`, :class:`TraitClassifier` (``predict``,
+``features``, ``accuracy``), :func:`trait_frequency_match` and :func:`trait_scores`.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import math
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from evaluation.metrics import (
+    FidStatistics,
+    MetricInputs,
+    fid_from_statistics,
+    fid_statistics,
+    register_metric,
+)
+from pipeline.atomic import atomic_path
+from pipeline.cache import TensorCache, hash_strings, open_cache
+from pipeline.errors import NftganError
+from pipeline.progress import Progress, report
+from pipeline.workspace import Workspace
+
+#: the class of a trait type a token does not have (an empty cell of traits.csv)
+NONE = "(none)"
+#: the metrics of this module, as registered
+TRAIT_METRICS = ("trait_fd", "trait_match")
+#: a value carried by less than this share of the collection is "rare"
+RARE_BELOW = 0.05
+CLASSIFIER_VERSION = "traits-cnn-v1"
+_ID_COLUMNS = ("row", "item_id", "token_id")
+
+
+@dataclass(frozen=True)
+class TraitClassifierConfig:
+    """How the classifier is trained; part of its cache key (with the cache and traits.csv content)."""
+
+    heldout_fraction: float = 0.15  # share of rows held out for early stopping and the accuracy report
+    max_epochs: int = 40
+    max_steps: int = 1500  # optimizer steps at most: big collections get fewer epochs
+    patience: int = 5  # epochs without a lower held-out loss before stopping
+    batch_size: int = 64
+    lr: float = 2e-3
+    width: int = 16  # channels of the first conv block (doubled twice)
+    feature_dims: int = 128  # the penultimate layer: trait_fd's features
+    max_input_px: int = 64  # bigger caches are area-downscaled to this before the network
+    min_count_to_hold_out: int = 5  # rows carrying a rarer value are always trained on
+    max_classes: int = 1024  # a trait type with more values is dropped (an identifier)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.heldout_fraction < 1:
+            raise NftganError(f"heldout_fraction must be in (0, 1), got {self.heldout_fraction}")
+        if min(self.max_epochs, self.max_steps, self.patience, self.batch_size, self.width, self.feature_dims,
+               self.max_input_px) < 1:
+            raise NftganError("trait classifier settings must be positive")
+
+
+# -- the trait table ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TraitTable:
+    """traits.csv as read: per cache row, its labels (trait type -> value; absent types left out)."""
+
+    trait_types: tuple[str, ...]  # every trait column, in file order
+    labels: tuple[dict[str, str] | None, ...]  # per cache row; None = unlabelled (no trait listed)
+    sha256: str  # of the file's bytes
+
+    @property
+    def labelled_rows(self) -> np.ndarray:
+        return np.array([i for i, lab in enumerate(self.labels) if lab is not None], dtype=np.int64)
+
+
+def read_trait_table(ws: Workspace, slug: str, size_px: int, cache: TensorCache | None = None) -> TraitTable | None:
+    """The cache's trait table, or None when there is none (or it has no trait column)."""
+    path = ws.collection(slug).cache_traits(size_px)
+    if not path.is_file():
+        return None
+    cache = cache if cache is not None else open_cache(ws, slug, size_px)
+    data = path.read_bytes()
+    reader = csv.reader(io.StringIO(data.decode("utf-8")))
+    header = next(reader, None)
+    if not header or header[0] != "row":
+        raise NftganError(f"{path} is not a trait table (no 'row' column): re-run `nftgan prepare {slug}`")
+    kinds = tuple(h for h in header if h not in _ID_COLUMNS)
+    if not kinds:
+        return None
+    column = {h: i for i, h in enumerate(header)}
+    item_ids = cache.manifest.get("item_ids")
+    labels: list[dict[str, str] | None] = [None] * len(cache)
+    for line in reader:
+        if not line:
+            continue
+        try:
+            row = int(line[column["row"]])
+        except (ValueError, IndexError) as e:
+            raise NftganError(f"{path}: bad row {line[:1]} ({e}): re-run `nftgan prepare {slug}`") from e
+        if not 0 <= row < len(cache):
+            raise NftganError(f"{path} has row {row} but the cache has {len(cache)} images: re-run `nftgan prepare`")
+        if "item_id" in column and isinstance(item_ids, list) and len(item_ids) == len(cache):
+            if str(item_ids[row]) != line[column["item_id"]]:
+                raise NftganError(f"{path} row {row} is item {line[column['item_id']]} but the cache holds item "
+                                  f"{item_ids[row]} there: re-run `nftgan prepare {slug} --size {size_px}`")
+        values = {k: line[column[k]] for k in kinds if column[k] < len(line) and line[column[k]] != ""}
+        labels[row] = values or None
+    return TraitTable(kinds, tuple(labels), hashlib.sha256(data).hexdigest())
+
+
+# -- the frequency match (pure) -----------------------------------------------------------------------
+def _distribution(labels: Sequence[dict[str, str]], kind: str) -> dict[str, float]:
+    counts = Counter(lab.get(kind, NONE) for lab in labels)
+    n = len(labels)
+    return {v: c / n for v, c in counts.items()}
+
+
+def trait_frequency_match(
+    real_labels: Sequence[dict[str, str]],
+    fake_labels: Sequence[dict[str, str]],
+    *,
+    trait_types: Sequence[str] | None = None,
+    rare_below: float = RARE_BELOW,
+) -> dict[str, Any]:
+    """How closely the trait frequencies of ``fake_labels`` follow those of ``real_labels``.
+
+    Each label is a dict trait type -> value; a type it lacks counts as the value :data:`NONE`. Per trait
+    type (``trait_types``, default every type the real labels name) the total variation distance of the
+    two value distributions, 0.5 * sum |p - q|: 0 when identical, 1 when disjoint. ``trait_match`` is their
+    mean. "Rare traits stay rare": the values (other than NONE) carried by less than ``rare_below`` of the
+    real labels are rare; ``rare_share_real`` / ``rare_share_fake`` are the shares of each side carrying at
+    least one of them (a mode-collapsed generator shows 0; one that overproduces rare traits, more than real).
+    """
+    if not real_labels or not fake_labels:
+        raise NftganError(f"trait match needs labels on both sides, got {len(real_labels)} real and "
+                          f"{len(fake_labels)} generated")
+    kinds = list(trait_types) if trait_types is not None else sorted({k for lab in real_labels for k in lab})
+    if not kinds:
+        raise NftganError("trait match needs at least one trait type")
+    tv: dict[str, float] = {}
+    rare: set[tuple[str, str]] = set()
+    for kind in kinds:
+        p, q = _distribution(real_labels, kind), _distribution(fake_labels, kind)
+        tv[kind] = 0.5 * sum(abs(p.get(v, 0.0) - q.get(v, 0.0)) for v in p.keys() | q.keys())
+        rare.update((kind, v) for v, share in p.items() if share < rare_below and v != NONE)
+
+    def carrying(labels: Sequence[dict[str, str]]) -> float:
+        return sum(any((k, lab.get(k, NONE)) in rare for k in kinds) for lab in labels) / len(labels)
+
+    return {
+        "trait_match": float(np.mean(list(tv.values()))),
+        "tv": tv,
+        "rare_values": len(rare),
+        "rare_below": rare_below,
+        "rare_share_real": carrying(real_labels),
+        "rare_share_fake": carrying(fake_labels),
+        "n_real": len(real_labels),
+        "n_fake": len(fake_labels),
+    }
+
+
+# -- the network ----------------------------------------------------------------------------------------
+class _Net(nn.Module):
+    def __init__(self, heads: Sequence[int], width: int, feature_dims: int) -> None:
+        super().__init__()
+
+        def block(cin: int, cout: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+        w = width
+        self.body = nn.Sequential(  # S -> S/2 -> S/4 -> 4x4: a trait's position matters, so no global pool
+            *block(3, w), nn.MaxPool2d(2),
+            *block(w, 2 * w), nn.MaxPool2d(2),
+            *block(2 * w, 4 * w), nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(), nn.Linear(4 * w * 16, feature_dims), nn.ReLU(inplace=True),
+        )
+        self.heads = nn.ModuleList(nn.Linear(feature_dims, c) for c in heads)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        features = self.body(x)
+        return features, [head(features) for head in self.heads]
+
+
+def _to_input(batch_uint8: np.ndarray | torch.Tensor, input_px: int, device: str) -> torch.Tensor:
+    x = torch.from_numpy(np.array(batch_uint8, dtype=np.uint8)).to(device).float().div_(127.5).sub_(1.0)
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"expected uint8 images (N, 3, S, S), got shape {tuple(x.shape)}")
+    if x.shape[-1] != input_px or x.shape[-2] != input_px:
+        mode = "area" if x.shape[-1] > input_px else "nearest"
+        x = F.interpolate(x, size=(input_px, input_px), mode=mode)
+    return x
+
+
+@dataclass
+class TraitClassifier:
+    """A trained trait classifier: ``predict`` labels images, ``features`` gives its penultimate layer."""
+
+    trait_types: tuple[str, ...]
+    classes: dict[str, tuple[str, ...]]  # per trait type, its values (NONE where a token may lack the type)
+    accuracy: dict[str, float]  # held-out, per trait type
+    baseline: dict[str, float]  # held-out accuracy of always answering the most common training value
+    balanced_accuracy: dict[str, float]  # held-out mean recall over the values present there
+    key: str
+    meta: dict[str, Any]  # settings, counts, dropped types, held-out rows, epochs, seconds
+    network: nn.Module = field(repr=False)
+    device: str = "cpu"
+
+    @property
+    def input_px(self) -> int:
+        return int(self.meta["input_px"])
+
+    @property
+    def heldout_rows(self) -> np.ndarray:
+        """Cache rows held out of training (for early stopping and the accuracy report)."""
+        return np.asarray(self.meta["heldout_rows"], dtype=np.int64)
+
+    @property
+    def feature_dims(self) -> int:
+        return int(self.meta["config"]["feature_dims"])
+
+    def to(self, device: str) -> "TraitClassifier":
+        self.network.to(device)
+        self.device = device
+        return self
+
+    @torch.inference_mode()
+    def _run(self, images_uint8: np.ndarray, batch_size: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        self.network.eval()
+        feats, preds = [], [[] for _ in self.trait_types]
+        for start in range(0, len(images_uint8), batch_size):
+            f, logits = self.network(_to_input(images_uint8[start : start + batch_size], self.input_px, self.device))
+            feats.append(f.float().cpu().numpy())
+            for i, out in enumerate(logits):
+                preds[i].append(out.argmax(1).cpu().numpy())
+        if not feats:
+            return np.zeros((0, self.feature_dims), np.float32), [np.zeros(0, np.int64) for _ in self.trait_types]
+        return np.concatenate(feats).astype(np.float32), [np.concatenate(p) for p in preds]
+
+    def features(self, images_uint8: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+        """Penultimate features, float32 (N, feature_dims), of uint8 images (N, 3, S, S)."""
+        return self._run(images_uint8, batch_size)[0]
+
+    def predict(self, images_uint8: np.ndarray, *, batch_size: int = 256) -> list[dict[str, str]]:
+        """Per image, trait type -> predicted value; a type predicted absent (NONE) is left out."""
+        return self._labels(self._run(images_uint8, batch_size)[1])
+
+    def features_and_labels(self, images_uint8: np.ndarray, *, batch_size: int = 256
+                            ) -> tuple[np.ndarray, list[dict[str, str]]]:
+        features, indices = self._run(images_uint8, batch_size)
+        return features, self._labels(indices)
+
+    def _labels(self, indices: list[np.ndarray]) -> list[dict[str, str]]:
+        n = len(indices[0]) if indices else 0
+        out: list[dict[str, str]] = [{} for _ in range(n)]
+        for kind, idx in zip(self.trait_types, indices):
+            values = self.classes[kind]
+            for row, i in enumerate(idx.tolist()):
+                if values[i] != NONE:
+                    out[row][kind] = values[i]
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """What a metric record says about the classifier (JSON-able)."""
+        return {
+            "key": self.key[:24],
+            "version": CLASSIFIER_VERSION,
+            "trait_types": list(self.trait_types),
+            "classes": {k: len(v) for k, v in self.classes.items()},
+            "heldout_accuracy": dict(self.accuracy),
+            "heldout_accuracy_mean": _mean(self.accuracy),
+            "majority_baseline": dict(self.baseline),
+            "majority_baseline_mean": _mean(self.baseline),
+            "balanced_accuracy_mean": _mean(self.balanced_accuracy),
+            "n_train": int(self.meta["n_train"]),
+            "n_heldout": int(self.meta["n_heldout"]),
+            "unlabelled_rows": int(self.meta["unlabelled_rows"]),
+            "dropped": dict(self.meta["dropped"]),
+            "epochs": int(self.meta["epochs"]),
+            "input_px": self.input_px,
+        }
+
+
+def _mean(values: dict[str, float]) -> float | None:
+    return float(np.mean(list(values.values()))) if values else None
+
+
+# -- fitting ------------------------------------------------------------------------------------------
+def classifier_key(cache: TensorCache, table: TraitTable, config: TraitClassifierConfig, seed: int) -> str:
+    settings = dataclasses.asdict(config)
+    return hash_strings([CLASSIFIER_VERSION, cache.content_hash, table.sha256, str(seed),
+                         *(f"{k}={settings[k]}" for k in sorted(settings))])
+
+
+def fit_trait_classifier(
+    ws: Workspace,
+    slug: str,
+    size_px: int,
+    *,
+    device: str = "cpu",
+    seed: int = 0,
+    config: TraitClassifierConfig | None = None,
+    progress: Progress | None = None,
+    retrain: bool = False,
+) -> TraitClassifier | None:
+    """The collection's trait classifier at ``size_px``: loaded when cached, else trained and cached.
+
+    None when the cache has no traits.csv or no trait type worth learning (see the module docstring).
+    Keyed by the cache's content hash, traits.csv's bytes, ``config`` and ``seed``; stored at
+    ``ws.collection(slug).trait_classifier(key)`` (a state dict and JSON-able meta, read with
+    ``weights_only=True``).
+    """
+    config = config or TraitClassifierConfig()
+    cache = open_cache(ws, slug, size_px)
+    table = read_trait_table(ws, slug, size_px, cache)
+    if table is None:
+        return None
+    key = classifier_key(cache, table, config, seed)
+    path = ws.collection(slug).trait_classifier(key)
+    if not retrain:
+        loaded = _load(path, key, device)
+        if loaded is not None:
+            return loaded
+    classifier = _train(cache, table, config, seed, key, device, progress)
+    if classifier is None:
+        return None
+    with atomic_path(path, suffix=".pt") as tmp:
+        state = {k: v.detach().cpu() for k, v in classifier.network.state_dict().items()}
+        torch.save({"state_dict": state, "meta": classifier.meta}, tmp)
+    return classifier
+
+
+def _load(path: Any, key: str, device: str) -> TraitClassifier | None:
+    if not path.is_file():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        meta = saved["meta"]
+        if meta.get("key") != key:
+            return None
+        return _from_meta(meta, saved["state_dict"], device)
+    except Exception:  # unreadable or from another version: trained again and overwritten
+        return None
+
+
+def _from_meta(meta: dict[str, Any], state: dict[str, torch.Tensor] | None, device: str) -> TraitClassifier:
+    kinds = tuple(meta["trait_types"])
+    classes = {k: tuple(meta["classes"][k]) for k in kinds}
+    cfg = meta["config"]
+    network = _Net([len(classes[k]) for k in kinds], int(cfg["width"]), int(cfg["feature_dims"]))
+    if state is not None:
+        network.load_state_dict(state)
+    network.eval()
+    return TraitClassifier(
+        trait_types=kinds, classes=classes, accuracy=dict(meta["accuracy"]), baseline=dict(meta["baseline"]),
+        balanced_accuracy=dict(meta["balanced_accuracy"]), key=str(meta["key"]), meta=meta, network=network,
+    ).to(device)
+
+
+def _choose_types(table: TraitTable, rows: np.ndarray, config: TraitClassifierConfig
+                  ) -> tuple[list[str], dict[str, list[str]], dict[str, str]]:
+    kinds, classes, dropped = [], {}, {}
+    for kind in table.trait_types:
+        counts = Counter(table.labels[r].get(kind, NONE) for r in rows)  # type: ignore[union-attr]
+        present = {v: c for v, c in counts.items() if v != NONE}
+        if len(counts) < 2:
+            dropped[kind] = f"one value only ({next(iter(counts), NONE)!r} on every labelled token)"
+        elif len(counts) > config.max_classes or (len(present) > 1 and len(present) > 0.5 * sum(present.values())
+                                                   and len(present) > 16):
+            dropped[kind] = (f"{len(present)} values on {sum(present.values())} tokens: nearly one per token, "
+                             "an identifier rather than a drawn trait")
+        else:
+            kinds.append(kind)
+            classes[kind] = sorted(counts, key=lambda v: (v != NONE, v))  # NONE first when present
+    return kinds, classes, dropped
+
+
+def _split(targets: np.ndarray, counts: list[np.ndarray], config: TraitClassifierConfig, seed: int
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (into the labelled rows) to train on and to hold out: deterministic by ``seed``; rows
+    carrying a value with fewer than ``min_count_to_hold_out`` examples are always trained on."""
+    n = len(targets)
+    rarest = np.min(np.stack([c[targets[:, j]] for j, c in enumerate(counts)], 1), 1)
+    eligible = np.flatnonzero(rarest >= config.min_count_to_hold_out)
+    rng = np.random.default_rng(seed)
+    want = min(int(round(config.heldout_fraction * n)), len(eligible))
+    held = np.sort(rng.permutation(eligible)[:want])
+    train = np.setdiff1d(np.arange(n), held)
+    return train, held
+
+
+def _train(cache: TensorCache, table: TraitTable, config: TraitClassifierConfig, seed: int, key: str,
+           device: str, progress: Progress | None) -> TraitClassifier | None:
+    started = time.perf_counter()
+    rows = table.labelled_rows
+    if len(rows) < 4:
+        return None
+    kinds, classes, dropped = _choose_types(table, rows, config)
+    if not kinds:
+        return None
+    index = {k: {v: i for i, v in enumerate(classes[k])} for k in kinds}
+    targets = np.array([[index[k][table.labels[r].get(k, NONE)] for k in kinds] for r in rows],  # type: ignore
+                       dtype=np.int64)
+    counts = [np.bincount(targets[:, j], minlength=len(classes[k])) for j, k in enumerate(kinds)]
+    train_idx, held_idx = _split(targets, counts, config, seed)
+    if len(held_idx) == 0:
+        held_idx = train_idx[:1]  # too small to hold anything out: n_heldout 1, a training row
+    input_px = min(cache.size_px, config.max_input_px)
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = _Net([len(classes[k]) for k in kinds], config.width, config.feature_dims).to(device)
+        opt = torch.optim.Adam(net.parameters(), lr=config.lr)
+        gen = torch.Generator().manual_seed(seed)
+        steps_per_epoch = max(1, math.ceil(len(train_idx) / config.batch_size))
+        epochs = max(1, min(config.max_epochs, math.ceil(config.max_steps / steps_per_epoch)))
+        images = np.asarray(cache.images)
+        x_train = images[rows[train_idx]]  # uint8; converted a batch at a time
+        y_train = torch.from_numpy(targets[train_idx])
+        x_held = images[rows[held_idx]]
+        best_loss, best_state, best_epoch, waited, epoch = math.inf, None, 0, 0, 0
+        for epoch in range(1, epochs + 1):
+            net.train()
+            order = torch.randperm(len(train_idx), generator=gen)
+            for start in range(0, len(order), config.batch_size):
+                batch = order[start : start + config.batch_size]
+                if len(batch) < 2:
+                    continue  # BatchNorm needs two
+                _, logits = net(_to_input(x_train[batch.numpy()], input_px, device))
+                y = y_train[batch].to(device)
+                loss = sum(F.cross_entropy(out, y[:, j]) for j, out in enumerate(logits)) / len(kinds)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            held_loss = _loss(net, x_held, targets[held_idx], input_px, device)
+            report(progress, "evaluate", epoch, epochs, event="trait_classifier", unit="epochs",
+                   label="trait classifier: training", heldout_loss=round(held_loss, 4))
+            if held_loss < best_loss - 1e-4:
+                best_loss, best_epoch, waited = held_loss, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            else:
+                waited += 1
+                if waited >= config.patience:
+                    break
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        net.eval()
+
+    meta: dict[str, Any] = {
+        "key": key, "version": CLASSIFIER_VERSION, "config": dataclasses.asdict(config), "seed": seed,
+        "content_hash": cache.content_hash, "traits_sha256": table.sha256, "size_px": cache.size_px,
+        "input_px": input_px, "trait_types": kinds, "classes": {k: list(classes[k]) for k in kinds},
+        "class_counts": {k: counts[j].tolist() for j, k in enumerate(kinds)},
+        "dropped": dropped, "n_train": int(len(train_idx)), "n_heldout": int(len(held_idx)),
+        "unlabelled_rows": int(len(cache) - len(rows)), "heldout_rows": rows[held_idx].tolist(),
+        "epochs": int(epoch), "best_epoch": int(best_epoch), "heldout_loss": float(best_loss),
+    }
+    classifier = TraitClassifier(
+        trait_types=tuple(kinds), classes={k: tuple(classes[k]) for k in kinds}, accuracy={}, baseline={},
+        balanced_accuracy={}, key=key, meta=meta, network=net, device=device,
+    )
+    _, predicted = classifier._run(images[rows[held_idx]], 256)
+    for j, kind in enumerate(kinds):
+        truth = targets[held_idx, j]
+        majority = int(np.argmax(np.bincount(targets[train_idx, j], minlength=len(classes[kind]))))
+        classifier.accuracy[kind] = float(np.mean(predicted[j] == truth))
+        classifier.baseline[kind] = float(np.mean(truth == majority))
+        classifier.balanced_accuracy[kind] = float(np.mean([np.mean(predicted[j][truth == c] == c)
+                                                            for c in np.unique(truth)]))
+    meta.update(accuracy=classifier.accuracy, baseline=classifier.baseline,
+                balanced_accuracy=classifier.balanced_accuracy, seconds=round(time.perf_counter() - started, 3))
+    return classifier
+
+
+@torch.inference_mode()
+def _loss(net: nn.Module, images: np.ndarray, targets: np.ndarray, input_px: int, device: str) -> float:
+    net.eval()
+    total, n = 0.0, 0
+    for start in range(0, len(images), 256):
+        _, logits = net(_to_input(images[start : start + 256], input_px, device))
+        y = torch.from_numpy(targets[start : start + 256]).to(device)
+        total += float(sum(F.cross_entropy(out, y[:, j], reduction="sum") for j, out in enumerate(logits)))
+        n += len(y)
+    return total / max(1, n) / max(1, targets.shape[1])
+
+
+# -- the metrics ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TraitInputs:
+    """What the trait metrics read: the classifier's view of both sides, and the collection's labels."""
+
+    real_features: np.ndarray  # float32 (N, D): the classifier's penultimate features of the real images
+    fake_features: np.ndarray  # float32 (M, D)
+    real_labels: tuple[dict[str, str], ...]  # traits.csv labels of the labelled real rows
+    fake_labels: tuple[dict[str, str], ...]  # the classifier's labels of the generated images
+    classifier: dict[str, Any]  # TraitClassifier.summary()
+    trait_types: tuple[str, ...]
+    real_predicted: tuple[dict[str, str], ...] = ()  # the classifier's labels of the same real rows (floor)
+    real_fid_statistics: FidStatistics | None = None
+
+
+@dataclass(frozen=True)
+class RealTraitSide:
+    """The real half of :class:`TraitInputs`, computed once per evaluation."""
+
+    classifier: TraitClassifier
+    features: np.ndarray
+    fid_statistics: FidStatistics
+    labels: tuple[dict[str, str], ...]
+    predicted: tuple[dict[str, str], ...]
+
+    def inputs(self, fake_uint8: np.ndarray) -> TraitInputs:
+        fake_features, fake_labels = self.classifier.features_and_labels(fake_uint8)
+        return TraitInputs(
+            real_features=self.features, fake_features=fake_features, real_labels=self.labels,
+            fake_labels=tuple(fake_labels), classifier=self.classifier.summary(),
+            trait_types=self.classifier.trait_types, real_predicted=self.predicted,
+            real_fid_statistics=self.fid_statistics,
+        )
+
+
+def real_trait_side(classifier: TraitClassifier, cache: TensorCache, table: TraitTable) -> RealTraitSide:
+    """Features of every cache row, and labels (traits.csv and predicted) of the labelled rows."""
+    features, predicted = classifier.features_and_labels(np.asarray(cache.images))
+    rows = table.labelled_rows
+    kinds = set(classifier.trait_types)
+    labels = tuple({k: v for k, v in table.labels[r].items() if k in kinds} for r in rows)  # type: ignore
+    return RealTraitSide(classifier, features, fid_statistics(features), labels, tuple(predicted[r] for r in rows))
+
+
+def _traits_of(inputs: MetricInputs, metric: str) -> TraitInputs:
+    traits = inputs.traits
+    if traits is None:
+        raise NftganError(f"{metric} needs the collection's traits (cache/<size>/traits.csv from `nftgan prepare` "
+                          "on a collection whose traits were listed); this collection has none")
+    return traits
+
+
+@register_metric("trait_fd")
+def trait_fd(inputs: MetricInputs) -> dict[str, Any]:
+    t = _traits_of(inputs, "trait_fd")
+    n_real, n_fake = len(t.real_features), len(t.fake_features)
+    if min(n_real, n_fake) < 2:
+        raise NftganError(f"trait_fd needs at least 2 images per side, got {n_real} real and {n_fake} generated")
+    real = t.real_fid_statistics or fid_statistics(t.real_features)
+    value = fid_from_statistics(real, fid_statistics(t.fake_features))
+    return {"trait_fd": value, "trait_fd_n_real": n_real, "trait_fd_n_fake": n_fake, "trait_classifier": t.classifier}
+
+
+@register_metric("trait_match")
+def trait_match(inputs: MetricInputs) -> dict[str, Any]:
+    t = _traits_of(inputs, "trait_match")
+    match = trait_frequency_match(t.real_labels, t.fake_labels, trait_types=t.trait_types)
+    floor = (trait_frequency_match(t.real_labels, t.real_predicted, trait_types=t.trait_types)["trait_match"]
+             if t.real_predicted else None)
+    return {
+        "trait_match": match["trait_match"],
+        "trait_match_floor": floor,
+        "trait_match_n_real": match["n_real"],
+        "trait_match_n_fake": match["n_fake"],
+        "trait_tv": match["tv"],
+        "trait_rare": {k: match[k] for k in ("rare_values", "rare_below", "rare_share_real", "rare_share_fake")},
+        "trait_classifier": t.classifier,
+    }
+
+
+def trait_scores(
+    ws: Workspace,
+    slug: str,
+    size_px: int,
+    fake_images_uint8: np.ndarray,
+    *,
+    device: str = "cpu",
+) -> dict[str, Any] | None:
+    """``trait_fd`` and ``trait_match`` of generated images against the collection (None without traits).
+
+    The classifier is trained on first use and cached. The result carries both metrics' fields (sample
+    counts, per-type total variation, rare-trait shares) and the classifier's held-out accuracy.
+    """
+    classifier = fit_trait_classifier(ws, slug, size_px, device=device)
+    if classifier is None:
+        return None
+    cache = open_cache(ws, slug, size_px)
+    table = read_trait_table(ws, slug, size_px, cache)
+    assert table is not None  # the classifier exists only with a table
+    traits = real_trait_side(classifier, cache, table).inputs(np.asarray(fake_images_uint8))
+    empty = np.zeros((0, 1), np.float32)
+    inputs = MetricInputs(real_features=empty, fake_features=empty, traits=traits)
+    return {**trait_fd(inputs), **trait_match(inputs)}
