@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -97,6 +98,10 @@ def test_the_classifier_learns_the_traits_well_above_the_majority_baseline(trait
     for kind in c.trait_types:
         assert set(c.classes[kind]) == {(t or {}).get(kind, NONE) for t in traits if t}
     assert NONE in c.classes["Hair Color"] and NONE not in c.classes["Background"]
+    # rows carrying a value with fewer than 5 examples are always trained on, never held out
+    counts = {k: Counter((t or {}).get(k, NONE) for t in traits if t) for k in c.trait_types}
+    assert any(n < 5 for k in c.trait_types for n in counts[k].values())  # the collection has such values
+    assert all(counts[k][traits[r].get(k, NONE)] >= 5 for r in held for k in c.trait_types)
     # predict: trait type -> value, absent types left out, values from the collection
     images = open_cache(ws, SLUG, SIZE).images
     predicted = c.predict(images[held])
