@@ -70,6 +70,7 @@ worker: $(STAMP)
 
 deploy: $(STAMP)
 	$(PREFECT_ENV) $(VENV)/bin/prefect work-pool create "$(NFTGAN_WORK_POOL)" --type process >/dev/null 2>&1 || true
+	$(PREFECT_ENV) $(VENV)/bin/prefect gcl create gpu --limit 1 >/dev/null 2>&1 || true  # one training per GPU
 	$(PREFECT_ENV) $(VENV)/bin/prefect --no-prompt deploy --all
 
 clean:

@@ -10,16 +10,28 @@ finished stages ``Cached`` and continues with the first one that did not finish;
 resumes from its latest checkpoint. A stage whose outputs were deleted is run again
 (``refresh_cache``), so a cached result never points at missing files.
 
+A refresh builds on the last one: the listing is incremental (only new items, with a full re-list on
+demand and on its own schedule), a changed cache trains a new run warm-started from the collection's
+champion for a fraction of the budget, and the new run's best checkpoint challenges the champion
+(``evaluation.champion``): it is promoted only when it is better beyond the metric's noise. A failed
+refresh records its failure and never demotes the champion. Training holds one slot of a Prefect global
+concurrency limit (``gpu``, one slot unless you change it), so two refreshes never train on one GPU at once.
+
 Flows: ``scrape-collection``, ``prepare-collection``, ``train-collection``, ``evaluate-collection``
-and ``refresh-collection`` (all of them in a row). Deployments are in ``prefect.yaml``.
+and ``refresh-collection`` (all of them in a row, then the champion decision). Deployments are in
+``prefect.yaml``.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
+import math
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -31,10 +43,12 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.context import TaskRunContext
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from cleaning.prepare import PrepareConfig, inputs_fingerprint, prepare
 from evaluation.config import EvalConfig
 from pipeline.cache import cache_content_hash
+from pipeline.errors import NftganError
 from pipeline.progress import Progress, ProgressEvent
 from pipeline.workspace import Workspace
 from scraper.api import ScrapeConfig
@@ -45,6 +59,10 @@ SCRAPE, PREPARE, TRAIN, EVAL = ScrapeConfig(), PrepareConfig(), TrainConfig(), E
 
 #: task retries for the network stage (seconds between tries)
 NETWORK_RETRY_DELAYS_S = [5, 30, 120]
+#: the Prefect global concurrency limit training takes one slot of, and its size when the flow creates it
+GPU_LIMIT, GPU_LIMIT_SLOTS = "gpu", 1
+#: a warm-started run trains for this share of the refresh's budget
+WARM_BUDGET = 0.25
 
 
 # -- cache keys -----------------------------------------------------------------------------------
@@ -53,8 +71,8 @@ def _digest(*parts: Any) -> str:
 
 
 def _scrape_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
-    window_s = max(60.0, float(p["every_hours"]) * 3600)
-    return "scrape-" + _digest(p["home"], p["slug"], p["options"], int(time.time() // window_s))
+    """One listing per flow run: its retries reuse it, the next refresh lists again (incrementally)."""
+    return "scrape-" + _digest(p["home"], p["slug"], p["options"], str(ctx.task_run.flow_run_id))
 
 
 def _prepare_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
@@ -109,7 +127,7 @@ def _reasons_md(title: str, counts: dict[str, int]) -> str:
 # -- tasks ----------------------------------------------------------------------------------------
 @task(name="scrape", cache_key_fn=_scrape_key, persist_result=True, retries=len(NETWORK_RETRY_DELAYS_S),
       retry_delay_seconds=NETWORK_RETRY_DELAYS_S)
-def scrape_task(home: str, slug: str, options: dict[str, Any], every_hours: float = 12.0) -> dict[str, Any]:
+def scrape_task(home: str, slug: str, options: dict[str, Any]) -> dict[str, Any]:
     """List the collection's items and download their images (both resumable)."""
     from scraper import ScrapeConfig, scrape
 
@@ -158,9 +176,32 @@ def prepare_task(home: str, slug: str, options: dict[str, Any]) -> dict[str, Any
     return summary.to_dict()
 
 
+@contextlib.contextmanager
+def _gpu_slot(limit: str, logger: Any) -> Iterator[None]:
+    """Hold one slot of the global concurrency limit ``limit`` (created with GPU_LIMIT_SLOTS slots when it
+    does not exist yet), so that two flows never train on one GPU at the same time."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.concurrency.sync import concurrency
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(limit)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=limit, limit=GPU_LIMIT_SLOTS))
+                logger.info("created the concurrency limit %r with %d slot(s)", limit, GPU_LIMIT_SLOTS)
+            except ObjectAlreadyExists:
+                pass  # another refresh created it first
+    logger.info("waiting for a slot of concurrency limit %r", limit)
+    with concurrency(limit, occupy=1, strict=True):
+        logger.info("holding a slot of %r", limit)
+        yield
+
+
 @task(name="train", cache_key_fn=_train_key, persist_result=True)
-def train_task(home: str, slug: str, run: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Train (resuming from the run's latest checkpoint when there is one)."""
+def train_task(home: str, slug: str, run: str, options: dict[str, Any], gpu_limit: str = GPU_LIMIT) -> dict[str, Any]:
+    """Train (resuming from the run's latest checkpoint when there is one), holding a ``gpu_limit`` slot."""
     from training import train as training
     from training.config import TrainConfig
 
@@ -178,7 +219,8 @@ def train_task(home: str, slug: str, run: str, options: dict[str, Any]) -> dict[
         description=f"Files of run {run}",
     )
     progress = _progress(logger, f"train {run}", artifact_id=progress_id, every_s=2.0)
-    summary = training.train(ws, slug, config, progress=progress)
+    with _gpu_slot(gpu_limit, logger) if gpu_limit else contextlib.nullcontext():
+        summary = training.train(ws, slug, config, progress=progress)
     update_progress_artifact(progress_id, progress=100.0)
     result = summary.to_dict()
     logger.info("training done: %s", result)
@@ -211,6 +253,55 @@ def evaluate_task(home: str, slug: str, run: str, options: dict[str, Any]) -> di
     return result
 
 
+def _challenge_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
+    """The same challenger against the same champion under the same protocol is decided once."""
+    from pipeline.champion import read_champion
+    from training.checkpoints import best_step
+
+    ws = Workspace.from_home(p["home"])
+    current = read_champion(ws, p["slug"]).current
+    return "challenge-" + _digest(p["home"], p["slug"], p["run"], p["options"], best_step(ws.run(p["slug"], p["run"])),
+                                  current)
+
+
+def _image_md(title: str, path: Any) -> str:
+    if path is None or not Path(path).is_file():
+        return f"_{title}: no image_"
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    return f"**{title}**\n\n![{title}](data:image/png;base64,{data})"
+
+
+@task(name="challenge", cache_key_fn=_challenge_key, persist_result=True)
+def challenge_task(home: str, slug: str, run: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Compare the run's best checkpoint with the collection's champion; promote it only when it is better
+    beyond the metric's noise. Publishes the comparison (scores side by side, both sample grids)."""
+    from evaluation.champion import challenge
+
+    logger = get_run_logger()
+    ws = Workspace.from_home(home)
+    decision = challenge(ws, slug, run, EvalConfig(**options))
+    result = decision.to_dict()
+    verdict = "PROMOTED" if decision.promoted else "KEPT the champion"
+    rows = decision.table()
+    table_md = ""
+    if rows:
+        cols = list(rows[0])
+        table_md = ("| " + " | ".join(cols) + " |\n| " + " | ".join("---" for _ in cols) + " |\n"
+                    + "\n".join("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows))
+    create_markdown_artifact(
+        key=_artifact_key(slug, "champion"),
+        description=f"Champion of {slug}: {verdict} ({run})",
+        markdown=(
+            f"# Champion decision for `{slug}`: {verdict}\n\n**Why:** {decision.reason}\n\n"
+            f"Challenger: `{run}`. Rule: {result.get('rule', '')}\n\n{table_md}\n\n"
+            f"{_image_md('champion samples', result.get('champion_grid'))}\n\n"
+            f"{_image_md('challenger samples (same latents)', result.get('challenger_grid'))}\n"
+        ),
+    )
+    logger.info("champion decision for %s: %s (%s)", slug, verdict, decision.reason)
+    return result
+
+
 # -- flows ----------------------------------------------------------------------------------------
 def _home(home: str | None) -> str:
     return str(Workspace.from_home(home).root)
@@ -224,12 +315,14 @@ def _default_run(arch: str, size: int, cache_hash: str) -> str:
 @flow(name="scrape-collection")
 def scrape_flow(slug: str, source: str = SCRAPE.source, base_url: str = SCRAPE.base_url,
                 api_base_url: str = SCRAPE.api_base_url, max_items: int | None = None,
-                allow_private_hosts: bool = False, home: str | None = None,
-                scrape_options: dict[str, Any] | None = None, scrape_every_hours: float = 12.0) -> dict[str, Any]:
-    """List and download a collection."""
+                allow_private_hosts: bool = False, full: bool = SCRAPE.full,
+                full_every_days: float = SCRAPE.full_every_days, home: str | None = None,
+                scrape_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """List (only what is new, unless a full re-list is asked for or due) and download a collection."""
     options = {"source": source, "base_url": base_url, "api_base_url": api_base_url, "max_items": max_items,
-               "allow_private_hosts": allow_private_hosts, **(scrape_options or {})}
-    return scrape_task(_home(home), slug, options, scrape_every_hours)
+               "allow_private_hosts": allow_private_hosts, "full": full, "full_every_days": full_every_days,
+               **(scrape_options or {})}
+    return scrape_task(_home(home), slug, options)
 
 
 @flow(name="prepare-collection")
@@ -245,17 +338,19 @@ def prepare_flow(slug: str, size: int = PREPARE.size_px, fit: str = PREPARE.fit,
 @flow(name="train-collection")
 def train_flow(slug: str, size: int = PREPARE.size_px, arch: str = TRAIN.arch, steps: int | None = None,
                minutes: float | None = None, batch_size: int = TRAIN.batch_size, device: str = TRAIN.device,
-               run: str | None = None, home: str | None = None,
-               train_options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train on a prepared collection (resuming the run if it exists)."""
+               run: str | None = None, warm_start: str = TRAIN.warm_start, home: str | None = None,
+               gpu_limit: str = GPU_LIMIT, train_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train on a prepared collection (resuming the run if it exists), optionally warm-started."""
+    from training.checkpoints import list_checkpoints
+
     home = _home(home)
     ws = Workspace.from_home(home)
     run = run or _default_run(arch, size, cache_content_hash(ws, slug, size) or "no-cache")
     options = {"size_px": size, "arch": arch, "steps": steps, "minutes": minutes, "batch_size": batch_size,
-               "device": device, **(train_options or {})}
+               "device": device, "warm_start": warm_start, **(train_options or {})}
     options = {k: v for k, v in options.items() if v is not None}
-    refresh = not ws.run(slug, run).checkpoints.is_dir() or not any(ws.run(slug, run).checkpoints.iterdir())
-    return train_task.with_options(refresh_cache=refresh)(home, slug, run, options)
+    refresh = not list_checkpoints(ws.run(slug, run))
+    return train_task.with_options(refresh_cache=refresh)(home, slug, run, options, gpu_limit)
 
 
 @flow(name="evaluate-collection")
@@ -264,12 +359,60 @@ def evaluate_flow(slug: str, run: str, samples: int = EVAL.samples, metrics: lis
                   home: str | None = None, eval_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score a run's checkpoints and mark the best."""
     home = _home(home)
-    options = {"samples": samples, "extractor": extractor, "checkpoints": checkpoints, "device": device,
-               **(eval_options or {})}
-    if metrics:
-        options["metrics"] = tuple(metrics)
+    options = _eval_options(samples, metrics, extractor, device, eval_options)
+    options["checkpoints"] = checkpoints
     refresh = not Workspace.from_home(home).run(slug, run).eval.metrics.is_file()
     return evaluate_task.with_options(refresh_cache=refresh)(home, slug, run, options)
+
+
+@flow(name="challenge-champion")
+def challenge_flow(slug: str, run: str, samples: int = EVAL.samples, metrics: list[str] | None = None,
+                   extractor: str = EVAL.extractor, device: str = EVAL.device, home: str | None = None,
+                   eval_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Decide whether ``run`` (its best checkpoint) replaces the collection's champion."""
+    options = _eval_options(samples, metrics, extractor, device, eval_options)
+    return challenge_task(_home(home), slug, run, options)
+
+
+def _eval_options(samples: int, metrics: list[str] | None, extractor: str, device: str,
+                  eval_options: dict[str, Any] | None) -> dict[str, Any]:
+    options: dict[str, Any] = {"samples": samples, "extractor": extractor, "device": device, **(eval_options or {})}
+    if metrics:
+        options["metrics"] = tuple(metrics)
+    return options
+
+
+def _training_plan(ws: Workspace, slug: str, run: str, options: dict[str, Any], warm_start: str,
+                   warm_budget: float) -> tuple[dict[str, Any], str]:
+    """The training options of a refresh and why: a run that already has checkpoints resumes as it was
+    started; a new run warm-starts from the champion when asked ("auto": when there is a compatible one)
+    and then trains for ``warm_budget`` of the budget; otherwise it starts fresh on the full budget."""
+    from training.checkpoints import list_checkpoints
+    from training.warm import check_warm_start
+
+    if list_checkpoints(ws.run(slug, run)):
+        return options, f"resuming run {run}"
+    if warm_start == "none":
+        return {**options, "warm_start": "none"}, "fresh start (warm start off)"
+    source = "champion" if warm_start == "auto" else warm_start
+    ok, why = check_warm_start(ws, slug, TrainConfig(**{**options, "run": run, "warm_start": source}))
+    if not ok:
+        if warm_start != "auto":
+            raise NftganError(f"cannot warm-start from {warm_start!r}: {why}")
+        return {**options, "warm_start": "none"}, f"fresh start ({why})"
+    shorter = dict(options)
+    if shorter.get("steps"):
+        shorter["steps"] = max(1, math.ceil(shorter["steps"] * warm_budget))
+    elif shorter.get("minutes"):
+        shorter["minutes"] = shorter["minutes"] * warm_budget
+    elif shorter.get("epochs"):
+        shorter["epochs"] = shorter["epochs"] * warm_budget
+    # as many checkpoints (and grids) as a full run: evaluation picks the best of as many candidates
+    for key in ("checkpoint_every", "sample_every"):
+        every = int(shorter.get(key, getattr(TRAIN, key)))
+        if every > 0:
+            shorter[key] = max(1, math.ceil(every * warm_budget))
+    return {**shorter, "warm_start": source}, f"warm start from {why} for {warm_budget:.0%} of the budget"
 
 
 @flow(name="refresh-collection")
@@ -280,6 +423,8 @@ def refresh_collection(
     api_base_url: str = SCRAPE.api_base_url,
     max_items: int | None = None,
     allow_private_hosts: bool = False,
+    full_listing: bool = SCRAPE.full,
+    full_every_days: float = SCRAPE.full_every_days,
     size: int = PREPARE.size_px,
     fit: str = PREPARE.fit,
     arch: str = TRAIN.arch,
@@ -288,36 +433,71 @@ def refresh_collection(
     batch_size: int = TRAIN.batch_size,
     device: str = TRAIN.device,
     run: str | None = None,
+    warm_start: str = "auto",
+    warm_budget: float = WARM_BUDGET,
     eval_samples: int = EVAL.samples,
     eval_metrics: list[str] | None = None,
     extractor: str = EVAL.extractor,
     eval_checkpoints: str = EVAL.checkpoints,
+    challenge_champion: bool = True,
+    gpu_limit: str = GPU_LIMIT,
     home: str | None = None,
-    scrape_every_hours: float = 12.0,
     scrape_options: dict[str, Any] | None = None,
     prepare_options: dict[str, Any] | None = None,
     train_options: dict[str, Any] | None = None,
     eval_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Scrape → prepare → train → evaluate one collection; finished stages of an earlier try are reused."""
+    """Scrape (new items) → prepare → train (warm-started from the champion) → evaluate → challenge the
+    champion. Finished stages of an earlier try are reused; a failure is recorded in champion.json and
+    leaves the champion as it was."""
+    from evaluation.champion import record_failure
+
     logger = get_run_logger()
     home = _home(home)
-    scraped = scrape_flow(
-        slug, source=source, base_url=base_url, api_base_url=api_base_url, max_items=max_items,
-        allow_private_hosts=allow_private_hosts, home=home, scrape_options=scrape_options,
-        scrape_every_hours=scrape_every_hours,
-    )
-    prepared = prepare_flow(slug, size=size, fit=fit, home=home, prepare_options=prepare_options)
-    run = run or _default_run(arch, size, prepared["content_hash"])
-    trained = train_flow(
-        slug, size=size, arch=arch, steps=train_steps, minutes=None if train_steps else train_minutes,
-        batch_size=batch_size, device=device, run=run, home=home, train_options=train_options,
-    )
-    evaluated = evaluate_flow(
-        slug, run, samples=eval_samples, metrics=eval_metrics, extractor=extractor, checkpoints=eval_checkpoints,
-        device=device, home=home, eval_options=eval_options,
-    )
     ws = Workspace.from_home(home)
-    logger.info("refresh of %s done: run %s, report %s", slug, run, ws.run(slug, run).eval.report)
-    return {"slug": slug, "run": run, "home": home, "scrape": scraped, "prepare": prepared,
-            "train": trained, "evaluate": evaluated}
+    stage, run_name = "scrape", run
+    try:
+        scraped = scrape_flow(
+            slug, source=source, base_url=base_url, api_base_url=api_base_url, max_items=max_items,
+            allow_private_hosts=allow_private_hosts, full=full_listing, full_every_days=full_every_days, home=home,
+            scrape_options=scrape_options,
+        )
+        stage = "prepare"
+        prepared = prepare_flow(slug, size=size, fit=fit, home=home, prepare_options=prepare_options)
+        run_name = run or _default_run(arch, size, prepared["content_hash"])
+        base = {"size_px": size, "arch": arch, "steps": train_steps, "minutes": None if train_steps else train_minutes,
+                "batch_size": batch_size, "device": device, **(train_options or {})}
+        base = {k: v for k, v in base.items() if v is not None}
+        stage = "train"
+        options, why = _training_plan(ws, slug, run_name, base, warm_start, warm_budget)
+        logger.info("training plan for %s: %s", run_name, why)
+        trained = train_flow(
+            slug, size=size, arch=arch, steps=options.get("steps"), minutes=options.get("minutes"),
+            batch_size=batch_size, device=device, run=run_name, warm_start=options["warm_start"], home=home,
+            gpu_limit=gpu_limit, train_options={k: v for k, v in options.items() if k not in _TRAIN_FLOW_ARGS},
+        )
+        stage = "evaluate"
+        evaluated = evaluate_flow(
+            slug, run_name, samples=eval_samples, metrics=eval_metrics, extractor=extractor,
+            checkpoints=eval_checkpoints, device=device, home=home, eval_options=eval_options,
+        )
+        decision = None
+        if challenge_champion:
+            stage = "challenge"
+            decision = challenge_flow(slug, run_name, samples=eval_samples, metrics=eval_metrics, extractor=extractor,
+                                      device=device, home=home, eval_options=eval_options)
+    except Exception as e:
+        try:
+            record_failure(ws, slug, run_name, stage, f"{type(e).__name__}: {e}".splitlines()[0][:500])
+        except Exception as why_not:  # e.g. an invalid slug: the failure itself is what the user sees
+            logger.warning("could not record the failure in champion.json: %s", why_not)
+        logger.error("refresh of %s failed in %s; the champion is unchanged", slug, stage)
+        raise
+    logger.info("refresh of %s done: run %s (%s), report %s", slug, run_name, why,
+                ws.run(slug, run_name).eval.report)
+    return {"slug": slug, "run": run_name, "home": home, "training_plan": why, "scrape": scraped, "prepare": prepared,
+            "train": trained, "evaluate": evaluated, "champion": decision}
+
+
+#: options train_flow takes as its own arguments (the rest travel in train_options)
+_TRAIN_FLOW_ARGS = frozenset({"size_px", "arch", "steps", "minutes", "batch_size", "device", "warm_start"})

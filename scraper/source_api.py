@@ -201,7 +201,8 @@ async def list_api_incremental(
     sleep: Callable[[float], Any] | None = None,
     pacer: RatePacer | None = None,
 ) -> ApiIncremental:
-    """List what is new: mint events newest first, until a page whose tokens are all ``known``.
+    """List what is new: mint events newest first, until a page whose tokens are all ``known`` (or the
+    last page, when the walk reached known tokens on the way: a small collection fits in one page).
 
     Nothing is resumable here (no cursor is saved): a walk that stops early, fails, or ends without a
     page of known tokens reports why in ``error`` and the caller lists in full. A host that cannot be
@@ -218,6 +219,7 @@ async def list_api_incremental(
     skipped: Counter[str] = Counter()
     skipped_keys: set[str] = set()
     cursor: str | None = None
+    saw_known = False
 
     def result(reached: bool, error: str | None = None) -> ApiIncremental:
         return ApiIncremental(
@@ -261,9 +263,12 @@ async def list_api_incremental(
                 return result(False, "stopped at --max-items")
             if items and all(known(it.item_key) for it in items):
                 return result(True)
+            saw_known = saw_known or any(known(it.item_key) for it in items)
             next_cursor = doc.get("next") if isinstance(doc.get("next"), str) and doc.get("next") else None
             if next_cursor is None:
-                return result(False, f"the mint events ended ({pages} page(s)) without a page of only known tokens")
+                if saw_known:  # every mint was walked, and it reached tokens the catalog had: nothing is missing
+                    return result(True)
+                return result(False, f"the mint events ended ({pages} page(s)) without reaching a known token")
             if next_cursor == cursor:
                 return result(False, "the events endpoint answered the same cursor twice")
             cursor = next_cursor

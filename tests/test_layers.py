@@ -14,9 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "flows.py"
 #: what flows.py may import of ours: the stages' public faces, the spine's workspace, cache reader and progress events
 FLOWS_MAY_IMPORT = {
-    "cleaning.prepare", "evaluation", "evaluation.config", "pipeline.cache", "pipeline.progress", "pipeline.workspace",
-    "scraper",
-    "scraper.api", "training", "training.config", "training.checkpoints",
+    "cleaning.prepare", "evaluation", "evaluation.champion", "evaluation.config", "pipeline.cache", "pipeline.champion",
+    "pipeline.errors", "pipeline.progress", "pipeline.workspace", "scraper", "scraper.api", "training",
+    "training.config", "training.checkpoints", "training.warm",
 }
 OURS = ("cleaning", "commands", "evaluation", "marketplace", "pipeline", "scraper", "training")
 

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipeline.workspace import Workspace
 from marketplace.fixture import serve_fixture
+from pipeline.champion import read_champion
+from pipeline.workspace import Workspace
 
 from .conftest import VENV_BIN, PrefectServer, stop
 
@@ -50,15 +51,6 @@ async def _task_states(api_url: str, flow_run_id: str) -> dict[str, str]:
         return states
 
 
-async def _artifact_keys(flow_run_id: str) -> dict[str, str]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-    async with get_client() as client:
-        arts = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(exists_=True)))
-        return {a.key: (a.type, str(a.data), str(a.id)) for a in arts}
-
-
 # For each image: its width and the share of its pixels that were drawn (a truncated PNG still has a width)
 _DRAWN = """els => els.map(e => {
     const c = document.createElement('canvas'); c.width = e.naturalWidth; c.height = e.naturalHeight;
@@ -90,7 +82,9 @@ def _images_shown_in_the_ui(server: PrefectServer, artifact_id: str) -> list[tup
 
 
 @pytest.mark.slow
-def test_deployment_run_through_a_worker_completes_with_artifacts(prefect_server: PrefectServer, tmp_path) -> None:
+def test_deployment_runs_through_a_worker_learn_from_the_last_refresh(prefect_server: PrefectServer, tmp_path) -> None:
+    """The `manual` deployment run twice while the collection grows: the first trains a champion; the
+    second lists only the new items, warm-starts from it, publishes the comparison and records its decision."""
     env = prefect_server.env(NFTGAN_WORK_POOL="nftgan-test", NFTGAN_REPO=str(REPO))
     prefect = str(VENV_BIN / "prefect")
     subprocess.run([prefect, "work-pool", "create", "nftgan-test", "--type", "process"], env=env, check=True,
@@ -102,35 +96,76 @@ def test_deployment_run_through_a_worker_completes_with_artifacts(prefect_server
     worker = subprocess.Popen([prefect, "worker", "start", "--pool", "nftgan-test"], cwd=REPO, env=env,
                               stdout=worker_log, stderr=subprocess.STDOUT)
     home = tmp_path / "home"
+
+    def deployment_run(params: dict[str, Any]) -> subprocess.CompletedProcess:
+        args = [prefect, "deployment", "run", "refresh-collection/manual", "--watch", "--watch-timeout", "400",
+                "--params", json.dumps(params)]
+        return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=450)
+
     try:
-        with serve_fixture(collection="tiny", n_items=30, seed=3) as fixture:
-            params = tiny_params(home, fixture.base_url, source="browser")
-            args = [prefect, "deployment", "run", "refresh-collection/manual", "--watch",
-                    "--watch-timeout", "400", "--params", json.dumps(params)]
-            run = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=450)
+        with serve_fixture(collection="tiny", n_items=30, seed=3, mode="os2") as fixture:
+            params = tiny_params(home, fixture.base_url, source="browser", train_steps=8)
+            runs = [deployment_run(params)]
+            fixture.grow(2)  # the collection grows between the nights
+            fixture.reset_counters()
+            runs.append(deployment_run(params))
+            images_fetched = fixture.counters["image"]
     finally:
         stop(worker)
         worker_log.close()
-    output = run.stdout + run.stderr
-    assert run.returncode == 0, output[-3000:] + (tmp_path / "worker.log").read_text()[-5000:]
-    assert "Completed" in output
+    for run in runs:
+        output = run.stdout + run.stderr
+        assert run.returncode == 0, output[-3000:] + (tmp_path / "worker.log").read_text()[-5000:]
+        assert "Completed" in output
+    first_id, second_id = (_flow_run_id(r.stdout + r.stderr) for r in runs)
 
-    flow_run_id = _flow_run_id(output)
-    states = asyncio.run(_with_api(prefect_server, _task_states(prefect_server.api_url, flow_run_id)))
-    assert {states.get(n) for n in ("scrape", "prepare", "train", "evaluate")} == {"Completed"}, states
-    keys = asyncio.run(_with_api(prefect_server, _artifact_keys(flow_run_id)))
+    states = asyncio.run(_with_api(prefect_server, _task_states(prefect_server.api_url, first_id)))
+    assert {states.get(n) for n in ("scrape", "prepare", "train", "evaluate", "challenge")} == {"Completed"}, states
+    keys = asyncio.run(_with_api(prefect_server, _artifacts_of(first_id)))
     for key, kind, text in [("tiny-scrape", "markdown", "downloaded"), ("tiny-prepare", "markdown", "cache"),
                             ("tiny-evaluation", "table", "kid"), ("tiny-best-samples", "markdown", "data:image/png"),
                             ("tiny-run-dir", "markdown", "file://"),  # Prefect stores links as markdown
-                            ("tiny-training-progress", "progress", "100")]:
+                            ("tiny-training-progress", "progress", "100"),
+                            ("tiny-champion", "markdown", "PROMOTED")]:
         assert key in keys and keys[key][0] == kind and text in keys[key][1], (key, keys.get(key, keys))
     shown = _images_shown_in_the_ui(prefect_server, keys["tiny-best-samples"][2])
     assert shown and all(w > 0 and drawn > 0.99 for w, drawn in shown), shown  # the UI renders the sample grid
+
+    # the second night: only the new items were listed and downloaded, training warm-started
+    second = asyncio.run(_with_api(prefect_server, _artifacts_of(second_id)))
+    scrape_md = second["tiny-scrape"][1]
+    assert '"mode": "incremental"' in scrape_md and '"new_items": 2' in scrape_md, scrape_md[-2000:]
+    assert images_fetched == 2
     ws = Workspace(home)
+    first_run, second_run = sorted(ws.runs("tiny"), key=lambda r: ws.run("tiny", r).config.stat().st_mtime)
+    config = json.loads(ws.run("tiny", second_run).config.read_text())
+    assert config["warm_started_from"]["run"] == first_run and config["steps"] == 2  # a quarter of the budget
+    # the comparison: scores side by side and both sample grids, and the decision with its reason
+    comparison = second["tiny-champion"][1]
+    assert comparison.count("data:image/png") == 2 and "| KID |" in comparison and "**Why:**" in comparison
+    champion = json.loads(_cli(["--home", str(home), "champion", "tiny", "--json"]))
+    decisions = [(h["run"], h["decision"]) for h in champion["history"]]
+    assert decisions[0] == (first_run, "promoted") and decisions[1][0] == second_run, decisions
+    assert decisions[1][1] in ("promoted", "kept") and champion["history"][1]["reason"]
+    assert champion["current"]["run"] == (second_run if decisions[1][1] == "promoted" else first_run)
     status = json.loads(_cli(["--home", str(home), "status", "tiny", "--json"]))
-    assert status["items"] == 30 and status["caches"] == {"32": status["ok"]}
-    (run_name,) = ws.runs("tiny")
-    assert ws.run("tiny", run_name).eval.metrics.is_file()
+    assert status["items"] == 32 and status["caches"] == {"32": status["ok"]}
+
+
+async def _artifacts_of(flow_run_id: str) -> dict[str, tuple[str, str, str]]:
+    """key → (type, data, id) of the artifacts made under a flow run (its subflows included)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterParentFlowRunId,
+    )
+
+    async with get_client() as client:
+        children = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id]))
+        )
+        ids = [flow_run_id] + [str(r.id) for r in children]
+        arts = await client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=ids)))
+        return {a.key: (a.type, str(a.data), str(a.id)) for a in arts if a.key}
 
 
 def _flow_run_id(output: str) -> str:
@@ -187,22 +222,28 @@ def test_rerun_after_a_training_failure_skips_finished_stages_and_resumes(
         first = flows.refresh_collection(**params, return_state=True)
         assert first.is_failed()
         ws = Workspace(home)
+        assert read_champion(ws, "tiny").current is None
         (run_name,) = ws.runs("tiny")
         from training.checkpoints import list_checkpoints
 
         assert list_checkpoints(ws.run("tiny", run_name))[-1] == 4  # checkpointed before the failure
-        requests_before = sum(fixture.counters.values())
+        fixture.reset_counters()
 
         monkeypatch.setattr(training.train, "train", real_train)
         second = flows.refresh_collection(**params, return_state=True)
         assert second.is_completed(), second
         result = second.result()
         states = asyncio.run(_task_states(prefect_server.api_url, str(second.state_details.flow_run_id)))
-        assert sum(fixture.counters.values()) == requests_before  # scrape did not touch the network
-    assert states["scrape"] == "Cached" and states["prepare"] == "Cached", states
+        assert fixture.counters["image"] == 0  # the new listing found nothing new: no image fetched again
+    assert states["scrape"] == "Completed" and states["prepare"] == "Cached", states
+    assert result["scrape"]["listing"]["mode"] == "incremental" and result["scrape"]["listing"]["new_items"] == 0
     assert states["train"] == "Completed" and states["evaluate"] == "Completed", states
     assert result["train"]["resumed_from"] == 4 and result["train"]["steps_done"] == 6
     assert result["run"] == run_name
+    # the failed refresh was recorded and left no champion; the finished one became the first champion
+    history = read_champion(ws, "tiny").history
+    assert [h["decision"] for h in history] == ["failed", "promoted"]
+    assert history[0]["stage"] == "train" and "injected failure" in history[0]["reason"]
 
 
 @pytest.mark.slow

@@ -216,7 +216,7 @@ def test_events_that_end_without_known_tokens_fall_back_to_a_full_listing(ws) ->
             fx.remove(it.token_id)  # every token replaced: no known token anywhere
         fx.grow(7)
         second = list_items(ws, "demo", config)
-    assert second.mode == "full" and "the mint events ended (2 page(s)) without a page of only known tokens" in second.why
+    assert second.mode == "full" and "the mint events ended (2 page(s)) without reaching a known token" in second.why
     assert (second.new_items, second.removed, second.cataloged) == (7, 12, 7)
 
 
@@ -243,3 +243,15 @@ def test_full_every_days_must_not_be_negative() -> None:
 
     with pytest.raises(NftganError, match="--full-every-days must be a number >= 0"):
         ScrapeConfig(full_every_days=-1)
+
+
+def test_a_collection_that_fits_in_one_events_page_is_listed_incrementally(ws) -> None:
+    """The walk reached the last mint and saw known tokens on the way: nothing is missing, no full re-list."""
+    with serve_fixture(n_items=20) as fx:
+        config = fast_config(fx, source="api", page_size=200)
+        list_items(ws, "demo", config)
+        fx.grow(1)
+        fx.reset_counters()
+        second = list_items(ws, "demo", config)
+        assert len(fx.api_requests) == 0 and len(fx.event_requests) == 1  # one events page, no /nfts walk
+    assert second.mode == "incremental" and (second.new_items, second.cataloged) == (1, 21)
