@@ -438,8 +438,8 @@ async def _walk_feed(
             return newest
         if newest.complete:
             newest.fallback = (
-                f"the newest-first walk reached the end of the collection ({newest.pages} page(s)) without a page "
-                "of only known items, so it was a full listing"
+                f"the newest-first walk reached the end of the collection ({newest.pages} page(s)) without meeting "
+                "a known item, so it was a full listing"
             )
             return newest
         fallback = f"the newest-first walk failed ({newest.error}), so the collection was listed in full"
@@ -459,6 +459,7 @@ async def _walk_newest_first(page: _Page, taker: _Taker, known: Callable[[str], 
     walk = _FeedWalk(ordering=f"{by}:{direction}")
     cursor: str | None = None
     seen_cursors: set[str] = set()
+    saw_known = False
     while taker.go_on:
         request = feed_request(template, by=by, direction=direction, cursor=cursor, limit=FEED_PAGE_LIMIT)
         try:
@@ -475,9 +476,10 @@ async def _walk_newest_first(page: _Page, taker: _Taker, known: Callable[[str], 
         if taker.kept and all(known(it.item_key) for it in taker.kept):
             walk.complete = walk.reached_known = True
             return walk
+        saw_known = saw_known or any(known(it.item_key) for it in taker.kept)
         cursor = _next_cursor(doc)
-        if cursor is None:
-            walk.complete = True
+        if cursor is None:  # the oldest item reached; having met known items on the way, nothing is missing
+            walk.complete, walk.reached_known = True, saw_known
             return walk
         if cursor in seen_cursors:
             walk.error = "the feed answered the same cursor twice"
