@@ -473,8 +473,8 @@ def refresh_collection(
         logger.info("training plan for %s: %s", run_name, why)
         trained = train_flow(
             slug, size=size, arch=arch, steps=options.get("steps"), minutes=options.get("minutes"),
-            batch_size=batch_size, device=device, run=run_name, warm_start=options["warm_start"], home=home,
-            gpu_limit=gpu_limit, train_options={k: v for k, v in options.items() if k not in _TRAIN_FLOW_ARGS},
+            batch_size=batch_size, device=device, run=run_name, home=home, gpu_limit=gpu_limit,
+            warm_start=options.get("warm_start", TRAIN.warm_start), train_options={k: v for k, v in options.items() if k not in _TRAIN_FLOW_ARGS},
         )
         stage = "evaluate"
         evaluated = evaluate_flow(
