@@ -168,6 +168,9 @@ def status(
         typer.echo("  no tensor cache yet (run: nftgan prepare)")
     if info["runs"]:
         typer.echo(f"  runs: {', '.join(info['runs'])}")
+    if info.get("champion"):
+        c = info["champion"]
+        typer.echo(f"  champion: {c['run']} at step {c['step']} (since {c['since']}; nftgan champion {slug})")
     if traits:
         counts = info.get("traits") or {}
         if not counts:

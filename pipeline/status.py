@@ -7,6 +7,7 @@ from typing import Any
 
 from pipeline.cache import read_manifest
 from pipeline.catalog import COVERAGE_STATE_KEY, STATUSES, Catalog
+from pipeline.champion import read_champion
 from pipeline.errors import NftganError
 from pipeline.workspace import Workspace
 
@@ -44,4 +45,7 @@ def collection_status(ws: Workspace, slug: str, *, traits: bool = False) -> dict
             pass
     if trait_counts is not None:
         info["traits"] = trait_counts
+    champion = read_champion(ws, slug)
+    if champion.current is not None:
+        info["champion"] = {"run": champion.run, "step": champion.step, "since": champion.current.get("since")}
     return info
