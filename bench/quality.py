@@ -243,6 +243,17 @@ def grids(state: dict[str, Any], which: str) -> str:
     return "| recipe | 64 samples (EMA generator, fixed latents) |\n| --- | --- |\n" + "\n".join(cells)
 
 
+def shrink_grid(path: Path, colors: int = 128) -> None:
+    """Re-save a committed grid as a palette PNG (a third of the bytes; the doc only shows it)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.mode == "P":
+            return
+        small = im.convert("RGB").quantize(colors=colors, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
+
+
 def write_doc(state: dict[str, Any]) -> None:
     """Replace the measured block of docs/quality.md (between its markers); the prose around it stays."""
     import re
@@ -267,6 +278,8 @@ def write_doc(state: dict[str, Any]) -> None:
             f"{meta['n_samples']} generated vs all real. Sorted by Inception KID (lower is better).\n\n"
             + table(state, which) + "\n\n" + grids(state, which) + "\n"
         )
+    for png in (DOC.parent / "quality").glob("*.png"):
+        shrink_grid(png)
     block = "<!-- quality:results -->\n" + "\n".join(parts).strip() + "\n<!-- /quality:results -->"
     text = DOC.read_text() if DOC.exists() else "# Training recipes, measured (`bench/quality.py`)\n\n"
     pattern = re.compile(r"<!-- quality:results -->.*?<!-- /quality:results -->", re.S)
@@ -315,10 +328,13 @@ def main() -> None:
     if not args.rescore:
         import torch
 
+        before = state.get("meta") or {}
+        command = " ".join([".venv/bin/python bench/quality.py", *sys.argv[1:]])
+        if before.get("command") and state["recipes"] and before["command"] != command:
+            command = before["command"] + "`, then (resumed, more candidates) `" + command  # one doc, two runs
         state["meta"] = {
             "date": _dt.date.today().isoformat(), "machine": machine_description(), "torch": torch.__version__,
-            "command": " ".join([".venv/bin/python bench/quality.py", *sys.argv[1:]]),
-            "load_start": os.getloadavg()[0], "budget_cpu_s": {"pixel": args.budget_pixel, "demo": args.budget_demo},
+            "command": command, "load_start": before.get("load_start", os.getloadavg()[0]), "budget_cpu_s": {"pixel": args.budget_pixel, "demo": args.budget_demo},
             "inception_fake": args.inception_fake, "n_samples": args.samples, "extractor": args.extractor,
             "calib_steps": args.calib_steps,
         }

@@ -30,6 +30,12 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     "width-16": ("base width 16", {"base_width": 16}),
     "w32-ema99": ("base width 32 + EMA 0.99", {"base_width": 32, "ema": 0.99}),
     "w32-hinge-ema99": ("base width 32 + hinge + EMA 0.99", {"base_width": 32, "loss": "hinge", "ema": 0.99}),
+    "width-8": ("base width 8", {"base_width": 8}),
+    "w16-hinge-sn": ("base width 16 + hinge + spectral norm in D",
+                     {"base_width": 16, "loss": "hinge", "spectral_norm": True}),
+    "w16-aug-none": ("base width 16 + DiffAugment off", {"base_width": 16, "augment": "none"}),
+    "w16-sn-aug-none": ("base width 16 + hinge + spectral norm in D + DiffAugment off",
+                        {"base_width": 16, "loss": "hinge", "spectral_norm": True, "augment": "none"}),
 }
 
 #: The product's recipes. "cpu" is the measured winner at a short CPU budget (docs/quality.md);
