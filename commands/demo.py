@@ -83,6 +83,8 @@ def register(app: typer.Typer) -> None:
         started = time.monotonic()
         # offline: the ephemeral server's telemetry would only log an ERROR about a failed DNS lookup
         os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        # a busy 2-core machine can take longer than Prefect's default 20 s to start its ephemeral server
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
         typer.echo(f"nftgan demo: workspace {ws.root}")
         if not os.environ.get("PREFECT_API_URL"):
             typer.echo("  Prefect: ephemeral mode (set PREFECT_API_URL, e.g. after `make server`, to see the run in the UI)")
