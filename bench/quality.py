@@ -190,8 +190,9 @@ def score(state: dict[str, Any], out: Path, ws: Workspace, extractor: str, *, tr
         if not real_path.exists():
             continue
         stem = out / f"{which}-{rec['recipe']}-s{seed}"
-        rec["kid_inception"] = kid_of(np.load(real_path), np.load(f"{stem}-{extractor}.npy"))
-        rec["kid_tiny"] = kid_of(np.load(out / f"{which}-real-tiny.npy"), np.load(f"{stem}-tiny.npy"))
+        if not (rec.get("kid_inception") and rec.get("kid_tiny")):  # KID over 100 subsets costs seconds
+            rec["kid_inception"] = kid_of(np.load(real_path), np.load(f"{stem}-{extractor}.npy"))
+            rec["kid_tiny"] = kid_of(np.load(out / f"{which}-real-tiny.npy"), np.load(f"{stem}-tiny.npy"))
         if traits and rec.get("traits") is None:
             try:
                 rec["traits"] = trait_scores_of(ws, which, np.load(rec["samples"]))
