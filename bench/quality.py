@@ -263,8 +263,8 @@ def write_doc(state: dict[str, Any]) -> None:
     cols = state.get("collections", {})
     parts = [
         f"_Measured {meta['date']} on {meta['machine']}; torch {meta['torch']}; one torch thread per training "
-        f"process, two processes at a time; load average {meta.get('load_start', 0):.1f} at the start, "
-        f"{meta.get('load_end', float('nan')):.1f} at the end (other jobs share these cores)._\n",
+        f"process, {meta.get('workers', 2)} processes at a time; load average {meta.get('load_start', 0):.1f} at "
+        f"the start (other jobs share these cores)._\n",
         "Command: `" + meta["command"] + "`\n",
     ]
     for which, title in (("pixel", "Trait-layered pixel collection"), ("demo", "Demo collection")):
@@ -306,6 +306,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rescore", action="store_true", help="score saved samples only, rewrite the doc")
     parser.add_argument("--no-doc", action="store_true")
+    parser.add_argument("--no-traits", action="store_true", help="skip the trait scores (evaluation.traits)")
     parser.add_argument("--smoke", action="store_true", help="seconds: tiny budgets, 2 recipes, tiny extractor")
     args = parser.parse_args()
     if args.smoke:
@@ -337,7 +338,7 @@ def main() -> None:
             "date": _dt.date.today().isoformat(), "machine": machine_description(), "torch": torch.__version__,
             "command": command, "load_start": before.get("load_start", os.getloadavg()[0]), "budget_cpu_s": {"pixel": args.budget_pixel, "demo": args.budget_demo},
             "inception_fake": args.inception_fake, "n_samples": args.samples, "extractor": args.extractor,
-            "calib_steps": args.calib_steps,
+            "calib_steps": args.calib_steps, "workers": args.workers,
         }
         for which, n in (("pixel", args.pixel_items), ("demo", args.demo_items)):
             if which not in state["collections"]:
@@ -395,7 +396,7 @@ def main() -> None:
                         submit("demo", recipe)
                     demo_submitted = True
         state["meta"]["load_end"] = os.getloadavg()[0]
-    score(state, out, ws, state.get("meta", {}).get("extractor", args.extractor), traits=True)
+    score(state, out, ws, state.get("meta", {}).get("extractor", args.extractor), traits=not args.no_traits)
     save()
     if not args.no_doc:
         write_doc(state)
