@@ -18,6 +18,8 @@ from training.config import TrainConfig
 
 TRAIN_DEFAULTS = TrainConfig()
 
+#: TrainConfig fields whose command-line parameter has another name
+_PARAM_OF = {"size_px": "size", "compile": "compile_"}
 _SPEED = "Speed"
 _MODEL = "Model"
 _OUT = "Outputs"
@@ -36,24 +38,24 @@ def train_cmd(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="Collection slug (its tensor cache must exist: nftgan prepare).")],
     size: Annotated[int, typer.Option("--size", help="Image size in pixels: 32, 64, 128 or 256.")] = TRAIN_DEFAULTS.size_px,
-    arch: Annotated[str, typer.Option(help="dcgan, or mlp (the fully connected baseline).")] = "dcgan",
+    arch: Annotated[str, typer.Option(help="dcgan, or mlp (the fully connected baseline).")] = TRAIN_DEFAULTS.arch,
     steps: Annotated[Optional[int], typer.Option(help="Train this many steps (default 10000).")] = None,
     epochs: Annotated[Optional[float], typer.Option(help="Or this many passes over the cache.")] = None,
     minutes: Annotated[Optional[float], typer.Option(help="Or this many minutes of training (all sessions).")] = None,
     batch_size: Annotated[
         int, typer.Option(help="Images per step (per process under torchrun).")
     ] = TRAIN_DEFAULTS.batch_size,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = TRAIN_DEFAULTS.device,
     run: Annotated[Optional[str], typer.Option(help="Run name (default <arch>-<size>px-<time>).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run from its last good checkpoint.")] = False,
     augment: Annotated[
         str, typer.Option(help="DiffAugment: auto (on under 50k images), none, or e.g. color,translation,cutout,flip.")
-    ] = "auto",
-    loss: Annotated[str, typer.Option(help="bce (non-saturating, with logits) or hinge.")] = "bce",
+    ] = TRAIN_DEFAULTS.augment,
+    loss: Annotated[str, typer.Option(help="bce (non-saturating, with logits) or hinge.")] = TRAIN_DEFAULTS.loss,
     spectral_norm: Annotated[
         bool, typer.Option("--spectral-norm", help="Spectral norm in D.", rich_help_panel=_MODEL)
-    ] = False,
-    ema: Annotated[float, typer.Option(help="EMA generator decay (0 = off); samples use it.")] = 0.999,
+    ] = TRAIN_DEFAULTS.spectral_norm,
+    ema: Annotated[float, typer.Option(help="EMA generator decay (0 = off); samples use it.")] = TRAIN_DEFAULTS.ema,
     amp: Annotated[
         str,
         typer.Option(help="auto (bf16 where native: CUDA, AVX512-BF16/AMX CPUs), bf16, fp16 or off.", rich_help_panel=_SPEED),
@@ -62,31 +64,31 @@ def train_cmd(
     data_on_device: Annotated[
         str, typer.Option(help="auto, resident (whole cache on the device) or stream.", rich_help_panel=_SPEED)
     ] = "auto",
-    z_dim: Annotated[int, typer.Option(help="Latent size.", rich_help_panel=_MODEL)] = 100,
+    z_dim: Annotated[int, typer.Option(help="Latent size.", rich_help_panel=_MODEL)] = TRAIN_DEFAULTS.z_dim,
     base_width: Annotated[
         int, typer.Option(help="ngf = ndf (widths double per stage up to 8x).", rich_help_panel=_MODEL)
-    ] = 64,
+    ] = TRAIN_DEFAULTS.base_width,
     widths: Annotated[
         Optional[str],
         typer.Option(help="Explicit G widths, smallest stage first, e.g. 1024,512,256,128.", rich_help_panel=_MODEL),
     ] = None,
-    dropout: Annotated[float, typer.Option(help="Dropout in D.", rich_help_panel=_MODEL)] = 0.0,
-    label_smoothing: Annotated[float, typer.Option(help="One-sided: real targets 1 - this (bce).")] = 0.0,
+    dropout: Annotated[float, typer.Option(help="Dropout in D.", rich_help_panel=_MODEL)] = TRAIN_DEFAULTS.dropout,
+    label_smoothing: Annotated[float, typer.Option(help="One-sided: real targets 1 - this (bce).")] = TRAIN_DEFAULTS.label_smoothing,
     separate_batches: Annotated[
         bool, typer.Option("--separate-batches/--joint-batches", help="D sees real and fake in separate batches.")
-    ] = True,
-    lr_g: Annotated[float, typer.Option(help="Generator learning rate (Adam).")] = 2e-4,
-    lr_d: Annotated[float, typer.Option(help="Discriminator learning rate (Adam).")] = 2e-4,
-    beta1: Annotated[float, typer.Option(help="Adam beta1.")] = 0.5,
-    beta2: Annotated[float, typer.Option(help="Adam beta2.")] = 0.999,
-    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.", rich_help_panel=_OUT)] = 1000,
-    keep_last: Annotated[int, typer.Option(help="Checkpoints kept (plus the best).", rich_help_panel=_OUT)] = 3,
+    ] = TRAIN_DEFAULTS.separate_batches,
+    lr_g: Annotated[float, typer.Option(help="Generator learning rate (Adam).")] = TRAIN_DEFAULTS.lr_g,
+    lr_d: Annotated[float, typer.Option(help="Discriminator learning rate (Adam).")] = TRAIN_DEFAULTS.lr_d,
+    beta1: Annotated[float, typer.Option(help="Adam beta1.")] = TRAIN_DEFAULTS.beta1,
+    beta2: Annotated[float, typer.Option(help="Adam beta2.")] = TRAIN_DEFAULTS.beta2,
+    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.", rich_help_panel=_OUT)] = TRAIN_DEFAULTS.checkpoint_every,
+    keep_last: Annotated[int, typer.Option(help="Checkpoints kept (plus the best).", rich_help_panel=_OUT)] = TRAIN_DEFAULTS.keep_last,
     sample_every: Annotated[
         int, typer.Option(help="Steps between sample grids (0: start and end).", rich_help_panel=_OUT)
-    ] = 500,
-    sample_count: Annotated[int, typer.Option(help="Images in each sample grid.", rich_help_panel=_OUT)] = 64,
-    log_every: Annotated[int, typer.Option(help="Steps between metrics lines.", rich_help_panel=_OUT)] = 50,
-    seed: Annotated[int, typer.Option(help="Seed of weights, batches and noise.")] = 0,
+    ] = TRAIN_DEFAULTS.sample_every,
+    sample_count: Annotated[int, typer.Option(help="Images in each sample grid.", rich_help_panel=_OUT)] = TRAIN_DEFAULTS.sample_count,
+    log_every: Annotated[int, typer.Option(help="Steps between metrics lines.", rich_help_panel=_OUT)] = TRAIN_DEFAULTS.log_every,
+    seed: Annotated[int, typer.Option(help="Seed of weights, batches and noise.")] = TRAIN_DEFAULTS.seed,
     deterministic: Annotated[
         bool, typer.Option("--deterministic", help="Deterministic kernels only (slower).")
     ] = False,
@@ -95,6 +97,11 @@ def train_cmd(
         typer.Option(help="Start a new run from: none, champion (the collection's), RUN (its best, else latest "
                      "checkpoint) or RUN@STEP; weights, EMA and optimizer state, then --steps more."),
     ] = TRAIN_DEFAULTS.warm_start,
+    recipe: Annotated[
+        Optional[str],
+        typer.Option(help="A named recipe of training/recipes.py (cpu: the defaults, measured best at a short CPU "
+                     "budget; gpu: for long GPU budgets); options given here override it."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
 ) -> None:
     """Train a GAN on a collection's tensor cache; --resume continues a run exactly where it stopped.
@@ -106,7 +113,7 @@ def train_cmd(
     from commands._progress import progress_bars
     from training.config import TrainConfig
 
-    config = TrainConfig(
+    fields = dict(
         size_px=size, arch=arch, steps=steps, epochs=epochs, minutes=minutes, batch_size=batch_size,
         device=device, run=run, resume=resume, z_dim=z_dim, base_width=base_width, widths=_widths(widths),
         spectral_norm=spectral_norm, dropout=dropout, loss=loss, label_smoothing=label_smoothing,
@@ -116,6 +123,17 @@ def train_cmd(
         sample_count=sample_count, log_every=log_every, seed=seed, deterministic=deterministic,
         warm_start=warm_start,
     )  # fmt: skip
+    if recipe is not None:
+        from training.recipes import recipe_config
+
+        def given_here(field: str) -> bool:  # by name: typer may bring its own click
+            source = ctx.get_parameter_source(_PARAM_OF.get(field, field))
+            return source is not None and source.name != "DEFAULT"
+
+        given = {k: v for k, v in fields.items() if given_here(k)}
+        config = recipe_config(recipe, **given)
+    else:
+        config = TrainConfig(**fields)
     from training.train import train
 
     is_main = os.environ.get("RANK", "0") == "0"

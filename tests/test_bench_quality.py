@@ -19,7 +19,9 @@ def test_every_recipe_builds_a_valid_config() -> None:
     for name in RECIPES:
         cfg = recipe_config(name, steps=5)
         assert isinstance(cfg, TrainConfig) and cfg.steps == 5
-    assert recipe_config("baseline") == TrainConfig()  # the baseline is today's defaults, unchanged
+    # the baseline is the former defaults (width 64); today's defaults are the measured "cpu" recipe
+    assert recipe_config("baseline") == TrainConfig(base_width=64)
+    assert recipe_config("cpu") == TrainConfig() and TrainConfig().base_width == 16
     assert {"cpu", "gpu"} <= set(PRODUCT) and set(CANDIDATES) <= set(RECIPES)
     assert recipe_config("hinge-sn").spectral_norm and recipe_config("hinge-sn").loss == "hinge"
     with pytest.raises(NftganError, match="unknown recipe"):

@@ -55,7 +55,9 @@ class TrainConfig:
     resume: bool = False
     # model
     z_dim: int = 100
-    base_width: int = 64  # ngf = ndf; widths default to base * 2**k per stage, capped at base * 8
+    # ngf = ndf; widths default to base * 2**k per stage, capped at base * 8. 16: the "cpu" recipe of
+    # training/recipes.py, measured best at a short CPU budget (docs/quality.md); --recipe gpu for GPUs
+    base_width: int = 16
     widths: tuple[int, ...] = ()  # explicit generator widths, smallest stage first (D mirrors them)
     spectral_norm: bool = False
     dropout: float = 0.0  # in the discriminator

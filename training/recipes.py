@@ -14,10 +14,15 @@ from typing import Any
 from pipeline.errors import NftganError
 from training.config import TrainConfig
 
-#: The benchmark's candidates: today's defaults ("baseline"), one change at a time, and a few combinations.
+#: What the candidates were measured against: the defaults before this measurement. ``TrainConfig`` now
+#: defaults to the "cpu" recipe (base width 16), so every candidate states the old width explicitly and
+#: the benchmark still reproduces its table.
+MEASURED_AGAINST: dict[str, Any] = {"base_width": 64}
+
+#: The benchmark's candidates: the former defaults ("baseline"), one change at a time, and a few combinations.
 #: The text is what the docs' table says changed.
 CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
-    "baseline": ("today's defaults (bce, no SN, EMA 0.999, DiffAugment auto, lr 2e-4/2e-4, batch 64, width 64)", {}),
+    "baseline": ("the former defaults (bce, no SN, EMA 0.999, DiffAugment auto, lr 2e-4/2e-4, batch 64, width 64)", {}),
     "hinge": ("hinge loss", {"loss": "hinge"}),
     "hinge-sn": ("hinge loss + spectral norm in D", {"loss": "hinge", "spectral_norm": True}),
     "ema-0.99": ("EMA decay 0.99", {"ema": 0.99}),
@@ -49,7 +54,9 @@ PRODUCT: dict[str, dict[str, Any]] = {
     "gpu": {"loss": "hinge", "spectral_norm": True, "base_width": 64, "ema": 0.999, "augment": "auto"},
 }
 
-RECIPES: dict[str, dict[str, Any]] = {**PRODUCT, **{name: dict(o) for name, (_, o) in CANDIDATES.items()}}
+RECIPES: dict[str, dict[str, Any]] = {
+    **PRODUCT, **{name: {**MEASURED_AGAINST, **o} for name, (_, o) in CANDIDATES.items()},
+}
 
 
 def recipe_config(name: str, **fields: Any) -> TrainConfig:

@@ -46,6 +46,21 @@ def test_train_prints_a_summary_and_json(cli, make_cache):
     assert (summary["steps_done"], summary["resumed_from"], summary["run_name"]) == (5, 3, "a")
 
 
+def test_a_recipe_sets_options_and_options_given_override_it(cli, ws, make_cache):
+    from training.recipes import RECIPES
+
+    make_cache("tiny", 32, n=8)
+    result = cli("train", "tiny", *TINY, "--steps", "1", "--run", "g", "--recipe", "gpu", "--ema", "0.5")
+    assert result.exit_code == 0, result.stderr
+    config = json.loads(ws.run("tiny", "g").config.read_text())
+    for key, value in RECIPES["gpu"].items():
+        if key not in ("base_width", "batch_size", "ema"):  # given on the command line
+            assert config[key] == value, key
+    assert (config["base_width"], config["batch_size"], config["ema"]) == (4, 4, 0.5)
+    result = cli("train", "tiny", *TINY, "--steps", "1", "--run", "x", "--recipe", "nope")
+    assert result.exit_code == 2 and "unknown recipe 'nope'" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
