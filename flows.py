@@ -53,6 +53,7 @@ from pipeline.progress import Progress, ProgressEvent
 from pipeline.workspace import Workspace
 from scraper.api import ScrapeConfig
 from training.config import TrainConfig
+from training.recipes import recipe_options
 
 #: each stage's defaults, written once: in its config (the flows' parameters default to these)
 SCRAPE, PREPARE, TRAIN, EVAL = ScrapeConfig(), PrepareConfig(), TrainConfig(), EvalConfig()
@@ -433,6 +434,7 @@ def refresh_collection(
     batch_size: int = TRAIN.batch_size,
     device: str = TRAIN.device,
     run: str | None = None,
+    recipe: str | None = None,
     warm_start: str = "auto",
     warm_budget: float = WARM_BUDGET,
     eval_samples: int = EVAL.samples,
@@ -466,7 +468,7 @@ def refresh_collection(
         prepared = prepare_flow(slug, size=size, fit=fit, home=home, prepare_options=prepare_options)
         run_name = run or _default_run(arch, size, prepared["content_hash"])
         base = {"size_px": size, "arch": arch, "steps": train_steps, "minutes": None if train_steps else train_minutes,
-                "batch_size": batch_size, "device": device, **(train_options or {})}
+                "batch_size": batch_size, "device": device, **recipe_options(recipe), **(train_options or {})}
         base = {k: v for k, v in base.items() if v is not None}
         stage = "train"
         options, why = _training_plan(ws, slug, run_name, base, warm_start, warm_budget)

@@ -16,7 +16,7 @@ FLOWS = ROOT / "flows.py"
 FLOWS_MAY_IMPORT = {
     "cleaning.prepare", "evaluation", "evaluation.champion", "evaluation.config", "pipeline.cache", "pipeline.champion",
     "pipeline.errors", "pipeline.progress", "pipeline.workspace", "scraper", "scraper.api", "training",
-    "training.config", "training.checkpoints", "training.warm",
+    "training.config", "training.checkpoints", "training.recipes", "training.warm",
 }
 OURS = ("cleaning", "commands", "evaluation", "marketplace", "pipeline", "scraper", "training")
 

@@ -59,6 +59,14 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 
 
+def recipe_options(name: str | None) -> dict[str, Any]:
+    """Recipe ``name``'s ``TrainConfig`` overrides (none for None), checked; what a flow merges into its options."""
+    if name is None:
+        return {}
+    recipe_config(name)  # an unknown name or option is a one-line error
+    return dict(RECIPES[name])
+
+
 def recipe_config(name: str, **fields: Any) -> TrainConfig:
     """A ``TrainConfig`` with recipe ``name``'s overrides, then ``fields`` (e.g. steps, run) on top."""
     if name not in RECIPES:

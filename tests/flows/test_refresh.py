@@ -109,7 +109,8 @@ def test_two_refreshes_started_together_never_train_at_the_same_time(prefect_ser
     with serve_fixture(collection="a", n_items=24, seed=1) as fa, serve_fixture(collection="b", n_items=24, seed=2) as fb:
         procs = []
         for slug, fx in (("a", fa), ("b", fb)):
-            params = refresh_params(home, fx.base_url, slug, 60, gpu_limit=limit, challenge_champion=False)
+            params = refresh_params(home, fx.base_url, slug, 60, gpu_limit=limit, challenge_champion=False,
+                                    recipe="gpu" if slug == "b" else None)  # b: a named recipe, under our options
             params["train_options"]["checkpoint_every"] = 20
             procs.append(subprocess.Popen([sys.executable, "-c", _TRAIN_ONE, json.dumps(params)], cwd=REPO, env=env,
                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
@@ -119,6 +120,9 @@ def test_two_refreshes_started_together_never_train_at_the_same_time(prefect_ser
     (run_a,), (run_b,) = ws.runs("a"), ws.runs("b")
     (a0, a1), (b0, b1) = _training_window(ws.run("a", run_a).root), _training_window(ws.run("b", run_b).root)
     assert a1 <= b0 or b1 <= a0, f"training windows overlap: a {a0:.2f}-{a1:.2f}, b {b0:.2f}-{b1:.2f}"
+    config_a, config_b = (json.loads(ws.run(s, r).config.read_text()) for s, r in (("a", run_a), ("b", run_b)))
+    assert (config_b["loss"], config_b["spectral_norm"], config_b["base_width"]) == ("hinge", True, 8)
+    assert (config_a["loss"], config_a["spectral_norm"]) == ("bce", False)
     assert all(f"slot of {limit!r}" in o or "waiting for a slot" in o for o in outputs), outputs[0][-2000:]
 
     async def read_limit() -> Any:
