@@ -52,7 +52,7 @@ from pipeline.errors import NftganError
 from pipeline.progress import Progress, ProgressEvent
 from pipeline.workspace import Workspace
 from scraper.api import ScrapeConfig
-from training.config import TrainConfig
+from training.config import RESUMABLE_CHANGES, TrainConfig
 from training.recipes import recipe_options
 
 #: each stage's defaults, written once: in its config (the flows' parameters default to these)
@@ -195,7 +195,9 @@ def _gpu_slot(limit: str, logger: Any) -> Iterator[None]:
             except ObjectAlreadyExists:
                 pass  # another refresh created it first
     logger.info("waiting for a slot of concurrency limit %r", limit)
-    with concurrency(limit, occupy=1, strict=True):
+    # strict: a missing limit is an error, not "no limit"; a failed lease renewal (a server restart in
+    # hour two) must not cancel the training itself
+    with concurrency(limit, occupy=1, strict=True, raise_on_lease_renewal_failure=False):
         logger.info("holding a slot of %r", limit)
         yield
 
@@ -308,9 +310,12 @@ def _home(home: str | None) -> str:
     return str(Workspace.from_home(home).root)
 
 
-def _default_run(arch: str, size: int, cache_hash: str) -> str:
-    """One run per (architecture, size, dataset content): an unchanged dataset resumes the same run."""
-    return f"{arch}-{size}px-{cache_hash[:8]}"
+def _default_run(options: dict[str, Any], cache_hash: str) -> str:
+    """One run per (training options, dataset content): an unchanged dataset with unchanged options resumes
+    the same run; other options (a recipe, a new default) make another run instead of a refused resume."""
+    config = TrainConfig(**{k: v for k, v in options.items() if k != "run"}).to_dict()
+    shaping = {k: v for k, v in config.items() if k not in RESUMABLE_CHANGES}
+    return f"{config['arch']}-{config['size_px']}px-{cache_hash[:8]}-{_digest(shaping)[:6]}"
 
 
 @flow(name="scrape-collection")
@@ -346,10 +351,10 @@ def train_flow(slug: str, size: int = PREPARE.size_px, arch: str = TRAIN.arch, s
 
     home = _home(home)
     ws = Workspace.from_home(home)
-    run = run or _default_run(arch, size, cache_content_hash(ws, slug, size) or "no-cache")
     options = {"size_px": size, "arch": arch, "steps": steps, "minutes": minutes, "batch_size": batch_size,
                "device": device, "warm_start": warm_start, **(train_options or {})}
     options = {k: v for k, v in options.items() if v is not None}
+    run = run or _default_run(options, cache_content_hash(ws, slug, size) or "no-cache")
     refresh = not list_checkpoints(ws.run(slug, run))
     return train_task.with_options(refresh_cache=refresh)(home, slug, run, options, gpu_limit)
 
@@ -389,10 +394,13 @@ def _training_plan(ws: Workspace, slug: str, run: str, options: dict[str, Any], 
     started; a new run warm-starts from the champion when asked ("auto": when there is a compatible one)
     and then trains for ``warm_budget`` of the budget; otherwise it starts fresh on the full budget."""
     from training.checkpoints import list_checkpoints
-    from training.warm import check_warm_start
+    from training.warm import check_warm_start, recorded_warm_start
 
     if list_checkpoints(ws.run(slug, run)):
-        return options, f"resuming run {run}"
+        recorded = recorded_warm_start(ws, slug, run)
+        if recorded is None:
+            return {**options, "warm_start": "none"}, f"resuming run {run}"
+        return _shortened(options, recorded, warm_budget), f"resuming warm-started run {run} on its shortened budget"
     if warm_start == "none":
         return {**options, "warm_start": "none"}, "fresh start (warm start off)"
     source = "champion" if warm_start == "auto" else warm_start
@@ -401,6 +409,11 @@ def _training_plan(ws: Workspace, slug: str, run: str, options: dict[str, Any], 
         if warm_start != "auto":
             raise NftganError(f"cannot warm-start from {warm_start!r}: {why}")
         return {**options, "warm_start": "none"}, f"fresh start ({why})"
+    return _shortened(options, source, warm_budget), f"warm start from {why} for {warm_budget:.0%} of the budget"
+
+
+def _shortened(options: dict[str, Any], source: str, warm_budget: float) -> dict[str, Any]:
+    """``options`` with ``warm_budget`` of its budget and as many checkpoints, warm-starting from ``source``."""
     shorter = dict(options)
     if shorter.get("steps"):
         shorter["steps"] = max(1, math.ceil(shorter["steps"] * warm_budget))
@@ -413,7 +426,7 @@ def _training_plan(ws: Workspace, slug: str, run: str, options: dict[str, Any], 
         every = int(shorter.get(key, getattr(TRAIN, key)))
         if every > 0:
             shorter[key] = max(1, math.ceil(every * warm_budget))
-    return {**shorter, "warm_start": source}, f"warm start from {why} for {warm_budget:.0%} of the budget"
+    return {**shorter, "warm_start": source}
 
 
 @flow(name="refresh-collection")
@@ -466,17 +479,20 @@ def refresh_collection(
         )
         stage = "prepare"
         prepared = prepare_flow(slug, size=size, fit=fit, home=home, prepare_options=prepare_options)
-        run_name = run or _default_run(arch, size, prepared["content_hash"])
-        base = {"size_px": size, "arch": arch, "steps": train_steps, "minutes": None if train_steps else train_minutes,
-                "batch_size": batch_size, "device": device, **recipe_options(recipe), **(train_options or {})}
+        chosen = {**recipe_options(recipe), **(train_options or {})}
+        budget: dict[str, Any] = {"steps": train_steps, "minutes": None if train_steps else train_minutes}
+        if any(chosen.get(k) is not None for k in ("steps", "epochs", "minutes")):
+            budget = {}  # the options name their own budget
+        base = {"size_px": size, "arch": arch, **budget, "batch_size": batch_size, "device": device, **chosen}
         base = {k: v for k, v in base.items() if v is not None}
+        run_name = run or _default_run(base, prepared["content_hash"])
         stage = "train"
         options, why = _training_plan(ws, slug, run_name, base, warm_start, warm_budget)
         logger.info("training plan for %s: %s", run_name, why)
         trained = train_flow(
-            slug, size=size, arch=arch, steps=options.get("steps"), minutes=options.get("minutes"),
-            batch_size=batch_size, device=device, run=run_name, home=home, gpu_limit=gpu_limit,
-            warm_start=options.get("warm_start", TRAIN.warm_start), train_options={k: v for k, v in options.items() if k not in _TRAIN_FLOW_ARGS},
+            slug, size=options["size_px"], arch=options["arch"], steps=options.get("steps"),
+            minutes=options.get("minutes"), batch_size=options["batch_size"], device=options["device"], run=run_name,
+            home=home, gpu_limit=gpu_limit, warm_start=options.get("warm_start", TRAIN.warm_start), train_options={k: v for k, v in options.items() if k not in _TRAIN_FLOW_ARGS},
         )
         stage = "evaluate"
         evaluated = evaluate_flow(
@@ -484,7 +500,9 @@ def refresh_collection(
             checkpoints=eval_checkpoints, device=device, home=home, eval_options=eval_options,
         )
         decision = None
-        if challenge_champion:
+        if challenge_champion and _is_champion(ws, slug, run_name):
+            logger.info("run %s at its best step already is the champion of %s: no new challenge", run_name, slug)
+        elif challenge_champion:
             stage = "challenge"
             decision = challenge_flow(slug, run_name, samples=eval_samples, metrics=eval_metrics, extractor=extractor,
                                       device=device, home=home, eval_options=eval_options)
@@ -499,6 +517,14 @@ def refresh_collection(
                 ws.run(slug, run_name).eval.report)
     return {"slug": slug, "run": run_name, "home": home, "training_plan": why, "scrape": scraped, "prepare": prepared,
             "train": trained, "evaluate": evaluated, "champion": decision}
+
+
+def _is_champion(ws: Workspace, slug: str, run: str) -> bool:
+    from pipeline.champion import read_champion
+    from training.checkpoints import best_step
+
+    champion = read_champion(ws, slug)
+    return champion.run == run and champion.step == best_step(ws.run(slug, run))
 
 
 #: options train_flow takes as its own arguments (the rest travel in train_options)

@@ -171,6 +171,8 @@ def status(
     if info.get("champion"):
         c = info["champion"]
         typer.echo(f"  champion: {c['run']} at step {c['step']} (since {c['since']}; nftgan champion {slug})")
+    if info.get("champion_error"):
+        typer.echo(f"  champion: {info['champion_error']}")
     if traits:
         counts = info.get("traits") or {}
         if not counts:

@@ -45,7 +45,11 @@ def collection_status(ws: Workspace, slug: str, *, traits: bool = False) -> dict
             pass
     if trait_counts is not None:
         info["traits"] = trait_counts
-    champion = read_champion(ws, slug)
-    if champion.current is not None:
-        info["champion"] = {"run": champion.run, "step": champion.step, "since": champion.current.get("since")}
+    try:
+        champion = read_champion(ws, slug)
+    except NftganError as e:  # a damaged champion.json must not hide the rest of the collection
+        info["champion_error"] = str(e)
+    else:
+        if champion.current is not None:
+            info["champion"] = {"run": champion.run, "step": champion.step, "since": champion.current.get("since")}
     return info

@@ -197,6 +197,11 @@ class RunPaths:
         return self.root / "tensorboard"
 
     @property
+    def home(self) -> Path:
+        """The workspace root this run belongs to (``<root>/runs/<slug>/<run>``)."""
+        return self.root.parent.parent.parent
+
+    @property
     def train_lock(self) -> Path:
         return self.root / ".train.lock"
 

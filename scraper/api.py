@@ -11,8 +11,9 @@ items are walked first (the site's feed in ``CREATED_DATE:DESC``; the API's mint
 stops at the first page whose items are all cataloged. A full listing happens on ``--full``, on its own
 schedule (``--full-every-days``), after an unfinished listing, and whenever the incremental walk cannot
 show that it reached the known items. Only a complete full listing notices removed tokens (flagged
-``delisted_at``, never deleted); any listing notices a token whose image URL changed (its download is
-queued again; the old file stays in storage).
+``delisted_at``, never deleted). A token whose image URL changed is noticed by any listing that sees it
+(its download is queued again; the old file stays in storage): an incremental walk sees only the newest
+items, so a changed image of an older token waits for the next full listing.
 """
 
 from __future__ import annotations

@@ -80,10 +80,21 @@ def save_checkpoint(run: RunPaths, state: dict[str, Any]) -> Path:
 
 
 def prune_checkpoints(run: RunPaths, keep_last: int) -> list[int]:
-    """Delete all but the newest ``keep_last`` checkpoints, never the best one; returns the deleted steps."""
-    best = best_step(run)
+    """Delete all but the newest ``keep_last`` checkpoints, never the best one nor the collection's
+    champion (when it is a checkpoint of this run); returns the deleted steps."""
+    from pipeline.champion import read_champion
+    from pipeline.workspace import Workspace
+
+    keep = {best_step(run)}
+    try:
+        champion = read_champion(Workspace(run.home), run.slug)
+        if champion.run == run.name:
+            keep.add(champion.step)
+    except NftganError as e:  # an unreadable champion.json: keep everything rather than guess
+        log.warning("not pruning checkpoints of %s: %s", run.name, e)
+        return []
     steps = sorted(run.checkpoint_files())
-    doomed = [s for s in steps[: max(0, len(steps) - keep_last)] if s != best]
+    doomed = [s for s in steps[: max(0, len(steps) - keep_last)] if s not in keep]
     for s in doomed:
         run.checkpoint(s).unlink(missing_ok=True)
     remove_stale_temps(run.checkpoints)

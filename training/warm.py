@@ -105,3 +105,19 @@ def shape_differences(source: TrainConfig, config: TrainConfig) -> str:
     theirs = {k: getattr(source, k) for k in SHAPE_FIELDS} | {"widths": source.resolved_widths()}
     diffs = [f"{k} {theirs[k]!r} differs from {mine[k]!r}" for k in SHAPE_FIELDS if theirs[k] != mine[k]]
     return ", ".join(diffs)
+
+
+def recorded_warm_start(ws: Workspace, slug: str, run: str) -> str | None:
+    """The ``--warm-start`` a run was started with, when it was warm-started (None: a fresh start, or no
+    config yet). A refresh that resumes such a run gives it the same (shortened) budget again."""
+    import json
+
+    path = ws.run(slug, run).config
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or not saved.get("warm_started_from"):
+        return None
+    value = saved.get("warm_start")
+    return value if isinstance(value, str) and value.strip().lower() != "none" else None

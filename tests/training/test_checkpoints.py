@@ -98,3 +98,18 @@ def test_generate_uint8_is_deterministic_batch_size_independent_and_rounds(ws):
     assert not np.array_equal(a, generate_uint8(loaded, 10, seed=4))
     assert generate_uint8(loaded, 0).shape == (0, 3, 32, 32)
     assert to_uint8(torch.tensor([-1.5, -1.0, 0.0, 0.999, 1.0])).tolist() == [0, 0, 128, 255, 255]
+
+
+def test_pruning_keeps_the_best_and_the_collections_champion(ws):
+    from pipeline.champion import record_decision
+
+    run = ws.run("c", "r")
+    for step in (1, 2, 3, 4, 5, 6):
+        _save(run, step)
+    checkpoints.mark_best(run, 2, {"metric": "kid", "value": 0.1})
+    record_decision(ws, "c", {"decision": "promoted", "run": "r", "step": 1}, new_current={"run": "r", "step": 1})
+    assert checkpoints.prune_checkpoints(run, keep_last=2) == [3, 4]
+    assert sorted(run.checkpoint_files()) == [1, 2, 5, 6]
+    (ws.collection("c").champion).write_text("not json")  # unreadable: nothing is pruned
+    _save(run, 7)
+    assert checkpoints.prune_checkpoints(run, keep_last=1) == [] and sorted(run.checkpoint_files()) == [1, 2, 5, 6, 7]
