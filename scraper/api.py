@@ -426,7 +426,10 @@ async def _list(col: CollectionPaths, config: ScrapeConfig, progress: Progress |
             removed = catalog.set_delisted(gone, _now_iso())
             catalog.set_state(LAST_FULL_LISTING_KEY, json.dumps({
                 "source": config.source, "at": _now_iso(), "epoch": time.time(),
+                "skipped": skipped, "skipped_keys": sorted(skipped_keys),
             }))
+        elif mode == "incremental":
+            skipped = _skipped_since_full(catalog, skipped, skipped_keys)
         total = len(catalog)
         cataloged = catalog.count_from(SOURCES, listed_only=True)
         summary = ListSummary(
@@ -505,6 +508,21 @@ def _state_json(catalog: Catalog, key: str) -> dict[str, Any] | None:
 
 def _now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _skipped_since_full(catalog: Catalog, walk: dict[str, int], walk_keys: frozenset[str]) -> dict[str, int]:
+    """What an incremental listing reports as skipped: the last full listing's skipped tokens (a walk of the
+    newest items does not meet the older disabled or NSFW ones) plus the new ones this walk skipped."""
+    last = _state_json(catalog, LAST_FULL_LISTING_KEY) or {}
+    before, before_keys = last.get("skipped") or {}, set(last.get("skipped_keys") or ())
+    merged = {k: int(v) for k, v in before.items()} if isinstance(before, dict) else {}
+    new_keys = set(walk_keys) - before_keys
+    if new_keys and new_keys == set(walk_keys):  # every token the walk skipped is new: add the walk's counts
+        for reason, n in walk.items():
+            merged[reason] = merged.get(reason, 0) + n
+    elif new_keys:  # some old, some new: the reasons of the new ones are not told apart
+        merged["skipped"] = merged.get("skipped", 0) + len(new_keys)
+    return merged
 
 
 def _browser_how(b: BrowserListing) -> str:

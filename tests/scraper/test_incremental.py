@@ -255,3 +255,17 @@ def test_a_collection_that_fits_in_one_events_page_is_listed_incrementally(ws) -
         second = list_items(ws, "demo", config)
         assert len(fx.api_requests) == 0 and len(fx.event_requests) == 1  # one events page, no /nfts walk
     assert second.mode == "incremental" and (second.new_items, second.cataloged) == (1, 21)
+
+
+def test_tokens_skipped_by_the_last_full_listing_still_count_in_an_incremental_one(ws) -> None:
+    """A disabled token is skipped by the full listing; the walk of the newest mints never meets it again,
+    yet the incremental listing is not 'partial' for it."""
+    with serve_fixture(n_items=30) as fx:
+        fx.faults.disabled = {fx.items[3].token_id}
+        config = fast_config(fx, source="api", page_size=10)
+        first = list_items(ws, "demo", config)
+        fx.grow(2)
+        second = list_items(ws, "demo", config)
+    assert first.skipped == {"disabled": 1} and not first.partial
+    assert second.mode == "incremental" and second.new_items == 2
+    assert second.skipped == {"disabled": 1} and not second.partial and second.stopped_by is None, second
