@@ -227,7 +227,7 @@ def challenge(ws: Workspace, slug: str, run: str, config: ChampionConfig | EvalC
             "extractor": extractor.extractor_id, "cache_hash": cache.content_hash, "protocol": protocol,
             "size_px": challenger.size_px, "z_dim": challenger.z_dim,
         }
-    record_decision(ws, slug, entry, new_current=new_current)
+    record_decision(ws, slug, entry, new_current=new_current, decided_against=champion_ref)
     return decision
 
 

@@ -63,11 +63,19 @@ def read_champion(ws: Workspace, slug: str) -> ChampionFile:
     return ChampionFile(slug, current, tuple(doc.get("history") or ()))
 
 
+_ANY = object()
+
+
 def record_decision(
     ws: Workspace, slug: str, entry: dict[str, Any], *, new_current: dict[str, Any] | None = None,
+    decided_against: Any = _ANY,
 ) -> ChampionFile:
     """Append one decision to the history; ``new_current`` (only with ``decision: promoted``) becomes the
-    champion. Anything else leaves the champion as it is: a worse or failed refresh never demotes it."""
+    champion. Anything else leaves the champion as it is: a worse or failed refresh never demotes it.
+
+    ``decided_against``: the ``{"run", "step"}`` of the champion the decision was made against (None: there
+    was none). When the champion changed meanwhile (another refresh promoted its run), nothing is written
+    and a one-line error asks for the challenge again: a decision never replaces a champion it never saw."""
     decision = entry.get("decision")
     if decision not in DECISIONS:
         raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
@@ -79,6 +87,13 @@ def record_decision(
     path.parent.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(path.with_name(".champion.lock"), f"another process is deciding {slug!r}'s champion"):
         before = read_champion(ws, slug)
+        seen = None if before.current is None else {"run": before.run, "step": before.step}
+        if decided_against is not _ANY and seen != decided_against:
+            now_name = "none" if seen is None else f"{seen['run']}@{seen['step']}"
+            raise NftganError(
+                f"the champion of {slug!r} changed while {entry.get('run')} was being compared with it (now "
+                f"{now_name}): challenge again"
+            )
         current = before.current
         if new_current is not None:
             current = {**new_current, "since": entry["date"]}

@@ -213,3 +213,22 @@ def refresh_experiment(ws: Workspace, slug: str = "exp", *, steps: int = 400, n:
         "cold_kid": cold.challenger_scores["kid_mean"], "warm_decision": warm.decision,
         "warm_reason": warm.reason, "cold_reason": cold.reason, **{k: round(v, 1) for k, v in times.items()},
     }
+
+
+def test_a_decision_against_a_champion_that_changed_meanwhile_is_refused(ws, weak_champion, monkeypatch):
+    """Two refreshes challenge champion 'weak'; the first one's promotion lands while the second is scoring:
+    the second decision must not replace a champion it was never compared with."""
+    import evaluation.champion as module
+    from pipeline.champion import record_decision as real_record
+
+    train_and_evaluate(ws, weak_champion, "other", 2)
+
+    def promote_someone_first(ws_, slug, entry, **kwargs):
+        real_record(ws_, slug, {"decision": "promoted", "run": "weak", "step": 0},
+                    new_current={"run": "weak", "step": 0})  # the champion moves under our feet
+        return real_record(ws_, slug, entry, **kwargs)
+
+    monkeypatch.setattr(module, "record_decision", promote_someone_first)
+    with pytest.raises(NftganError, match="changed while other was being compared"):
+        challenge(ws, weak_champion, "other", PROTOCOL)
+    assert read_champion(ws, weak_champion).current["step"] == 0  # untouched by the refused decision
