@@ -16,6 +16,9 @@ import httpx
 import pytest
 
 VENV_BIN = Path(sys.executable).parent
+#: IN_PROCESS_LOGS: flows run inside the pytest process keep their logs out of the API
+#: (PREFECT_LOGGING_TO_API_ENABLED=false): once a module's server has stopped, Prefect's log worker would
+#: otherwise try to send what is left at interpreter exit and hold pytest there for many minutes.
 
 
 def free_port() -> int:
@@ -40,6 +43,16 @@ class PrefectServer:
             **extra,
         )
         return env
+
+
+def drain_prefect_services(timeout_s: float = 60) -> None:
+    """Send what Prefect's in-process workers still hold (events, logs) while the server is up: once it is
+    gone, they would retry at interpreter exit and hold pytest there for many minutes."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for service in (EventsWorker, APILogWorker):
+        service.drain_all(timeout=timeout_s)
 
 
 def stop(proc: subprocess.Popen, timeout_s: float = 20) -> None:
@@ -78,5 +91,8 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
             time.sleep(0.5)
         yield server
     finally:
-        stop(proc)
-        log.close()
+        try:
+            drain_prefect_services()
+        finally:
+            stop(proc)
+            log.close()

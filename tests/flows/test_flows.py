@@ -200,7 +200,8 @@ def test_rerun_after_a_training_failure_skips_finished_stages_and_resumes(
     import flows
     import training.train
     from prefect.settings import (
-        PREFECT_API_URL, PREFECT_HOME, PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings,
+        PREFECT_API_URL, PREFECT_HOME, PREFECT_LOGGING_TO_API_ENABLED, PREFECT_RESULTS_LOCAL_STORAGE_PATH,
+        temporary_settings,
     )
 
     home = tmp_path / "home"
@@ -216,7 +217,8 @@ def test_rerun_after_a_training_failure_skips_finished_stages_and_resumes(
         return real_train(ws, slug, config, progress=fail_at_step_4)
 
     settings = {PREFECT_API_URL: prefect_server.api_url, PREFECT_HOME: str(tmp_path / "ph"),
-                PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(tmp_path / "results")}
+                PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(tmp_path / "results"),
+                PREFECT_LOGGING_TO_API_ENABLED: False}  # see IN_PROCESS_LOGS in conftest
     with temporary_settings(updates=settings), serve_fixture(collection="tiny", n_items=24, seed=5) as fixture:
         params = tiny_params(home, fixture.base_url)
         monkeypatch.setattr(training.train, "train", failing_train)
@@ -251,7 +253,9 @@ def test_rerun_after_a_training_failure_skips_finished_stages_and_resumes(
 def test_cli_and_flows_produce_the_same_files(prefect_server: PrefectServer, tmp_path) -> None:
     """The same inputs through `nftgan` commands and through the flows give identical caches and weights."""
     import flows
-    from prefect.settings import PREFECT_API_URL, PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_URL, PREFECT_LOGGING_TO_API_ENABLED, PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings,
+    )
 
     from cleaning.importer import import_directory
     from marketplace.democollection import render_item
@@ -269,7 +273,8 @@ def test_cli_and_flows_produce_the_same_files(prefect_server: PrefectServer, tmp
                    check=True, capture_output=True)
 
     import_directory(Workspace(flow_home), "c", folder)
-    settings = {PREFECT_API_URL: prefect_server.api_url, PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(tmp_path / "r")}
+    settings = {PREFECT_API_URL: prefect_server.api_url, PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(tmp_path / "r"),
+                PREFECT_LOGGING_TO_API_ENABLED: False}  # see IN_PROCESS_LOGS in conftest
     with temporary_settings(updates=settings):
         flows.prepare_flow("c", size=32, home=str(flow_home))
         flows.train_flow("c", size=32, steps=3, batch_size=8, device="cpu", run="r", home=str(flow_home),

@@ -41,13 +41,15 @@ def test_a_grown_collection_is_listed_incrementally_warm_started_and_reaches_the
 ) -> None:
     import flows
     from prefect.settings import (
-        PREFECT_API_URL, PREFECT_HOME, PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings,
+        PREFECT_API_URL, PREFECT_HOME, PREFECT_LOGGING_TO_API_ENABLED, PREFECT_RESULTS_LOCAL_STORAGE_PATH,
+        temporary_settings,
     )
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     home = tmp_path / "home"
     settings = {PREFECT_API_URL: prefect_server.api_url, PREFECT_HOME: str(tmp_path / "ph"),
-                PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(tmp_path / "results")}
+                PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(tmp_path / "results"),
+                PREFECT_LOGGING_TO_API_ENABLED: False}  # see IN_PROCESS_LOGS in conftest
     limit = f"gpu-{uuid.uuid4().hex[:8]}"
     with temporary_settings(updates=settings), serve_fixture(collection="grows", n_items=200, seed=11) as fixture:
         first = flows.refresh_collection(**refresh_params(home, fixture.base_url, "grows", FIRST_STEPS),
