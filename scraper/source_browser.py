@@ -451,8 +451,6 @@ async def _walk_feed(
 
 async def _walk_newest_first(page: _Page, taker: _Taker, known: Callable[[str], bool]) -> _FeedWalk:
     """Walk :data:`NEWEST_FIRST` until a page whose items (of this collection) are all ``known``."""
-    from playwright.async_api import Error as PlaywrightError
-
     template = page.feed_request
     assert template is not None
     by, direction = NEWEST_FIRST
@@ -461,13 +459,7 @@ async def _walk_newest_first(page: _Page, taker: _Taker, known: Callable[[str], 
     seen_cursors: set[str] = set()
     saw_known = False
     while taker.go_on:
-        request = feed_request(template, by=by, direction=direction, cursor=cursor, limit=FEED_PAGE_LIMIT)
-        try:
-            answer = await page.page.evaluate(FETCH_JS, request)
-        except PlaywrightError as e:
-            walk.error = f"the page could not fetch its feed: {str(e).strip().splitlines()[0]}"
-            return walk
-        doc, error = _feed_document(answer)
+        doc, error, _ = await _feed_page(page, template, by, direction, cursor)
         if error is not None:
             walk.error = error
             return walk
@@ -488,10 +480,23 @@ async def _walk_newest_first(page: _Page, taker: _Taker, known: Callable[[str], 
     return walk
 
 
-async def _walk_full(page: _Page, taker: _Taker) -> _FeedWalk:
-    """Walk the feed in the first of :data:`FULL_ORDERINGS` that works, from its first page to its last."""
+async def _feed_page(
+    page: _Page, template: dict[str, Any], by: str, direction: str, cursor: str | None,
+) -> tuple[Any, str | None, bool]:
+    """One page of the feed in an ordering: (document, error, whether the page could fetch at all)."""
     from playwright.async_api import Error as PlaywrightError
 
+    request = feed_request(template, by=by, direction=direction, cursor=cursor, limit=FEED_PAGE_LIMIT)
+    try:
+        answer = await page.page.evaluate(FETCH_JS, request)
+    except PlaywrightError as e:
+        return None, f"the page could not fetch its feed: {str(e).strip().splitlines()[0]}", False
+    doc, error = _feed_document(answer)
+    return doc, error, True
+
+
+async def _walk_full(page: _Page, taker: _Taker) -> _FeedWalk:
+    """Walk the feed in the first of :data:`FULL_ORDERINGS` that works, from its first page to its last."""
     template = page.feed_request
     assert template is not None
     walk = _FeedWalk()
@@ -500,15 +505,11 @@ async def _walk_full(page: _Page, taker: _Taker) -> _FeedWalk:
         cursor: str | None = None
         seen_cursors: set[str] = set()
         while taker.go_on:
-            request = feed_request(template, by=by, direction=direction, cursor=cursor, limit=FEED_PAGE_LIMIT)
-            try:
-                answer = await page.page.evaluate(FETCH_JS, request)
-            except PlaywrightError as e:
-                walk.error = f"the page could not fetch its feed: {str(e).strip().splitlines()[0]}"
-                return walk
-            doc, error = _feed_document(answer)
+            doc, error, fetched = await _feed_page(page, template, by, direction, cursor)
             if error is not None:
                 walk.error = error
+                if not fetched:
+                    return walk
                 break
             walk.pages += 1
             taker.offer(items_from_json(doc, page.url), "network")
