@@ -37,7 +37,7 @@ def _widths(text: str | None) -> tuple[int, ...]:
 def train_cmd(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="Collection slug (its tensor cache must exist: nftgan prepare).")],
-    size: Annotated[int, typer.Option("--size", help="Image size in pixels: 32, 64, 128 or 256.")] = TRAIN_DEFAULTS.size_px,
+    size: Annotated[int, typer.Option("--size", help="The tensor cache's size in pixels: 32, 64, 128 or 256.")] = TRAIN_DEFAULTS.size_px,
     arch: Annotated[str, typer.Option(help="dcgan, or mlp (the fully connected baseline).")] = TRAIN_DEFAULTS.arch,
     steps: Annotated[Optional[int], typer.Option(help="Train this many steps (default 10000).")] = None,
     epochs: Annotated[Optional[float], typer.Option(help="Or this many passes over the cache.")] = None,
@@ -51,11 +51,39 @@ def train_cmd(
     augment: Annotated[
         str, typer.Option(help="DiffAugment: auto (on under 50k images), none, or e.g. color,translation,cutout,flip.")
     ] = TRAIN_DEFAULTS.augment,
-    loss: Annotated[str, typer.Option(help="bce (non-saturating, with logits) or hinge.")] = TRAIN_DEFAULTS.loss,
+    loss: Annotated[
+        str, typer.Option(help="bce (non-saturating, with logits), hinge, or rpgan (R3GAN's relativistic pairing).")
+    ] = TRAIN_DEFAULTS.loss,
+    r1_gamma: Annotated[
+        float, typer.Option(help="R1 penalty on real images, gamma/2 E|grad D|^2 (0 = off).")
+    ] = TRAIN_DEFAULTS.r1_gamma,
+    r2_gamma: Annotated[float, typer.Option(help="R2: the same on generated images (0 = off).")] = TRAIN_DEFAULTS.r2_gamma,
+    reg_every: Annotated[
+        int, typer.Option(help="Lazy regularization: R1/R2 every N steps, weighted N times.")
+    ] = TRAIN_DEFAULTS.reg_every,
+    ada_target: Annotated[
+        float, typer.Option(help="Adaptive augmentation: p follows D's r_t to this target (0 = fixed DiffAugment).")
+    ] = TRAIN_DEFAULTS.ada_target,
+    ada_kimg: Annotated[float, typer.Option(help="ADA speed: kimg for p to go 0 -> 1.")] = TRAIN_DEFAULTS.ada_kimg,
+    ada_every: Annotated[int, typer.Option(help="ADA: steps between adjustments.")] = TRAIN_DEFAULTS.ada_every,
+    grid: Annotated[
+        str, typer.Option(help="Pixel art: native (train on the collection's own grid, drawn back on the cache's "
+                          "canvas), auto (native when the cache has a square pixel grid) or cache.", rich_help_panel=_MODEL)
+    ] = TRAIN_DEFAULTS.grid,
+    d_norm: Annotated[str, typer.Option(help="batch or none: normalization in D.", rich_help_panel=_MODEL)] = TRAIN_DEFAULTS.d_norm,
+    mbstd_group: Annotated[
+        int, typer.Option(help="Minibatch stddev in D: images per group (0 = off).", rich_help_panel=_MODEL)
+    ] = TRAIN_DEFAULTS.mbstd_group,
+    probe_every: Annotated[
+        int, typer.Option(help="Collapse alarm: steps between diversity probes (0 = off).", rich_help_panel=_OUT)
+    ] = TRAIN_DEFAULTS.probe_every,
     spectral_norm: Annotated[
         bool, typer.Option("--spectral-norm", help="Spectral norm in D.", rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.spectral_norm,
     ema: Annotated[float, typer.Option(help="EMA generator decay (0 = off); samples use it.")] = TRAIN_DEFAULTS.ema,
+    ema_rampup: Annotated[
+        float, typer.Option(help="EMA ramp-up: decay min(ema, (1+step)/(this+step)); 0 = none.")
+    ] = TRAIN_DEFAULTS.ema_rampup,
     amp: Annotated[
         str,
         typer.Option(help="auto (bf16 where native: CUDA, AVX512-BF16/AMX CPUs), bf16, fp16 or off.", rich_help_panel=_SPEED),
@@ -121,7 +149,9 @@ def train_cmd(
         beta2=beta2, amp=amp, compile=compile_, data_on_device=data_on_device,
         checkpoint_every=checkpoint_every, keep_last=keep_last, sample_every=sample_every,
         sample_count=sample_count, log_every=log_every, seed=seed, deterministic=deterministic,
-        warm_start=warm_start,
+        warm_start=warm_start, r1_gamma=r1_gamma, r2_gamma=r2_gamma, reg_every=reg_every, ada_target=ada_target,
+        ada_kimg=ada_kimg, ada_every=ada_every, grid=grid, d_norm=d_norm, mbstd_group=mbstd_group,
+        probe_every=probe_every, ema_rampup=ema_rampup,
     )  # fmt: skip
     if recipe is not None:
         from training.recipes import recipe_config

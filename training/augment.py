@@ -59,7 +59,50 @@ def flip(x: torch.Tensor) -> torch.Tensor:
 OPS = {"color": color, "translation": translation, "cutout": cutout, "flip": flip}
 
 
-def diff_augment(x: torch.Tensor, ops: Sequence[str]) -> torch.Tensor:
+def diff_augment(x: torch.Tensor, ops: Sequence[str], p: torch.Tensor | float | None = None) -> torch.Tensor:
+    """Every op in turn; with ``p`` (adaptive augmentation) each op reaches each image with probability p.
+
+    ``p`` may be a 0-d tensor on the device (the trainer's ADA state), so no value is read back per step.
+    """
     for name in ops:
-        x = OPS[name](x)
-    return x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x.contiguous()
+        if p is None:
+            x = OPS[name](x)
+        else:
+            chosen = _per_image(x) < p
+            x = torch.where(chosen, OPS[name](x), x)
+    from training.devices import channels_last
+
+    return x.contiguous(memory_format=torch.channels_last) if channels_last(x.device) else x.contiguous()
+
+
+class AdaptiveStrength:
+    """StyleGAN2-ADA's controller: r_t = E[sign(D(x))] on real training images over ``every`` steps; p moves
+    by sign(r_t - target) * (images in those steps) / (kimg * 1000), clamped to [0, 1]. State on the device
+    (p, the sum of signs, their count), saved in checkpoints for an exact resume."""
+
+    def __init__(self, target: float, kimg: float, every: int, images_per_step: int, device: torch.device) -> None:
+        self.target, self.every = target, every
+        self.step_size = every * images_per_step / (kimg * 1000)
+        self.p = torch.zeros((), device=device)
+        self.signs = torch.zeros((), device=device)
+        self.count = 0
+        self.last_rt = torch.zeros((), device=device)
+
+    def accumulate(self, sign_mean: torch.Tensor) -> None:
+        self.signs += sign_mean.detach().float()
+        self.count += 1
+        if self.count >= self.every:
+            rt = self.signs / self.count
+            self.p.add_(torch.sign(rt - self.target) * self.step_size).clamp_(0.0, 1.0)
+            self.last_rt.copy_(rt)
+            self.signs.zero_()
+            self.count = 0
+
+    def state_dict(self) -> dict[str, object]:
+        return {"p": float(self.p), "signs": float(self.signs), "count": self.count, "last_rt": float(self.last_rt)}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self.p.fill_(float(state["p"]))  # type: ignore[arg-type]
+        self.signs.fill_(float(state["signs"]))  # type: ignore[arg-type]
+        self.count = int(state["count"])  # type: ignore[call-overload]
+        self.last_rt.fill_(float(state.get("last_rt", 0.0)))  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ import torch
 from pipeline.cache import TensorCache
 from pipeline.errors import NftganError
 from pipeline.workspace import RunPaths
-from training import checkpoints, distributed
+from training import checkpoints, devices, distributed
 from training.config import TrainConfig
 from training.data import DeviceBatches
 from training.models import make_discriminator, make_generator
@@ -38,6 +38,7 @@ class Models:
     d_train: Any
     d_frozen: Any  # d compiled, without DDP: G's step reads D, never updates it
     amp_dtype: torch.dtype | None
+    d_reg: Any = None  # d behind DDP, never compiled: gradient penalties differentiate it twice
 
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
         if self.amp_dtype is None:
@@ -117,9 +118,10 @@ def build_models(
         torch.backends.cudnn.benchmark = not cfg.deterministic
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and device
     widths = cfg.resolved_widths()
-    g = make_generator(cfg.arch, cfg.size_px, cfg.z_dim, widths)
-    d = make_discriminator(cfg.arch, cfg.size_px, widths, spectral_norm=cfg.spectral_norm, dropout=cfg.dropout)
-    memory_format = torch.channels_last if dev.type == "cuda" else torch.preserve_format
+    g = make_generator(cfg.arch, cfg.model_px, cfg.z_dim, widths)
+    d = make_discriminator(cfg.arch, cfg.model_px, widths, spectral_norm=cfg.spectral_norm, dropout=cfg.dropout,
+                           norm=cfg.d_norm, mbstd_group=cfg.mbstd_group)
+    memory_format = torch.channels_last if devices.channels_last(dev) else torch.preserve_format
     g, d = g.to(dev, memory_format=memory_format), d.to(dev, memory_format=memory_format)
     ema = copy.deepcopy(g).eval().requires_grad_(False) if cfg.ema > 0 else None
     fused = True if dev.type == "cuda" else None
@@ -149,10 +151,11 @@ def build_models(
 
         ids = [dev.index] if dev.type == "cuda" else None
         g_train, d_train = DDP(g, device_ids=ids), DDP(d, device_ids=ids)
+    d_reg = d_train
     if cfg.compile:
         g_train, d_train = torch.compile(g_train), torch.compile(d_train)
         d_frozen = torch.compile(d)
-    models = Models(g, d, ema, opt_g, opt_d, scaler, g_train, d_train, d_frozen, amp_dtype)
+    models = Models(g, d, ema, opt_g, opt_d, scaler, g_train, d_train, d_frozen, amp_dtype, d_reg)
     return models, counters
 
 
@@ -181,10 +184,11 @@ def load_warm_start(
 
 
 def build_batches(
-    config: TrainConfig, cache: TensorCache, device: torch.device, ctx: distributed.DistContext, start: Counters,
+    config: TrainConfig, images: Any, device: torch.device, ctx: distributed.DistContext, start: Counters,
 ) -> DeviceBatches:
+    """Batches of ``images`` (the cache's, or their native grid: training.grid)."""
     return DeviceBatches(
-        cache.images, batch_size=config.batch_size, device=device, seed=config.seed,
+        images, batch_size=config.batch_size, device=device, seed=config.seed,
         world_size=ctx.world_size, rank=ctx.rank, mode=config.data_on_device,
         start_step=start.step, images_seen_at_start=start.images_seen,
     )  # fmt: skip

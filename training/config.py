@@ -17,7 +17,9 @@ from pipeline.errors import NftganError
 from pipeline.workspace import validate_run_name
 
 ARCHS = ("dcgan", "mlp")
-LOSSES = ("bce", "hinge")
+LOSSES = ("bce", "hinge", "rpgan")  # rpgan: relativistic pairing (R3GAN), D judges D(x) - D(G(z))
+D_NORMS = ("batch", "none")
+GRIDS = ("cache", "native", "auto")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 DATA_MODES = ("auto", "resident", "stream")
 AUGMENT_OPS = ("color", "translation", "cutout", "flip")
@@ -27,6 +29,13 @@ DEFAULT_STEPS = 10_000
 WARM_START_KINDS = ("none", "champion")  # or RUN, RUN@STEP, RUN@best, RUN@latest
 _WARM_AT = re.compile(r"^(?P<run>[^@]+)(@(?P<which>\d+|best|latest))?$")
 
+# What a field added after a run was saved means for that run: the behaviour before the field existed, so a
+# saved config keeps its meaning when a default moves (a missing field takes this, not today's default)
+BEFORE_THE_FIELD: dict[str, Any] = {
+    "d_norm": "batch", "mbstd_group": 0, "grid": "cache", "r1_gamma": 0.0, "r2_gamma": 0.0, "reg_every": 1,
+    "ada_target": 0.0, "ada_kimg": 100.0, "ada_every": 4, "ema_rampup": 10.0, "probe_every": 0, "canvas": None,
+}
+
 # Fields that may change when a run is resumed: how long to train, how often to write, where and how fast
 # to run (a run started on a GPU in bf16 may continue on a CPU). Everything else shapes the training.
 RESUMABLE_CHANGES = frozenset(
@@ -35,6 +44,8 @@ RESUMABLE_CHANGES = frozenset(
         "checkpoint_every", "keep_last", "sample_every", "log_every", "run",
         # a resumed run continues from its own checkpoint: where it was warm-started from stays recorded
         "warm_start", "warm_started_from",
+        # recorded by train() from the cache (a native-grid run's canvas), checked through the cache hash
+        "canvas",
     }
 )
 
@@ -61,12 +72,30 @@ class TrainConfig:
     widths: tuple[int, ...] = ()  # explicit generator widths, smallest stage first (D mirrors them)
     spectral_norm: bool = False
     dropout: float = 0.0  # in the discriminator
+    d_norm: str = "batch"  # batch norm in D's inner layers (never with spectral norm) | none
+    mbstd_group: int = 0  # minibatch standard deviation in D (ProGAN): images per group; 0 turns it off
+    # pixel art: "native" trains on the collection's own grid (cache/<size>/pixel-art.json: a 24x24 token
+    # trains as 24x24) and draws samples back onto the cache's canvas; "auto" does so when the cache has a
+    # square pixel grid; "cache" trains on the cache's pixels as they are
+    grid: str = "cache"
     # objective and regularization
     loss: str = "bce"  # bce (with logits, non-saturating G loss) | hinge
     label_smoothing: float = 0.0  # one-sided: real targets are 1 - label_smoothing (bce only)
+    # zero-centred gradient penalties (gamma / 2 * E||grad D||^2) on real (R1) and generated (R2) images;
+    # with reg_every > 1 they are applied lazily, every reg_every steps, scaled by reg_every (StyleGAN2)
+    r1_gamma: float = 0.0
+    r2_gamma: float = 0.0
+    reg_every: int = 1
     separate_batches: bool = True  # D sees real and fake in separate batches (separate BN statistics)
     augment: str = "auto"  # DiffAugment policy: "auto", "none", or a comma list of AUGMENT_OPS
+    # adaptive augmentation (StyleGAN2-ADA): each op of the policy is applied to an image with probability
+    # p, which follows D's overfitting signal r_t = E[sign(D(x) - c)] towards this target; 0 turns it off
+    # (then every op applies to every image: plain DiffAugment)
+    ada_target: float = 0.0
+    ada_kimg: float = 100.0  # thousands of images for p to go from 0 to 1 at the fastest
+    ada_every: int = 4  # steps between adjustments of p
     ema: float = 0.999  # decay of the EMA generator; 0 turns it off
+    ema_rampup: float = 10.0  # the decay ramps up as (1 + step) / (ema_rampup + step); 0: no ramp-up
     # optimizer (TTUR: separate learning rates)
     lr_g: float = 2e-4
     lr_d: float = 2e-4
@@ -82,6 +111,9 @@ class TrainConfig:
     sample_every: int = 500  # 0: only at the start and the end
     sample_count: int = 64
     log_every: int = 50
+    # the collapse alarm: every probe_every steps the EMA generator's coverage of held-out real images (in
+    # pooled-pixel features) is measured against the coverage real images reach (training.probe); 0: off
+    probe_every: int = 500
     seed: int = 0
     deterministic: bool = False
     # where a new run's weights and optimizer state come from: "none" (fresh), "champion" (the collection's
@@ -89,6 +121,9 @@ class TrainConfig:
     warm_start: str = "none"
     # recorded by train(), not an option: {"source", "run", "step", "checkpoint", "cache_content_hash"}
     warm_started_from: dict[str, Any] | None = field(default=None, hash=False)
+    # recorded by train(), not an option: a native-grid run's geometry {"grid", "cell_px", "origin",
+    # "canvas_px", "background"} (see training.grid)
+    canvas: dict[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
@@ -112,15 +147,28 @@ class TrainConfig:
         _check(self.z_dim >= 1, f"--z-dim must be at least 1, got {self.z_dim}")
         _check(self.base_width >= 1, f"--base-width must be at least 1, got {self.base_width}")
         if self.widths:
-            n = _stage_count(self.arch, self.size_px)
+            n = _stage_count(self.arch, self.model_px)
             _check(
                 n is None or len(self.widths) == n,
-                f"--widths needs {n} numbers at {self.size_px} px (one per generator stage), "
+                f"--widths needs {n} numbers at {self.model_px} px (one per generator stage), "
                 f"got {len(self.widths)}",
             )
             _check(all(w >= 1 for w in self.widths), f"--widths must be positive, got {self.widths}")
         _check(0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}")
         _check(self.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        _check(self.d_norm in D_NORMS, f"--d-norm must be one of {', '.join(D_NORMS)}, got {self.d_norm!r}")
+        _check(self.grid in GRIDS, f"--grid must be one of {', '.join(GRIDS)}, got {self.grid!r}")
+        _check(self.grid == "cache" or self.arch == "dcgan", "--grid native/auto needs --arch dcgan")
+        _check(self.mbstd_group >= 0, f"--mbstd-group must be 0 (off) or more, got {self.mbstd_group}")
+        for name in ("r1_gamma", "r2_gamma"):
+            value = getattr(self, name)
+            _check(math.isfinite(value) and value >= 0, f"--{name.replace('_', '-')} must be 0 or more, got {value}")
+        _check(self.reg_every >= 1, f"--reg-every must be at least 1, got {self.reg_every}")
+        _check(0 <= self.ada_target < 1, f"--ada-target must be in [0, 1) (0 turns it off), got {self.ada_target}")
+        _check(math.isfinite(self.ada_kimg) and self.ada_kimg > 0, f"--ada-kimg must be positive, got {self.ada_kimg}")
+        _check(self.ada_every >= 1, f"--ada-every must be at least 1, got {self.ada_every}")
+        _check(self.ema_rampup >= 0, f"--ema-rampup must be 0 or more, got {self.ema_rampup}")
+        _check(self.probe_every >= 0, f"--probe-every must be 0 (off) or more, got {self.probe_every}")
         _check(
             0 <= self.label_smoothing < 0.5,
             f"--label-smoothing must be in [0, 0.5), got {self.label_smoothing}",
@@ -142,16 +190,22 @@ class TrainConfig:
         _check(self.sample_every >= 0, "--sample-every must be 0 (start and end only) or more")
         _check(0 <= self.seed < 2**31, f"--seed must be in [0, 2**31), got {self.seed}")
         self.warm_start_target()  # validates --warm-start
+        _check(self.canvas is None or isinstance(self.canvas, dict), "canvas must be a record of the grid (or None)")
         _check(
             self.warm_started_from is None or isinstance(self.warm_started_from, dict),
             "warm_started_from must be a record of the warm-start source (or None)",
         )
 
     # -- derived values --------------------------------------------------------------------------------
+    @property
+    def model_px(self) -> int:
+        """The side the generator draws: the native grid of a native-grid run, else the cache's size."""
+        return int(self.canvas["grid"]) if self.canvas else self.size_px
+
     def resolved_widths(self) -> tuple[int, ...]:
         from training.models import default_widths
 
-        return self.widths or default_widths(self.arch, self.size_px, self.base_width)
+        return self.widths or default_widths(self.arch, self.model_px, self.base_width)
 
     def augment_ops(self, n_images: int) -> tuple[str, ...]:
         """The DiffAugment operations this run uses for a cache of ``n_images`` ("auto" depends on it)."""
@@ -202,6 +256,7 @@ class TrainConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise NftganError(f"training config has unknown field(s) {', '.join(unknown)}: written by a newer nftgan?")
+        data = {**{k: v for k, v in BEFORE_THE_FIELD.items() if k not in data}, **data}
         return cls(**{k: tuple(v) if k == "widths" else v for k, v in data.items()})
 
     def differences(self, other: "TrainConfig") -> list[str]:
@@ -211,7 +266,9 @@ class TrainConfig:
 
 
 def _stage_count(arch: str, size_px: int) -> int | None:
-    return None if arch == "mlp" else size_px.bit_length() - 3
+    from training.geometry import stage_count
+
+    return None if arch == "mlp" else stage_count(size_px)
 
 
 def _check(ok: bool, message: str) -> None:

@@ -80,7 +80,9 @@ class DeviceBatches:
         self.start_step = start_step
         self.images_seen_at_start = images_seen_at_start
         self.stream = IndexStream(len(images), seed)
-        self.channels_last = device.type == "cuda"
+        from training.devices import channels_last
+
+        self.channels_last = channels_last(device)
         self.mode = choose_mode(mode, images.nbytes, device)
         self._resident: torch.Tensor | None = None
         self._chunk_steps = max(1, STREAM_CHUNK_BYTES // max(1, batch_size * images[0].nbytes))

@@ -26,6 +26,13 @@ def resolve_device(spec: str, *, local_rank: int | None = None) -> torch.device:
     return torch.device("cuda", index)
 
 
+def channels_last(device: torch.device) -> bool:
+    """Whether images and weights are laid out channels-last on ``device`` (CUDA: tensor cores prefer it).
+
+    The one place that decides it, so a CPU test can run the GPU code path (monkeypatched to True)."""
+    return device.type == "cuda"
+
+
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes bf16 in hardware (CUDA with bf16; CPUs with AVX512-BF16 or AMX)."""
     if device.type == "cuda":

@@ -9,9 +9,11 @@ Generator at 64 px with widths (ngf*8, ngf*4, ngf*2, ngf), as in the paper's Fig
     ConvT 4, 2, 1      ngf   x 32 x 32    BN, ReLU
     ConvT 4, 2, 1      3     x 64 x 64    tanh
 
-Other sizes add or drop one stride-2 stage per doubling (``len(widths) == log2(size_px) - 2``). The
-discriminator mirrors it: strided convs, LeakyReLU 0.2 (no BN on the first layer; no BN at all with
-spectral norm), optional dropout, no pooling, no fully connected layer, one logit out.
+Other sizes add or drop one stride-2 stage per doubling (``len(widths) == log2(size_px) - 2``); a side
+that is not a power of two starts from its own small map (24 px: 3x3, 6, 12, 24; :mod:`training.geometry`).
+The discriminator mirrors it: strided convs, LeakyReLU 0.2 (no BN on the first layer; no BN at all with
+spectral norm or ``norm="none"``), optional dropout, optionally a minibatch standard deviation channel
+before its last layer (ProGAN), no pooling, no fully connected layer, one logit out.
 
 No I/O here; this module imports only torch.
 """
@@ -22,15 +24,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-MIN_SIZE_PX = 32
-MAX_SIZE_PX = 256
+from training.geometry import start_and_stages, stage_count
 
-
-def stage_count(size_px: int) -> int:
-    """Number of generator stages (4x4 projection plus stride-2 doublings before the RGB layer)."""
-    if size_px < MIN_SIZE_PX or size_px > MAX_SIZE_PX or size_px & (size_px - 1):
-        raise ValueError(f"size_px must be a power of two in [{MIN_SIZE_PX}, {MAX_SIZE_PX}], got {size_px}")
-    return size_px.bit_length() - 1 - 2  # log2(size) - 2
 
 
 def default_widths(arch: str, size_px: int, base_width: int) -> tuple[int, ...]:
@@ -52,13 +47,14 @@ class DCGANGenerator(nn.Module):
             raise ValueError(f"{size_px} px needs {stage_count(size_px)} widths, got {len(widths)}")
         self.z_dim = z_dim
         self.size_px = size_px
+        start, _ = start_and_stages(size_px)
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(z_dim, widths[0], 4, 1, 0, bias=False),
+            nn.ConvTranspose2d(z_dim, widths[0], start, 1, 0, bias=False),
             nn.BatchNorm2d(widths[0]),
             nn.ReLU(inplace=True),
-            # widths[0] x 4 x 4
+            # widths[0] x start x start (4 x 4 at powers of two)
         ]
-        side = 4
+        side = start
         for c_in, c_out in zip(widths, widths[1:]):
             side *= 2
             layers += [
@@ -79,13 +75,42 @@ class DCGANGenerator(nn.Module):
         return self.main(z.view(z.shape[0], self.z_dim, 1, 1))
 
 
+class MinibatchStd(nn.Module):
+    """ProGAN's minibatch standard deviation, per image: for each group of ``group`` images, the mean over
+    features and pixels of their standard deviation across the group. A generator that draws the same image
+    again and again gives itself away to D through it. The group shrinks to divide the batch.
+
+    ProGAN appends it as one more constant channel before D's last convolution; a constant channel ``s``
+    through a convolution adds ``s * sum(its kernel)``, so D adds ``weight * s`` to its logit instead, the
+    same function without a convolution over an odd channel count (a slow path for bf16 kernels)."""
+
+    def __init__(self, group: int) -> None:
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        g = min(self.group, b)
+        while b % g:
+            g -= 1
+        y = x.float().reshape(g, b // g, c, h, w)
+        y = y - y.mean(dim=0)  # (torch's var over the outer dimension is a slow path on CPUs)
+        std = (y.square().mean(dim=0) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (b // g,)
+        return std.repeat(g)  # image i belongs to group i % (b // g)
+
+    def extra_repr(self) -> str:
+        return f"group={self.group}"
+
+
 class DCGANDiscriminator(nn.Module):
     def __init__(
-        self, size_px: int, widths: tuple[int, ...], *, spectral_norm: bool = False, dropout: float = 0.0
+        self, size_px: int, widths: tuple[int, ...], *, spectral_norm: bool = False, dropout: float = 0.0,
+        norm: str = "batch", mbstd_group: int = 0,
     ) -> None:
         super().__init__()
         if len(widths) != stage_count(size_px):
             raise ValueError(f"{size_px} px needs {stage_count(size_px)} widths, got {len(widths)}")
+        start, _ = start_and_stages(size_px)
         layers: list[nn.Module] = [
             nn.Conv2d(3, widths[0], 4, 2, 1, bias=spectral_norm),
             nn.LeakyReLU(0.2, inplace=True),
@@ -94,19 +119,25 @@ class DCGANDiscriminator(nn.Module):
         side = size_px // 2
         for c_in, c_out in zip(widths, widths[1:]):
             side //= 2
-            layers.append(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=spectral_norm))
-            if not spectral_norm:
+            layers.append(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=spectral_norm or norm == "none"))
+            if not spectral_norm and norm == "batch":
                 layers.append(nn.BatchNorm2d(c_out))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
             # c_out x side x side
-        layers.append(nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=spectral_norm))
+        layers.append(nn.Conv2d(widths[-1], 1, start, 1, 0, bias=spectral_norm))
         # 1 x 1 x 1
         self.main = _initialized(layers, spectral_norm=spectral_norm)
+        self.mbstd = MinibatchStd(mbstd_group) if mbstd_group > 0 else None
+        if self.mbstd is not None:
+            self.mbstd_weight = nn.Parameter(torch.zeros(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.main(x).view(x.shape[0])  # one logit per image
+        if self.mbstd is None:
+            return self.main(x).view(x.shape[0])  # one logit per image
+        h = self.main[:-1](x)  # widths[-1] x start x start
+        return self.main[-1](h).view(x.shape[0]) + self.mbstd_weight * self.mbstd(h).to(h.dtype)
 
 
 class MLPGenerator(nn.Module):
@@ -174,9 +205,11 @@ def make_generator(arch: str, size_px: int, z_dim: int, widths: tuple[int, ...])
 
 
 def make_discriminator(
-    arch: str, size_px: int, widths: tuple[int, ...], *, spectral_norm: bool, dropout: float
+    arch: str, size_px: int, widths: tuple[int, ...], *, spectral_norm: bool, dropout: float,
+    norm: str = "batch", mbstd_group: int = 0,
 ) -> nn.Module:
     """``widths`` are the generator's; the DCGAN discriminator runs them in reverse (wide at the end)."""
     if arch == "dcgan":
-        return DCGANDiscriminator(size_px, widths[::-1], spectral_norm=spectral_norm, dropout=dropout)
+        return DCGANDiscriminator(size_px, widths[::-1], spectral_norm=spectral_norm, dropout=dropout, norm=norm,
+                                  mbstd_group=mbstd_group)
     return MLPDiscriminator(size_px, widths, spectral_norm=spectral_norm, dropout=dropout)

@@ -1,9 +1,9 @@
 """Named training recipes: ``TrainConfig`` overrides, measured in ``bench/quality.py`` (see docs/quality.md).
 
-``RECIPES`` holds the product's named recipes ("cpu": the best measured at a short CPU budget, "gpu": the
-one named for GPU budgets) and every candidate the benchmark trains. Each value is a dict of
-``TrainConfig`` field overrides on top of today's defaults; :func:`recipe_config` applies one.
-No torch import here (like training.config).
+``CANDIDATES`` holds every recipe the benchmark trains, each spelled out in full on top of :data:`BASE`
+(every option a recipe may touch, at the former defaults), so a row still means the same recipe after the
+defaults move. ``PRODUCT`` holds the product's named recipes ("cpu": the measured default, "gpu": the one
+named for GPU budgets). :func:`recipe_config` applies one. No torch import here (like training.config).
 """
 
 from __future__ import annotations
@@ -14,49 +14,43 @@ from typing import Any
 from pipeline.errors import NftganError
 from training.config import TrainConfig
 
-#: What the candidates were measured against: the defaults before this measurement. ``TrainConfig`` now
-#: defaults to the "cpu" recipe (base width 16), so every candidate states the old width explicitly and
-#: the benchmark still reproduces its table.
-MEASURED_AGAINST: dict[str, Any] = {"base_width": 64}
-
-#: The benchmark's candidates: the former defaults ("baseline"), one change at a time, and a few combinations.
-#: The text is what the docs' table says changed.
-CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
-    "baseline": ("the former defaults (bce, no SN, EMA 0.999, DiffAugment auto, lr 2e-4/2e-4, batch 64, width 64)", {}),
-    "hinge": ("hinge loss", {"loss": "hinge"}),
-    "hinge-sn": ("hinge loss + spectral norm in D", {"loss": "hinge", "spectral_norm": True}),
-    "ema-0.99": ("EMA decay 0.99", {"ema": 0.99}),
-    "ema-off": ("no EMA generator", {"ema": 0.0}),
-    "aug-none": ("DiffAugment off", {"augment": "none"}),
-    "aug-ct": ("DiffAugment color,translation (no cutout)", {"augment": "color,translation"}),
-    "ttur-d": ("TTUR lr_d 4e-4, lr_g 1e-4", {"lr_d": 4e-4, "lr_g": 1e-4}),
-    "batch-32": ("batch 32", {"batch_size": 32}),
-    "width-32": ("base width 32", {"base_width": 32}),
-    "width-16": ("base width 16", {"base_width": 16}),
-    "w32-ema99": ("base width 32 + EMA 0.99", {"base_width": 32, "ema": 0.99}),
-    "w32-hinge-ema99": ("base width 32 + hinge + EMA 0.99", {"base_width": 32, "loss": "hinge", "ema": 0.99}),
-    "width-8": ("base width 8", {"base_width": 8}),
-    "w16-hinge-sn": ("base width 16 + hinge + spectral norm in D",
-                     {"base_width": 16, "loss": "hinge", "spectral_norm": True}),
-    "w16-aug-none": ("base width 16 + DiffAugment off", {"base_width": 16, "augment": "none"}),
-    "w16-sn-aug-none": ("base width 16 + hinge + spectral norm in D + DiffAugment off",
-                        {"base_width": 16, "loss": "hinge", "spectral_norm": True, "augment": "none"}),
+#: every option a candidate may change, at the former defaults (before the quality benchmark of docs/quality.md)
+BASE: dict[str, Any] = {
+    "arch": "dcgan", "base_width": 64, "batch_size": 64, "loss": "bce", "spectral_norm": False, "d_norm": "batch",
+    "mbstd_group": 0, "r1_gamma": 0.0, "r2_gamma": 0.0, "reg_every": 1, "augment": "auto", "ada_target": 0.0,
+    "ema": 0.999, "ema_rampup": 10.0, "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "beta2": 0.999, "grid": "cache",
 }
 
-#: The product's recipes. "cpu" is the measured winner at a short CPU budget (docs/quality.md);
-#: "gpu" is argued for long GPU budgets (not measured on a GPU here; see docs/quality.md).
+_R3 = {"loss": "rpgan", "r1_gamma": 0.1, "r2_gamma": 0.1, "d_norm": "none"}
+
+#: name -> (what the docs' table says it is, overrides of BASE)
+CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
+    # the reference: pytorch/examples dcgan/main.py (ngf = ndf = 64, bce, Adam 2e-4 betas 0.5/0.999, batch 64,
+    # BN in both nets, no EMA, no augmentation)
+    "reference": ("pytorch/examples DCGAN (width 64, bce, no EMA, no augmentation)", {"ema": 0.0, "augment": "none"}),
+    "former": ("the former defaults (reference + EMA 0.999 + DiffAugment color,translation,cutout)", {}),
+    "today": ("the defaults before this benchmark (former, base width 16)", {"base_width": 16}),
+    "mbstd": ("former + minibatch stddev in D (group 4)", {"mbstd_group": 4}),
+    "ada": ("former + adaptive augmentation (target r_t 0.6)", {"ada_target": 0.6}),
+    "mbstd-ada": ("former + minibatch stddev + adaptive augmentation", {"mbstd_group": 4, "ada_target": 0.6}),
+    "hinge-sn": ("former + hinge loss + spectral norm in D", {"loss": "hinge", "spectral_norm": True}),
+    "r3gan": ("relativistic pairing loss + R1 + R2 (gamma 0.1), no BN in D, DiffAugment, EMA", dict(_R3)),
+    "r3gan-lazy": ("r3gan with lazy R1/R2 (every 4 steps)", {**_R3, "reg_every": 4}),
+    "r3gan-mbstd": ("r3gan + minibatch stddev", {**_R3, "mbstd_group": 4}),
+    "w32-mbstd": ("former at base width 32 + minibatch stddev", {"base_width": 32, "mbstd_group": 4}),
+    "ttur": ("former + TTUR (lr_g 1e-4, lr_d 4e-4)", {"lr_g": 1e-4, "lr_d": 4e-4}),
+    "mbstd-native": ("mbstd on the native pixel grid (24x24 from 3x3)", {"mbstd_group": 4, "grid": "auto"}),
+    "native": ("former on the native pixel grid", {"grid": "auto"}),
+}
+
+#: The product's recipes. "cpu" is today's default recipe (TrainConfig's defaults); "gpu" is argued for
+#: long GPU budgets (not measured on a GPU here; see docs/quality.md).
 PRODUCT: dict[str, dict[str, Any]] = {
-    # measured: KID -45 % vs today's defaults on the 5,000-item pixel collection, -29 % on the demo one,
-    # at 90 / 45 CPU seconds (a narrower net takes ~6x the steps per CPU second)
-    "cpu": {"base_width": 16},
-    # argued, not measured on a GPU: hinge + spectral norm gave -33 % at equal width on the CPU; at GPU
-    # budgets step cost is not the limit, so today's width 64, EMA 0.999 and DiffAugment auto stay
+    "cpu": {},
     "gpu": {"loss": "hinge", "spectral_norm": True, "base_width": 64, "ema": 0.999, "augment": "auto"},
 }
 
-RECIPES: dict[str, dict[str, Any]] = {
-    **PRODUCT, **{name: {**MEASURED_AGAINST, **o} for name, (_, o) in CANDIDATES.items()},
-}
+RECIPES: dict[str, dict[str, Any]] = {**PRODUCT, **{name: {**BASE, **o} for name, (_, o) in CANDIDATES.items()}}
 
 
 def recipe_options(name: str | None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from pipeline.workspace import Workspace
 from training.config import TrainConfig
 
 #: the options that change a tensor's shape (or name): a warm-start source must agree on all of them
-SHAPE_FIELDS = ("arch", "size_px", "z_dim", "widths", "spectral_norm")
+SHAPE_FIELDS = ("arch", "size_px", "grid", "z_dim", "widths", "spectral_norm", "d_norm", "mbstd_group")
 
 
 @dataclass(frozen=True)
