@@ -102,6 +102,9 @@ def _progress(logger: Any, what: str, *, artifact_id: Any = None, every_s: float
     last = [0.0]
 
     def show(event: ProgressEvent) -> None:
+        if event.detail.get("kind") == "warning":  # e.g. the collapse alarm: never rate-limited
+            logger.warning("%s: %s", what, event.detail.get("message"))
+            return
         now = time.monotonic()
         if now - last[0] < every_s and event.fraction != 1.0:
             return

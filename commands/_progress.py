@@ -20,6 +20,11 @@ def _name(event: ProgressEvent) -> str:
     return event.label or _NAMES.get(event.stage, event.stage)
 
 
+def is_warning(event: ProgressEvent) -> bool:
+    """A warning a stage sends through its progress (e.g. training's collapse alarm): one line, always shown."""
+    return event.detail.get("kind") == "warning"
+
+
 def _extra(event: ProgressEvent) -> str:
     """The numbers worth showing beside a bar, by stage."""
     d = event.detail
@@ -42,6 +47,9 @@ def progress_bars(enabled: bool, *, console: Any = None, echo: bool = False) -> 
             return
 
         def print_line(event: ProgressEvent) -> None:
+            if is_warning(event):
+                print(f"warning: {event.detail.get('message')}", file=sys.stderr, flush=True)
+                return
             total = "?" if event.total is None else f"{event.total:g}"
             done = "?" if event.done is None else f"{event.done:g}"
             print(f"{_name(event)} {done}/{total}  {_extra(event)}".rstrip(), file=sys.stderr, flush=True)
@@ -58,6 +66,9 @@ def progress_bars(enabled: bool, *, console: Any = None, echo: bool = False) -> 
     tasks: dict[str, Any] = {}
 
     def draw(event: ProgressEvent) -> None:
+        if is_warning(event):
+            bars.console.print(f"[yellow]warning:[/yellow] {event.detail.get('message')}", markup=True, highlight=False)
+            return
         if event.done is None:
             return
         name = _name(event)

@@ -73,6 +73,9 @@ def export_cmd(
         str, typer.Option(help="'image' is <base><id>.png, e.g. ipfs://<CID>/.", rich_help_panel=_META)
     ] = EXPORT_DEFAULTS.image_base_uri,
     first_token_id: Annotated[int, typer.Option(help="Id of the first token.", rich_help_panel=_META)] = EXPORT_DEFAULTS.first_token_id,
+    upscale: Annotated[
+        int, typer.Option(help="Write images this many times larger, nearest neighbour (pixel art stays crisp).")
+    ] = EXPORT_DEFAULTS.upscale,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = EXPORT_DEFAULTS.device,
     ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Use the EMA generator if the run has one.")] = EXPORT_DEFAULTS.ema,
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = EXPORT_DEFAULTS.batch_size,
@@ -85,7 +88,7 @@ def export_cmd(
         n=n, out=out, seed=seed, checkpoint=checkpoint, pixel_art=pixel_art, memorization_check=memorization_check,
         extractor=extractor, weights=None if weights is None else str(weights), ratio_max=ratio_max,
         phash_bits=phash_bits, max_draws_per_token=max_draws_per_token, traits=traits, name_prefix=name_prefix,
-        description=description, image_base_uri=image_base_uri, first_token_id=first_token_id, device=device,
+        description=description, image_base_uri=image_base_uri, first_token_id=first_token_id, upscale=upscale, device=device,
         ema=ema, batch_size=batch_size,
     )  # fmt: skip
     from export.mint import export_collection

@@ -210,6 +210,13 @@ def write_report(
         )
     for name, why in dict(first.get("skipped") or {}).items():
         lines.append(f"- `{name}` not computed: {why}.")
+    flagged = [r["step"] for r in records if r.get("collapse_suspected")]
+    if flagged:
+        lines.append(
+            f"- **Collapse suspected** by training's diversity probe at the checkpoint(s) of step "
+            f"{', '.join(str(s) for s in flagged)} (its samples have near-copies among themselves); "
+            "they are never chosen as the best checkpoint."
+        )
     if best is not None:
         lines.append(
             f"- **Best checkpoint: step {best['step']}** by {best['metric']} = {best['value']:.4g}; marked as "

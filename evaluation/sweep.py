@@ -198,6 +198,9 @@ def evaluate(
              label="checkpoints")
 
     current = [records[s] for s in sorted(records) if records[s].get("key") == key]
+    collapsed = _collapse_flags(run, [r["step"] for r in current])
+    for r in current:
+        r["collapse_suspected"] = r["step"] in collapsed
     best = _mark_best(run, current, list_checkpoints(run), config)
     write_json(paths.metrics, _metrics_document(records, key, best))
     _write_report(paths, slug, run_name, current, best, hashes=(cache.content_hash, trained_on))
@@ -357,17 +360,26 @@ def _metrics_document(records: dict[int, dict[str, Any]], key: str, best: dict[s
     }
 
 
+def _collapse_flags(run: RunPaths, steps: list[int]) -> set[int]:
+    """The steps whose checkpoint training's collapse probe flagged (the last probe at or before it)."""
+    from training.probe import flagged
+    from training.visuals import read_metrics
+
+    rows = read_metrics(run)
+    return {s for s in steps if flagged(s, rows)}
+
+
 def _mark_best(run: RunPaths, records: list[dict[str, Any]], on_disk: list[int],
                config: EvalConfig | None = None) -> dict[str, Any] | None:
     """The best checkpoint still on disk by ``config.select_by`` (default: FID, else KID; lower is better),
-    recorded for ``--checkpoint best``."""
+    recorded for ``--checkpoint best``. A checkpoint flagged by the collapse probe is never the best."""
     from training.checkpoints import mark_best
 
     config = config or EvalConfig()
     order = config.selection_order()
     for metric in order:
         scored = [r for r in records if r.get(metric) is not None and r["step"] in on_disk
-                  and np.isfinite(r[metric])]
+                  and np.isfinite(r[metric]) and not r.get("collapse_suspected")]
         if scored:
             winner = min(scored, key=lambda r: (r[metric], r["step"]))
             best = {"step": winner["step"], "metric": metric, "value": winner[metric]}
@@ -377,6 +389,8 @@ def _mark_best(run: RunPaths, records: list[dict[str, Any]], on_disk: list[int],
                 "select_by": config.select_by,
             })
             return best
+    if records and all(r.get("collapse_suspected") for r in records if r["step"] in on_disk):
+        return None  # every checkpoint on disk is flagged: none is the best (report.md says why)
     if config.select_by != "auto" and records:
         raise NftganError(f"--select-by {config.select_by}: no scored checkpoint on disk has {order[0]} "
                           f"(computed metrics: {', '.join(config.metrics)})")
@@ -419,5 +433,5 @@ def describe_scores(r: dict[str, Any]) -> str:
 
 def _brief(record: dict[str, Any]) -> dict[str, Any]:
     keep = ("step", "n_real", "n_fake", "fid", "fid_biased", "kid_mean", "kid_std", "precision", "recall",
-            "memorization_share", "trait_fd", "trait_match")
+            "memorization_share", "trait_fd", "trait_match", "collapse_suspected")
     return {k: record[k] for k in keep if k in record}

@@ -47,6 +47,9 @@ class ExportConfig:
     description: str | None = None  # None: says which collection, run and step generated the token
     image_base_uri: str = "images/"  # "image" is <base><id>.png, e.g. ipfs://<CID>/
     first_token_id: int = 1
+    #: the written PNGs are this many times the cache's size, nearest neighbour (pixel art stays crisp:
+    #: every pixel of a grid cell the same colour); the checks and the trait labels see the 1x image
+    upscale: int = 1
     device: str = "auto"
     ema: bool = True
     batch_size: int = 64
@@ -69,6 +72,7 @@ class ExportConfig:
         _check(-1 <= self.phash_bits <= 64, f"--phash-bits must be -1 (off) to 64, got {self.phash_bits}")
         _check(self.max_draws_per_token >= 1, f"--max-draws-per-token must be at least 1, got {self.max_draws_per_token}")
         _check(self.first_token_id >= 0, f"--first-token-id must be 0 or more, got {self.first_token_id}")
+        _check(isinstance(self.upscale, int) and 1 <= self.upscale <= 32, f"--upscale must be 1 to 32, got {self.upscale}")
         _check(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}")
         _check(self.image_base_uri == "" or self.image_base_uri.endswith("/"),
                f"--image-base-uri must end with '/', e.g. ipfs://<CID>/, got {self.image_base_uri!r}")

@@ -175,7 +175,10 @@ def export_collection(ws: Workspace, slug: str, run: str | None, config: ExportC
         remove_stale_temps(folder)
     remove_stale_temps(out)
     for token_id, image, attrs in zip(ids, tokens, labels):
-        save_png(np.ascontiguousarray(image.transpose(1, 2, 0)), out / IMAGES / f"{token_id}.png")
+        picture = image.transpose(1, 2, 0)
+        if config.upscale > 1:
+            picture = picture.repeat(config.upscale, axis=0).repeat(config.upscale, axis=1)
+        save_png(np.ascontiguousarray(picture), out / IMAGES / f"{token_id}.png")
         write_json(out / METADATA / f"{token_id}.json", {
             "name": f"{names_prefix} #{token_id}",
             "description": description,
@@ -201,6 +204,7 @@ def export_collection(ws: Workspace, slug: str, run: str | None, config: ExportC
         "n": config.n,
         "token_ids": [ids[0], ids[-1]],
         "size_px": loaded.size_px,
+        "image_px": loaded.size_px * config.upscale,
         "generator_cache_hash": loaded.cache_content_hash,
         "images": f"{IMAGES}/<id>.png",
         "metadata": f"{METADATA}/<id>.json",

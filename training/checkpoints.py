@@ -35,7 +35,7 @@ class LoadedGenerator:
     generator: torch.nn.Module  # eval mode, on the requested device
     step: int
     z_dim: int
-    size_px: int
+    size_px: int  # the side of the images it gives (a native-grid run's are drawn on the cache's canvas)
     config: dict[str, Any]  # the run's TrainConfig as a dict
     cache_content_hash: str | None = None  # the tensor cache it was trained on
 
@@ -189,12 +189,16 @@ def load_generator(
     step = resolve_step(run, which)
     ckpt = read_checkpoint(run.checkpoint(step), device=device)
     config = TrainConfig.from_dict(ckpt["config"])
-    g = make_generator(config.arch, config.size_px, config.z_dim, config.resolved_widths())
+    g = make_generator(config.arch, config.model_px, config.z_dim, config.resolved_widths())
     weights = ckpt["ema"] if ema and ckpt.get("ema") is not None else ckpt["generator"]
     try:
         g.load_state_dict(weights)
     except RuntimeError as e:
         raise NftganError(f"checkpoint step {step} of run {run.name!r} does not match its config: {e}") from e
+    if config.canvas:  # a native-grid run: its images are drawn onto the cache's canvas
+        from training.grid import OnCanvas
+
+        g = OnCanvas(g, config.canvas)
     g.to(device).eval().requires_grad_(False)
     return LoadedGenerator(
         generator=g, step=step, z_dim=config.z_dim, size_px=config.size_px, config=config.to_dict(),

@@ -62,6 +62,14 @@ class RunOutputs:
             f.write(json.dumps(row) + "\n")
         for key in ("loss_g", "loss_d", "d_real", "d_fake", "images_per_s"):
             self.writer.add_scalar(f"train/{key}", row[key], row["step"])
+        for key in ("aug_p", "ada_rt"):
+            if key in row:
+                self.writer.add_scalar(f"augment/{key}", row[key], row["step"])
+        if "probe_coverage" in row:
+            self.writer.add_scalar("collapse/diversity", row["probe_diversity"], row["step"])
+            self.writer.add_scalar("collapse/coverage", row["probe_coverage"], row["step"])
+            self.writer.add_scalar("collapse/threshold", row["probe_threshold"], row["step"])
+            self.writer.add_scalar("collapse/suspected", float(row["collapse_suspected"]), row["step"])
 
     @torch.no_grad()
     def sample_grid(self, step: int, models: Models, fixed_z: torch.Tensor) -> None:
@@ -100,6 +108,7 @@ class RunOutputs:
 def checkpoint_state(
     *, step: int, images_seen: int, n_images: int, elapsed_s: float, config: TrainConfig, cache_hash: str,
     world_size: int, models: Models, device: torch.device, last_row: dict[str, Any] | None,
+    ada: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The one dict a checkpoint is: enough to resume the very next step exactly."""
     return {
@@ -122,6 +131,7 @@ def checkpoint_state(
             "torch_cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
         },
         "last_metrics": last_row or {},
+        "ada": ada,  # the adaptive augmentation state (p and its running r_t), None without ADA
     }
 
 

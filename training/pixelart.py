@@ -10,7 +10,13 @@ makes a generated image look drawn on that grid:
 2. **Nearest palette colour** of each cell's mean, by Euclidean distance in **CIELAB** (LittleCMS through
    PIL's ``ImageCms``: sRGB -> Lab, D50 white point, 8 bits per channel), a perceptual-ish space where a
    step of the same size looks about as different everywhere.
-3. **Upscale** with nearest neighbour: every pixel of a cell takes its colour.
+3. **Flat backgrounds.** A generated background is a plain colour plus a little noise, and the noise
+   of a cell can land nearer another palette colour (a collection's palette has many near the
+   background): speckles. So each image's background colours are found first: the palette colour nearest
+   the median of the drawn grid's outer ring of cells, and that of the padding around the grid. Every cell
+   whose colour, or the palette colour it snapped to, is within ``BACKGROUND_TOLERANCE`` (CIELAB ΔE) of
+   one of them takes it, so a plain background stays flat.
+4. **Upscale** with nearest neighbour: every pixel of a cell takes its colour.
 
 The result holds only palette colours and is constant on every cell. Vectorized numpy throughout.
 """
@@ -30,6 +36,8 @@ from pipeline.cache import read_manifest
 from pipeline.errors import NftganError
 from pipeline.workspace import Workspace
 
+#: CIELAB ΔE (CIE76) within which a cell is taken for the image's background (step 3 of the module docstring)
+BACKGROUND_TOLERANCE = 12.0
 FORMAT = "nftgan-pixel-art-1"  # cleaning.palette.FORMAT (training never imports cleaning; a test checks)
 _CELLS_PER_CHUNK = 1 << 16
 
@@ -116,9 +124,12 @@ def snap_to_pixel_art(images_uint8: np.ndarray, grid_wh: tuple[int, int], palett
     means = np.rint(summed / area).clip(0, 255).astype(np.uint8)  # (N, 3, cy, cx)
     # 2. nearest palette colour in Lab
     cells = means.transpose(0, 2, 3, 1).reshape(-1, 3)
-    index = _nearest(cells, palette)
-    snapped_cells = palette[index].reshape(n, len(ys) - 1, len(xs) - 1, 3)
-    # 3. nearest-neighbour upscale
+    index = _nearest(cells, palette).reshape(n, len(ys) - 1, len(xs) - 1)
+    # 3. flat backgrounds
+    index = _flatten_backgrounds(index, to_lab(cells).reshape(n, len(ys) - 1, len(xs) - 1, 3), to_lab(palette),
+                                 _drawn_cells(ys, h, gh, cell), _drawn_cells(xs, w, gw, cell))
+    snapped_cells = palette[index]
+    # 4. nearest-neighbour upscale
     out = np.repeat(np.repeat(snapped_cells, np.diff(ys), axis=1), np.diff(xs), axis=2)
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
@@ -129,6 +140,39 @@ def _edges(size: int, grid: int, cell: int) -> np.ndarray:
     origin = (size - grid * cell) // 2
     inner = np.arange(origin % cell, size + 1, cell)
     return np.unique(np.concatenate([[0], inner[(inner > 0) & (inner < size)], [size]]))
+
+
+def _drawn_cells(edges: np.ndarray, size: int, grid: int, cell: int) -> slice:
+    """The cells along one axis that belong to the drawn grid (the rest lie over the padding)."""
+    origin = (size - grid * cell) // 2
+    first = int(np.searchsorted(edges, origin))
+    return slice(first, first + grid)
+
+
+def _flatten_backgrounds(index: np.ndarray, cell_lab: np.ndarray, palette_lab: np.ndarray, rows: slice,
+                         cols: slice) -> np.ndarray:  # noqa: D103 (see the module docstring, step 3)
+    """(N, cy, cx) palette indices with every cell near one of its image's background colours set to it."""
+    n, cy, cx = index.shape
+    inner = np.zeros((cy, cx), bool)
+    inner[rows, cols] = True
+    ring = inner.copy()
+    ring[rows.start + 1 : rows.stop - 1, cols.start + 1 : cols.stop - 1] = False
+    out = index.copy()
+    best = np.full((n, cy, cx), BACKGROUND_TOLERANCE**2)
+    for region in (ring, ~inner):
+        if not region.any():
+            continue
+        # each image's background there: the palette colour nearest the median (per Lab channel) of the
+        # region's cells, robust to the few cells a drawing puts on the border and to the noise of the rest
+        median = np.median(cell_lab[:, region], axis=1)  # (N, 3)
+        bg = np.square(median[:, None, :] - palette_lab[None]).sum(-1).argmin(axis=1)  # (N,)
+        target = palette_lab[bg][:, None, None, :]
+        # near the background: the cell's own colour, or the palette colour it snapped to (a speckle)
+        d = np.minimum(np.square(cell_lab - target).sum(-1), np.square(palette_lab[index] - target).sum(-1))
+        closer = d <= best
+        out = np.where(closer, bg[:, None, None], out)
+        best = np.where(closer, d, best)
+    return out
 
 
 @functools.lru_cache(maxsize=1)

@@ -31,12 +31,15 @@ from pipeline.locks import exclusive_lock
 from pipeline.progress import Progress, report
 from pipeline.workspace import RunPaths, Workspace
 from training import checkpoints, distributed, losses
-from training.augment import diff_augment
+from training import probe as collapse_probe
+from training.augment import AdaptiveStrength, diff_augment
 from training.build import Counters, Models, build_batches, build_models, resume_point
 from training.config import DEFAULT_STEPS, TrainConfig
 from training.data import DeviceBatches
 from training.devices import resolve_amp, resolve_device
+from training.grid import canvas_of, native_images
 from training.outputs import RunOutputs, checkpoint_state
+from training.pixelart import read_pixel_art
 from training.sampling import latents
 from training.warm import warm_start_source
 
@@ -67,10 +70,14 @@ class TrainSummary:
     notes: tuple[str, ...] = ()
     rank_digests: tuple[str, ...] = ()  # DDP: sha256 of each rank's final weights (all equal)
     warm_started_from: dict[str, Any] | None = None  # the checkpoint this run started from (see warm_start)
+    collapse: tuple[str, ...] = ()  # one line per probe that suspected collapse (training.probe)
+    probe: dict[str, Any] | None = None  # the last probe's row (coverage, its real calibration, threshold)
+    canvas: dict[str, Any] | None = None  # a native-grid run's grid and canvas (training.grid)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["augment"], d["notes"], d["rank_digests"] = list(self.augment), list(self.notes), list(self.rank_digests)
+        d["collapse"] = list(self.collapse)
         return d
 
     def describe(self) -> str:
@@ -87,6 +94,16 @@ class TrainSummary:
         if self.images_per_s:
             lines.append(f"  {self.images_per_s:.1f} images/s; {self.elapsed_s / 60:.1f} min of training in all")
         lines.append(f"  augment: {','.join(self.augment) or 'none'}")
+        if self.canvas:
+            c = self.canvas
+            lines.append(f"  native grid: {c['grid']}x{c['grid']} drawn onto the {c['canvas_px']}px canvas "
+                         f"(cell {c['cell_px']} px at {c['origin'][0]},{c['origin'][1]})")
+        if self.probe:
+            p = self.probe
+            lines.append(f"  collapse probe at step {p['step']}: diversity {p['probe_diversity']:.2f} of real images' "
+                         f"(alarm below {p['probe_threshold']:.2f}), coverage {p['probe_coverage']:.3f} "
+                         f"(real images: {p['probe_real_coverage']:.3f})")
+        lines += [f"  WARNING: {c}" for c in self.collapse]
         if self.resumed_from is not None:
             lines.append(f"  resumed from step {self.resumed_from}")
         if self.warm_started_from:
@@ -118,6 +135,9 @@ def train(ws: Workspace, slug: str, config: TrainConfig, *, progress: Progress |
         if len(cache) == 0:
             raise NftganError(f"the {config.size_px}px cache of {slug!r} holds no images: nothing to train on")
         config = replace(config, run=distributed.broadcast_object(ctx, config.run or config.default_run_name()))
+        canvas = None if config.grid == "cache" else canvas_of(
+            read_pixel_art(ws, slug, config.size_px), cache.images, required=config.grid == "native")
+        config = replace(config, canvas=canvas)
         run = ws.run(slug, config.run)
         with _run_lock(run) if ctx.is_main else contextlib.nullcontext():
             notes: list[str] = []
@@ -126,10 +146,11 @@ def train(ws: Workspace, slug: str, config: TrainConfig, *, progress: Progress |
             outputs = RunOutputs(run, config, enabled=ctx.is_main)
             outputs.start(ckpt)
             models, start = build_models(config, device, amp_dtype, ctx, ckpt, warm)
-            batches = build_batches(config, cache, device, ctx, start)
+            images = native_images(cache.images, canvas) if canvas else cache.images
+            batches = build_batches(config, images, device, ctx, start)
             try:
-                return _loop(_Run(run, config, cache, device, ctx, models, batches, outputs, notes), start, ckpt,
-                             progress)
+                return _loop(_Run(run, config, cache, device, ctx, models, batches, outputs, notes, images), start,
+                             ckpt, progress)
             finally:
                 batches.close()
                 outputs.close()
@@ -167,6 +188,7 @@ class _Run:
     batches: DeviceBatches
     outputs: RunOutputs
     notes: list[str]
+    images: Any  # what D sees: the cache's images, or their native grid
 
 
 def _loop(r: _Run, start: Counters, ckpt: dict[str, Any] | None, progress: Progress | None) -> TrainSummary:
@@ -175,6 +197,16 @@ def _loop(r: _Run, start: Counters, ckpt: dict[str, Any] | None, progress: Progr
     deadline_s = cfg.minutes * 60 if cfg.minutes is not None else None
     per_step = cfg.batch_size * ctx.world_size
     augment_ops = cfg.augment_ops(len(r.cache))
+    ada = (AdaptiveStrength(cfg.ada_target, cfg.ada_kimg, cfg.ada_every, per_step, r.device)
+           if cfg.ada_target > 0 and augment_ops else None)
+    if ada is not None and ckpt is not None and ckpt.get("ada"):
+        ada.load_state_dict(ckpt["ada"])
+    probing = bool(cfg.probe_every) and ctx.is_main and (total is None or total >= cfg.probe_every)
+    probe = collapse_probe.CollapseProbe.calibrate(r.images, cfg.z_dim) if probing else None
+    if probing and probe is None:
+        r.notes.append(f"collapse probe off: {len(r.images)} images are too few to calibrate it")
+    alarms: list[str] = []
+    last_probe: dict[str, Any] | None = None
     fixed_z = latents(cfg.sample_count, cfg.z_dim, cfg.seed)
     # a warm-started EMA continues the source's decay schedule (a restarted ramp would reset it to G)
     ema_offset = int(cfg.warm_started_from["step"]) if cfg.warm_started_from else 0
@@ -186,7 +218,7 @@ def _loop(r: _Run, start: Counters, ckpt: dict[str, Any] | None, progress: Progr
         return r.outputs.checkpoint(checkpoint_state(
             step=step, images_seen=images_seen, n_images=len(r.cache), elapsed_s=elapsed, config=cfg,
             cache_hash=r.cache.content_hash, world_size=ctx.world_size, models=models, device=r.device,
-            last_row=last_row,
+            last_row=last_row, ada=ada.state_dict() if ada is not None else None,
         )) if ctx.is_main else None
 
     if ckpt is None:
@@ -203,16 +235,33 @@ def _loop(r: _Run, start: Counters, ckpt: dict[str, Any] | None, progress: Progr
             stopped_by = "minutes"
             break
         torch.manual_seed(step_seed(cfg.seed, ctx.rank, step))  # exact resume: each step is reseeded
-        window.add(gan_step(models, r.batches.get(step), cfg, r.device, augment_ops))
-        update_ema(models, cfg.ema, step + ema_offset)
+        regularize = (cfg.r1_gamma > 0 or cfg.r2_gamma > 0) and step % cfg.reg_every == 0
+        window.add(gan_step(models, r.batches.get(step), cfg, r.device, augment_ops, ada=ada, regularize=regularize))
+        update_ema(models, cfg.ema, step + ema_offset, rampup=cfg.ema_rampup)
         step, images_seen = step + 1, images_seen + per_step
         elapsed = start.elapsed_s + time.monotonic() - t0
-        log_due, checkpoint_due = step % cfg.log_every == 0 or step == total, step % cfg.checkpoint_every == 0
+        probe_due = probe is not None and step % cfg.probe_every == 0
+        log_due = step % cfg.log_every == 0 or step == total or probe_due
+        checkpoint_due = step % cfg.checkpoint_every == 0
         if not (log_due or checkpoint_due):
             continue
         _check_finite(window, step, r.paths)
         if log_due:
             last_row = _metrics_row(window, step, images_seen / len(r.cache), per_step, elapsed)
+            if ada is not None:
+                last_row.update(aug_p=round(float(ada.p), 4), ada_rt=round(float(ada.last_rt), 4))
+            if probe_due:
+                assert probe is not None
+                share = step / total if total else elapsed / deadline_s if deadline_s else None
+                warm = collapse_probe.warmed_up(step, cfg.probe_every, images_seen, share)
+                shown = models.ema if models.ema is not None else models.g
+                last_probe = {"step": step, **probe.measure(shown, step, warm=warm)}
+                last_row.update({k: v for k, v in last_probe.items() if k != "step"})
+                if last_probe["collapse_suspected"]:
+                    line = probe.describe(last_probe)
+                    alarms.append(line)
+                    log.warning("%s", line)
+                    report(progress, "train", step, total, unit="steps", kind="warning", message=line)
             r.outputs.log(last_row)
         if checkpoint_due:
             save_checkpoint()
@@ -242,37 +291,64 @@ def _loop(r: _Run, start: Counters, ckpt: dict[str, Any] | None, progress: Progr
         latest_checkpoint=str(latest) if latest else None, device=str(r.device), world_size=ctx.world_size,
         augment=augment_ops, resumed_from=start.step if ckpt is not None else None, stopped_by=stopped_by,
         notes=tuple(r.notes), rank_digests=digests, warm_started_from=cfg.warm_started_from,
+        collapse=tuple(alarms), probe=last_probe, canvas=cfg.canvas,
     )
 
 
 # -- one step ----------------------------------------------------------------------------------------------
 def gan_step(
     models: Models, real: torch.Tensor, cfg: TrainConfig, device: torch.device, augment_ops: tuple[str, ...],
+    *, ada: AdaptiveStrength | None = None, regularize: bool = False,
 ) -> torch.Tensor:
-    """One D update then one G update; returns (loss_g, loss_d, D(x), D(G(z))) on the device."""
+    """One D update then one G update; returns (loss_g, loss_d, D(x), D(G(z))) on the device.
+
+    ``regularize``: this step's D update also carries the R1/R2 penalties (``reg_every`` times their weight,
+    StyleGAN2's lazy regularization), through the uncompiled D (it is differentiated twice). ``ada``: the
+    adaptive augmentation state, whose p gates each op per image and which D's verdicts on real images feed.
+    """
     m = models
+    p = ada.p if ada is not None else None
 
     def augment(x: torch.Tensor) -> torch.Tensor:
-        return diff_augment(x, augment_ops) if augment_ops else x
+        return diff_augment(x, augment_ops, p) if augment_ops else x
 
     b = real.shape[0]
     z = torch.randn(b, cfg.z_dim, device=device)
+    d_net = m.d_reg if regularize and m.d_reg is not None else m.d_train
     with m.autocast(device):
         fake = m.g_train(z)
+        real_in, fake_in = augment(real), augment(fake.detach())
+        if regularize:
+            real_in = real_in.detach().requires_grad_(cfg.r1_gamma > 0)
+            fake_in = fake_in.detach().requires_grad_(cfg.r2_gamma > 0)
         if cfg.separate_batches:
-            real_logits = m.d_train(augment(real))
-            fake_logits = m.d_train(augment(fake.detach()))
+            real_logits = d_net(real_in)
+            fake_logits = d_net(fake_in)
         else:
-            both = m.d_train(torch.cat([augment(real), augment(fake.detach())]))
+            both = d_net(torch.cat([real_in, fake_in]))
             real_logits, fake_logits = both[:b], both[b:]
         loss_d = losses.discriminator_loss(cfg.loss, real_logits, fake_logits, label_smoothing=cfg.label_smoothing)
+    if regularize:  # float32, outside autocast: the penalty is a sum of squares of small gradients
+        penalty = torch.zeros((), device=device)
+        if cfg.r1_gamma > 0:
+            penalty = penalty + cfg.r1_gamma / 2 * losses.gradient_penalty(real_logits, real_in)
+        if cfg.r2_gamma > 0:
+            penalty = penalty + cfg.r2_gamma / 2 * losses.gradient_penalty(fake_logits, fake_in)
+        loss_d = loss_d + cfg.reg_every * penalty
+    if ada is not None:
+        ada.accumulate(losses.overfitting_sign(cfg.loss, real_logits, fake_logits))
     m.opt_d.zero_grad(set_to_none=True)
     m.scaler.scale(loss_d).backward()
     m.scaler.step(m.opt_d)
 
     m.d.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
     with m.autocast(device):
-        loss_g = losses.generator_loss(cfg.loss, m.d_frozen(augment(fake)))
+        g_fake_logits = m.d_frozen(augment(fake))
+        g_real_logits = None
+        if losses.needs_real_logits_for_g(cfg.loss):
+            with torch.no_grad():
+                g_real_logits = m.d_frozen(augment(real))
+        loss_g = losses.generator_loss(cfg.loss, g_fake_logits, g_real_logits)
     m.opt_g.zero_grad(set_to_none=True)
     m.scaler.scale(loss_g).backward()
     m.scaler.step(m.opt_g)
@@ -284,10 +360,11 @@ def gan_step(
 
 
 @torch.no_grad()
-def update_ema(models: Models, decay_max: float, step: int) -> None:
+def update_ema(models: Models, decay_max: float, step: int, *, rampup: float = 10.0) -> None:
     if models.ema is None:
         return
-    decay = min(decay_max, (1 + step) / (10 + step))  # ramp up: early steps follow G closely
+    # ramp up: early steps follow G closely (the decay reaches decay_max after about rampup / (1 - decay_max) steps)
+    decay = min(decay_max, (1 + step) / (rampup + step)) if rampup > 0 else decay_max
     torch._foreach_lerp_(list(models.ema.parameters()), list(models.g.parameters()), 1 - decay)
     for eb, b in zip(models.ema.buffers(), models.g.buffers()):
         eb.copy_(b)

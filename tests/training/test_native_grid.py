@@ -1,0 +1,100 @@
+"""Pixel art trained on its own grid: a 24x24 collection trains 24x24, samples and exports land on the cache's
+canvas, snapped to the palette, and a plain background stays flat."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cleaning.importer import import_directory
+from cleaning.prepare import PrepareConfig, prepare
+from export.config import ExportConfig
+from export.mint import export_collection
+from marketplace import pixelcollection
+from pipeline.errors import NftganError
+from pipeline.workspace import Workspace
+from training.checkpoints import load_generator
+from training.pixelart import read_pixel_art, snap_to_pixel_art
+from training.sampling import generate_uint8
+from training.train import train
+
+from .conftest import noise_images, tiny_config, write_cache
+
+GRAY = (128, 128, 128)  # prepare's default background: the padding around the 24x24 grid in the 32 px cache
+
+
+@pytest.fixture(scope="module")
+def native(tmp_path_factory) -> tuple[Workspace, object]:
+    root = tmp_path_factory.mktemp("native")
+    ws = Workspace(root / "home")
+    src = root / "pngs"
+    src.mkdir()
+    for i in range(48):
+        (src / f"{i:03d}.png").write_bytes(pixelcollection.render_png(i))
+    import_directory(ws, "pix", src)
+    prepare(ws, "pix", PrepareConfig(size_px=32, workers=1))
+    summary = train(ws, "pix", tiny_config(size_px=32, grid="native", base_width=8, z_dim=8, batch_size=8, steps=60,
+                                           sample_every=0, checkpoint_every=60))
+    return ws, summary
+
+
+def test_native_grid_trains_at_24_and_draws_on_the_caches_canvas(native) -> None:
+    ws, summary = native
+    assert summary.canvas == {"grid": 24, "cell_px": 1, "origin": [4, 4], "canvas_px": 32, "background": "#808080"}
+    assert "native grid: 24x24" in summary.describe()
+    saved = json.loads(ws.run("pix", "t").config.read_text())
+    assert saved["grid"] == "native" and saved["canvas"]["grid"] == 24
+    loaded = load_generator(ws.run("pix", "t"))
+    assert loaded.generator.native(__import__("torch").randn(2, 8)).shape == (2, 3, 24, 24)  # the grid itself
+    images = generate_uint8(loaded, 5, seed=1)
+    assert images.shape == (5, 3, 32, 32) and loaded.size_px == 32
+    border = np.ones((32, 32), bool)
+    border[4:28, 4:28] = False
+    assert (images.transpose(0, 2, 3, 1)[:, border] == GRAY).all()  # the padding is the cache's, exactly
+
+
+def test_export_of_a_native_run_at_10x_is_palette_cells_on_a_flat_background(native, tmp_path) -> None:
+    ws, _ = native
+    summary = export_collection(ws, "pix", "t", ExportConfig(n=4, out=tmp_path / "out", upscale=10, extractor="tiny",
+                                                             device="cpu", traits=False, max_draws_per_token=32))
+    art = read_pixel_art(ws, "pix", 32)
+    palette = {tuple(c) for c in art.palette.tolist()}
+    for token in range(summary.token_ids[0], summary.token_ids[1] + 1):
+        with Image.open(tmp_path / "out" / "images" / f"{token}.png") as im:
+            a = np.asarray(im.convert("RGB"))
+        assert a.shape == (320, 320, 3)
+        cells = a.reshape(32, 10, 32, 10, 3)
+        assert (cells == cells[:, :1, :, :1]).all()  # every pixel of a 10x10 cell is the cell's colour
+        assert {tuple(c) for c in np.unique(a.reshape(-1, 3), axis=0)} <= palette
+        assert (a[:40] == GRAY).all() and (a[:, :40] == GRAY).all()  # the padding stays flat
+
+
+def test_a_plain_background_stays_flat_after_snapping() -> None:
+    # a palette with colours near the background (as real collections have): noise used to snap onto them
+    bg = np.array([99, 133, 150], np.uint8)
+    palette = np.array([bg, bg + 6, bg - 6, [0, 0, 0], [219, 177, 128], [128, 128, 128]], np.uint8)
+    drawing = np.broadcast_to(bg, (24, 24, 3)).copy()
+    drawing[6:18, 8:16] = (219, 177, 128)  # a face
+    drawing[10, 9:11] = (0, 0, 0)
+    image = np.full((32, 32, 3), 128, np.uint8)
+    image[4:28, 4:28] = drawing
+    rng = np.random.default_rng(0)
+    noisy = (image.astype(int) + rng.integers(-9, 10, image.shape)).clip(0, 255).astype(np.uint8)
+    snapped = snap_to_pixel_art(noisy.transpose(2, 0, 1)[None], (24, 24), palette)[0].transpose(1, 2, 0)
+    inside = snapped[4:28, 4:28]
+    background = (drawing == bg).all(-1)
+    assert (inside[background] == bg).all()  # one flat colour, no speckles of bg +- 6
+    assert (inside[~background] == drawing[~background]).all()  # the face is kept
+    assert (snapped[:4] == 128).all()  # the padding too
+
+
+def test_grid_native_without_a_pixel_grid_is_a_one_line_error(ws) -> None:
+    write_cache(ws, "noise", noise_images(16, 32))
+    with pytest.raises(NftganError, match="--grid native: the cache has no pixel grid"):
+        train(ws, "noise", tiny_config(grid="native"))
+    summary = train(ws, "noise", tiny_config(grid="auto", run="auto"))  # auto: trains on the cache as it is
+    assert summary.canvas is None

@@ -1,0 +1,106 @@
+"""Training pixel art on its own grid, and drawing its samples back onto the cache's canvas.
+
+A pixel-art collection's tokens sit in the tensor cache as ``grid x grid`` cells of ``cell_px`` pixels at
+``origin`` (``cache/<size>/pixel-art.json``), e.g. a 24x24 punk padded into 32x32, 44% of the pixels
+border. With ``--grid native`` the generator draws the grid itself (24x24 from a 3x3 start) and D judges
+the grid: :func:`native_images` reads one pixel per cell out of the cache (cells are constant: prepare
+scaled with nearest). :class:`OnCanvas` puts a native generator's output back where the cache has it:
+upscaled with nearest by ``cell_px``, at ``origin``, on the cache's own padding colour, so samples,
+metrics, exports and grids compare like with like with the cache.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pipeline.errors import NftganError
+from training.geometry import start_and_stages
+from training.pixelart import PixelArt
+
+_BACKGROUND_ROWS = 512
+
+
+def canvas_of(art: PixelArt | None, images: np.ndarray, *, required: bool) -> dict[str, Any] | None:
+    """The native-grid record of a cache (``TrainConfig.canvas``), or None when training stays on the cache.
+
+    ``required`` (``--grid native``) turns "no square pixel grid that a generator can draw" into a one-line
+    error; otherwise (``--grid auto``) such a cache trains as it is.
+    """
+    size = int(images.shape[-1])
+    why = None
+    if art is None:
+        why = "the cache has no pixel grid (prepare writes cache/<size>/pixel-art.json for pixel-art collections)"
+    elif art.grid_wh[0] != art.grid_wh[1]:
+        why = f"its pixel grid {art.grid_wh[0]}x{art.grid_wh[1]} is not square"
+    else:
+        try:
+            start_and_stages(int(art.grid_wh[0]))
+        except ValueError as e:
+            why = f"no generator draws its {art.grid_wh[0]}x{art.grid_wh[1]} grid ({e})"
+    if why is not None:
+        if required:
+            raise NftganError(f"--grid native: {why}; use --grid cache")
+        return None
+    assert art is not None
+    g, cell, (ox, oy) = int(art.grid_wh[0]), int(art.cell_px), (int(art.origin_xy[0]), int(art.origin_xy[1]))
+    if ox < 0 or oy < 0 or ox + g * cell > size or oy + g * cell > size:
+        raise NftganError(f"{art.path}: the grid does not fit the {size}px cache: re-run `nftgan prepare`")
+    return {"grid": g, "cell_px": cell, "origin": [ox, oy], "canvas_px": size,
+            "background": art.doc.get("background") or _background(images, g, cell, (ox, oy))}
+
+
+def _background(images: np.ndarray, g: int, cell: int, origin: tuple[int, int]) -> str | None:
+    """The cache's padding colour: the commonest colour outside the drawn grid (None when there is none)."""
+    size = int(images.shape[-1])
+    ox, oy = origin
+    outside = np.ones((size, size), bool)
+    outside[oy : oy + g * cell, ox : ox + g * cell] = False
+    if not outside.any() or len(images) == 0:
+        return None
+    rows = np.asarray(images[: min(len(images), _BACKGROUND_ROWS)])
+    pixels = rows.transpose(0, 2, 3, 1)[:, outside].reshape(-1, 3)
+    packed = (pixels[:, 0].astype(np.uint32) << 16) | (pixels[:, 1].astype(np.uint32) << 8) | pixels[:, 2]
+    value = Counter(packed.tolist()).most_common(1)[0][0]
+    return f"#{value:06x}"
+
+
+def native_images(images: np.ndarray, canvas: dict[str, Any]) -> np.ndarray:
+    """uint8 (N, 3, grid, grid): the centre pixel of every cell of the drawn grid (cells are constant)."""
+    g, cell, (ox, oy) = int(canvas["grid"]), int(canvas["cell_px"]), canvas["origin"]
+    mid = cell // 2
+    ys = oy + mid + cell * np.arange(g)
+    xs = ox + mid + cell * np.arange(g)
+    out = np.empty((len(images), 3, g, g), np.uint8)
+    for start in range(0, len(images), 4096):
+        block = np.asarray(images[start : start + 4096])
+        out[start : start + len(block)] = block[:, :, ys][:, :, :, xs]
+    return out
+
+
+class OnCanvas(nn.Module):
+    """A native-grid generator whose output is drawn onto the cache's canvas (values in [-1, 1])."""
+
+    def __init__(self, native: nn.Module, canvas: dict[str, Any]) -> None:
+        super().__init__()
+        self.native = native
+        self.canvas = dict(canvas)
+        self.z_dim = getattr(native, "z_dim", None)
+        self.size_px = int(canvas["canvas_px"])
+        bg = canvas.get("background") or "#000000"
+        rgb = [int(bg.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4)]
+        self.register_buffer("background", torch.tensor(rgb, dtype=torch.float32).div(127.5).sub(1).view(1, 3, 1, 1),
+                             persistent=False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.native(z)
+        cell, (ox, oy), size = int(self.canvas["cell_px"]), self.canvas["origin"], self.size_px
+        if cell > 1:
+            x = x.repeat_interleave(cell, dim=2).repeat_interleave(cell, dim=3)
+        out = self.background.to(x.dtype).expand(x.shape[0], 3, size, size).clone()
+        out[:, :, oy : oy + x.shape[2], ox : ox + x.shape[3]] = x
+        return out
