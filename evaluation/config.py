@@ -15,10 +15,10 @@ from pipeline.errors import NftganError
 
 #: the registry in evaluation.metrics (a test checks); trait_fd and trait_match need the collection's traits:
 #: in the default set they are skipped, with a note in every record, on a collection without them
-METRIC_NAMES = ("fid", "kid", "pr", "memorization", "trait_fd", "trait_match")
+METRIC_NAMES = ("fid", "kid", "pr", "dc", "memorization", "trait_fd", "trait_match")
 TRAIT_METRIC_NAMES = ("trait_fd", "trait_match")
 EXTRACTOR_NAMES = ("inception", "tiny")  # the registry in evaluation.extractors (a test checks)
-_MIN_SAMPLES = {"fid": 2, "kid": 2, "pr": 4, "memorization": 1, "trait_fd": 2, "trait_match": 1}
+_MIN_SAMPLES = {"fid": 2, "kid": 2, "pr": 4, "dc": 6, "memorization": 1, "trait_fd": 2, "trait_match": 1}
 #: --select-by: how the best checkpoint is chosen, by the record field it reads (lower is better);
 #: "auto" is FID, else KID (else trait_fd, else trait_match), whichever was computed
 SELECT_BY = {"fid": "fid", "kid": "kid_mean", "trait_fd": "trait_fd", "trait_match": "trait_match"}

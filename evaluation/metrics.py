@@ -11,6 +11,8 @@ perceptual hashes). Every result carries its sample counts.
   alike. ``kid_std`` is the spread over subsets; it is None when both sides have no more images than a
   subset holds, since every subset is then the whole set (a spread of 0 that says nothing).
 - ``pr``: improved precision and recall (Kynkäänniemi et al. 2019): k-NN manifolds of each side.
+- ``dc``: density and coverage (Naeem et al. 2020): k-NN balls of the real side only, so one outlier
+  does not inflate them; coverage (the share of real balls holding a generated image) sees mode collapse.
 - ``memorization``: see :mod:`evaluation.memorization`.
 - ``trait_fd``, ``trait_match``: the collection's own metric, from a trait classifier trained on its
   images (see :mod:`evaluation.traits`); they read ``MetricInputs.traits``.
@@ -34,6 +36,7 @@ FID_UNBIASED_MIN_SAMPLES = 2048
 KID_SUBSETS = 100
 KID_SUBSET_SIZE_MAX = 1000
 PR_NEIGHBORHOOD = 3
+DC_NEIGHBORHOOD = 5
 _PR_BATCH_ROWS = 2048
 DEFAULT_METRICS = ("fid", "kid", "pr", "memorization")
 
@@ -202,3 +205,26 @@ def precision_recall(inputs: MetricInputs) -> dict[str, Any]:
         "f_score": float(out[KEY_METRIC_F_SCORE]),
         "pr_neighborhood": PR_NEIGHBORHOOD,
     }
+
+
+# -- density / coverage ----------------------------------------------------------------------------------
+def density_coverage_of(real: np.ndarray, fake: np.ndarray, k: int = DC_NEIGHBORHOOD) -> dict[str, float]:
+    """Density and coverage of ``fake`` against ``real`` (Naeem et al. 2020), distances in row blocks."""
+    r = torch.from_numpy(np.asarray(real, dtype=np.float32))
+    f = torch.from_numpy(np.asarray(fake, dtype=np.float32))
+    radii = torch.empty(len(r))
+    for i in range(0, len(r), _PR_BATCH_ROWS):
+        radii[i : i + _PR_BATCH_ROWS] = torch.cdist(r[i : i + _PR_BATCH_ROWS], r).kthvalue(k + 1, dim=1).values
+    inside = torch.zeros(len(f))  # per fake: how many real balls hold it
+    nearest = torch.full((len(r),), float("inf"))  # per real: distance to its nearest fake
+    for i in range(0, len(r), _PR_BATCH_ROWS):
+        d = torch.cdist(r[i : i + _PR_BATCH_ROWS], f)  # (rows, F)
+        inside += (d <= radii[i : i + _PR_BATCH_ROWS, None]).float().sum(dim=0)
+        nearest[i : i + _PR_BATCH_ROWS] = d.min(dim=1).values
+    return {"density": float(inside.sum() / (k * len(f))), "coverage": float((nearest <= radii).float().mean())}
+
+
+@register_metric("dc")
+def density_coverage(inputs: MetricInputs) -> dict[str, Any]:
+    _need(inputs.n_real, inputs.n_fake, DC_NEIGHBORHOOD + 1, "density/coverage")
+    return {**density_coverage_of(inputs.real_features, inputs.fake_features), "dc_neighborhood": DC_NEIGHBORHOOD}

@@ -187,6 +187,16 @@ def trait_frequency_match(
     def carrying(labels: Sequence[dict[str, str]]) -> float:
         return sum(any((k, lab.get(k, NONE)) in rare for k in kinds) for lab in labels) / len(labels)
 
+    def trait_sets(labels: Sequence[dict[str, str]]) -> int:
+        return len({tuple(lab.get(k, NONE) for k in kinds) for lab in labels})
+
+    # distinct trait sets at the same sample size on both sides (a fixed random subset of the larger side):
+    # the count grows with the sample, so only equal sizes compare
+    n_sets = min(len(real_labels), len(fake_labels))
+    pick = np.random.default_rng(0)
+    real_sub = [real_labels[i] for i in np.sort(pick.permutation(len(real_labels))[:n_sets])]
+    fake_sub = [fake_labels[i] for i in np.sort(pick.permutation(len(fake_labels))[:n_sets])]
+    drawn = {(k, lab.get(k, NONE)) for lab in fake_labels for k in kinds}
     return {
         "trait_match": float(np.mean(list(tv.values()))),
         "tv": tv,
@@ -194,6 +204,11 @@ def trait_frequency_match(
         "rare_below": rare_below,
         "rare_share_real": carrying(real_labels),
         "rare_share_fake": carrying(fake_labels),
+        # how many of the rare values the generated side draws at least once (a collapsed generator: few)
+        "rare_values_drawn": len(rare & drawn),
+        "distinct_sets_real": trait_sets(real_sub),
+        "distinct_sets_fake": trait_sets(fake_sub),
+        "distinct_sets_n": n_sets,
         "n_real": len(real_labels),
         "n_fake": len(fake_labels),
     }
@@ -598,7 +613,9 @@ def trait_match(inputs: MetricInputs) -> dict[str, Any]:
         "trait_match_n_real": match["n_real"],
         "trait_match_n_fake": match["n_fake"],
         "trait_tv": match["tv"],
-        "trait_rare": {k: match[k] for k in ("rare_values", "rare_below", "rare_share_real", "rare_share_fake")},
+        "trait_rare": {k: match[k] for k in ("rare_values", "rare_below", "rare_share_real", "rare_share_fake",
+                                             "rare_values_drawn")},
+        "trait_sets": {k: match[k] for k in ("distinct_sets_real", "distinct_sets_fake", "distinct_sets_n")},
         "trait_classifier": t.classifier,
     }
 

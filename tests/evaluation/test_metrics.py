@@ -131,6 +131,18 @@ def test_precision_recall_agree_with_a_brute_force_count(feature_sets):
     assert result["recall"] == pytest.approx(covered(real, fake), abs=1e-6)
 
 
+def test_density_and_coverage_agree_with_a_brute_force_count(feature_sets):
+    a, _, shifted = feature_sets
+    real, fake = a[:120].astype(np.float64), np.concatenate([a[200:260], shifted[:60]]).astype(np.float64)
+    result = compute_from_features(["dc"], MetricInputs(real, fake))
+    radii = np.sort(np.linalg.norm(real[:, None] - real[None], axis=-1), axis=1)[:, 5]
+    inside = np.linalg.norm(fake[:, None] - real[None], axis=-1) <= radii[None, :]  # (fake, real)
+    assert result["density"] == pytest.approx(inside.sum() / (5 * len(fake)), abs=1e-5)
+    assert result["coverage"] == pytest.approx(inside.any(axis=0).mean(), abs=1e-6)
+    collapsed = compute_from_features(["dc"], MetricInputs(real, np.repeat(real[:1], 120, axis=0)))
+    assert collapsed["coverage"] < 0.1 < result["coverage"]  # one point repeated covers few real balls
+
+
 def test_fid_is_flagged_biased_below_2048_samples_per_side():
     rng = np.random.default_rng(1)
     small = compute_from_features(["fid"], MetricInputs(rng.standard_normal((100, 8)), rng.standard_normal((3000, 8))))

@@ -158,10 +158,20 @@ def test_trait_match_is_zero_for_the_collection_against_itself(traits_ws, classi
     assert trait_frequency_match(labels, list(reversed(labels)))["trait_match"] == 0.0  # frequencies, not order
     collapsed = trait_frequency_match(labels, [labels[0]] * 50)
     assert collapsed["trait_match"] > 0.4 and collapsed["rare_share_fake"] in (0.0, 1.0)
+    # a collapsed generator draws one trait set (of 50 real ones) and at most its own rare values
+    assert collapsed["distinct_sets_fake"] == 1 and collapsed["distinct_sets_n"] == 50
+    assert collapsed["distinct_sets_real"] == len({tuple(sorted(x.items())) for x in itself_sample(labels, 50)})
+    assert collapsed["rare_values_drawn"] <= 1 < itself["rare_values_drawn"] == itself["rare_values"]
     # the classifier's labels of the collection come close to its own labels (its error is the floor)
     images = open_cache(ws, SLUG, SIZE).images
     rows = [i for i, t in enumerate(traits) if t]
     assert trait_frequency_match(labels, classifier.predict(images[rows]))["trait_match"] < 0.08
+
+
+def itself_sample(labels, n):
+    """The real subset trait_frequency_match counts distinct sets on (seeded, as many as the other side)."""
+    pick = np.sort(np.random.default_rng(0).permutation(len(labels))[:n])
+    return [labels[i] for i in pick]
 
 
 def test_trait_frequency_match_by_hand():
