@@ -422,6 +422,8 @@ def describe_scores(r: dict[str, Any]) -> str:
         parts.append(f"KID {r['kid_mean']:.5f}{spread}")
     if "precision" in r:
         parts.append(f"P {r['precision']:.3f} R {r['recall']:.3f}")
+    if "coverage" in r:
+        parts.append(f"coverage {r['coverage']:.3f}")
     if "memorization_share" in r:
         parts.append(f"near-copies {r['memorization_share']:.1%}")
     if "trait_fd" in r:
@@ -433,5 +435,5 @@ def describe_scores(r: dict[str, Any]) -> str:
 
 def _brief(record: dict[str, Any]) -> dict[str, Any]:
     keep = ("step", "n_real", "n_fake", "fid", "fid_biased", "kid_mean", "kid_std", "precision", "recall",
-            "memorization_share", "trait_fd", "trait_match", "collapse_suspected")
+            "memorization_share", "trait_fd", "trait_match", "density", "coverage", "collapse_suspected")
     return {k: record[k] for k in keep if k in record}

@@ -120,7 +120,7 @@ def test_user_mistakes_are_one_line_errors(ws, collection, run):
         evaluate(ws, collection, run.name, EvalConfig(**TINY, checkpoints="100,150"))
     with pytest.raises(NftganError, match="--checkpoints must be"):
         EvalConfig(checkpoints="best")
-    with pytest.raises(NftganError, match="--samples must be at least 4"):
+    with pytest.raises(NftganError, match="--samples must be at least 6"):
         EvalConfig(samples=3)
     with pytest.raises(NftganError, match="--metrics takes"):
         EvalConfig(metrics=("fid", "inception_score"))
