@@ -1,29 +1,39 @@
-"""Training recipes, measured: each candidate recipe trains for the same CPU budget and is scored.
+"""Training recipes, measured at the budgets users run, over several seeds, with metrics that see collapse.
 
-Budget = CPU seconds of the training process (``time.process_time``), one torch thread per process, so a
-shared machine slows the wall clock but not the budget. Each recipe first trains ``--calib-steps`` steps;
-its steps per CPU second over the second half of those gives the number of steps that fits the budget,
-and the same run is resumed to that step count (the calibration steps are part of the run and of the
-budget). Two recipes train at once (two processes, one thread each).
+**Budgets are the wall-clock budgets users give**, turned into steps per recipe:
 
-Collections: ``pixel`` (marketplace.pixelcollection, ``--pixel-items`` 24 px trait-layered tokens) and
-``demo`` (marketplace.democollection, 200 items, as ``nftgan demo`` builds it), both imported and prepared
-at 32 px by cleaning (importer + prepare), traits in the catalog. The candidates (training/recipes.py)
-all train on ``pixel``; the best few by KID plus the baseline then train on ``demo``.
+- ``demo``: what ``nftgan demo`` trains for (``commands.demo`` ``train_minutes``, 3 minutes);
+- ``10min``: ``nftgan train SLUG --minutes 10 --device cpu``.
 
-Scores: KID on the standard Inception-v3 features (``--inception-fake`` generated images from fixed
-latents vs ``--inception-real`` real images; torch-fidelity's KID over 100 subsets, its std reported),
-KID on the tiny extractor over more images (NOT comparable to published numbers: a low-noise check),
-and, when ``evaluation.traits`` exists, the collection's trait scores (trait_fd, trait_match).
+A recipe's steps for a budget = its steps per second when it trains **alone on the machine** with torch's
+default threads (as a user's ``train --minutes M`` does), measured by ``calibrate`` (``CALIB_S`` seconds
+after a warm-up), times the budget's seconds. The runs themselves then train that many steps with one
+torch thread each, two at a time: the machine's sharing changes their wall clock, not what they learn.
+``check`` runs one real ``nftgan train --minutes 10`` alone and compares its steps with the mapping.
 
-Everything a recipe leaves (samples .npy, checkpoint, features) goes to ``--work`` (not in git);
-``results.json`` there is updated after every job, so an interrupted run resumes where it stopped.
-``--rescore`` only re-scores the saved samples (e.g. once evaluation.traits has landed) and rewrites
-docs/quality.md.
+**Collections** (imported with their traits and prepared at 32 px by the cleaning stage):
+``pixel``: 10,000 tokens of ``marketplace.pixelcollection`` (24x24 trait-layered pixel art, 8 skin types
+from 28% down to 0.9%, rare hats, eyes and mouths); ``demo``: the 200-item demo collection.
 
-    .venv/bin/python bench/quality.py                         # the full benchmark (~1 h on 2 shared cores)
-    .venv/bin/python bench/quality.py --rescore               # scores only, from the saved samples
-    .venv/bin/python bench/quality.py --smoke                 # seconds: tiny budget, 2 recipes, tiny extractor
+**Stages** (``--stage``; results.json in ``--work`` keeps everything, so a stopped run resumes):
+
+- ``screen``: every candidate at the ``demo`` budget on ``pixel`` and on ``demo``, ``--seeds`` seeds;
+- ``final``: the reference, the former and today's defaults and the chosen candidates (``--final``) at
+  ``10min`` on ``pixel``, with Inception KID on ``--inception-fake`` samples;
+- ``doc``: rewrite docs/quality.md's measured block from results.json.
+
+**Scores**, from the EMA generator's ``--samples`` (2,000) samples on fixed latents:
+the trait classifier's view (``evaluation.traits``, trained on the collection): trait_fd, trait_match,
+distinct trait sets (against as many real tokens), rare values drawn, and precision/recall and
+density/coverage in its features (k-NN on 2,000 vs 2,000 real); KID on Inception-v3 (the first
+``--inception-fake`` samples against ``--inception-real`` real images) where the stage asks for it
+(Inception costs ~0.5 CPU s per image here); the collapse probe's last reading.
+
+    .venv/bin/python bench/quality.py --stage calibrate            # ~1 min per recipe, machine otherwise idle
+    .venv/bin/python bench/quality.py --stage screen --seeds 3
+    .venv/bin/python bench/quality.py --stage final --final r3gan,mbstd --seeds 3
+    .venv/bin/python bench/quality.py --stage doc
+    .venv/bin/python bench/quality.py --smoke                      # seconds: tiny collections and budgets
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -53,8 +64,15 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "quality.md"
 GRIDS = ROOT / "docs" / "quality"
 SIZE_PX = 32
-SAMPLE_SEED = 1234  # fixed latents of every recipe's saved samples
+SAMPLE_SEED = 1234  # fixed latents of every run's saved samples
 GRID_N = 64
+CALIB_S = 40.0  # seconds of steps measured per recipe (after CALIB_WARMUP_S)
+CALIB_WARMUP_S = 10.0
+DEMO_MINUTES = 3.0  # commands.demo.run_demo's train_minutes (a test checks they agree)
+BUDGETS_S = {"demo": DEMO_MINUTES * 60, "10min": 600.0}
+ITEMS = {"pixel": 10_000, "demo": 200}
+#: the rows every table holds, whatever was chosen
+FIXED_ROWS = ("reference", "former", "today")
 
 
 # -- collections -----------------------------------------------------------------------------------------
@@ -95,153 +113,247 @@ def build_collection(ws: Workspace, which: str, n_items: int, png_root: Path) ->
             "duplicates": summary.duplicates}
 
 
-# -- jobs (run in worker processes, one torch thread each) -------------------------------------------
-def _init_worker() -> None:
+# -- jobs (worker processes) -------------------------------------------------------------------------
+def _one_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
 
 
-def real_features_job(home: str, which: str, n_inception: int, extractor: str, out_dir: str) -> dict[str, Any]:
-    """Features of the real side: the first ``n_inception`` cache rows of a fixed permutation."""
-    from evaluation.extractors import create_extractor, extract_features
-    from pipeline.cache import open_cache
-
-    started = time.process_time()
-    images = np.asarray(open_cache(Workspace(Path(home)), which, SIZE_PX).images)
-    rows = np.random.default_rng(0).permutation(len(images))[:n_inception]
-    feats = extract_features(create_extractor(extractor), images[np.sort(rows)], batch_size=50)
-    tiny = extract_features(create_extractor("tiny"), images, batch_size=500)
-    out = Path(out_dir)
-    np.save(out / f"{which}-real-{extractor}.npy", feats)
-    np.save(out / f"{which}-real-tiny.npy", tiny)
-    return {"n_real": len(feats), "n_real_tiny": len(tiny), "cpu_s": time.process_time() - started}
+def _common(run: str, seed: int) -> dict[str, Any]:
+    """What every benchmark run shares: the CPU, and precision as a user's run gets it (``--amp auto``: bf16
+    on CPUs that compute it natively, as this one does, else float32)."""
+    return dict(size_px=SIZE_PX, device="cpu", run=run, seed=seed, amp="auto")
 
 
-def train_job(home: str, which: str, recipe: str, seed: int, budget_cpu_s: float, calib_steps: int,
-              n_samples: int, n_inception: int, extractor: str, out_dir: str, grid_path: str) -> dict[str, Any]:
-    """Train one recipe for ``budget_cpu_s`` CPU seconds; save samples, a grid and their features."""
-    from evaluation.extractors import create_extractor, extract_features
+def calibrate_job(home: str, which: str, recipe: str) -> dict[str, Any]:
+    """Steps per second of ``recipe`` alone on the machine, torch's default threads, outputs as a user's run."""
+    import torch
+
+    from training.train import train
+
+    ws = Workspace(Path(home))
+    run = f"calib-{recipe}"
+    shutil.rmtree(ws.run(which, run).root, ignore_errors=True)
+    marks: list[tuple[int, float]] = []
+    minutes = (CALIB_WARMUP_S + CALIB_S) / 60
+    cfg = recipe_config(recipe, minutes=minutes, log_every=10, **_common(run, 0))
+    summary = train(ws, which, cfg, progress=lambda ev: marks.append((int(ev.done), time.monotonic())))
+    shutil.rmtree(ws.run(which, run).root, ignore_errors=True)
+    after = [(s, t) for s, t in marks if marks and t - marks[0][1] >= CALIB_WARMUP_S]
+    if len(after) < 2:  # a budget too short to warm up (--smoke, tests): the whole run
+        return {"recipe": recipe, "steps_per_s": summary.steps_done / max(summary.elapsed_s, 1e-9),
+                "threads": torch.get_num_threads(), "measured_s": summary.elapsed_s, "steps": summary.steps_done}
+    (s0, t0), (s1, t1) = after[0], after[-1]
+    return {"recipe": recipe, "steps_per_s": (s1 - s0) / max(t1 - t0, 1e-9), "threads": torch.get_num_threads(),
+            "measured_s": t1 - t0, "steps": summary.steps_done}
+
+
+def train_job(home: str, which: str, budget: str, recipe: str, seed: int, steps: int, n_samples: int,
+              out_dir: str, grid_path: str | None) -> dict[str, Any]:
+    """Train ``steps`` steps of one recipe and seed; save its samples and a grid."""
     from training.checkpoints import load_generator
     from training.sampling import generate_uint8, grid, save_png
     from training.train import train
 
     ws = Workspace(Path(home))
-    run = f"q-{recipe}-s{seed}"
+    run = f"q-{budget}-{recipe}-s{seed}"
     if ws.run(which, run).root.exists():
         shutil.rmtree(ws.run(which, run).root)  # a half-finished run from an interrupted benchmark
-    half = max(1, calib_steps // 2)
-    common = dict(size_px=SIZE_PX, device="cpu", run=run, seed=seed, amp="off", checkpoint_every=10**9,
-                  sample_every=0, sample_count=16, log_every=half, keep_last=1)
-    marks: list[tuple[int, float]] = []
-    started = time.process_time()
-    wall = time.perf_counter()
-    train(ws, which, recipe_config(recipe, steps=calib_steps, **common),
-          progress=lambda ev: marks.append((ev.done, time.process_time())))
-    (s0, t0), (s1, t1) = marks[-2], marks[-1]
-    steps_per_cpu_s = (s1 - s0) / max(t1 - t0, 1e-9)
-    spent = time.process_time() - started
-    steps = max(calib_steps, calib_steps + int((budget_cpu_s - spent) * steps_per_cpu_s))
-    summary = train(ws, which, recipe_config(recipe, steps=steps, resume=True, **common))
-    train_cpu_s = time.process_time() - started
-    train_wall_s = time.perf_counter() - wall
-
+    started, wall = time.process_time(), time.perf_counter()
+    cfg = recipe_config(recipe, steps=steps, checkpoint_every=max(1, steps), keep_last=1, sample_every=0,
+                        sample_count=16, **_common(run, seed))
+    summary = train(ws, which, cfg)
+    train_cpu_s, train_wall_s = time.process_time() - started, time.perf_counter() - wall
     loaded = load_generator(ws.run(which, run), "latest", ema=True)
     samples = generate_uint8(loaded, n_samples, seed=SAMPLE_SEED, batch_size=250)
     out = Path(out_dir)
-    samples_path = out / f"{which}-{recipe}-s{seed}-samples.npy"
+    samples_path = out / f"{which}-{budget}-{recipe}-s{seed}-samples.npy"
     np.save(samples_path, samples)
-    save_png(grid(samples[:GRID_N], nrow=8), Path(grid_path))
-    feats = extract_features(create_extractor(extractor), samples[:n_inception], batch_size=50)
-    np.save(out / f"{which}-{recipe}-s{seed}-{extractor}.npy", feats)
-    tiny = extract_features(create_extractor("tiny"), samples, batch_size=500)
-    np.save(out / f"{which}-{recipe}-s{seed}-tiny.npy", tiny)
+    if grid_path:
+        save_png(grid(samples[:GRID_N], nrow=8), Path(grid_path))
+    rows = [json.loads(line) for line in ws.run(which, run).metrics.read_text().splitlines() if line.strip()]
+    probes = [{k: r[k] for k in ("step", "probe_diversity", "probe_coverage", "collapse_suspected")}
+              for r in rows if "probe_coverage" in r]
     return {
-        "collection": which, "recipe": recipe, "seed": seed, "budget_cpu_s": budget_cpu_s,
-        "steps_per_cpu_s": steps_per_cpu_s, "steps": summary.steps_done, "train_cpu_s": train_cpu_s,
-        "train_wall_s": train_wall_s, "epochs": summary.epochs_done, "checkpoint": summary.latest_checkpoint,
-        "samples": str(samples_path), "n_samples": n_samples, "loss_g": summary.loss_g, "loss_d": summary.loss_d,
-        "total_cpu_s": time.process_time() - started,
+        "collection": which, "budget": budget, "recipe": recipe, "seed": seed, "steps": summary.steps_done,
+        "train_cpu_s": train_cpu_s, "train_wall_s": train_wall_s, "epochs": summary.epochs_done,
+        "samples": str(samples_path), "n_samples": int(len(samples)), "loss_g": summary.loss_g,
+        "loss_d": summary.loss_d, "probes": probes, "collapse": list(summary.collapse),
+        "checkpoint": summary.latest_checkpoint,
     }
 
 
+def inception_job(home: str, which: str, images_path: str, rows: int, out_path: str) -> dict[str, Any]:
+    """Inception-v3 features of the first ``rows`` images of an .npy (or of the cache, for "real")."""
+    from evaluation.extractors import create_extractor, extract_features
+    from pipeline.cache import open_cache
+
+    started = time.process_time()
+    if images_path == "real":
+        images = np.asarray(open_cache(Workspace(Path(home)), which, SIZE_PX).images)
+        pick = np.sort(np.random.default_rng(0).permutation(len(images))[:rows])
+        images = images[pick]
+    else:
+        images = np.load(images_path)[:rows]
+    feats = extract_features(create_extractor("inception"), images, batch_size=50)
+    np.save(out_path, feats)
+    return {"n": int(len(feats)), "cpu_s": time.process_time() - started}
+
+
 # -- scores ---------------------------------------------------------------------------------------------
+class TraitView:
+    """The collection's trait classifier and its view of the real side, computed once per collection."""
+
+    def __init__(self, ws: Workspace, which: str) -> None:
+        from evaluation.traits import fit_trait_classifier, read_trait_table, real_trait_side
+        from pipeline.cache import open_cache
+
+        self.classifier = fit_trait_classifier(ws, which, SIZE_PX, device="cpu")
+        cache = open_cache(ws, which, SIZE_PX)
+        table = read_trait_table(ws, which, SIZE_PX, cache)
+        self.real = real_trait_side(self.classifier, cache, table) if self.classifier is not None else None
+
+    def scores(self, samples: np.ndarray) -> dict[str, Any]:
+        from evaluation.metrics import MetricInputs, density_coverage_of, precision_recall
+        from evaluation.traits import trait_fd, trait_match
+
+        assert self.real is not None
+        traits = self.real.inputs(samples)
+        empty = np.zeros((0, 1), np.float32)
+        t_in = MetricInputs(real_features=empty, fake_features=empty, traits=traits)
+        fd, match = trait_fd(t_in), trait_match(t_in)
+        # k-NN metrics in the classifier's features: as many real rows as samples (a fixed random subset)
+        real = self.real.features[np.sort(np.random.default_rng(0).permutation(len(self.real.features))[: len(samples)])]
+        pr = precision_recall(MetricInputs(real_features=real, fake_features=traits.fake_features))
+        dc = density_coverage_of(real, traits.fake_features)
+        return {
+            "trait_fd": fd["trait_fd"], "trait_match": match["trait_match"],
+            "trait_match_floor": match["trait_match_floor"],
+            "sets_fake": match["trait_sets"]["distinct_sets_fake"], "sets_real": match["trait_sets"]["distinct_sets_real"],
+            "sets_n": match["trait_sets"]["distinct_sets_n"],
+            "rare_drawn": match["trait_rare"]["rare_values_drawn"], "rare_values": match["trait_rare"]["rare_values"],
+            "rare_share_fake": match["trait_rare"]["rare_share_fake"],
+            "rare_share_real": match["trait_rare"]["rare_share_real"],
+            "precision": pr["precision"], "recall": pr["recall"], "density": dc["density"], "coverage": dc["coverage"],
+            "n_fake": int(len(samples)), "n_real_knn": int(len(real)),
+            "classifier": {k: traits.classifier.get(k) for k in ("trait_types", "accuracy", "baseline_accuracy")},
+        }
+
+
 def kid_of(real: np.ndarray, fake: np.ndarray) -> dict[str, Any]:
-    from evaluation.metrics import MetricInputs, kid
+    from evaluation.metrics import MetricInputs, fid, kid, precision_recall
 
-    r = kid(MetricInputs(real_features=real, fake_features=fake, seed=0))
-    return {"kid": r["kid_mean"], "kid_std": r["kid_std"], "n_real": len(real), "n_fake": len(fake)}
+    inputs = MetricInputs(real_features=real, fake_features=fake, seed=0)
+    k, f, pr = kid(inputs), fid(inputs), precision_recall(inputs)
+    return {"kid": k["kid_mean"], "kid_std": k["kid_std"], "fid": f["fid"], "fid_biased": f["fid_biased"],
+            "precision": pr["precision"], "recall": pr["recall"], "n_real": len(real), "n_fake": len(fake)}
 
 
-def trait_scores_of(ws: Workspace, which: str, samples: np.ndarray) -> dict[str, Any] | None:
-    try:
-        from evaluation.traits import trait_scores
-    except ImportError:
+# -- aggregation and report ---------------------------------------------------------------------------
+#: (column, record path, format, lower is better)
+COLUMNS = (
+    ("trait_fd", ("traits", "trait_fd"), "{:.0f}", True),
+    ("trait_match", ("traits", "trait_match"), "{:.3f}", True),
+    ("trait sets", ("traits", "sets_fake"), "{:.0f}", False),
+    ("rare drawn", ("traits", "rare_drawn"), "{:.1f}", False),
+    ("recall", ("traits", "recall"), "{:.3f}", False),
+    ("coverage", ("traits", "coverage"), "{:.3f}", False),
+    ("precision", ("traits", "precision"), "{:.3f}", False),
+    ("KID×10³ Inception", ("inception", "kid"), "{:.1f}", True),
+)
+
+
+def _value(rec: dict[str, Any], path: tuple[str, ...]) -> float | None:
+    v: Any = rec
+    for key in path:
+        v = v.get(key) if isinstance(v, dict) else None
+    if not isinstance(v, (int, float)):
         return None
-    return trait_scores(ws, which, SIZE_PX, samples, device="cpu")
+    return float(v) * (1e3 if path == ("inception", "kid") else 1)
 
 
-def score(state: dict[str, Any], out: Path, ws: Workspace, extractor: str, *, traits: bool) -> None:
-    """Fill every finished recipe's scores from the saved features (and samples, for trait scores)."""
-    for key, rec in state["recipes"].items():
-        which, seed = rec["collection"], rec["seed"]
-        real_path = out / f"{which}-real-{extractor}.npy"
-        if not real_path.exists():
-            continue
-        stem = out / f"{which}-{rec['recipe']}-s{seed}"
-        if not (rec.get("kid_inception") and rec.get("kid_tiny")):  # KID over 100 subsets costs seconds
-            rec["kid_inception"] = kid_of(np.load(real_path), np.load(f"{stem}-{extractor}.npy"))
-            rec["kid_tiny"] = kid_of(np.load(out / f"{which}-real-tiny.npy"), np.load(f"{stem}-tiny.npy"))
-        if traits and rec.get("traits") is None:
-            try:
-                rec["traits"] = trait_scores_of(ws, which, np.load(rec["samples"]))
-            except Exception as e:  # a module under construction must not lose the benchmark's results
-                rec["traits_error"] = f"{type(e).__name__}: {e}"
+def alarms(rec: dict[str, Any]) -> list[int]:
+    """The steps at which the collapse alarm fires, by today's rule (training.probe), from the run's metrics."""
+    from training import probe
+
+    path = Path(rec["checkpoint"]).parent.parent / "metrics.jsonl" if rec.get("checkpoint") else None
+    if path is None or not path.is_file():
+        return [p["step"] for p in rec.get("probes", []) if p.get("collapse_suspected")]
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    cfg = recipe_config(rec["recipe"])
+    return [r["step"] for r in rows if "probe_diversity" in r and r["probe_diversity"] < probe.COLLAPSE_SHARE
+            and probe.warmed_up(r["step"], cfg.probe_every, r["step"] * cfg.batch_size, r["step"] / rec["steps"])]
 
 
-# -- report ---------------------------------------------------------------------------------------------
-def _fmt_kid(k: dict[str, Any] | None, scale: float = 1e3) -> str:
-    if not k:
+def aggregate(state: dict[str, Any], which: str, budget: str) -> list[dict[str, Any]]:
+    """One row per recipe: mean and spread (sample std over seeds) of every column."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for rec in state["runs"].values():
+        if rec["collection"] == which and rec["budget"] == budget and rec.get("traits"):
+            groups.setdefault(rec["recipe"], []).append(rec)
+    rows = []
+    for recipe, recs in groups.items():
+        row: dict[str, Any] = {"recipe": recipe, "seeds": sorted(r["seed"] for r in recs),
+                               "steps": statistics.mean(r["steps"] for r in recs)}
+        for name, path, _, _ in COLUMNS:
+            values = [v for v in (_value(r, path) for r in recs) if v is not None]
+            row[name] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None,
+                         len(values)) if values else None
+        row["collapse"] = sum(bool(alarms(r)) for r in recs)
+        rows.append(row)
+    rows.sort(key=lambda r: r["trait_fd"][0] if r["trait_fd"] else 1e18)
+    return rows
+
+
+def _cell(row: dict[str, Any], name: str, fmt: str, best: tuple[float, float | None] | None, lower: bool) -> str:
+    v = row[name]
+    if not v:
         return "–"
-    std = f" ± {k['kid_std'] * scale:.2f}" if k.get("kid_std") is not None else ""
-    return f"{k['kid'] * scale:.2f}{std} ({k['n_fake']})"
+    mean, std, _ = v
+    text = fmt.format(mean) + (f" ± {fmt.format(std)}" if std is not None else "")
+    if best is not None and best[1] is not None and std is not None:
+        # bold: the best mean, and every row whose spread overlaps it (no difference shown)
+        lo, hi = mean - std, mean + std
+        b_lo, b_hi = best[0] - best[1], best[0] + best[1]
+        if hi >= b_lo and lo <= b_hi:
+            text = f"**{text}**"
+    return text
 
 
-def _trait_cells(t: dict[str, Any] | None) -> tuple[str, str]:
-    if not t:
-        return "–", "–"
-    fd, match = t.get("trait_fd"), t.get("trait_match")
-    return (f"{fd:.3g}" if isinstance(fd, (int, float)) else "–",
-            f"{match:.3f}" if isinstance(match, (int, float)) else "–")
-
-
-def table(state: dict[str, Any], which: str) -> str:
-    recs = [r for r in state["recipes"].values() if r["collection"] == which and r.get("kid_inception")]
-    if not recs:
+def table(state: dict[str, Any], which: str, budget: str) -> str:
+    rows = aggregate(state, which, budget)
+    if not rows:
         return "_not measured yet_"
-    base = next((r for r in recs if r["recipe"] == "baseline" and r["seed"] == 0), None)
-    recs.sort(key=lambda r: r["kid_inception"]["kid"])
-    lines = ["| recipe | what changed | seed | steps (CPU s) | KID×10³ Inception ± std (n gen) | KID×10³ tiny ± std (n gen) "
-             "| trait_fd | trait_match | KID vs baseline |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in recs:
-        rel = "–"
-        if base is not None:
-            rel = f"{(r['kid_inception']['kid'] / base['kid_inception']['kid'] - 1) * 100:+.0f}%"
-        fd, match = _trait_cells(r.get("traits"))
-        lines.append(
-            f"| `{r['recipe']}` | {CANDIDATES[r['recipe']][0]} | {r['seed']} | {r['steps']} ({r['train_cpu_s']:.0f}) "
-            f"| {_fmt_kid(r['kid_inception'])} | {_fmt_kid(r['kid_tiny'])} | {fd} | {match} | {rel} |"
-        )
+    head = "| recipe | what | seeds | steps | " + " | ".join(f"{c[0]} {'↓' if c[3] else '↑'}" for c in COLUMNS) + " | alarm |"
+    lines = [head, "|" + " --- |" * 4 + " ---: |" * len(COLUMNS) + " ---: |"]
+    bests: dict[str, tuple[float, float | None] | None] = {}
+    for name, _, _, lower in COLUMNS:
+        present = [r[name] for r in rows if r[name]]
+        bests[name] = (min if lower else max)(present, key=lambda v: v[0])[:2] if present else None
+    for r in rows:
+        cells = [_cell(r, name, fmt, bests[name], lower) for name, _, fmt, lower in COLUMNS]
+        lines.append(f"| `{r['recipe']}` | {CANDIDATES[r['recipe']][0]} | {len(r['seeds'])} | {r['steps']:,.0f} | "
+                     + " | ".join(cells) + f" | {r['collapse']}/{len(r['seeds'])} |")
+    real = next((rec["traits"] for rec in state["runs"].values()
+                 if rec["collection"] == which and rec.get("traits")), None)
+    if real:
+        lines.append(f"| real tokens | {real['sets_n']:,} real images through the same classifier | | | "
+                     f"| {real['trait_match_floor']:.3f} (floor) | {real['sets_real']} | {real['rare_values']} | | | | | |")
     return "\n".join(lines)
 
 
-def grids(state: dict[str, Any], which: str) -> str:
-    recs = [r for r in state["recipes"].values() if r["collection"] == which and r["seed"] == 0]
-    recs.sort(key=lambda r: (r.get("kid_inception") or {}).get("kid", 1e9))
-    cells = [f"| `{r['recipe']}` | ![{which} {r['recipe']}](quality/{which}-{r['recipe']}.png) |" for r in recs]
-    return "| recipe | 64 samples (EMA generator, fixed latents) |\n| --- | --- |\n" + "\n".join(cells)
+def grids(state: dict[str, Any], which: str, budget: str) -> str:
+    recs = sorted((r for r in state["runs"].values()
+                   if r["collection"] == which and r["budget"] == budget and r["seed"] == 0 and r.get("grid")),
+                  key=lambda r: r["recipe"])
+    cells = [f"| `{r['recipe']}` | ![{which} {budget} {r['recipe']}]({Path(r['grid']).relative_to(DOC.parent)}) |"
+             for r in recs]
+    if not cells:
+        return ""
+    real = f"| real | ![{which} real](quality/{which}-real.png) |\n" if (GRIDS / f"{which}-real.png").exists() else ""
+    return "| recipe | 64 samples, seed 0 (EMA generator, fixed latents) |\n| --- | --- |\n" + real + "\n".join(cells)
 
 
 def shrink_grid(path: Path, colors: int = 128) -> None:
@@ -259,27 +371,29 @@ def write_doc(state: dict[str, Any]) -> None:
     """Replace the measured block of docs/quality.md (between its markers); the prose around it stays."""
     import re
 
-    meta = state["meta"]
-    cols = state.get("collections", {})
-    parts = [
-        f"_Measured {meta['date']} on {meta['machine']}; torch {meta['torch']}; one torch thread per training "
-        f"process, {meta.get('workers', 2)} processes at a time; load average {meta.get('load_start', 0):.1f} at "
-        f"the start (other jobs share these cores)._\n",
-        "Command: `" + meta["command"] + "`\n",
-    ]
-    for which, title in (("pixel", "Trait-layered pixel collection"), ("demo", "Demo collection")):
-        info = cols.get(which, {})
-        budget = meta["budget_cpu_s"].get(which)
-        parts.append(
-            f"### {title} (`{which}`)\n\n{info.get('count', '?')} images in the 32 px cache "
-            f"({info.get('items', '?')} items rendered; duplicates merged: {info.get('duplicates') or 'none'}; "
-            f"rejected: {info.get('rejected') or 'none'}). Budget: {budget:g} CPU seconds per recipe. "
-            f"Inception KID: {meta['inception_fake']} generated vs "
-            f"{state.get('real', {}).get(which, {}).get('n_real', '?')} real; tiny KID: "
-            f"{meta['n_samples']} generated vs all real. Sorted by Inception KID (lower is better).\n\n"
-            + table(state, which) + "\n\n" + grids(state, which) + "\n"
-        )
-    for png in (DOC.parent / "quality").glob("*.png"):
+    meta = state.get("meta", {})
+    parts = [f"_Measured {meta.get('date', '?')} on {meta.get('machine', '?')}; torch {meta.get('torch', '?')}._\n"]
+    commands = [c for i, c in enumerate(meta.get("commands", [])) if i == 0 or c != meta["commands"][i - 1]]
+    parts.append("Commands, in order: " + ", ".join(f"`{c}`" for c in commands) + "\n")
+    cal = state.get("calibration", {})
+    if cal:
+        lines = ["| recipe | steps/s alone (threads) | demo budget (180 s) | 10-minute budget |", "| --- | ---: | ---: | ---: |"]
+        for recipe, c in sorted(cal.items()):
+            lines.append(f"| `{recipe}` | {c['steps_per_s']:.1f} ({c['threads']}) | {steps_for(state, recipe, 'demo'):,} | "
+                         f"{steps_for(state, recipe, '10min'):,} |")
+        parts.append("### Budgets as steps\n\n" + "\n".join(lines) + "\n")
+    check = state.get("check")
+    if check:
+        parts.append(f"Check: `{check['command']}` alone on the machine reached **{check['steps']:,} steps** "
+                     f"({check['recipe']}); the mapping says {check['mapped']:,} ({check['ratio'] - 1:+.1%}).\n")
+    for which, budget, title in (("pixel", "10min", "10-minute budget, trait-layered pixel collection (10,000)"),
+                                 ("pixel", "demo", "Demo budget (3 minutes), trait-layered pixel collection (10,000)"),
+                                 ("demo", "demo", "Demo budget (3 minutes), demo collection (200)")):
+        info = state.get("collections", {}).get(which, {})
+        parts.append(f"### {title}\n\n{info.get('count', '?')} images in the 32 px cache. Mean ± sample std over "
+                     "seeds; **bold**: the best mean and every row whose spread overlaps it. ↓ lower is better, "
+                     "↑ higher.\n\n" + table(state, which, budget) + "\n\n" + grids(state, which, budget) + "\n")
+    for png in GRIDS.glob("*.png"):
         shrink_grid(png)
     block = "<!-- quality:results -->\n" + "\n".join(parts).strip() + "\n<!-- /quality:results -->"
     text = DOC.read_text() if DOC.exists() else "# Training recipes, measured (`bench/quality.py`)\n\n"
@@ -288,31 +402,34 @@ def write_doc(state: dict[str, Any]) -> None:
     DOC.write_text(text)
 
 
+def steps_for(state: dict[str, Any], recipe: str, budget: str) -> int:
+    return max(1, round(state["calibration"][recipe]["steps_per_s"] * BUDGETS_S[budget]))
+
+
 # -- main -----------------------------------------------------------------------------------------------
-def main() -> None:
+def main() -> None:  # noqa: C901 (one straight script)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "nftgan-bench-quality")
-    parser.add_argument("--pixel-items", type=int, default=5000)
-    parser.add_argument("--demo-items", type=int, default=200)
-    parser.add_argument("--budget-pixel", type=float, default=180.0, help="CPU seconds per recipe on pixel")
-    parser.add_argument("--budget-demo", type=float, default=90.0, help="CPU seconds per recipe on demo")
-    parser.add_argument("--recipes", default=",".join(CANDIDATES), help="candidates trained on pixel")
-    parser.add_argument("--demo-top", type=int, default=4, help="best N pixel recipes (+ baseline) on demo")
-    parser.add_argument("--calib-steps", type=int, default=20)
-    parser.add_argument("--samples", type=int, default=1000, help="generated images saved per recipe")
-    parser.add_argument("--inception-fake", type=int, default=200)
-    parser.add_argument("--inception-real", type=int, default=600)
-    parser.add_argument("--extractor", default="inception")
+    parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "nftgan-bench-quality2")
+    parser.add_argument("--stage", choices=("calibrate", "screen", "final", "check", "doc"), default="screen")
+    parser.add_argument("--recipes", default=",".join(CANDIDATES), help="screened recipes")
+    parser.add_argument("--final", default="", help="candidates of the final table (beside the fixed rows)")
+    parser.add_argument("--collections", default="pixel,demo", help="screened collections")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seed-list", default="", help="these seeds instead of 0..--seeds-1 (e.g. 1,2)")
+    parser.add_argument("--check-recipe", default="today", help="the recipe of --stage check")
+    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--inception-fake", type=int, default=1000)
+    parser.add_argument("--inception-real", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--rescore", action="store_true", help="score saved samples only, rewrite the doc")
     parser.add_argument("--no-doc", action="store_true")
-    parser.add_argument("--no-traits", action="store_true", help="skip the trait scores (evaluation.traits)")
-    parser.add_argument("--smoke", action="store_true", help="seconds: tiny budgets, 2 recipes, tiny extractor")
+    parser.add_argument("--smoke", action="store_true", help="seconds: tiny collections and budgets, no Inception")
     args = parser.parse_args()
     if args.smoke:
-        args.pixel_items, args.demo_items, args.budget_pixel, args.budget_demo = 300, 60, 3.0, 2.0
-        args.recipes, args.demo_top, args.calib_steps, args.samples = "baseline,width-16", 1, 4, 64
-        args.inception_fake, args.inception_real, args.extractor, args.no_doc = 64, 64, "tiny", True
+        ITEMS.update(pixel=300, demo=60)
+        BUDGETS_S.update(demo=1.0, **{"10min": 2.0})
+        global CALIB_S, CALIB_WARMUP_S
+        CALIB_S, CALIB_WARMUP_S = 3.0, 1.0
+        args.recipes, args.seeds, args.samples, args.inception_fake, args.no_doc = "reference,today", 1, 64, 0, True
         args.work = args.work.with_name(args.work.name + "-smoke")
 
     out = args.work / "out"
@@ -320,56 +437,96 @@ def main() -> None:
     ws = Workspace(args.work / "home")
     state_path = args.work / "results.json"
     state: dict[str, Any] = json.loads(state_path.read_text()) if state_path.exists() else {}
-    state.setdefault("recipes", {})
-    state.setdefault("real", {})
-    state.setdefault("collections", {})
+    for key in ("runs", "collections", "calibration", "inception_real"):
+        state.setdefault(key, {})
 
     def save() -> None:
-        write_json(state_path, state)
+        """Write results.json, keeping what another benchmark process added meanwhile (a lock, then a merge)."""
+        import fcntl
 
-    if not args.rescore:
-        import torch
+        with open(state_path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            disk = json.loads(state_path.read_text()) if state_path.exists() else {}
+            for key in ("runs", "collections", "calibration", "inception_real"):
+                state[key] = {**disk.get(key, {}), **state[key]}
+            write_json(state_path, state)
 
-        before = state.get("meta") or {}
-        command = " ".join([".venv/bin/python bench/quality.py", *sys.argv[1:]])
-        if before.get("command") and state["recipes"] and before["command"] != command:
-            command = before["command"] + "`, then (resumed, more candidates) `" + command  # one doc, two runs
-        state["meta"] = {
-            "date": _dt.date.today().isoformat(), "machine": machine_description(), "torch": torch.__version__,
-            "command": command, "load_start": before.get("load_start", os.getloadavg()[0]), "budget_cpu_s": {"pixel": args.budget_pixel, "demo": args.budget_demo},
-            "inception_fake": args.inception_fake, "n_samples": args.samples, "extractor": args.extractor,
-            "calib_steps": args.calib_steps, "workers": args.workers,
-        }
-        for which, n in (("pixel", args.pixel_items), ("demo", args.demo_items)):
-            if which not in state["collections"]:
-                t = time.perf_counter()
-                state["collections"][which] = build_collection(ws, which, n, args.work / "png")
-                state["collections"][which]["seconds"] = time.perf_counter() - t
-                print(f"{which}: {state['collections'][which]}", flush=True)
+    import torch
+
+    meta = state.setdefault("meta", {})
+    meta.update(date=_dt.date.today().isoformat(), machine=machine_description(), torch=torch.__version__)
+    if args.stage != "doc":
+        meta.setdefault("commands", []).append(" ".join([".venv/bin/python bench/quality.py", *sys.argv[1:]]))
+    for which, n in ITEMS.items():
+        if which not in state["collections"]:
+            state["collections"][which] = build_collection(ws, which, n, args.work / "png")
+            print(f"{which}: {state['collections'][which]}", flush=True)
+            save()
+    if not args.smoke:
+        from pipeline.cache import open_cache
+        from training.sampling import grid, save_png
+
+        GRIDS.mkdir(parents=True, exist_ok=True)
+        for which in ITEMS:
+            if not (GRIDS / f"{which}-real.png").exists():
+                save_png(grid(np.asarray(open_cache(ws, which, SIZE_PX).images[:GRID_N]), nrow=8),
+                         GRIDS / f"{which}-real.png")
+
+    screened = [r.strip() for r in args.recipes.split(",") if r.strip()]
+    final = list(FIXED_ROWS) + [r.strip() for r in args.final.split(",") if r.strip() and r.strip() not in FIXED_ROWS]
+
+    if args.stage == "calibrate":  # one at a time, alone: what a user's run reaches
+        for recipe in dict.fromkeys(screened + final):
+            if recipe not in state["calibration"]:
+                state["calibration"][recipe] = calibrate_job(str(ws.root), "pixel", recipe)
+                print(f"calibrated {recipe}: {state['calibration'][recipe]}", flush=True)
                 save()
-        grid_dir = args.work / "grids" if args.smoke else GRIDS
-        grid_dir.mkdir(parents=True, exist_ok=True)
+
+    if args.stage == "check":  # one real `nftgan train --minutes 10`, alone on the machine
+        import subprocess
+
+        recipe = args.check_recipe
+        run = f"check-minutes-10-{recipe}"
+        shutil.rmtree(ws.run("pixel", run).root, ignore_errors=True)
+        command = ["nftgan", "--home", str(ws.root), "train", "pixel", "--size", str(SIZE_PX), "--minutes",
+                   f"{BUDGETS_S['10min'] / 60:g}", "--device", "cpu", "--recipe", recipe, "--run", run, "--json"]
+        done = subprocess.run([str(Path(sys.executable).parent / "nftgan"), *command[1:]], capture_output=True,
+                              text=True, check=True)
+        summary = json.loads(done.stdout.strip().splitlines()[-1])
+        mapped = steps_for(state, recipe, "10min")
+        state["check"] = {"command": " ".join(command[:-1]), "steps": summary["steps_done"], "recipe": recipe,
+                          "mapped": mapped, "ratio": summary["steps_done"] / mapped}
+        print(f"check: {state['check']}", flush=True)
+        save()
+
+    if args.stage in ("screen", "final"):
+        jobs: list[tuple[str, str, str, int]] = []
+        seeds = [int(x) for x in args.seed_list.split(",") if x.strip()] or list(range(args.seeds))
+        if args.stage == "screen":
+            for which in [c.strip() for c in args.collections.split(",") if c.strip()]:
+                jobs += [(which, "demo", r, s) for s in seeds for r in screened]
+        else:
+            jobs += [("pixel", "10min", r, s) for s in seeds for r in final]
+        missing = sorted({r for _, _, r, _ in jobs if r not in state["calibration"]})
+        if missing:
+            raise SystemExit(f"calibrate first: --stage calibrate --recipes {','.join(missing)}")
         ctx = mp.get_context("spawn")
-        with cf.ProcessPoolExecutor(args.workers, mp_context=ctx, initializer=_init_worker) as pool:
-            futures: dict[cf.Future, tuple[str, str]] = {}
-            for which, n_real in (("pixel", args.inception_real), ("demo", args.inception_real)):
-                if which not in state["real"]:
-                    futures[pool.submit(real_features_job, str(ws.root), which, n_real, args.extractor,
-                                        str(out))] = ("real", which)
-
-            def submit(which: str, recipe: str, seed: int = 0) -> None:
-                key = f"{which}/{recipe}/s{seed}"
-                if key in state["recipes"]:
-                    return
-                budget = args.budget_pixel if which == "pixel" else args.budget_demo
-                futures[pool.submit(train_job, str(ws.root), which, recipe, seed, budget, args.calib_steps,
-                                    args.samples, args.inception_fake, args.extractor, str(out),
-                                    str(grid_dir / f"{which}-{recipe}.png"))] = ("train", key)
-
-            pixel_recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
-            for recipe in pixel_recipes:
-                submit("pixel", recipe)
-            demo_submitted = False
+        with cf.ProcessPoolExecutor(args.workers, mp_context=ctx, initializer=_one_thread) as pool:
+            futures: dict[cf.Future, tuple[str, Any]] = {}
+            want_inception = args.stage == "final" and args.inception_fake > 0
+            if want_inception and "pixel" not in state["inception_real"]:
+                path = out / "pixel-real-inception.npy"
+                futures[pool.submit(inception_job, str(ws.root), "pixel", "real", args.inception_real,
+                                    str(path))] = ("real", ("pixel", str(path)))
+            for which, budget, recipe, seed in jobs:
+                key = f"{which}/{budget}/{recipe}/s{seed}"
+                if key in state["runs"]:
+                    continue
+                grid_path = str(GRIDS / f"{which}-{budget}-{recipe}.png") if seed == 0 and not args.smoke else None
+                fut = pool.submit(train_job, str(ws.root), which, budget, recipe, seed,
+                                  steps_for(state, recipe, budget), args.samples, str(out), grid_path)
+                futures[fut] = ("train", key)
+            views: dict[str, TraitView] = {}
             while futures:
                 done, _ = cf.wait(list(futures), return_when=cf.FIRST_COMPLETED)
                 for fut in done:
@@ -380,23 +537,31 @@ def main() -> None:
                         print(f"FAILED {kind} {key}: {type(e).__name__}: {e}", flush=True)
                         continue
                     if kind == "real":
-                        state["real"][key] = result
+                        state["inception_real"][key[0]] = {**result, "path": key[1]}
+                    elif kind == "inception":
+                        state["runs"][key]["inception_features"] = result["path"]
                     else:
-                        state["recipes"][key] = result
-                    print(f"done {kind} {key}: {json.dumps(result)[:300]}", flush=True)
-                    score(state, out, ws, args.extractor, traits=False)
+                        rec = state["runs"][key] = result
+                        if result.get("seed") == 0 and not args.smoke:
+                            rec["grid"] = str(GRIDS / f"{rec['collection']}-{rec['budget']}-{rec['recipe']}.png")
+                        which = rec["collection"]
+                        if which not in views:
+                            views[which] = TraitView(ws, which)
+                        rec["traits"] = views[which].scores(np.load(rec["samples"]))
+                        if want_inception:
+                            path = str(out / f"{Path(rec['samples']).stem}-inception.npy")
+                            f2 = pool.submit(inception_job, str(ws.root), which, rec["samples"], args.inception_fake, path)
+                            futures[f2] = ("inception", key)
+                            rec["inception_pending"] = path
+                    for rec in state["runs"].values():  # KID once both sides are there
+                        real = state["inception_real"].get(rec["collection"])
+                        feats = rec.get("inception_features")
+                        if real and feats and not rec.get("inception"):
+                            rec["inception"] = kid_of(np.load(real["path"]), np.load(feats))
+                    print(f"done {kind} {key}: {json.dumps(state['runs'].get(key, {}).get('traits'))[:240]}", flush=True)
                     save()
-                pixel_done = all(f"pixel/{r}/s0" in state["recipes"] for r in pixel_recipes)
-                if not demo_submitted and pixel_done and "pixel" in state["real"]:
-                    ranked = sorted((r for r in state["recipes"].values()
-                                     if r["collection"] == "pixel" and r.get("kid_inception")),
-                                    key=lambda r: r["kid_inception"]["kid"])
-                    chosen = ["baseline"] + [r["recipe"] for r in ranked if r["recipe"] != "baseline"][: args.demo_top]
-                    for recipe in chosen:
-                        submit("demo", recipe)
-                    demo_submitted = True
-        state["meta"]["load_end"] = os.getloadavg()[0]
-    score(state, out, ws, state.get("meta", {}).get("extractor", args.extractor), traits=not args.no_traits)
+                    if not args.no_doc:
+                        write_doc(state)
     save()
     if not args.no_doc:
         write_doc(state)
