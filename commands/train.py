@@ -78,7 +78,7 @@ def train_cmd(
         int, typer.Option(help="Collapse alarm: steps between diversity probes (0 = off).", rich_help_panel=_OUT)
     ] = TRAIN_DEFAULTS.probe_every,
     spectral_norm: Annotated[
-        bool, typer.Option("--spectral-norm", help="Spectral norm in D.", rich_help_panel=_MODEL)
+        bool, typer.Option("--spectral-norm/--no-spectral-norm", help="Spectral norm in D.", rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.spectral_norm,
     ema: Annotated[float, typer.Option(help="EMA generator decay (0 = off); samples use it.")] = TRAIN_DEFAULTS.ema,
     ema_rampup: Annotated[

@@ -60,4 +60,4 @@ def test_the_default_run_name_changes_with_the_options_that_shape_training() -> 
     assert flows._default_run({**BASE, "steps": 99, "checkpoint_every": 1, "warm_start": "champion"}, "0123456789") \
         == name  # a budget or output change resumes the same run
     assert flows._default_run({**BASE, "base_width": 16}, "0123456789abcdef") != name
-    assert flows._default_run({**BASE, "loss": "hinge"}, "0123456789abcdef") != name
+    assert flows._default_run({**BASE, "loss": "rpgan"}, "0123456789abcdef") != name

@@ -123,8 +123,8 @@ def test_two_refreshes_started_together_never_train_at_the_same_time(prefect_ser
     (a0, a1), (b0, b1) = _training_window(ws.run("a", run_a).root), _training_window(ws.run("b", run_b).root)
     assert a1 <= b0 or b1 <= a0, f"training windows overlap: a {a0:.2f}-{a1:.2f}, b {b0:.2f}-{b1:.2f}"
     config_a, config_b = (json.loads(ws.run(s, r).config.read_text()) for s, r in (("a", run_a), ("b", run_b)))
-    assert (config_b["loss"], config_b["spectral_norm"], config_b["base_width"]) == ("hinge", True, 8)
-    assert (config_a["loss"], config_a["spectral_norm"]) == ("bce", False)
+    assert (config_b["mbstd_group"], config_b["ada_target"], config_b["base_width"]) == (4, 0.6, 8)  # recipe gpu
+    assert (config_a["mbstd_group"], config_a["ada_target"]) == (0, 0.0)  # the defaults
     assert all(f"slot of {limit!r}" in o or "waiting for a slot" in o for o in outputs), outputs[0][-2000:]
 
     async def read_limit() -> Any:
