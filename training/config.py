@@ -66,11 +66,12 @@ class TrainConfig:
     resume: bool = False
     # model
     z_dim: int = 100
-    # ngf = ndf; widths default to base * 2**k per stage, capped at base * 8 (docs/quality.md measured the
-    # defaults: width 64 with hinge + spectral norm, the "hinge-sn" recipe; width 16 collapsed at 10 minutes)
+    # ngf = ndf; widths default to base * 2**k per stage, capped at base * 8. The defaults are the recipe
+    # docs/quality.md measured best at `train --minutes 10` (its "former" row: width 64, bce, EMA, DiffAugment);
+    # width 16, chosen before at 90 CPU seconds, drew a handful of faces at 10 minutes
     base_width: int = 64
     widths: tuple[int, ...] = ()  # explicit generator widths, smallest stage first (D mirrors them)
-    spectral_norm: bool = True  # in D (measured: docs/quality.md)
+    spectral_norm: bool = False  # in D (hinge + spectral norm: better at 3 minutes, worse at 10; docs/quality.md)
     dropout: float = 0.0  # in the discriminator
     d_norm: str = "batch"  # batch norm in D's inner layers (never with spectral norm) | none
     mbstd_group: int = 0  # minibatch standard deviation in D (ProGAN): images per group; 0 turns it off
@@ -79,7 +80,7 @@ class TrainConfig:
     # square pixel grid; "cache" trains on the cache's pixels as they are
     grid: str = "cache"
     # objective and regularization
-    loss: str = "hinge"  # bce (with logits, non-saturating G loss) | hinge | rpgan (measured: docs/quality.md)
+    loss: str = "bce"  # bce (with logits, non-saturating G loss) | hinge | rpgan
     label_smoothing: float = 0.0  # one-sided: real targets are 1 - label_smoothing (bce only)
     # zero-centred gradient penalties (gamma / 2 * E||grad D||^2) on real (R1) and generated (R2) images;
     # with reg_every > 1 they are applied lazily, every reg_every steps, scaled by reg_every (StyleGAN2)

@@ -43,11 +43,11 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     "native": ("former on the native pixel grid", {"grid": "auto"}),
 }
 
-#: The product's recipes. "cpu" is the default recipe (TrainConfig's defaults: the measured "hinge-sn" row of
-#: docs/quality.md). "gpu" is argued for long GPU budgets, not measured on a GPU here: the defaults plus
-#: minibatch stddev and adaptive augmentation, the pair that drew the most distinct trait sets in the CPU
-#: screen, and whose worth grows with the steps (D overfits a small collection more the longer it trains,
-#: which ADA answers; StyleGAN2-ADA trains small datasets with both).
+#: The product's recipes. "cpu" is the default recipe (TrainConfig's defaults: the row of docs/quality.md best
+#: at `train --minutes 10` so far, "former"). "gpu" is argued for long GPU budgets, not measured on a GPU
+#: here: hinge + spectral norm (the standard stabiliser of long runs, SNGAN/BigGAN) plus minibatch stddev and
+#: adaptive augmentation, the pair that drew the most distinct trait sets in the CPU screen and whose worth
+#: grows with the steps (D overfits a small collection more the longer it trains, which ADA answers).
 PRODUCT: dict[str, dict[str, Any]] = {
     "cpu": {},
     "gpu": {"loss": "hinge", "spectral_norm": True, "base_width": 64, "ema": 0.999, "augment": "auto",

@@ -144,7 +144,7 @@ def test_a_run_with_checkpoints_is_not_overwritten_without_resume(ws, make_cache
 def test_resume_with_other_model_options_or_a_changed_cache_is_refused(ws, make_cache):
     make_cache("tiny", 32)
     train(ws, "tiny", tiny_config())
-    with pytest.raises(NftganError, match=r"different options \(loss 'hinge' -> 'rpgan'\)"):
+    with pytest.raises(NftganError, match=r"different options \(loss 'bce' -> 'rpgan'\)"):
         train(ws, "tiny", tiny_config(resume=True, loss="rpgan", steps=6))
     make_cache("tiny", 32, images=noise_images(16, 32, seed=9))
     with pytest.raises(NftganError, match="cache of 'tiny' changed"):

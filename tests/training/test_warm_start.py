@@ -84,7 +84,7 @@ def test_warm_start_from_the_champion(ws, source):
     [
         (dict(z_dim=12), "z_dim 8 differs from 12"),
         (dict(base_width=8), "widths (16, 8, 4) differs from (32, 16, 8)"),
-        (dict(spectral_norm=False), "spectral_norm True differs from False"),
+        (dict(spectral_norm=True), "spectral_norm False differs from True"),
         (dict(arch="mlp"), "arch 'dcgan' differs from 'mlp'"),
     ],
 )
