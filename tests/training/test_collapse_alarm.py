@@ -22,9 +22,9 @@ from training.config import TrainConfig
 from training.train import train
 from training.visuals import read_metrics
 
-# the demo's training (commands.demo: the default recipe at batch 32), at a step budget a test can afford
-DEMO = dict(size_px=32, device="cpu", amp="off", batch_size=32, sample_every=0, log_every=50, probe_every=100,
-            steps=700, checkpoint_every=100, keep_last=10)
+# the demo's own training options (commands.demo), at a step budget a test can afford
+DEMO = dict(size_px=32, device="cpu", amp="off", batch_size=32, base_width=32, ema=0.98, sample_every=0,
+            log_every=50, probe_every=100, steps=700, checkpoint_every=100, keep_last=10)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def demo(tmp_path_factory) -> Workspace:
 def test_a_collapsing_recipe_triggers_the_alarm_everywhere(demo, capsys) -> None:
     capsys.readouterr()
     args = ["--home", str(demo.root), "train", "demo", "--run", "collapse", "--z-dim", "2", "--lr-g", "0.004",
-            "--augment", "none", "--base-width", "32"]
+            "--augment", "none"]
     for key, value in DEMO.items():
         args += [f"--{'size' if key == 'size_px' else key.replace('_', '-')}", str(value)]
     with pytest.raises(SystemExit) as done:
