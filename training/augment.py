@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import torch
 
+from training import devices
+
 
 def _per_image(x: torch.Tensor) -> torch.Tensor:
     return torch.rand(x.shape[0], 1, 1, 1, dtype=x.dtype, device=x.device)
@@ -70,9 +72,7 @@ def diff_augment(x: torch.Tensor, ops: Sequence[str], p: torch.Tensor | float | 
         else:
             chosen = _per_image(x) < p
             x = torch.where(chosen, OPS[name](x), x)
-    from training.devices import channels_last
-
-    return x.contiguous(memory_format=torch.channels_last) if channels_last(x.device) else x.contiguous()
+    return x.contiguous(memory_format=torch.channels_last) if devices.channels_last(x.device) else x.contiguous()
 
 
 class AdaptiveStrength:

@@ -15,6 +15,8 @@ import os
 import numpy as np
 import torch
 
+from training import devices
+
 RESIDENT_FRACTION = 0.5  # "auto" keeps the cache on the device when it needs less than this share of free memory
 STREAM_CHUNK_BYTES = 256 * 2**20
 
@@ -80,9 +82,7 @@ class DeviceBatches:
         self.start_step = start_step
         self.images_seen_at_start = images_seen_at_start
         self.stream = IndexStream(len(images), seed)
-        from training.devices import channels_last
-
-        self.channels_last = channels_last(device)
+        self.channels_last = devices.channels_last(device)
         self.mode = choose_mode(mode, images.nbytes, device)
         self._resident: torch.Tensor | None = None
         self._chunk_steps = max(1, STREAM_CHUNK_BYTES // max(1, batch_size * images[0].nbytes))

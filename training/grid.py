@@ -11,7 +11,6 @@ metrics, exports and grids compare like with like with the cache.
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -21,9 +20,6 @@ from torch import nn
 from pipeline.errors import NftganError
 from training.geometry import start_and_stages
 from training.pixelart import PixelArt
-
-_BACKGROUND_ROWS = 512
-
 
 def canvas_of(art: PixelArt | None, images: np.ndarray, *, required: bool) -> dict[str, Any] | None:
     """The native-grid record of a cache (``TrainConfig.canvas``), or None when training stays on the cache.
@@ -51,22 +47,7 @@ def canvas_of(art: PixelArt | None, images: np.ndarray, *, required: bool) -> di
     if ox < 0 or oy < 0 or ox + g * cell > size or oy + g * cell > size:
         raise NftganError(f"{art.path}: the grid does not fit the {size}px cache: re-run `nftgan prepare`")
     return {"grid": g, "cell_px": cell, "origin": [ox, oy], "canvas_px": size,
-            "background": art.doc.get("background") or _background(images, g, cell, (ox, oy))}
-
-
-def _background(images: np.ndarray, g: int, cell: int, origin: tuple[int, int]) -> str | None:
-    """The cache's padding colour: the commonest colour outside the drawn grid (None when there is none)."""
-    size = int(images.shape[-1])
-    ox, oy = origin
-    outside = np.ones((size, size), bool)
-    outside[oy : oy + g * cell, ox : ox + g * cell] = False
-    if not outside.any() or len(images) == 0:
-        return None
-    rows = np.asarray(images[: min(len(images), _BACKGROUND_ROWS)])
-    pixels = rows.transpose(0, 2, 3, 1)[:, outside].reshape(-1, 3)
-    packed = (pixels[:, 0].astype(np.uint32) << 16) | (pixels[:, 1].astype(np.uint32) << 8) | pixels[:, 2]
-    value = Counter(packed.tolist()).most_common(1)[0][0]
-    return f"#{value:06x}"
+            "background": art.doc.get("background")}  # prepare's padding colour (OnCanvas: black without it)
 
 
 def native_images(images: np.ndarray, canvas: dict[str, Any]) -> np.ndarray:

@@ -124,9 +124,11 @@ def snap_to_pixel_art(images_uint8: np.ndarray, grid_wh: tuple[int, int], palett
     means = np.rint(summed / area).clip(0, 255).astype(np.uint8)  # (N, 3, cy, cx)
     # 2. nearest palette colour in Lab
     cells = means.transpose(0, 2, 3, 1).reshape(-1, 3)
-    index = _nearest(cells, palette).reshape(n, len(ys) - 1, len(xs) - 1)
+    cells_lab, palette_lab = to_lab(cells), to_lab(palette)
+    shape = (n, len(ys) - 1, len(xs) - 1)
+    index = _nearest(cells, palette, cells_lab, palette_lab).reshape(shape)
     # 3. flat backgrounds
-    index = _flatten_backgrounds(index, to_lab(cells).reshape(n, len(ys) - 1, len(xs) - 1, 3), to_lab(palette),
+    index = _flatten_backgrounds(index, cells_lab.reshape(*shape, 3), palette_lab,
                                  _drawn_cells(ys, h, gh, cell), _drawn_cells(xs, w, gw, cell))
     snapped_cells = palette[index]
     # 4. nearest-neighbour upscale
@@ -150,7 +152,7 @@ def _drawn_cells(edges: np.ndarray, size: int, grid: int, cell: int) -> slice:
 
 
 def _flatten_backgrounds(index: np.ndarray, cell_lab: np.ndarray, palette_lab: np.ndarray, rows: slice,
-                         cols: slice) -> np.ndarray:  # noqa: D103 (see the module docstring, step 3)
+                         cols: slice) -> np.ndarray:
     """(N, cy, cx) palette indices with every cell near one of its image's background colours set to it."""
     n, cy, cx = index.shape
     inner = np.zeros((cy, cx), bool)
@@ -190,15 +192,15 @@ def to_lab(rgb_uint8: np.ndarray) -> np.ndarray:
     return out
 
 
-def _nearest(rgb_uint8: np.ndarray, palette: np.ndarray) -> np.ndarray:
+def _nearest(rgb_uint8: np.ndarray, palette: np.ndarray, lab: np.ndarray, pal: np.ndarray) -> np.ndarray:
     """Index of the nearest palette colour of each row: itself when it is one, else by CIELAB distance
-    (ties to the lower index; 8-bit Lab may not tell two near palette colours apart)."""
-    pal = to_lab(palette)
+    (ties to the lower index; 8-bit Lab may not tell two near palette colours apart). ``lab`` and ``pal``
+    are the rows and the palette in CIELAB (:func:`to_lab`)."""
     out = np.empty(len(rgb_uint8), np.int64)
     for start in range(0, len(rgb_uint8), _CELLS_PER_CHUNK):
-        lab = to_lab(rgb_uint8[start : start + _CELLS_PER_CHUNK])
-        d = np.square(lab[:, None, :] - pal[None, :, :]).sum(-1)
-        out[start : start + len(lab)] = d.argmin(axis=1)
+        chunk = lab[start : start + _CELLS_PER_CHUNK]
+        d = np.square(chunk[:, None, :] - pal[None, :, :]).sum(-1)
+        out[start : start + len(chunk)] = d.argmin(axis=1)
     packed_palette = _pack(palette)
     order = np.argsort(packed_palette, kind="stable")
     packed = _pack(rgb_uint8)
