@@ -127,8 +127,9 @@ def train_cmd(
     ] = TRAIN_DEFAULTS.warm_start,
     recipe: Annotated[
         Optional[str],
-        typer.Option(help="A named recipe of training/recipes.py (cpu: the defaults, measured best at a short CPU "
-                     "budget; gpu: for long GPU budgets); options given here override it."),
+        typer.Option(help="A named recipe of training/recipes.py (cpu: the defaults, the best measured at "
+                     "train --minutes 10; gpu: for long GPU budgets; or any benchmark row of docs/quality.md); "
+                     "options given here override it."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
 ) -> None:
