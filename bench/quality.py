@@ -113,6 +113,16 @@ def build_collection(ws: Workspace, which: str, n_items: int, png_root: Path) ->
             "duplicates": summary.duplicates}
 
 
+def _prepared(ws: Workspace, which: str) -> bool:
+    from pipeline.cache import open_cache
+
+    try:
+        open_cache(ws, which, SIZE_PX)
+    except Exception:  # noqa: BLE001 (missing or unreadable: build it)
+        return False
+    return True
+
+
 # -- jobs (worker processes) -------------------------------------------------------------------------
 def _one_thread() -> None:
     import torch
@@ -121,10 +131,14 @@ def _one_thread() -> None:
     torch.set_num_interop_threads(1)
 
 
+#: float32 on every machine: what ``--amp auto`` gives on a CPU without native bf16, and the same arithmetic
+#: whichever machine a later session resumes the benchmark on (``auto`` would be bf16 on some, not others)
+AMP = "off"
+
+
 def _common(run: str, seed: int) -> dict[str, Any]:
-    """What every benchmark run shares: the CPU, and precision as a user's run gets it (``--amp auto``: bf16
-    on CPUs that compute it natively, as this one does, else float32)."""
-    return dict(size_px=SIZE_PX, device="cpu", run=run, seed=seed, amp="auto")
+    """What every benchmark run shares: the CPU and float32 (:data:`AMP`)."""
+    return dict(size_px=SIZE_PX, device="cpu", run=run, seed=seed, amp=AMP)
 
 
 def calibrate_job(home: str, which: str, recipe: str) -> dict[str, Any]:
@@ -147,7 +161,8 @@ def calibrate_job(home: str, which: str, recipe: str) -> dict[str, Any]:
                 "threads": torch.get_num_threads(), "measured_s": summary.elapsed_s, "steps": summary.steps_done}
     (s0, t0), (s1, t1) = after[0], after[-1]
     return {"recipe": recipe, "steps_per_s": (s1 - s0) / max(t1 - t0, 1e-9), "threads": torch.get_num_threads(),
-            "measured_s": t1 - t0, "steps": summary.steps_done}
+            "measured_s": t1 - t0, "steps": summary.steps_done, "machine": machine_description(),
+            "date": _dt.date.today().isoformat()}
 
 
 def train_job(home: str, which: str, budget: str, recipe: str, seed: int, steps: int, n_samples: int,
@@ -409,11 +424,17 @@ def steps_for(state: dict[str, Any], recipe: str, budget: str) -> int:
 # -- main -----------------------------------------------------------------------------------------------
 def main() -> None:  # noqa: C901 (one straight script)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "nftgan-bench-quality2")
+    parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "nftgan-bench-quality2",
+                        help="collections, runs, samples and features (this machine's; rebuilt when missing)")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs",
+                        help="where quality.md, its grids and results.json live (committed: the measurements "
+                        "outlive the machine, so a later session resumes them)")
     parser.add_argument("--stage", choices=("calibrate", "screen", "final", "check", "doc"), default="screen")
     parser.add_argument("--recipes", default=",".join(CANDIDATES), help="screened recipes")
     parser.add_argument("--final", default="", help="candidates of the final table (beside the fixed rows)")
     parser.add_argument("--collections", default="pixel,demo", help="screened collections")
+    parser.add_argument("--only", default="", help="train only these rows this time (e.g. the reference and the "
+                        "defaults first: reference,former); the others stay for a later invocation")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--seed-list", default="", help="these seeds instead of 0..--seeds-1 (e.g. 1,2)")
     parser.add_argument("--check-recipe", default="today", help="the recipe of --stage check")
@@ -424,10 +445,12 @@ def main() -> None:  # noqa: C901 (one straight script)
     parser.add_argument("--no-doc", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="seconds: tiny collections and budgets, no Inception")
     args = parser.parse_args()
+    global DOC, GRIDS
+    DOC, GRIDS = args.docs / "quality.md", args.docs / "quality"
     if args.smoke:
         ITEMS.update(pixel=300, demo=60)
         BUDGETS_S.update(demo=1.0, **{"10min": 2.0})
-        global CALIB_S, CALIB_WARMUP_S
+        global CALIB_S, CALIB_WARMUP_S  # noqa: PLW0603
         CALIB_S, CALIB_WARMUP_S = 3.0, 1.0
         args.recipes, args.seeds, args.samples, args.inception_fake, args.no_doc = "reference,today", 1, 64, 0, True
         args.work = args.work.with_name(args.work.name + "-smoke")
@@ -435,7 +458,8 @@ def main() -> None:  # noqa: C901 (one straight script)
     out = args.work / "out"
     out.mkdir(parents=True, exist_ok=True)
     ws = Workspace(args.work / "home")
-    state_path = args.work / "results.json"
+    state_path = (args.work if args.smoke else GRIDS) / "results.json"
+    GRIDS.mkdir(parents=True, exist_ok=True)
     state: dict[str, Any] = json.loads(state_path.read_text()) if state_path.exists() else {}
     for key in ("runs", "collections", "calibration", "inception_real"):
         state.setdefault(key, {})
@@ -444,7 +468,7 @@ def main() -> None:  # noqa: C901 (one straight script)
         """Write results.json, keeping what another benchmark process added meanwhile (a lock, then a merge)."""
         import fcntl
 
-        with open(state_path.with_suffix(".lock"), "w") as lock:
+        with open(args.work / "results.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             disk = json.loads(state_path.read_text()) if state_path.exists() else {}
             for key in ("runs", "collections", "calibration", "inception_real"):
@@ -458,7 +482,7 @@ def main() -> None:  # noqa: C901 (one straight script)
     if args.stage != "doc":
         meta.setdefault("commands", []).append(" ".join([".venv/bin/python bench/quality.py", *sys.argv[1:]]))
     for which, n in ITEMS.items():
-        if which not in state["collections"]:
+        if which not in state["collections"] or not _prepared(ws, which):  # a new machine: build it again
             state["collections"][which] = build_collection(ws, which, n, args.work / "png")
             print(f"{which}: {state['collections'][which]}", flush=True)
             save()
@@ -507,26 +531,50 @@ def main() -> None:  # noqa: C901 (one straight script)
                 jobs += [(which, "demo", r, s) for s in seeds for r in screened]
         else:
             jobs += [("pixel", "10min", r, s) for s in seeds for r in final]
+        only = {r.strip() for r in args.only.split(",") if r.strip()}
+        jobs = [j for j in jobs if not only or j[2] in only]
         missing = sorted({r for _, _, r, _ in jobs if r not in state["calibration"]})
         if missing:
             raise SystemExit(f"calibrate first: --stage calibrate --recipes {','.join(missing)}")
         ctx = mp.get_context("spawn")
         with cf.ProcessPoolExecutor(args.workers, mp_context=ctx, initializer=_one_thread) as pool:
             futures: dict[cf.Future, tuple[str, Any]] = {}
+            # what waits for a worker, submitted a worker at a time (not all at once) so that Inception features,
+            # which complete a row already trained, go before the next training run: a stopped benchmark leaves
+            # finished rows, not many runs without KID
+            inception_q: list[tuple[Any, ...]] = []
+            train_q: list[tuple[Any, ...]] = []
             want_inception = args.stage == "final" and args.inception_fake > 0
-            if want_inception and "pixel" not in state["inception_real"]:
+            if want_inception and not Path(state["inception_real"].get("pixel", {}).get("path", "-")).is_file():
                 path = out / "pixel-real-inception.npy"
-                futures[pool.submit(inception_job, str(ws.root), "pixel", "real", args.inception_real,
-                                    str(path))] = ("real", ("pixel", str(path)))
+                inception_q.append(("real", ("pixel", str(path)), inception_job,
+                                    (str(ws.root), "pixel", "real", args.inception_real, str(path))))
+
+            def want_features(key: str) -> None:
+                rec = state["runs"][key]
+                path = str(out / f"{Path(rec['samples']).stem}-inception.npy")
+                inception_q.append(("inception", key, inception_job,
+                                    (str(ws.root), rec["collection"], rec["samples"], args.inception_fake, path)))
+
             for which, budget, recipe, seed in jobs:
                 key = f"{which}/{budget}/{recipe}/s{seed}"
                 if key in state["runs"]:
+                    rec = state["runs"][key]
+                    if want_inception and not rec.get("inception") and Path(rec["samples"]).is_file():
+                        want_features(key)  # trained by a run that computed no Inception features
                     continue
                 grid_path = str(GRIDS / f"{which}-{budget}-{recipe}.png") if seed == 0 and not args.smoke else None
-                fut = pool.submit(train_job, str(ws.root), which, budget, recipe, seed,
-                                  steps_for(state, recipe, budget), args.samples, str(out), grid_path)
-                futures[fut] = ("train", key)
+                train_q.append(("train", key, train_job, (str(ws.root), which, budget, recipe, seed,
+                                                          steps_for(state, recipe, budget), args.samples, str(out),
+                                                          grid_path)))
+
+            def fill() -> None:
+                while len(futures) < args.workers and (inception_q or train_q):
+                    kind, key, fn, fn_args = (inception_q or train_q).pop(0)
+                    futures[pool.submit(fn, *fn_args)] = (kind, key)
+
             views: dict[str, TraitView] = {}
+            fill()
             while futures:
                 done, _ = cf.wait(list(futures), return_when=cf.FIRST_COMPLETED)
                 for fut in done:
@@ -549,10 +597,7 @@ def main() -> None:  # noqa: C901 (one straight script)
                             views[which] = TraitView(ws, which)
                         rec["traits"] = views[which].scores(np.load(rec["samples"]))
                         if want_inception:
-                            path = str(out / f"{Path(rec['samples']).stem}-inception.npy")
-                            f2 = pool.submit(inception_job, str(ws.root), which, rec["samples"], args.inception_fake, path)
-                            futures[f2] = ("inception", key)
-                            rec["inception_pending"] = path
+                            want_features(key)
                     for rec in state["runs"].values():  # KID once both sides are there
                         real = state["inception_real"].get(rec["collection"])
                         feats = rec.get("inception_features")
@@ -562,6 +607,7 @@ def main() -> None:  # noqa: C901 (one straight script)
                     save()
                     if not args.no_doc:
                         write_doc(state)
+                fill()
     save()
     if not args.no_doc:
         write_doc(state)

@@ -41,6 +41,9 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     "ttur": ("former + TTUR (lr_g 1e-4, lr_d 4e-4)", {"lr_g": 1e-4, "lr_d": 4e-4}),
     "mbstd-native": ("mbstd on the native pixel grid (24x24 from 3x3)", {"mbstd_group": 4, "grid": "auto"}),
     "native": ("former on the native pixel grid", {"grid": "auto"}),
+    # what `nftgan demo` trains (commands.demo): a small model and a short EMA horizon for its 3 minutes
+    "demo": ("the demo's options (former at width 32, EMA 0.98, batch 32)",
+             {"base_width": 32, "ema": 0.98, "batch_size": 32}),
 }
 
 #: The product's recipes. "cpu" is the default recipe (TrainConfig's defaults: the row of docs/quality.md best
