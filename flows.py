@@ -49,7 +49,7 @@ from cleaning.prepare import PrepareConfig, inputs_fingerprint, prepare
 from evaluation.config import EvalConfig
 from pipeline.cache import cache_content_hash
 from pipeline.errors import NftganError
-from pipeline.progress import Progress, ProgressEvent
+from pipeline.progress import Progress, ProgressEvent, describe
 from pipeline.workspace import Workspace
 from scraper.api import ScrapeConfig
 from training.config import RESUMABLE_CHANGES, TrainConfig
@@ -102,8 +102,8 @@ def _progress(logger: Any, what: str, *, artifact_id: Any = None, every_s: float
     last = [0.0]
 
     def show(event: ProgressEvent) -> None:
-        if event.detail.get("kind") == "warning":  # e.g. the collapse alarm: never rate-limited
-            logger.warning("%s: %s", what, event.detail.get("message"))
+        if event.is_warning:  # e.g. the collapse alarm: never rate-limited
+            logger.warning("%s: %s", what, event.message)
             return
         now = time.monotonic()
         if now - last[0] < every_s and event.fraction != 1.0:
@@ -111,8 +111,7 @@ def _progress(logger: Any, what: str, *, artifact_id: Any = None, every_s: float
         last[0] = now
         if artifact_id is not None and event.fraction is not None:
             update_progress_artifact(artifact_id, progress=round(100.0 * event.fraction, 1))
-        amount = f"{event.done:g}/{event.total:g}" if event.done is not None and event.total else ""
-        logger.info("%s: %s %s %s", what, event.label or event.stage, amount, dict(event.detail))
+        logger.info("%s: %s", what, describe(event))
 
     return show
 
@@ -229,7 +228,7 @@ def train_task(home: str, slug: str, run: str, options: dict[str, Any], gpu_limi
         summary = training.train(ws, slug, config, progress=progress)
     update_progress_artifact(progress_id, progress=100.0)
     result = summary.to_dict()
-    logger.info("training done: %s", result)
+    logger.info("training done: %s", summary.describe())
     return result
 
 

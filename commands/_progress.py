@@ -10,32 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from pipeline.progress import Progress, ProgressEvent
-
-
-_NAMES = {"list": "listing", "download": "downloading", "train": "step", "prepare": "decoding", "import": "importing"}
-
-
-def _name(event: ProgressEvent) -> str:
-    return event.label or _NAMES.get(event.stage, event.stage)
-
-
-def is_warning(event: ProgressEvent) -> bool:
-    """A warning a stage sends through its progress (e.g. training's collapse alarm): one line, always shown."""
-    return event.detail.get("kind") == "warning"
-
-
-def _extra(event: ProgressEvent) -> str:
-    """The numbers worth showing beside a bar, by stage."""
-    d = event.detail
-    if event.stage == "train" and "loss_g" in d:
-        return (f"G {d['loss_g']:.3f}  D {d['loss_d']:.3f}  D(x) {d['d_real']:.2f}  D(G(z)) {d['d_fake']:.2f}  "
-                f"{d['images_per_s']:.0f} img/s")
-    if event.stage == "list":
-        return f"{d.get('new', 0)} new"
-    if event.stage == "download":
-        return f"{d.get('failed', 0)} failed"
-    return ""
+from pipeline.progress import Progress, ProgressEvent, describe, name_of, numbers_of
 
 
 @contextmanager
@@ -47,12 +22,7 @@ def progress_bars(enabled: bool, *, console: Any = None, echo: bool = False) -> 
             return
 
         def print_line(event: ProgressEvent) -> None:
-            if is_warning(event):
-                print(f"warning: {event.detail.get('message')}", file=sys.stderr, flush=True)
-                return
-            total = "?" if event.total is None else f"{event.total:g}"
-            done = "?" if event.done is None else f"{event.done:g}"
-            print(f"{_name(event)} {done}/{total}  {_extra(event)}".rstrip(), file=sys.stderr, flush=True)
+            print(describe(event), file=sys.stderr, flush=True)
 
         yield print_line
         return
@@ -66,15 +36,15 @@ def progress_bars(enabled: bool, *, console: Any = None, echo: bool = False) -> 
     tasks: dict[str, Any] = {}
 
     def draw(event: ProgressEvent) -> None:
-        if is_warning(event):
-            bars.console.print(f"[yellow]warning:[/yellow] {event.detail.get('message')}", markup=True, highlight=False)
+        if event.is_warning:
+            bars.console.print(f"[yellow]warning:[/yellow] {event.message}", markup=True, highlight=False)
             return
         if event.done is None:
             return
-        name = _name(event)
+        name = name_of(event)
         if name not in tasks:
             tasks[name] = bars.add_task(name, total=event.total, extra="")
-        bars.update(tasks[name], completed=event.done, total=event.total, extra=_extra(event))
+        bars.update(tasks[name], completed=event.done, total=event.total, extra=numbers_of(event))
 
     with bars:
         yield draw

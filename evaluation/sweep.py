@@ -26,7 +26,7 @@ from evaluation.traits import RealTraitSide, TraitClassifier, fit_trait_classifi
 from pipeline.atomic import remove_stale_temps, write_bytes, write_json
 from pipeline.cache import TensorCache, hash_strings, open_cache
 from pipeline.errors import NftganError
-from pipeline.progress import Progress, report
+from pipeline.progress import Progress, report, warn
 from pipeline.workspace import EvalPaths, RunPaths, Workspace
 
 PROTOCOL = "nftgan-eval-1"
@@ -163,7 +163,7 @@ def evaluate(
         if not config.allow_other_cache:
             raise NftganError(f"{message}: its scores would compare it with other images; pass "
                               "--allow-other-cache to score it anyway (both hashes are recorded)")
-        emit("warning", message=message)
+        warn(progress, "evaluate", message)
     extractor = create_extractor(config.extractor, weights=config.weights, device=device)
     report(progress, "evaluate", 0, len(cache), **REAL)
     real = real_side(ws.collection(slug), cache, extractor, batch_size=config.batch_size, progress=progress)

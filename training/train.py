@@ -28,7 +28,7 @@ import torch
 from pipeline.cache import TensorCache, open_cache
 from pipeline.errors import NftganError
 from pipeline.locks import exclusive_lock
-from pipeline.progress import Progress, report
+from pipeline.progress import Progress, report, warn
 from pipeline.workspace import RunPaths, Workspace
 from training import checkpoints, distributed, losses
 from training import probe as collapse_probe
@@ -261,7 +261,7 @@ def _loop(r: _Run, start: Counters, ckpt: dict[str, Any] | None, progress: Progr
                     line = probe.describe(last_probe)
                     alarms.append(line)
                     log.warning("%s", line)
-                    report(progress, "train", step, total, unit="steps", kind="warning", message=line)
+                    warn(progress, "train", line, step, total, unit="steps")
             r.outputs.log(last_row)
         if checkpoint_due:
             save_checkpoint()

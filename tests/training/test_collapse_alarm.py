@@ -103,5 +103,5 @@ def test_the_flows_log_a_warning_event_as_one_warning_line() -> None:
 
     show = flows._progress(Logger(), "train r")
     show(ProgressEvent("train", 5, 10, detail={"loss_g": 1.0}))
-    show(ProgressEvent("train", 6, 10, detail={"kind": "warning", "message": "collapse suspected at step 6 (x)"}))
+    show(ProgressEvent("train", 6, 10, kind="warning", message="collapse suspected at step 6 (x)"))
     assert lines[-1] == ("warning", "train r: collapse suspected at step 6 (x)")

@@ -211,7 +211,7 @@ def test_progress_bar_shows_step_losses_and_speed(capsys):
         for step, total in ((5, 10), (10, 10), (12, None)):  # --minutes runs have no total
             draw(event(step, total))
     text = console.export_text()
-    assert "G 0.700  D 1.400" in text and "123 img/s" in text
+    assert "G 0.70  D 1.40" in text and "123 img/s" in text
     with progress_bars(False, echo=True) as echo:  # off a terminal: one line per log step
         echo(event(5, 10))
-    assert "step 5/10  G 0.700  D 1.400" in capsys.readouterr().err
+    assert "step 5/10  G 0.70  D 1.40  123 img/s  50%" in capsys.readouterr().err
