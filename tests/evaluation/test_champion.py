@@ -232,3 +232,27 @@ def test_a_decision_against_a_champion_that_changed_meanwhile_is_refused(ws, wea
     with pytest.raises(NftganError, match="changed while other was being compared"):
         challenge(ws, weak_champion, "other", PROTOCOL)
     assert read_champion(ws, weak_champion).current["step"] == 0  # untouched by the refused decision
+
+
+def test_the_margin_rule_with_known_numbers() -> None:
+    """The rule in numbers: promote only when KID_new < KID_champion - max(5% of it, 2 sigma of the noise)."""
+    from evaluation.champion import ChampionConfig, _compare
+
+    cfg = ChampionConfig()
+    assert (cfg.rel_margin, cfg.sigmas) == (0.05, 2.0)
+
+    def verdict(new_kid: float, base_noise: float = 0.0, new_noise: float = 0.0) -> tuple[bool, float]:
+        promoted, margin, _ = _compare({"kid_mean": 0.100, "kid_noise": base_noise},
+                                       {"kid_mean": new_kid, "kid_noise": new_noise}, cfg, "the champion")
+        return promoted, margin
+
+    # the relative term: 5% of 0.100 is 0.005 (noise negligible)
+    assert verdict(0.0949) == (True, pytest.approx(0.005))
+    assert verdict(0.0951)[0] is False  # better, but by less than 5%
+    assert verdict(0.100)[0] is False and verdict(0.2)[0] is False
+    # the noise term: sigmas 0.003 and 0.004 combine to 0.005, times 2 is 0.010, which beats the 5%
+    assert verdict(0.0899, 0.003, 0.004) == (True, pytest.approx(0.010))
+    assert verdict(0.0901, 0.003, 0.004)[0] is False
+    assert verdict(float("nan"))[0] is False
+    _, _, why = _compare({"kid_mean": 0.1, "kid_noise": 0.0}, {"kid_mean": 0.098, "kid_noise": 0.0}, cfg, "x")
+    assert "within the noise margin" in why and "margin 0.005" in why

@@ -168,3 +168,27 @@ def test_inception_features_on_cuda_match_the_cpu(pth_file):
     cpu = extract_features(create_extractor("inception", weights=pth_file, device="cpu"), images)
     gpu = extract_features(create_extractor("inception", weights=pth_file, device="cuda"), images)
     np.testing.assert_allclose(gpu, cpu, rtol=1e-3, atol=1e-3)
+
+
+def test_fid_through_the_real_network_agrees_with_torch_fidelity_and_with_the_closed_form(helper_weights):
+    """FID end to end on a small set: our metric on real Inception features equals torch-fidelity's own FID
+    function on the same features, and an independent closed form of the same number."""
+    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
+
+    real, fake = tokens(10, size_px=32, seed=3), tokens(10, size_px=32, seed=4, palette_shift=80)
+    extractor = inception_extractor(helper_weights)
+    ours = compute_metrics(real, fake, metrics=("fid",), extractor=extractor)
+    assert ours["comparable_to_published"] is True and ours["fid_biased"] is True  # 10 samples: said so
+    fr, ff = (extract_features(extractor, x, batch_size=10).astype(np.float64) for x in (real, fake))
+    theirs = fid_statistics_to_metric(fid_features_to_statistics(torch.from_numpy(fr)),
+                                      fid_features_to_statistics(torch.from_numpy(ff)), verbose=False)[KEY_METRIC_FID]
+    # the closed form: with n samples the covariances have rank < n, and tr sqrt(S_r S_f) is the nuclear norm of
+    # (F_f F_r^T) / sqrt((n_r - 1)(n_f - 1)) for the centred feature matrices F (same nonzero eigenvalues)
+    cr, cf = fr - fr.mean(0), ff - ff.mean(0)
+    n_r, n_f = len(fr), len(ff)
+    cross = np.linalg.svd(cf @ cr.T, compute_uv=False).sum() / np.sqrt((n_r - 1) * (n_f - 1))
+    closed = (((fr.mean(0) - ff.mean(0)) ** 2).sum() + (cr**2).sum() / (n_r - 1) + (cf**2).sum() / (n_f - 1)
+              - 2 * cross)
+    assert ours["fid"] > 1.0  # two different sets of tokens
+    assert ours["fid"] == pytest.approx(theirs, rel=1e-6)
+    assert ours["fid"] == pytest.approx(closed, rel=1e-3)

@@ -198,7 +198,6 @@ def test_export_without_a_run_uses_the_champion_into_the_default_folder(pix, cap
 
 @pytest.mark.slow  # trains the real trait classifier: ~30 s of CPU (the stub above covers the wiring in seconds)
 def test_export_attributes_come_from_the_collections_trait_classifier(tmp_path) -> None:
-    pytest.importorskip("evaluation.traits")
     from cleaning.prepare import PrepareConfig, prepare
     from marketplace import pixelcollection
     from pipeline.catalog import Catalog

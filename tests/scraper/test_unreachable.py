@@ -38,8 +38,7 @@ def test_a_refused_port_with_the_api_source(cli) -> None:
             "--allow-private-hosts", "--max-retries", "0")
     assert r.exit_code == EXIT_UNREACHABLE, (r.stdout, r.stderr)
     line = one_line(r)
-    assert f"127.0.0.1:{port}" in line or "127.0.0.1" in line
-    assert "refused" in line
+    assert f"127.0.0.1:{port}" in line and "refused" in line
 
 
 @pytest.mark.slow
@@ -64,9 +63,22 @@ def test_a_403_bot_check_page(cli) -> None:
     assert "--source api" in line and "--no-headless" in line
 
 
-def test_a_403_from_the_api(cli) -> None:
+def test_a_401_from_the_api_for_a_wrong_key(cli) -> None:
     with serve_fixture(n_items=10, mode="os2", api_key="right") as fx:
         r = cli("scrape", "demo", "--source", "api", "--api-base-url", fx.api_base_url, "--allow-private-hosts",
                 "--api-key", "wrong")
+        assert len(fx.api_requests) == 1  # refused at once, not retried
     assert r.exit_code == EXIT_REFUSED, (r.stdout, r.stderr)
-    assert "refused" in one_line(r)
+    line = one_line(r)
+    assert "refused" in line and "HTTP 401" in line and "--api-key" in line
+
+
+def test_a_403_from_the_api_with_a_right_key(cli) -> None:
+    # a key that is right but forbidden (a blocked account or address): refused the same way, and said so
+    with serve_fixture(n_items=10, mode="os2", api_key="right", faults=Faults(api_errors=[403] * 5)) as fx:
+        r = cli("scrape", "demo", "--source", "api", "--api-base-url", fx.api_base_url, "--allow-private-hosts",
+                "--api-key", "right")
+        assert len(fx.api_requests) == 1
+    assert r.exit_code == EXIT_REFUSED, (r.stdout, r.stderr)
+    line = one_line(r)
+    assert "refused" in line and "HTTP 403" in line
