@@ -43,7 +43,6 @@ import concurrent.futures as cf
 import datetime as _dt
 import json
 import multiprocessing as mp
-import os
 import shutil
 import statistics
 import sys

@@ -33,11 +33,11 @@ def champion_cmd(
     samples: Annotated[int, typer.Option(help="Generated images per generator.")] = CHAMPION_DEFAULTS.samples,
     seed: Annotated[int, typer.Option(help="Seed of the generated images' latents.")] = CHAMPION_DEFAULTS.seed,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = CHAMPION_DEFAULTS.device,
-    weights: Annotated[Optional[Path], typer.Option(help="Inception weights file (see nftgan evaluate).")] = None,
+    weights: Annotated[Optional[Path], typer.Option(help="Inception weights file (see nftgan evaluate).")] = CHAMPION_DEFAULTS.weights,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Show the collection's champion and its history, or (--challenge RUN) decide whether RUN replaces it."""
-    from commands import workspace
+    from commands._common import workspace
     from pipeline.champion import read_champion
 
     ws = workspace(ctx)

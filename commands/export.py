@@ -48,7 +48,7 @@ def export_cmd(
     ] = EXPORT_DEFAULTS.extractor,
     weights: Annotated[
         Optional[Path], typer.Option(help="Inception weights file (see nftgan evaluate).", rich_help_panel=_CHECK)
-    ] = None,
+    ] = EXPORT_DEFAULTS.weights,
     ratio_max: Annotated[
         Optional[float],
         typer.Option(help="Near-copy when nearest/second-nearest training distance is below this (default 1/3, "
@@ -68,7 +68,7 @@ def export_cmd(
     name_prefix: Annotated[
         Optional[str], typer.Option(help="Token names are '<prefix> #<id>' (default: the slug).", rich_help_panel=_META)
     ] = EXPORT_DEFAULTS.name_prefix,
-    description: Annotated[Optional[str], typer.Option(help="Token description.", rich_help_panel=_META)] = None,
+    description: Annotated[Optional[str], typer.Option(help="Token description.", rich_help_panel=_META)] = EXPORT_DEFAULTS.description,
     image_base_uri: Annotated[
         str, typer.Option(help="'image' is <base><id>.png, e.g. ipfs://<CID>/.", rich_help_panel=_META)
     ] = EXPORT_DEFAULTS.image_base_uri,
@@ -82,7 +82,7 @@ def export_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
 ) -> None:
     """Export N mint-ready tokens: images, ERC-721 metadata, a summary with trait counts, a contact sheet."""
-    from commands import workspace
+    from commands._common import workspace
 
     config = ExportConfig(
         n=n, out=out, seed=seed, checkpoint=checkpoint, pixel_art=pixel_art, memorization_check=memorization_check,

@@ -13,6 +13,10 @@ from pipeline.errors import EXIT_PARTIAL
 from scraper.api import ScrapeConfig
 
 SCRAPE_DEFAULTS = ScrapeConfig()
+#: command-line parameters named otherwise than their ScrapeConfig field
+SCRAPE_RENAMED = {"timeout": "timeout_s", "page_timeout": "page_timeout_s", "interstitial_wait": "interstitial_wait_s",
+                  "backoff_initial": "backoff_initial_s", "backoff_max": "backoff_max_s", "chromium": "chromium_path",
+                  "max_rate_wait": "max_rate_wait_s"}
 
 if TYPE_CHECKING:
     from marketplace.fixture import Faults
@@ -31,49 +35,49 @@ def scrape_cmd(
     slug: Annotated[str, typer.Argument(help="Collection slug, as in opensea.io/collection/<slug>.")],
     source: Annotated[
         str, typer.Option(help="Where to list items: 'browser' (the collection page) or 'api'.")
-    ] = "browser",
-    base_url: Annotated[str, typer.Option(help="Marketplace site for the browser source.")] = "https://opensea.io",
+    ] = SCRAPE_DEFAULTS.source,
+    base_url: Annotated[str, typer.Option(help="Marketplace site for the browser source.")] = SCRAPE_DEFAULTS.base_url,
     api_base_url: Annotated[
         str, typer.Option(help="OpenSea API v2 base for the API source.")
-    ] = "https://api.opensea.io",
+    ] = SCRAPE_DEFAULTS.api_base_url,
     api_key: Annotated[
         Optional[str], typer.Option(help="OpenSea API key (else $OPENSEA_API_KEY); never saved.", show_default=False)
-    ] = None,
+    ] = SCRAPE_DEFAULTS.api_key,
     max_items: Annotated[
         Optional[int], typer.Option(help="Stop listing after this many items.", show_default=False)
-    ] = None,
-    image_width: Annotated[int, typer.Option(help="Image width (px) asked of OpenSea's image CDN.")] = 512,
-    concurrency: Annotated[int, typer.Option(help="Downloads at once.")] = 16,
-    per_host_limit: Annotated[int, typer.Option(help="Downloads at once from one host.")] = 8,
+    ] = SCRAPE_DEFAULTS.max_items,
+    image_width: Annotated[int, typer.Option(help="Image width (px) asked of OpenSea's image CDN.")] = SCRAPE_DEFAULTS.image_width,
+    concurrency: Annotated[int, typer.Option(help="Downloads at once.")] = SCRAPE_DEFAULTS.concurrency,
+    per_host_limit: Annotated[int, typer.Option(help="Downloads at once from one host.")] = SCRAPE_DEFAULTS.per_host_limit,
     allow_private_hosts: Annotated[
         bool, typer.Option(help="Allow loopback/private addresses (needed for the local fixture).")
-    ] = False,
+    ] = SCRAPE_DEFAULTS.allow_private_hosts,
     ipfs_gateway: Annotated[
         str, typer.Option(help="Gateways for ipfs:// URLs, comma-separated, tried in turn when one fails.")
     ] = SCRAPE_DEFAULTS.ipfs_gateway,
     arweave_gateway: Annotated[str, typer.Option(help="Gateway for ar:// URLs.")] = SCRAPE_DEFAULTS.arweave_gateway,
-    idle_scrolls: Annotated[int, typer.Option(help="Browser: stop after this many scrolls bring nothing new.")] = 6,
-    page_size: Annotated[int, typer.Option(help="API: items per page (at most 200).")] = 200,
-    skip_nsfw: Annotated[bool, typer.Option(help="API: leave out items flagged NSFW (counted in the summary).")] = False,
+    idle_scrolls: Annotated[int, typer.Option(help="Browser: stop after this many scrolls bring nothing new.")] = SCRAPE_DEFAULTS.idle_scrolls,
+    page_size: Annotated[int, typer.Option(help="API: items per page (at most 200).")] = SCRAPE_DEFAULTS.page_size,
+    skip_nsfw: Annotated[bool, typer.Option(help="API: leave out items flagged NSFW (counted in the summary).")] = SCRAPE_DEFAULTS.skip_nsfw,
     max_rate_wait: Annotated[
         float, typer.Option(help="API: longest wait (s) for a rate-limit window to reset; a longer one ends the run "
                                  "with the cursor saved (exit 3), and the next run resumes.")
-    ] = 3600.0,
-    timeout: Annotated[float, typer.Option(help="Seconds per HTTP request.")] = 30.0,
-    page_timeout: Annotated[float, typer.Option(help="Browser: seconds for the collection page to show items.")] = 60.0,
-    page_retries: Annotated[int, typer.Option(help="Browser: page loads before giving up.")] = 3,
-    interstitial_wait: Annotated[float, typer.Option(help="Browser: seconds an error/bot-check page may take.")] = 10.0,
-    max_bytes: Annotated[int, typer.Option(help="Largest image file accepted, in bytes.")] = 50 * 2**20,
-    max_retries: Annotated[int, typer.Option(help="Retries after 5xx, timeouts and connection errors.")] = 4,
-    rate_limit_retries: Annotated[int, typer.Option(help="Retries after 429/599 rate limits.")] = 8,
-    backoff_initial: Annotated[float, typer.Option(help="First backoff in seconds (doubles each retry).")] = 1.0,
-    backoff_max: Annotated[float, typer.Option(help="Longest wait in seconds, Retry-After included.")] = 60.0,
+    ] = SCRAPE_DEFAULTS.max_rate_wait_s,
+    timeout: Annotated[float, typer.Option(help="Seconds per HTTP request.")] = SCRAPE_DEFAULTS.timeout_s,
+    page_timeout: Annotated[float, typer.Option(help="Browser: seconds for the collection page to show items.")] = SCRAPE_DEFAULTS.page_timeout_s,
+    page_retries: Annotated[int, typer.Option(help="Browser: page loads before giving up.")] = SCRAPE_DEFAULTS.page_retries,
+    interstitial_wait: Annotated[float, typer.Option(help="Browser: seconds an error/bot-check page may take.")] = SCRAPE_DEFAULTS.interstitial_wait_s,
+    max_bytes: Annotated[int, typer.Option(help="Largest image file accepted, in bytes.")] = SCRAPE_DEFAULTS.max_bytes,
+    max_retries: Annotated[int, typer.Option(help="Retries after 5xx, timeouts and connection errors.")] = SCRAPE_DEFAULTS.max_retries,
+    rate_limit_retries: Annotated[int, typer.Option(help="Retries after 429/599 rate limits.")] = SCRAPE_DEFAULTS.rate_limit_retries,
+    backoff_initial: Annotated[float, typer.Option(help="First backoff in seconds (doubles each retry).")] = SCRAPE_DEFAULTS.backoff_initial_s,
+    backoff_max: Annotated[float, typer.Option(help="Longest wait in seconds, Retry-After included.")] = SCRAPE_DEFAULTS.backoff_max_s,
     chromium: Annotated[
         Optional[str], typer.Option(help="Chromium to use (else $NFTGAN_CHROMIUM, /usr/bin/chromium, Playwright's).",
                                     show_default=False)
-    ] = None,
-    headless: Annotated[bool, typer.Option(help="Run the browser without a window.")] = True,
-    restart_listing: Annotated[bool, typer.Option(help="API: forget a saved cursor, list from the start.")] = False,
+    ] = SCRAPE_DEFAULTS.chromium_path,
+    headless: Annotated[bool, typer.Option(help="Run the browser without a window.")] = SCRAPE_DEFAULTS.headless,
+    restart_listing: Annotated[bool, typer.Option(help="API: forget a saved cursor, list from the start.")] = SCRAPE_DEFAULTS.restart_listing,
     full: Annotated[
         bool, typer.Option("--full", help="List the whole collection, not only what is new; notices removed tokens "
                                           "(flagged delisted) and changed images (downloaded again).")
@@ -98,23 +102,14 @@ def scrape_cmd(
     Against the local fixture: `nftgan fixture serve` in one terminal, then
     `nftgan scrape demo --base-url http://127.0.0.1:PORT --allow-private-hosts` in another.
     """
-    from commands import fail, progress_enabled, workspace
+    from commands._common import fail, progress_enabled, workspace
     from commands._progress import progress_bars
-    from scraper.api import ScrapeConfig, download_items, list_items, scrape
+    from commands._common import config_options
+    from scraper.api import download_items, list_items, scrape
 
     if list_only and download_only:
         fail("--list-only and --download-only exclude each other")
-    config = ScrapeConfig(
-        source=source, base_url=base_url, api_base_url=api_base_url, api_key=api_key, max_items=max_items,
-        image_width=image_width, concurrency=concurrency, per_host_limit=per_host_limit,
-        allow_private_hosts=allow_private_hosts, ipfs_gateway=ipfs_gateway, arweave_gateway=arweave_gateway,
-        idle_scrolls=idle_scrolls,
-        page_size=page_size, timeout_s=timeout, page_timeout_s=page_timeout, page_retries=page_retries,
-        interstitial_wait_s=interstitial_wait, max_bytes=max_bytes, max_retries=max_retries,
-        rate_limit_retries=rate_limit_retries, backoff_initial_s=backoff_initial, backoff_max_s=backoff_max,
-        chromium_path=chromium, headless=headless, restart_listing=restart_listing, skip_nsfw=skip_nsfw,
-        max_rate_wait_s=max_rate_wait, full=full, full_every_days=full_every_days,
-    )
+    config = ScrapeConfig(**config_options(ctx, ScrapeConfig, SCRAPE_RENAMED))
     ws = workspace(ctx)
     run = list_items if list_only else download_items if download_only else scrape
     with progress_bars(progress_enabled()) as progress:
@@ -151,7 +146,7 @@ def fixture_serve(
     """Serve a fake marketplace for the demo collection on 127.0.0.1 until Ctrl-C (or SIGTERM)."""
     import time
 
-    from commands import fail
+    from commands._common import fail
     from pipeline.workspace import validate_slug
     from marketplace.fixture import serve_fixture
 

@@ -14,12 +14,13 @@ from typing import Annotated, Optional
 import typer
 
 from pipeline.errors import NftganError
-from training.config import TrainConfig
+from commands._common import config_options, defaults_of
+from training.config import InterpolateConfig, SampleConfig, TrainConfig
 
-TRAIN_DEFAULTS = TrainConfig()
+TRAIN_DEFAULTS, SAMPLE_DEFAULTS, INTERPOLATE_DEFAULTS = TrainConfig(), SampleConfig(), defaults_of(InterpolateConfig)
 
-#: TrainConfig fields whose command-line parameter has another name
-_PARAM_OF = {"size_px": "size", "compile": "compile_"}
+#: command-line parameters named otherwise than their TrainConfig field
+TRAIN_RENAMED = {"size": "size_px", "compile_": "compile"}
 _SPEED = "Speed"
 _MODEL = "Model"
 _OUT = "Outputs"
@@ -39,15 +40,15 @@ def train_cmd(
     slug: Annotated[str, typer.Argument(help="Collection slug (its tensor cache must exist: nftgan prepare).")],
     size: Annotated[int, typer.Option("--size", help="The tensor cache's size in pixels: 32, 64, 128 or 256.")] = TRAIN_DEFAULTS.size_px,
     arch: Annotated[str, typer.Option(help="dcgan, or mlp (the fully connected baseline).")] = TRAIN_DEFAULTS.arch,
-    steps: Annotated[Optional[int], typer.Option(help="Train this many steps (default 10000).")] = None,
-    epochs: Annotated[Optional[float], typer.Option(help="Or this many passes over the cache.")] = None,
-    minutes: Annotated[Optional[float], typer.Option(help="Or this many minutes of training (all sessions).")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Train this many steps (default 10000).")] = TRAIN_DEFAULTS.steps,
+    epochs: Annotated[Optional[float], typer.Option(help="Or this many passes over the cache.")] = TRAIN_DEFAULTS.epochs,
+    minutes: Annotated[Optional[float], typer.Option(help="Or this many minutes of training (all sessions).")] = TRAIN_DEFAULTS.minutes,
     batch_size: Annotated[
         int, typer.Option(help="Images per step (per process under torchrun).")
     ] = TRAIN_DEFAULTS.batch_size,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = TRAIN_DEFAULTS.device,
-    run: Annotated[Optional[str], typer.Option(help="Run name (default <arch>-<size>px-<time>).")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run from its last good checkpoint.")] = False,
+    run: Annotated[Optional[str], typer.Option(help="Run name (default <arch>-<size>px-<time>).")] = TRAIN_DEFAULTS.run,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run from its last good checkpoint.")] = TRAIN_DEFAULTS.resume,
     augment: Annotated[
         str, typer.Option(help="DiffAugment: auto (on under 50k images), none, or e.g. color,translation,cutout,flip.")
     ] = TRAIN_DEFAULTS.augment,
@@ -87,11 +88,11 @@ def train_cmd(
     amp: Annotated[
         str,
         typer.Option(help="auto (bf16 where native: CUDA, AVX512-BF16/AMX CPUs), bf16, fp16 or off.", rich_help_panel=_SPEED),
-    ] = "auto",
-    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile G and D.", rich_help_panel=_SPEED)] = False,
+    ] = TRAIN_DEFAULTS.amp,
+    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile G and D.", rich_help_panel=_SPEED)] = TRAIN_DEFAULTS.compile,
     data_on_device: Annotated[
         str, typer.Option(help="auto, resident (whole cache on the device) or stream.", rich_help_panel=_SPEED)
-    ] = "auto",
+    ] = TRAIN_DEFAULTS.data_on_device,
     z_dim: Annotated[int, typer.Option(help="Latent size.", rich_help_panel=_MODEL)] = TRAIN_DEFAULTS.z_dim,
     base_width: Annotated[
         int, typer.Option(help="ngf = ndf (widths double per stage up to 8x).", rich_help_panel=_MODEL)
@@ -119,7 +120,7 @@ def train_cmd(
     seed: Annotated[int, typer.Option(help="Seed of weights, batches and noise.")] = TRAIN_DEFAULTS.seed,
     deterministic: Annotated[
         bool, typer.Option("--deterministic", help="Deterministic kernels only (slower).")
-    ] = False,
+    ] = TRAIN_DEFAULTS.deterministic,
     warm_start: Annotated[
         str,
         typer.Option(help="Start a new run from: none, champion (the collection's), RUN (its best, else latest "
@@ -138,27 +139,16 @@ def train_cmd(
     Several GPUs: torchrun --nproc_per_node N -m commands -- train SLUG ... (the `--` keeps torchrun
     from reading nftgan's options).
     """
-    from commands import progress_enabled, workspace
+    from commands._common import progress_enabled, workspace
     from commands._progress import progress_bars
-    from training.config import TrainConfig
 
-    fields = dict(
-        size_px=size, arch=arch, steps=steps, epochs=epochs, minutes=minutes, batch_size=batch_size,
-        device=device, run=run, resume=resume, z_dim=z_dim, base_width=base_width, widths=_widths(widths),
-        spectral_norm=spectral_norm, dropout=dropout, loss=loss, label_smoothing=label_smoothing,
-        separate_batches=separate_batches, augment=augment, ema=ema, lr_g=lr_g, lr_d=lr_d, beta1=beta1,
-        beta2=beta2, amp=amp, compile=compile_, data_on_device=data_on_device,
-        checkpoint_every=checkpoint_every, keep_last=keep_last, sample_every=sample_every,
-        sample_count=sample_count, log_every=log_every, seed=seed, deterministic=deterministic,
-        warm_start=warm_start, r1_gamma=r1_gamma, r2_gamma=r2_gamma, reg_every=reg_every, ada_target=ada_target,
-        ada_kimg=ada_kimg, ada_every=ada_every, grid=grid, d_norm=d_norm, mbstd_group=mbstd_group,
-        probe_every=probe_every, ema_rampup=ema_rampup,
-    )  # fmt: skip
+    fields = {**config_options(ctx, TrainConfig, TRAIN_RENAMED), "widths": _widths(widths)}
     if recipe is not None:
         from training.recipes import recipe_config
 
         def given_here(field: str) -> bool:  # by name: typer may bring its own click
-            source = ctx.get_parameter_source(_PARAM_OF.get(field, field))
+            param = next((p for p, f in TRAIN_RENAMED.items() if f == field), field)
+            source = ctx.get_parameter_source(param)
             return source is not None and source.name != "DEFAULT"
 
         given = {k: v for k, v in fields.items() if given_here(k)}
@@ -181,31 +171,28 @@ def sample_cmd(
     checkpoint: Annotated[
         Optional[str],
         typer.Option(help="latest, best or a step number (default: the champion's step, else latest)."),
-    ] = None,
-    n: Annotated[int, typer.Option("--n", help="Number of images.")] = 64,
-    seed: Annotated[int, typer.Option(help="Seed of the latents.")] = 0,
-    out: Annotated[Optional[Path], typer.Option(help="Write one grid PNG here.")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option(help="Or write one PNG per image into this folder.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Use the EMA generator if the run has one.")] = True,
+    ] = SAMPLE_DEFAULTS.checkpoint,
+    n: Annotated[int, typer.Option("--n", help="Number of images.")] = SAMPLE_DEFAULTS.n,
+    seed: Annotated[int, typer.Option(help="Seed of the latents.")] = SAMPLE_DEFAULTS.seed,
+    out: Annotated[Optional[Path], typer.Option(help="Write one grid PNG here.")] = SAMPLE_DEFAULTS.out,
+    out_dir: Annotated[Optional[Path], typer.Option(help="Or write one PNG per image into this folder.")] = SAMPLE_DEFAULTS.out_dir,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = SAMPLE_DEFAULTS.device,
+    ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Use the EMA generator if the run has one.")] = SAMPLE_DEFAULTS.ema,
     pixel_art: Annotated[
         Optional[bool],
         typer.Option("--pixel-art/--no-pixel-art", help="Snap to the collection's pixel grid and palette "
                      "(default: on when prepare found the collection drawn as pixel art)."),
-    ] = None,
+    ] = SAMPLE_DEFAULTS.pixel_art,
     before_after: Annotated[
         Optional[Path],
         typer.Option(help="Write the raw and snapped grids side by side here (default: beside the grid)."),
-    ] = None,
+    ] = SAMPLE_DEFAULTS.before_after,
 ) -> None:
     """Generate images at full size from a run's checkpoint (default: the champion): a grid, or single PNGs."""
-    from commands import workspace
-    from training.sampling import SampleConfig, sample
+    from commands._common import workspace
+    from training.sampling import sample
 
-    config = SampleConfig(
-        checkpoint=checkpoint, n=n, seed=seed, out=out, out_dir=out_dir, device=device, ema=ema,
-        pixel_art=pixel_art, before_after=before_after,
-    )  # fmt: skip
+    config = SampleConfig(**config_options(ctx, SampleConfig))
     result = sample(workspace(ctx), slug, run, config)
     paths = result.paths
     where = paths[0] if len(paths) == 1 else f"{len(paths)} images in {paths[0].parent}"
@@ -225,23 +212,20 @@ def interpolate_cmd(
     checkpoint: Annotated[
         Optional[str],
         typer.Option(help="latest, best or a step number (default: the champion's step, else latest)."),
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the keyframe latents.")] = 0,
-    keyframes: Annotated[int, typer.Option(help="Latent points visited, in a loop.")] = 4,
-    frames_between: Annotated[int, typer.Option(help="Frames from one keyframe to the next.")] = 16,
-    n: Annotated[int, typer.Option("--n", help="Interpolations side by side.")] = 1,
-    frame_ms: Annotated[int, typer.Option(help="Milliseconds per frame.")] = 80,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Use the EMA generator if the run has one.")] = True,
+    ] = INTERPOLATE_DEFAULTS.checkpoint,
+    seed: Annotated[int, typer.Option(help="Seed of the keyframe latents.")] = INTERPOLATE_DEFAULTS.seed,
+    keyframes: Annotated[int, typer.Option(help="Latent points visited, in a loop.")] = INTERPOLATE_DEFAULTS.keyframes,
+    frames_between: Annotated[int, typer.Option(help="Frames from one keyframe to the next.")] = INTERPOLATE_DEFAULTS.frames_between,
+    n: Annotated[int, typer.Option("--n", help="Interpolations side by side.")] = INTERPOLATE_DEFAULTS.n,
+    frame_ms: Annotated[int, typer.Option(help="Milliseconds per frame.")] = INTERPOLATE_DEFAULTS.frame_ms,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = INTERPOLATE_DEFAULTS.device,
+    ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Use the EMA generator if the run has one.")] = INTERPOLATE_DEFAULTS.ema,
 ) -> None:
     """Write a looping GIF that walks through the generator's latent space."""
-    from commands import workspace
-    from training.sampling import InterpolateConfig, interpolate
+    from commands._common import workspace
+    from training.sampling import interpolate
 
-    config = InterpolateConfig(
-        out=out, checkpoint=checkpoint, seed=seed, keyframes=keyframes, frames_between=frames_between, n=n,
-        frame_ms=frame_ms, device=device, ema=ema,
-    )  # fmt: skip
+    config = InterpolateConfig(**config_options(ctx, InterpolateConfig))
     typer.echo(f"wrote {interpolate(workspace(ctx), slug, run, config)}")
 
 

@@ -21,6 +21,7 @@ from pipeline.atomic import atomic_path
 from pipeline.champion import read_champion
 from pipeline.errors import NftganError
 from pipeline.workspace import Workspace
+from training.config import InterpolateConfig, SampleConfig  # noqa: F401 (their home is the config)
 from training.checkpoints import LoadedGenerator, best_step, load_generator, require_run
 from training.devices import resolve_device
 from training.pixelart import PixelArt, read_pixel_art
@@ -78,34 +79,6 @@ def save_gif(frames: list[np.ndarray], target: Path, *, frame_ms: int) -> None:
 
 
 # -- nftgan sample ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SampleConfig:
-    #: latest | best | STEP; None: the champion's step when the run is the champion (or none is named), else latest
-    checkpoint: str | None = None
-    n: int = 64
-    seed: int = 0
-    out: Path | None = None  # one grid PNG
-    out_dir: Path | None = None  # or one PNG per image
-    device: str = "auto"
-    ema: bool = True
-    #: snap to the collection's pixel grid and palette; None: when the cache size has a pixel-art.json
-    pixel_art: bool | None = None
-    #: raw and snapped grids side by side; None: beside the grid (``<grid>-before-after.png``) when snapping
-    before_after: Path | None = None
-
-    def __post_init__(self) -> None:
-        if self.n < 1:
-            raise NftganError(f"--n must be at least 1, got {self.n}")
-        if self.out is not None and self.out_dir is not None:
-            raise NftganError("give either --out FILE.png (a grid) or --out-dir DIR (single images), not both")
-        if self.out is not None and Path(self.out).suffix.lower() != ".png":
-            raise NftganError(f"--out must name a .png file, got {self.out}")
-        if self.before_after is not None and Path(self.before_after).suffix.lower() != ".png":
-            raise NftganError(f"--before-after must name a .png file, got {self.before_after}")
-        if self.before_after is not None and self.pixel_art is False:
-            raise NftganError("--before-after shows the pixel-art snapping, which --no-pixel-art turns off")
-
-
 @dataclass(frozen=True)
 class SampleOutput:
     """What ``sample`` wrote."""
@@ -209,26 +182,6 @@ def sample(ws: Workspace, slug: str, run_name: str | None, config: SampleConfig)
 
 
 # -- nftgan interpolate ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class InterpolateConfig:
-    out: Path
-    checkpoint: str | None = None  # as SampleConfig.checkpoint
-    seed: int = 0
-    keyframes: int = 4  # latent points visited in a loop
-    frames_between: int = 16
-    n: int = 1  # parallel interpolations shown side by side in a grid
-    frame_ms: int = 80
-    device: str = "auto"
-    ema: bool = True
-
-    def __post_init__(self) -> None:
-        if Path(self.out).suffix.lower() != ".gif":
-            raise NftganError(f"--out must name a .gif file, got {self.out}")
-        for name, low in (("keyframes", 2), ("frames_between", 1), ("n", 1), ("frame_ms", 10)):
-            if getattr(self, name) < low:
-                raise NftganError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}")
-
-
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     """Spherical interpolation between latents (rows), which keeps them at a typical Gaussian norm."""
     cos = (a * b).sum(-1, keepdim=True) / (a.norm(dim=-1, keepdim=True) * b.norm(dim=-1, keepdim=True))
