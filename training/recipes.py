@@ -44,6 +44,14 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     # what `nftgan demo` trains (commands.demo): a small model and a short EMA horizon for its 3 minutes
     "demo": ("the demo's options (former at width 32, EMA 0.98, batch 32)",
              {"base_width": 32, "ema": 0.98, "batch_size": 32}),
+    # candidates for the demo's few thousand steps on 200 images: learn faster early
+    "demo-ada": ("demo with adaptive augmentation (none until D overfits) instead of fixed DiffAugment",
+                 {"base_width": 32, "ema": 0.98, "batch_size": 32, "ada_target": 0.6}),
+    "demo-b16": ("demo at batch 16 (twice the updates)", {"base_width": 32, "ema": 0.98, "batch_size": 16}),
+    "demo-hinge": ("demo with hinge loss + spectral norm in D",
+                   {"base_width": 32, "ema": 0.98, "batch_size": 32, "loss": "hinge", "spectral_norm": True}),
+    "demo-lr": ("demo with learning rates 5e-4", {"base_width": 32, "ema": 0.98, "batch_size": 32, "lr_g": 5e-4,
+                                                  "lr_d": 5e-4}),
 }
 
 #: The product's recipes. "cpu" is the default recipe (TrainConfig's defaults: the row of docs/quality.md best
