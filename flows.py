@@ -28,7 +28,6 @@ import base64
 import contextlib
 import hashlib
 import json
-import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,24 +45,18 @@ from prefect.context import TaskRunContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from cleaning.prepare import PrepareConfig, inputs_fingerprint, prepare
-from evaluation.config import EvalConfig
+from evaluation import EvalConfig
 from pipeline.cache import cache_content_hash
-from pipeline.errors import NftganError
 from pipeline.progress import Progress, ProgressEvent, describe
 from pipeline.workspace import Workspace
-from scraper.api import ScrapeConfig
-from training.config import RESUMABLE_CHANGES, TrainConfig
-from training.recipes import recipe_options
+from refresh import EvalParams, PrepareParams, ScrapeParams, TrainParams, refresh, run_name
+from refresh.params import EVAL, GPU_LIMIT, PREPARE, SCRAPE, TRAIN
 
-#: each stage's defaults, written once: in its config (the flows' parameters default to these)
-SCRAPE, PREPARE, TRAIN, EVAL = ScrapeConfig(), PrepareConfig(), TrainConfig(), EvalConfig()
 
 #: task retries for the network stage (seconds between tries)
 NETWORK_RETRY_DELAYS_S = [5, 30, 120]
-#: the Prefect global concurrency limit training takes one slot of, and its size when the flow creates it
-GPU_LIMIT, GPU_LIMIT_SLOTS = "gpu", 1
-#: a warm-started run trains for this share of the refresh's budget
-WARM_BUDGET = 0.25
+#: the size of the Prefect global concurrency limit ``GPU_LIMIT`` (refresh.params) when the flow creates it
+GPU_LIMIT_SLOTS = 1
 
 
 # -- cache keys -----------------------------------------------------------------------------------
@@ -207,7 +200,7 @@ def _gpu_slot(limit: str, logger: Any) -> Iterator[None]:
 @task(name="train", cache_key_fn=_train_key, persist_result=True)
 def train_task(home: str, slug: str, run: str, options: dict[str, Any], gpu_limit: str = GPU_LIMIT) -> dict[str, Any]:
     """Train (resuming from the run's latest checkpoint when there is one), holding a ``gpu_limit`` slot."""
-    from training import train as training
+    from training.train import train
     from training.config import TrainConfig
 
     logger = get_run_logger()
@@ -225,7 +218,7 @@ def train_task(home: str, slug: str, run: str, options: dict[str, Any], gpu_limi
     )
     progress = _progress(logger, f"train {run}", artifact_id=progress_id, every_s=2.0)
     with _gpu_slot(gpu_limit, logger) if gpu_limit else contextlib.nullcontext():
-        summary = training.train(ws, slug, config, progress=progress)
+        summary = train(ws, slug, config, progress=progress)
     update_progress_artifact(progress_id, progress=100.0)
     result = summary.to_dict()
     logger.info("training done: %s", summary.describe())
@@ -235,7 +228,7 @@ def train_task(home: str, slug: str, run: str, options: dict[str, Any], gpu_limi
 @task(name="evaluate", cache_key_fn=_evaluate_key, persist_result=True)
 def evaluate_task(home: str, slug: str, run: str, options: dict[str, Any]) -> dict[str, Any]:
     """Score every chosen checkpoint, mark the best, publish the metrics table and best samples."""
-    from evaluation import EvalConfig, evaluate
+    from evaluation import evaluate
 
     logger = get_run_logger()
     ws = Workspace.from_home(home)
@@ -312,14 +305,6 @@ def _home(home: str | None) -> str:
     return str(Workspace.from_home(home).root)
 
 
-def _default_run(options: dict[str, Any], cache_hash: str) -> str:
-    """One run per (training options, dataset content): an unchanged dataset with unchanged options resumes
-    the same run; other options (a recipe, a new default) make another run instead of a refused resume."""
-    config = TrainConfig(**{k: v for k, v in options.items() if k != "run"}).to_dict()
-    shaping = {k: v for k, v in config.items() if k not in RESUMABLE_CHANGES}
-    return f"{config['arch']}-{config['size_px']}px-{cache_hash[:8]}-{_digest(shaping)[:6]}"
-
-
 @flow(name="scrape-collection")
 def scrape_flow(slug: str, source: str = SCRAPE.source, base_url: str = SCRAPE.base_url,
                 api_base_url: str = SCRAPE.api_base_url, max_items: int | None = None,
@@ -356,7 +341,7 @@ def train_flow(slug: str, size: int = PREPARE.size_px, arch: str = TRAIN.arch, s
     options = {"size_px": size, "arch": arch, "steps": steps, "minutes": minutes, "batch_size": batch_size,
                "device": device, "warm_start": warm_start, **(train_options or {})}
     options = {k: v for k, v in options.items() if v is not None}
-    run = run or _default_run(options, cache_content_hash(ws, slug, size) or "no-cache")
+    run = run or run_name(options, cache_content_hash(ws, slug, size) or "no-cache")
     refresh = not list_checkpoints(ws.run(slug, run))
     return train_task.with_options(refresh_cache=refresh)(home, slug, run, options, gpu_limit)
 
@@ -367,8 +352,7 @@ def evaluate_flow(slug: str, run: str, samples: int = EVAL.samples, metrics: lis
                   home: str | None = None, eval_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score a run's checkpoints and mark the best."""
     home = _home(home)
-    options = _eval_options(samples, metrics, extractor, device, eval_options)
-    options["checkpoints"] = checkpoints
+    options = {"checkpoints": checkpoints, **_eval_options(samples, metrics, extractor, device, eval_options)}
     refresh = not Workspace.from_home(home).run(slug, run).eval.metrics.is_file()
     return evaluate_task.with_options(refresh_cache=refresh)(home, slug, run, options)
 
@@ -390,144 +374,48 @@ def _eval_options(samples: int, metrics: list[str] | None, extractor: str, devic
     return options
 
 
-def _training_plan(ws: Workspace, slug: str, run: str, options: dict[str, Any], warm_start: str,
-                   warm_budget: float) -> tuple[dict[str, Any], str]:
-    """The training options of a refresh and why: a run that already has checkpoints resumes as it was
-    started; a new run warm-starts from the champion when asked ("auto": when there is a compatible one)
-    and then trains for ``warm_budget`` of the budget; otherwise it starts fresh on the full budget."""
-    from training.checkpoints import list_checkpoints
-    from training.warm import check_warm_start, recorded_warm_start
+class _FlowStages:
+    """The refresh's stages as this module's flows: each cached, retried and published as when run alone."""
 
-    if list_checkpoints(ws.run(slug, run)):
-        recorded = recorded_warm_start(ws, slug, run)
-        if recorded is None:
-            return {**options, "warm_start": "none"}, f"resuming run {run}"
-        return _shortened(options, recorded, warm_budget), f"resuming warm-started run {run} on its shortened budget"
-    if warm_start == "none":
-        return {**options, "warm_start": "none"}, "fresh start (warm start off)"
-    source = "champion" if warm_start == "auto" else warm_start
-    ok, why = check_warm_start(ws, slug, TrainConfig(**{**options, "run": run, "warm_start": source}))
-    if not ok:
-        if warm_start != "auto":
-            raise NftganError(f"cannot warm-start from {warm_start!r}: {why}")
-        return {**options, "warm_start": "none"}, f"fresh start ({why})"
-    return _shortened(options, source, warm_budget), f"warm start from {why} for {warm_budget:.0%} of the budget"
+    def __init__(self, home: str, logger: Any) -> None:
+        self.home, self.logger = home, logger
 
+    def scrape(self, slug: str, options: dict[str, Any]) -> dict[str, Any]:
+        return scrape_flow(slug, home=self.home, scrape_options=options)
 
-def _shortened(options: dict[str, Any], source: str, warm_budget: float) -> dict[str, Any]:
-    """``options`` with ``warm_budget`` of its budget and as many checkpoints, warm-starting from ``source``."""
-    shorter = dict(options)
-    if shorter.get("steps"):
-        shorter["steps"] = max(1, math.ceil(shorter["steps"] * warm_budget))
-    elif shorter.get("minutes"):
-        shorter["minutes"] = shorter["minutes"] * warm_budget
-    elif shorter.get("epochs"):
-        shorter["epochs"] = shorter["epochs"] * warm_budget
-    # as many checkpoints (and grids) as a full run: evaluation picks the best of as many candidates
-    for key in ("checkpoint_every", "sample_every"):
-        every = int(shorter.get(key, getattr(TRAIN, key)))
-        if every > 0:
-            shorter[key] = max(1, math.ceil(every * warm_budget))
-    return {**shorter, "warm_start": source}
+    def prepare(self, slug: str, options: dict[str, Any]) -> dict[str, Any]:
+        return prepare_flow(slug, size=options["size_px"], home=self.home, prepare_options=options)
+
+    def train(self, slug: str, run: str, options: dict[str, Any], gpu_limit: str) -> dict[str, Any]:
+        return train_flow(slug, size=options["size_px"], run=run, home=self.home, gpu_limit=gpu_limit,
+                          train_options=options)
+
+    def evaluate(self, slug: str, run: str, options: dict[str, Any]) -> dict[str, Any]:
+        return evaluate_flow(slug, run, home=self.home, eval_options=options)
+
+    def challenge(self, slug: str, run: str, options: dict[str, Any]) -> dict[str, Any]:
+        return challenge_flow(slug, run, home=self.home, eval_options=options)
+
+    def info(self, message: str) -> None:
+        self.logger.info("%s", message)
+
+    def warning(self, message: str) -> None:
+        self.logger.warning("%s", message)
 
 
 @flow(name="refresh-collection")
 def refresh_collection(
     slug: str,
-    source: str = SCRAPE.source,
-    base_url: str = SCRAPE.base_url,
-    api_base_url: str = SCRAPE.api_base_url,
-    max_items: int | None = None,
-    allow_private_hosts: bool = False,
-    full_listing: bool = SCRAPE.full,
-    full_every_days: float = SCRAPE.full_every_days,
-    size: int = PREPARE.size_px,
-    fit: str = PREPARE.fit,
-    arch: str = TRAIN.arch,
-    train_steps: int | None = None,
-    train_minutes: float | None = 60.0,  # a scheduled refresh's budget (the CLI has none by default)
-    batch_size: int = TRAIN.batch_size,
-    device: str = TRAIN.device,
-    run: str | None = None,
-    recipe: str | None = None,
-    warm_start: str = "auto",
-    warm_budget: float = WARM_BUDGET,
-    eval_samples: int = EVAL.samples,
-    eval_metrics: list[str] | None = None,
-    extractor: str = EVAL.extractor,
-    eval_checkpoints: str = EVAL.checkpoints,
-    challenge_champion: bool = True,
-    gpu_limit: str = GPU_LIMIT,
+    scrape: ScrapeParams = ScrapeParams(),
+    prepare: PrepareParams = PrepareParams(),
+    train: TrainParams = TrainParams(),
+    evaluate: EvalParams = EvalParams(),
     home: str | None = None,
-    scrape_options: dict[str, Any] | None = None,
-    prepare_options: dict[str, Any] | None = None,
-    train_options: dict[str, Any] | None = None,
-    eval_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Scrape (new items) → prepare → train (warm-started from the champion) → evaluate → challenge the
-    champion. Finished stages of an earlier try are reused; a failure is recorded in champion.json and
-    leaves the champion as it was."""
-    from evaluation.champion import record_failure
-
-    logger = get_run_logger()
+    champion, by the policy of ``refresh`` (what ``nftgan refresh`` runs without Prefect). Finished stages
+    of an earlier try are reused; a failure is recorded in champion.json and leaves the champion as it was.
+    Parameters are grouped per stage, e.g. ``--param train='{"minutes": 30, "recipe": "gpu"}'``."""
     home = _home(home)
-    ws = Workspace.from_home(home)
-    stage, run_name = "scrape", run
-    try:
-        scraped = scrape_flow(
-            slug, source=source, base_url=base_url, api_base_url=api_base_url, max_items=max_items,
-            allow_private_hosts=allow_private_hosts, full=full_listing, full_every_days=full_every_days, home=home,
-            scrape_options=scrape_options,
-        )
-        stage = "prepare"
-        prepared = prepare_flow(slug, size=size, fit=fit, home=home, prepare_options=prepare_options)
-        chosen = {**recipe_options(recipe), **(train_options or {})}
-        budget: dict[str, Any] = {"steps": train_steps, "minutes": None if train_steps else train_minutes}
-        if any(chosen.get(k) is not None for k in ("steps", "epochs", "minutes")):
-            budget = {}  # the options name their own budget
-        base = {"size_px": size, "arch": arch, **budget, "batch_size": batch_size, "device": device, **chosen}
-        base = {k: v for k, v in base.items() if v is not None}
-        run_name = run or _default_run(base, prepared["content_hash"])
-        stage = "train"
-        options, why = _training_plan(ws, slug, run_name, base, warm_start, warm_budget)
-        logger.info("training plan for %s: %s", run_name, why)
-        trained = train_flow(
-            slug, size=options["size_px"], arch=options["arch"], steps=options.get("steps"),
-            minutes=options.get("minutes"), batch_size=options["batch_size"], device=options["device"], run=run_name,
-            home=home, gpu_limit=gpu_limit, warm_start=options.get("warm_start", TRAIN.warm_start), train_options={k: v for k, v in options.items() if k not in _TRAIN_FLOW_ARGS},
-        )
-        stage = "evaluate"
-        evaluated = evaluate_flow(
-            slug, run_name, samples=eval_samples, metrics=eval_metrics, extractor=extractor,
-            checkpoints=eval_checkpoints, device=device, home=home, eval_options=eval_options,
-        )
-        decision = None
-        if challenge_champion and _is_champion(ws, slug, run_name):
-            logger.info("run %s at its best step already is the champion of %s: no new challenge", run_name, slug)
-        elif challenge_champion:
-            stage = "challenge"
-            decision = challenge_flow(slug, run_name, samples=eval_samples, metrics=eval_metrics, extractor=extractor,
-                                      device=device, home=home, eval_options=eval_options)
-    except Exception as e:
-        try:
-            record_failure(ws, slug, run_name, stage, f"{type(e).__name__}: {e}".splitlines()[0][:500])
-        except Exception as why_not:  # e.g. an invalid slug: the failure itself is what the user sees
-            logger.warning("could not record the failure in champion.json: %s", why_not)
-        logger.error("refresh of %s failed in %s; the champion is unchanged", slug, stage)
-        raise
-    logger.info("refresh of %s done: run %s (%s), report %s", slug, run_name, why,
-                ws.run(slug, run_name).eval.report)
-    return {"slug": slug, "run": run_name, "home": home, "training_plan": why, "scrape": scraped, "prepare": prepared,
-            "train": trained, "evaluate": evaluated, "champion": decision}
-
-
-def _is_champion(ws: Workspace, slug: str, run: str) -> bool:
-    from pipeline.champion import read_champion
-    from training.checkpoints import best_step
-
-    champion = read_champion(ws, slug)
-    return champion.run == run and champion.step == best_step(ws.run(slug, run))
-
-
-#: options train_flow takes as its own arguments (the rest travel in train_options)
-_TRAIN_FLOW_ARGS = frozenset({"size_px", "arch", "steps", "minutes", "batch_size", "device", "warm_start"})
+    stages = _FlowStages(home, get_run_logger())
+    return refresh(Workspace.from_home(home), slug, stages, scrape, prepare, train, evaluate)

@@ -53,19 +53,13 @@ def run_demo(
     with serve_fixture(collection=DEMO_SLUG, n_items=items, seed=seed, mode="os2") as fixture:
         return refresh_collection(
             slug=DEMO_SLUG,
-            source="browser",
-            base_url=fixture.base_url,
-            allow_private_hosts=True,
-            size=size_px,
-            train_minutes=train_minutes,
-            device="cpu",
-            eval_samples=eval_samples,
-            eval_checkpoints="latest",
-            extractor=extractor,
             home=str(home),
+            scrape={"source": "browser", "base_url": fixture.base_url, "allow_private_hosts": True},
+            prepare={"size": size_px},
             # the demo's recipe (training.recipes "demo", measured in docs/quality.md's demo tables)
-            recipe=DEMO_RECIPE,
-            train_options={"checkpoint_every": 200, "sample_every": 100, "log_every": 20, "seed": seed},
+            train={"minutes": train_minutes, "device": "cpu", "recipe": DEMO_RECIPE,
+                   "options": {"checkpoint_every": 200, "sample_every": 100, "log_every": 20, "seed": seed}},
+            evaluate={"samples": eval_samples, "checkpoints": "latest", "extractor": extractor},
         )
 
 

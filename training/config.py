@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import hashlib
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -241,7 +243,18 @@ class TrainConfig:
         validate_run_name(match["run"])
         return (match["run"], match["which"])
 
-    def default_run_name(self, now: _dt.datetime | None = None) -> str:
+    def default_run_name(self, now: _dt.datetime | None = None, cache_hash: str | None = None) -> str:
+        """The one rule for a run's name when none is given.
+
+        With the tensor cache's content hash (a refresh): ``<arch>-<size>px-<cache8>-<options6>``, one run per
+        (dataset content, options that shape training), so an unchanged refresh resumes the same run and
+        other options (a recipe, a new default) make another run instead of a refused resume. Without (a
+        one-off ``nftgan train``): ``<arch>-<size>px-<UTC time>``.
+        """
+        if cache_hash is not None:
+            shaping = {k: v for k, v in self.to_dict().items() if k not in RESUMABLE_CHANGES and k != "run"}
+            digest = hashlib.sha256(json.dumps([shaping], sort_keys=True, default=str).encode()).hexdigest()
+            return f"{self.arch}-{self.size_px}px-{cache_hash[:8]}-{digest[:6]}"
         now = now or _dt.datetime.now(_dt.timezone.utc)
         return f"{self.arch}-{self.size_px}px-{now.strftime('%Y%m%d-%H%M%S')}"
 

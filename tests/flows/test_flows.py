@@ -23,12 +23,18 @@ TINY_TRAIN = {"base_width": 8, "checkpoint_every": 2, "sample_every": 2, "log_ev
 
 
 def tiny_params(home: Path, base_url: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "slug": "tiny", "source": "api", "base_url": base_url, "api_base_url": base_url,
-        "allow_private_hosts": True, "size": 32, "train_steps": 6, "batch_size": 8, "device": "cpu",
-        "eval_samples": 16, "extractor": "tiny", "home": str(home), "train_options": TINY_TRAIN,
-        "scrape_options": {"backoff_initial_s": 0.05, "backoff_max_s": 0.2}, **extra,
+    """The refresh flow's parameters, grouped per stage as a deployment passes them (JSON objects)."""
+    params = {
+        "slug": "tiny", "home": str(home),
+        "scrape": {"source": "api", "base_url": base_url, "api_base_url": base_url, "allow_private_hosts": True,
+                   "options": {"backoff_initial_s": 0.05, "backoff_max_s": 0.2}},
+        "prepare": {"size": 32},
+        "train": {"steps": 6, "minutes": None, "batch_size": 8, "device": "cpu", "options": TINY_TRAIN},
+        "evaluate": {"samples": 16, "extractor": "tiny"},
     }
+    for stage, values in extra.items():
+        params[stage] = {**params.get(stage, {}), **values} if isinstance(values, dict) else values
+    return params
 
 
 async def _task_states(api_url: str, flow_run_id: str) -> dict[str, str]:
@@ -104,7 +110,7 @@ def test_deployment_runs_through_a_worker_learn_from_the_last_refresh(prefect_se
 
     try:
         with serve_fixture(collection="tiny", n_items=30, seed=3, mode="os2") as fixture:
-            params = tiny_params(home, fixture.base_url, source="browser", train_steps=8)
+            params = tiny_params(home, fixture.base_url, scrape={"source": "browser"}, train={"steps": 8})
             runs = [deployment_run(params)]
             fixture.grow(2)  # the collection grows between the nights
             fixture.reset_counters()

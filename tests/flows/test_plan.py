@@ -1,4 +1,4 @@
-"""How a refresh plans its training (flows._training_plan and the default run name), without a server:
+"""How a refresh plans its training (refresh.policy.training_plan and the run name rule), without a server:
 a warm start from a compatible champion on a quarter of the budget, the same plan when that run is
 resumed, a fresh start (with the reason) otherwise, and a new run whenever the training options change."""
 
@@ -27,37 +27,37 @@ def champion_ws(ws: Workspace) -> Workspace:
 
 
 def test_a_new_run_warm_starts_from_a_compatible_champion_on_a_quarter_of_the_budget(champion_ws) -> None:
-    import flows
+    from refresh import policy
 
-    options, why = flows._training_plan(champion_ws, "c", "new", dict(BASE), "auto", 0.25)
+    options, why = policy.training_plan(champion_ws, "c", "new", dict(BASE), "auto", 0.25)
     assert options["warm_start"] == "champion" and options["steps"] == 2 and options["checkpoint_every"] == 1
     assert why.startswith("warm start from run 'champ' step 4")
     # the run, once started (and interrupted), resumes on the same shortened budget
     from training.config import TrainConfig
 
     train(champion_ws, "c", TrainConfig(**{**options, "steps": 1, "run": "new"}))
-    again, why = flows._training_plan(champion_ws, "c", "new", dict(BASE), "auto", 0.25)
+    again, why = policy.training_plan(champion_ws, "c", "new", dict(BASE), "auto", 0.25)
     assert again == options and "shortened budget" in why
 
 
 def test_an_incompatible_champion_means_a_fresh_start_or_an_error_when_asked_for(champion_ws) -> None:
-    import flows
+    from refresh import policy
 
     wider = {**BASE, "base_width": 8}
-    options, why = flows._training_plan(champion_ws, "c", "new", wider, "auto", 0.25)
+    options, why = policy.training_plan(champion_ws, "c", "new", wider, "auto", 0.25)
     assert options["warm_start"] == "none" and options["steps"] == 8 and "widths (16, 8, 4) differs" in why
     with pytest.raises(NftganError, match="cannot warm-start from 'champion'"):
-        flows._training_plan(champion_ws, "c", "new", wider, "champion", 0.25)
-    options, why = flows._training_plan(champion_ws, "c", "new", dict(BASE), "none", 0.25)
+        policy.training_plan(champion_ws, "c", "new", wider, "champion", 0.25)
+    options, why = policy.training_plan(champion_ws, "c", "new", dict(BASE), "none", 0.25)
     assert options["steps"] == 8 and why == "fresh start (warm start off)"
 
 
 def test_the_default_run_name_changes_with_the_options_that_shape_training() -> None:
-    import flows
+    from refresh import policy
 
-    name = flows._default_run(BASE, "0123456789abcdef")
+    name = policy.run_name(BASE, "0123456789abcdef")
     assert name.startswith("dcgan-32px-01234567-")
-    assert flows._default_run({**BASE, "steps": 99, "checkpoint_every": 1, "warm_start": "champion"}, "0123456789") \
+    assert policy.run_name({**BASE, "steps": 99, "checkpoint_every": 1, "warm_start": "champion"}, "0123456789") \
         == name  # a budget or output change resumes the same run
-    assert flows._default_run({**BASE, "base_width": 16}, "0123456789abcdef") != name
-    assert flows._default_run({**BASE, "loss": "rpgan"}, "0123456789abcdef") != name
+    assert policy.run_name({**BASE, "base_width": 16}, "0123456789abcdef") != name
+    assert policy.run_name({**BASE, "loss": "rpgan"}, "0123456789abcdef") != name

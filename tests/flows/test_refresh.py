@@ -25,14 +25,20 @@ FIRST_STEPS = 800
 
 
 def refresh_params(home: Path, base_url: str, slug: str, steps: int, **extra: Any) -> dict[str, Any]:
-    return {
-        "slug": slug, "source": "api", "base_url": base_url, "api_base_url": base_url, "allow_private_hosts": True,
-        "size": 32, "train_steps": steps, "batch_size": 16, "device": "cpu", "eval_samples": 256,
-        "eval_metrics": ["kid"], "extractor": "tiny", "home": str(home),
-        "train_options": {"base_width": 8, "z_dim": 16, "checkpoint_every": max(1, steps // 8), "keep_last": 100,
-                          "sample_every": 0, "log_every": 10, "seed": 0},
-        "scrape_options": {"backoff_initial_s": 0.05, "backoff_max_s": 0.2}, **extra,
+    """The refresh flow's parameters, grouped per stage as a deployment passes them (JSON objects)."""
+    params = {
+        "slug": slug, "home": str(home),
+        "scrape": {"source": "api", "base_url": base_url, "api_base_url": base_url, "allow_private_hosts": True,
+                   "options": {"backoff_initial_s": 0.05, "backoff_max_s": 0.2}},
+        "prepare": {"size": 32},
+        "train": {"steps": steps, "minutes": None, "batch_size": 16, "device": "cpu",
+                  "options": {"base_width": 8, "z_dim": 16, "checkpoint_every": max(1, steps // 8), "keep_last": 100,
+                              "sample_every": 0, "log_every": 10, "seed": 0}},
+        "evaluate": {"samples": 256, "metrics": ["kid"], "extractor": "tiny"},
     }
+    for stage, values in extra.items():
+        params[stage] = {**params.get(stage, {}), **values} if isinstance(values, dict) else values
+    return params
 
 
 @pytest.mark.slow
@@ -52,16 +58,16 @@ def test_a_grown_collection_is_listed_incrementally_warm_started_and_reaches_the
                 PREFECT_LOGGING_TO_API_ENABLED: False}  # see IN_PROCESS_LOGS in conftest
     limit = f"gpu-{uuid.uuid4().hex[:8]}"
     with temporary_settings(updates=settings), serve_fixture(collection="grows", n_items=200, seed=11) as fixture:
-        first = flows.refresh_collection(**refresh_params(home, fixture.base_url, "grows", FIRST_STEPS),
-                                         gpu_limit=limit)
+        first = flows.refresh_collection(**refresh_params(home, fixture.base_url, "grows", FIRST_STEPS,
+                                                          train={"gpu_limit": limit}))
         assert first["scrape"]["listing"]["new_items"] == 200
         assert first["champion"]["decision"] == "promoted" and "no champion yet" in first["champion"]["reason"]
         assert first["train"]["warm_started_from"] is None and first["train"]["steps_done"] == FIRST_STEPS
 
         fixture.grow(10)  # the collection grows by 5%
         fixture.reset_counters()
-        second = flows.refresh_collection(**refresh_params(home, fixture.base_url, "grows", FIRST_STEPS),
-                                          gpu_limit=limit)
+        second = flows.refresh_collection(**refresh_params(home, fixture.base_url, "grows", FIRST_STEPS,
+                                                           train={"gpu_limit": limit}))
         listing = second["scrape"]["listing"]
         image_requests = fixture.counters["image"]
 
@@ -111,9 +117,9 @@ def test_two_refreshes_started_together_never_train_at_the_same_time(prefect_ser
     with serve_fixture(collection="a", n_items=24, seed=1) as fa, serve_fixture(collection="b", n_items=24, seed=2) as fb:
         procs = []
         for slug, fx in (("a", fa), ("b", fb)):
-            params = refresh_params(home, fx.base_url, slug, 60, gpu_limit=limit, challenge_champion=False,
-                                    recipe="gpu" if slug == "b" else None)  # b: a named recipe, under our options
-            params["train_options"]["checkpoint_every"] = 20
+            params = refresh_params(home, fx.base_url, slug, 60, evaluate={"challenge_champion": False},
+                                    train={"gpu_limit": limit, "recipe": "gpu" if slug == "b" else None})
+            params["train"]["options"]["checkpoint_every"] = 20  # b: a named recipe, under our options
             procs.append(subprocess.Popen([sys.executable, "-c", _TRAIN_ONE, json.dumps(params)], cwd=REPO, env=env,
                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
         outputs = [p.communicate(timeout=600)[0] for p in procs]
