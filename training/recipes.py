@@ -50,6 +50,8 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     "demo-b16": ("demo at batch 16 (twice the updates)", {"base_width": 32, "ema": 0.98, "batch_size": 16}),
     "demo-hinge": ("demo with hinge loss + spectral norm in D",
                    {"base_width": 32, "ema": 0.98, "batch_size": 32, "loss": "hinge", "spectral_norm": True}),
+    "demo-b8": ("demo at batch 8 (four times the updates)", {"base_width": 32, "ema": 0.98, "batch_size": 8}),
+    "demo-w16-b16": ("demo at base width 16 and batch 16", {"base_width": 16, "ema": 0.98, "batch_size": 16}),
     "demo-lr": ("demo with learning rates 5e-4", {"base_width": 32, "ema": 0.98, "batch_size": 32, "lr_g": 5e-4,
                                                   "lr_d": 5e-4}),
 }
