@@ -302,7 +302,7 @@ def _score(
 ) -> dict[str, Any]:
     """Metrics of ``cfg.samples`` images of ``generator`` (latents from ``cfg.seed``) against ``real``."""
     from evaluation.extractors import extract_features
-    from evaluation.metrics import MetricInputs, compute_from_features
+    from evaluation.metrics import MetricInputs, compute_from_features, kid_spread
     from training.sampling import generate_from, latents
 
     fake = generate_from(generator.to(device).eval(), latents(cfg.samples, z_dim, cfg.seed),
@@ -313,23 +313,9 @@ def _score(
     values = compute_from_features(cfg.metrics, inputs)
     noise = values.get("kid_std")
     if noise is None:  # every subset was the whole set: measure the spread on half-size subsets
-        noise = _kid_spread(real.features, fake_features, cfg.seed)
+        noise = kid_spread(real.features, fake_features, cfg.seed)
     keep = ("kid_mean", "kid_std", "kid_subset_size", "fid", "fid_biased", "precision", "recall", "n_real", "n_fake")
     return {**{k: _plain(values[k]) for k in keep if k in values}, "kid_noise": float(noise)}
-
-
-def _kid_spread(real: np.ndarray, fake: np.ndarray, seed: int) -> float:
-    import numpy as np
-    import torch
-    from torch_fidelity.metric_kid import KEY_METRIC_KID_STD, kid_features_to_metric
-
-    size = max(2, min(len(real), len(fake)) // 2)
-    out = kid_features_to_metric(
-        torch.from_numpy(np.asarray(real, np.float64)), torch.from_numpy(np.asarray(fake, np.float64)),
-        kid_subsets=100, kid_subset_size=size, kid_kernel="poly", kid_kernel_poly_degree=3,
-        kid_kernel_poly_gamma=None, kid_kernel_poly_coef0=1, rng_seed=seed, verbose=False,
-    )
-    return float(out[KEY_METRIC_KID_STD])
 
 
 def _compare(

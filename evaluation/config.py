@@ -13,15 +13,11 @@ from typing import Any
 
 from pipeline.errors import NftganError
 
-#: the registry in evaluation.metrics (a test checks); trait_fd and trait_match need the collection's traits:
-#: in the default set they are skipped, with a note in every record, on a collection without them
-METRIC_NAMES = ("fid", "kid", "pr", "dc", "memorization", "trait_fd", "trait_match")
-TRAIT_METRIC_NAMES = ("trait_fd", "trait_match")
+from evaluation.registry import METRIC_NAMES, SELECT_BY, TRAIT_METRIC_NAMES, min_samples  # noqa: F401 (re-exported)
+
 EXTRACTOR_NAMES = ("inception", "tiny")  # the registry in evaluation.extractors (a test checks)
-_MIN_SAMPLES = {"fid": 2, "kid": 2, "pr": 4, "dc": 6, "memorization": 1, "trait_fd": 2, "trait_match": 1}
-#: --select-by: how the best checkpoint is chosen, by the record field it reads (lower is better);
-#: "auto" is FID, else KID (else trait_fd, else trait_match), whichever was computed
-SELECT_BY = {"fid": "fid", "kid": "kid_mean", "trait_fd": "trait_fd", "trait_match": "trait_match"}
+#: --select-by auto: FID, else KID (else trait_fd, else trait_match), whichever was computed (SELECT_BY, in the
+#: registry, names the record field each ranks by; lower is better)
 SELECT_AUTO = ("fid", "kid", "trait_fd", "trait_match")
 _STEPS_RE = re.compile(r"^\d+(,\d+)*$")
 
@@ -55,7 +51,7 @@ class EvalConfig:
         unknown = [m for m in metrics if m not in METRIC_NAMES]
         _check(not unknown and bool(metrics),
                f"--metrics takes a comma list of {', '.join(METRIC_NAMES)}, got {','.join(metrics) or 'nothing'}")
-        need = max(_MIN_SAMPLES[m] for m in metrics)
+        need = min_samples(metrics)
         _check(isinstance(self.samples, int) and self.samples >= need,
                f"--samples must be at least {need} for {', '.join(metrics)}, got {self.samples}")
         _check(self.extractor in EXTRACTOR_NAMES,

@@ -138,5 +138,6 @@ def memorization(inputs: MetricInputs) -> tuple[dict[str, Any], NearestTraining]
 
 
 @register_metric("memorization")
-def memorization_metric(inputs: MetricInputs) -> dict[str, Any]:
-    return memorization(inputs)[0]
+def memorization_metric(inputs: MetricInputs) -> tuple[dict[str, Any], NearestTraining]:
+    """The record fields, and the nearest-training table behind them (the sweep draws it as a panel)."""
+    return memorization(inputs)

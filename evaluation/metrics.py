@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from evaluation.registry import DC_NEIGHBORHOOD, PR_NEIGHBORHOOD, SPECS
 from pipeline.errors import NftganError
 
 if TYPE_CHECKING:
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
 FID_UNBIASED_MIN_SAMPLES = 2048
 KID_SUBSETS = 100
 KID_SUBSET_SIZE_MAX = 1000
-PR_NEIGHBORHOOD = 3
-DC_NEIGHBORHOOD = 5
 _PR_BATCH_ROWS = 2048
 DEFAULT_METRICS = ("fid", "kid", "pr", "memorization")
 
@@ -78,6 +77,13 @@ _METRICS: dict[str, MetricFn] = {}
 
 
 def register_metric(name: str) -> Callable[[MetricFn], MetricFn]:
+    """Register the function of a metric named in :mod:`evaluation.registry` (its facts live there).
+
+    A function returns its record fields, or ``(fields, artifacts)``: objects behind the numbers that the
+    caller may keep (e.g. memorization's nearest-training table, which the sweep draws as a panel)."""
+    if name not in SPECS:
+        raise ValueError(f"metric {name!r} is not in evaluation.registry.SPECS")
+
     def add(fn: MetricFn) -> MetricFn:
         _METRICS[name] = fn
         return fn
@@ -100,14 +106,22 @@ def check_metric_names(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def compute_from_features(names: tuple[str, ...] | list[str], inputs: MetricInputs) -> dict[str, Any]:
-    """Run the named metrics on one pair of feature sets; one flat dict with ``n_real``/``n_fake``."""
+def compute_from_features(names: tuple[str, ...] | list[str], inputs: MetricInputs,
+                          artifacts: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the named metrics on one pair of feature sets; one flat dict with ``n_real``/``n_fake``.
+    ``artifacts``, when given, receives each metric's objects behind its numbers, by metric name."""
     names = check_metric_names(names)
     if inputs.real_features.shape[1] != inputs.fake_features.shape[1]:
         raise ValueError("real and fake features come from different extractors (dimensions differ)")
     result: dict[str, Any] = {"n_real": inputs.n_real, "n_fake": inputs.n_fake}
     for name in names:
-        result.update(_METRICS[name](inputs))
+        _need(inputs.n_real, inputs.n_fake, SPECS[name].min_samples, name)
+        out = _METRICS[name](inputs)
+        if isinstance(out, tuple):
+            out, extra = out
+            if artifacts is not None:
+                artifacts[name] = extra
+        result.update(out)
     return result
 
 
@@ -143,7 +157,7 @@ def fid_from_statistics(real: FidStatistics, fake: FidStatistics) -> float:
 
 @register_metric("fid")
 def fid(inputs: MetricInputs) -> dict[str, Any]:
-    _need(inputs.n_real, inputs.n_fake, 2, "FID")
+    _need(inputs.n_real, inputs.n_fake, SPECS["fid"].min_samples, "FID")
     real = inputs.real_fid_statistics or fid_statistics(inputs.real_features)
     if real.n != inputs.n_real:
         raise ValueError("cached real FID statistics do not belong to these real features")
@@ -153,31 +167,42 @@ def fid(inputs: MetricInputs) -> dict[str, Any]:
 
 
 # -- KID -----------------------------------------------------------------------------------------------
-@register_metric("kid")
-def kid(inputs: MetricInputs) -> dict[str, Any]:
+def _kid_run(real: np.ndarray, fake: np.ndarray, subset_size: int, seed: int) -> tuple[float, float]:
+    """KID's one computation (mean, std over subsets): the metric and the champion's noise estimate share it."""
     from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
 
-    _need(inputs.n_real, inputs.n_fake, 2, "KID")
-    subset_size = min(KID_SUBSET_SIZE_MAX, inputs.n_real, inputs.n_fake)
     out = kid_features_to_metric(
-        torch.from_numpy(np.asarray(inputs.real_features, dtype=np.float64)),
-        torch.from_numpy(np.asarray(inputs.fake_features, dtype=np.float64)),
+        torch.from_numpy(np.asarray(real, dtype=np.float64)),
+        torch.from_numpy(np.asarray(fake, dtype=np.float64)),
         kid_subsets=KID_SUBSETS,
         kid_subset_size=subset_size,
         kid_kernel="poly",
         kid_kernel_poly_degree=3,
         kid_kernel_poly_gamma=None,  # 1 / D
         kid_kernel_poly_coef0=1,
-        rng_seed=inputs.seed,
+        rng_seed=seed,
         verbose=False,
     )
+    return float(out[KEY_METRIC_KID_MEAN]), float(out[KEY_METRIC_KID_STD])
+
+
+@register_metric("kid")
+def kid(inputs: MetricInputs) -> dict[str, Any]:
+    _need(inputs.n_real, inputs.n_fake, SPECS["kid"].min_samples, "KID")
+    subset_size = min(KID_SUBSET_SIZE_MAX, inputs.n_real, inputs.n_fake)
+    mean, std = _kid_run(inputs.real_features, inputs.fake_features, subset_size, inputs.seed)
     every_subset_is_everything = subset_size == inputs.n_real == inputs.n_fake
     return {
-        "kid_mean": float(out[KEY_METRIC_KID_MEAN]),
-        "kid_std": None if every_subset_is_everything else float(out[KEY_METRIC_KID_STD]),
+        "kid_mean": mean,
+        "kid_std": None if every_subset_is_everything else std,
         "kid_subsets": KID_SUBSETS,
         "kid_subset_size": subset_size,
     }
+
+
+def kid_spread(real: np.ndarray, fake: np.ndarray, seed: int) -> float:
+    """KID's spread on half-size subsets: its noise when every full-size subset would be the whole set."""
+    return _kid_run(real, fake, max(2, min(len(real), len(fake)) // 2), seed)[1]
 
 
 # -- precision / recall ------------------------------------------------------------------------------
@@ -190,7 +215,7 @@ def precision_recall(inputs: MetricInputs) -> dict[str, Any]:
         prc_features_to_metric,
     )
 
-    _need(inputs.n_real, inputs.n_fake, PR_NEIGHBORHOOD + 1, "precision/recall")
+    _need(inputs.n_real, inputs.n_fake, SPECS["pr"].min_samples, "precision/recall")
     out = prc_features_to_metric(
         torch.from_numpy(np.asarray(inputs.fake_features, dtype=np.float32)),  # torch-fidelity: 1 = generated
         torch.from_numpy(np.asarray(inputs.real_features, dtype=np.float32)),  # 2 = real
@@ -226,5 +251,5 @@ def density_coverage_of(real: np.ndarray, fake: np.ndarray, k: int = DC_NEIGHBOR
 
 @register_metric("dc")
 def density_coverage(inputs: MetricInputs) -> dict[str, Any]:
-    _need(inputs.n_real, inputs.n_fake, DC_NEIGHBORHOOD + 1, "density/coverage")
+    _need(inputs.n_real, inputs.n_fake, SPECS["dc"].min_samples, "density/coverage")
     return {**density_coverage_of(inputs.real_features, inputs.fake_features), "dc_neighborhood": DC_NEIGHBORHOOD}

@@ -20,7 +20,6 @@ import numpy as np
 from evaluation.config import TRAIT_METRIC_NAMES, EvalConfig
 from evaluation.extractors import FeatureExtractor, create_extractor, extract_features
 from evaluation.features import REAL, RealSide, real_side
-from evaluation.memorization import memorization
 from evaluation.metrics import MetricInputs, compute_from_features
 from evaluation.traits import RealTraitSide, TraitClassifier, fit_trait_classifier, read_trait_table, real_trait_side
 from pipeline.atomic import remove_stale_temps, write_bytes, write_json
@@ -301,16 +300,14 @@ def _score_checkpoint(
         traits=None if traits is None else traits.inputs(fake),
     )
     metrics = config.metrics if metrics is None else metrics
-    feature_metrics = [m for m in metrics if m != "memorization"]
-    values = compute_from_features(feature_metrics, inputs) if feature_metrics else {
-        "n_real": inputs.n_real, "n_fake": inputs.n_fake}
+    artifacts: dict[str, Any] = {}
+    values = compute_from_features(metrics, inputs, artifacts)
     files = {"samples": paths.samples(step).name}
     save_sample_grid(fake, paths.samples(step))
     if skipped:
         values["skipped"] = dict(skipped)
-    if "memorization" in metrics:
-        summary, nearest = memorization(inputs)
-        values.update(summary)
+    nearest = artifacts.get("memorization")
+    if nearest is not None:
         save_memorization_panel(fake, cache.images, nearest, paths.panel(step))
         save_nearest_table(nearest, item_ids, paths.nearest(step))
         files.update(panel=paths.panel(step).name, nearest=paths.nearest(step).name)

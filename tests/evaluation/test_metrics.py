@@ -181,3 +181,20 @@ def test_too_few_samples_and_unknown_names_are_clear_errors():
 def test_config_names_match_the_registries():
     assert set(metric_names()) == set(METRIC_NAMES)
     assert set(extractor_names()) == set(EXTRACTOR_NAMES)
+
+
+def test_the_registry_is_the_only_list_of_metrics() -> None:
+    """Names, minimum samples, what each reads and how --select-by ranks come from evaluation.registry."""
+    from evaluation import config as eval_config
+    from evaluation import registry
+    from evaluation.metrics import register_metric
+
+    assert eval_config.METRIC_NAMES is registry.METRIC_NAMES and set(metric_names()) == set(registry.SPECS)
+    assert registry.TRAIT_METRIC_NAMES == ("trait_fd", "trait_match")
+    with pytest.raises(ValueError, match="not in evaluation.registry"):
+        register_metric("is")
+    # --samples is checked against the registry's minimum of the chosen metrics
+    need = registry.SPECS["dc"].min_samples
+    with pytest.raises(NftganError, match=f"at least {need}"):
+        eval_config.EvalConfig(metrics=("dc",), samples=need - 1)
+    eval_config.EvalConfig(metrics=("dc",), samples=need)
