@@ -26,6 +26,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import re
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -395,7 +396,23 @@ def _decode_all(
 
     done = 0
     report(progress, "prepare", 0, len(tasks), unit="images")
-    for item_id, result in _iter_decoded(tasks, workers):
+    store = DecodeStore(col.cache_dir(config.size_px), opts)
+    sha_of = {it.id: it.sha256 or "" for it in todo}
+    misses = []
+    for item_id, path, task_opts in tasks:  # decoded before, with these settings: no decode
+        stored = store.get(sha_of[item_id])
+        if stored is None:
+            misses.append((item_id, path, task_opts))
+            continue
+        array, thumb, facts = stored
+        if array.size:  # a reject keeps only its facts
+            staging[row_of[item_id]] = array
+            thumbs[row_of[item_id], : thumb.shape[0], : thumb.shape[1]] = thumb
+        pending.append((item_id, {**facts, "prep_key": key}))
+        done += 1
+    decoded = 0
+    for item_id, result in _iter_decoded(misses, workers):
+        decoded += 1
         if isinstance(result, Decoded):
             staging[row_of[item_id]] = result.array
             if result.thumb is not None:
@@ -415,6 +432,7 @@ def _decode_all(
                 "pixel_hash": None, "lossy": None, "native_w": None, "native_h": None,
                 "pixel_art": None,
             }
+        store.put(sha_of[item_id], result, facts)
         facts["prep_key"] = key
         pending.append((item_id, facts))
         done += 1
@@ -423,7 +441,45 @@ def _decode_all(
         if done % 64 == 0 or done == len(tasks):
             report(progress, "prepare", done, len(tasks), unit="images")
     commit()
-    return done
+    return decoded
+
+
+class DecodeStore:
+    """Decode results by (image content, decode settings), kept between prepares: a refresh that lists 30 new
+    tokens decodes those 30, not the whole collection. One small .npz per sha256 (array, thumbnail, the
+    catalog facts), written atomically, under ``cache/<size>/decoded-<settings hash>/``; rejects are kept
+    too (facts only), so a bad file is not decoded again either. The duplicate decision and the cache
+    write still run over every item."""
+
+    def __init__(self, cache_dir: Path, opts: DecodeOptions) -> None:
+        settings = json.dumps([f"v{CACHE_FORMAT_VERSION}", dataclasses.asdict(opts)], sort_keys=True, default=str)
+        self.root = cache_dir / f"decoded-{hash_strings([settings])[:16]}"
+        for sub in self.root.glob("??"):  # temp files of a prepare killed mid-write
+            atomic.remove_stale_temps(sub)
+
+    def _path(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / f"{sha256}.npz"
+
+    def get(self, sha256: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any]] | None:
+        path = self._path(sha256) if re.fullmatch(r"[0-9a-f]{64}", sha256 or "") else None
+        if path is None or not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return np.asarray(z["array"]), np.asarray(z["thumb"]), json.loads(str(z["facts"]))
+        except (OSError, ValueError, KeyError):  # a damaged entry: decode again
+            return None
+
+    def put(self, sha256: str, result: Decoded | Rejected, facts: dict[str, Any]) -> None:
+        if not re.fullmatch(r"[0-9a-f]{64}", sha256 or ""):
+            return
+        path = self._path(sha256)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        array = result.array if isinstance(result, Decoded) else np.zeros((0,), np.uint8)
+        thumb = result.thumb if isinstance(result, Decoded) and result.thumb is not None else np.zeros((0, 0, 3), np.uint8)
+        with atomic.atomic_path(path, suffix=".npz") as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, array=array, thumb=thumb, facts=np.array(json.dumps(facts)))
 
 
 def _write_traits(path: Path, items: list[Item]) -> bool:
