@@ -385,7 +385,6 @@ def _decode_all(
         return 0
     opts = config.decode_options()
     workers = config.workers or os.cpu_count() or 1
-    tasks = [(it.id, str(col.resolve(it.stored_path or "")), opts) for it in todo]
     pending: list[tuple[int, dict[str, Any]]] = []
 
     def commit() -> None:
@@ -395,21 +394,24 @@ def _decode_all(
         pending.clear()
 
     done = 0
-    report(progress, "prepare", 0, len(tasks), unit="images")
+    report(progress, "prepare", 0, len(todo), unit="images")
     store = DecodeStore(col.cache_dir(config.size_px), opts)
     sha_of = {it.id: it.sha256 or "" for it in todo}
-    misses = []
-    for item_id, path, task_opts in tasks:  # decoded before, with these settings: no decode
-        stored = store.get(sha_of[item_id])
+    tasks = []
+    for it in todo:  # decoded before, with these settings: no decode
+        stored = store.get(sha_of[it.id])
         if stored is None:
-            misses.append((item_id, path, task_opts))
+            tasks.append((it.id, str(col.resolve(it.stored_path or "")), opts))
             continue
         array, thumb, facts = stored
         if array.size:  # a reject keeps only its facts
-            staging[row_of[item_id]] = array
-            thumbs[row_of[item_id], : thumb.shape[0], : thumb.shape[1]] = thumb
-        pending.append((item_id, {**facts, "prep_key": key}))
+            staging[row_of[it.id]] = array
+            thumbs[row_of[it.id], : thumb.shape[0], : thumb.shape[1]] = thumb
+        pending.append((it.id, {**facts, "prep_key": key}))
         done += 1
+        if len(pending) >= COMMIT_EVERY:
+            commit()
+    misses = tasks
     decoded = 0
     for item_id, result in _iter_decoded(misses, workers):
         decoded += 1
@@ -438,8 +440,8 @@ def _decode_all(
         done += 1
         if len(pending) >= COMMIT_EVERY:
             commit()
-        if done % 64 == 0 or done == len(tasks):
-            report(progress, "prepare", done, len(tasks), unit="images")
+        if done % 64 == 0 or done == len(todo):
+            report(progress, "prepare", done, len(todo), unit="images")
     commit()
     return decoded
 
@@ -458,28 +460,45 @@ class DecodeStore:
             atomic.remove_stale_temps(sub)
 
     def _path(self, sha256: str) -> Path:
-        return self.root / sha256[:2] / f"{sha256}.npz"
+        return self.root / sha256[:2] / f"{sha256}.bin"
 
     def get(self, sha256: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any]] | None:
-        path = self._path(sha256) if re.fullmatch(r"[0-9a-f]{64}", sha256 or "") else None
-        if path is None or not path.is_file():
-            return None
+        path = self._path(sha256) if _SHA256.fullmatch(sha256 or "") else None
         try:
-            with np.load(path, allow_pickle=False) as z:
-                return np.asarray(z["array"]), np.asarray(z["thumb"]), json.loads(str(z["facts"]))
-        except (OSError, ValueError, KeyError):  # a damaged entry: decode again
+            data = path.read_bytes() if path is not None else None
+        except OSError:
+            return None
+        if not data:
+            return None
+        try:  # one JSON line (facts and shapes), then the array's and the thumbnail's bytes
+            head_end = data.index(b"\n")
+            head = json.loads(data[:head_end])
+            a_shape, t_shape = tuple(head["array"]), tuple(head["thumb"])
+            a_n, t_n = int(np.prod(a_shape)), int(np.prod(t_shape))
+            body = np.frombuffer(data, np.uint8, offset=head_end + 1)
+            if body.size != a_n + t_n:
+                return None  # a damaged entry: decode again
+            return body[:a_n].reshape(a_shape), body[a_n:].reshape(t_shape), head["facts"]
+        except (ValueError, KeyError, TypeError):
             return None
 
     def put(self, sha256: str, result: Decoded | Rejected, facts: dict[str, Any]) -> None:
-        if not re.fullmatch(r"[0-9a-f]{64}", sha256 or ""):
+        if not _SHA256.fullmatch(sha256 or ""):
             return
-        path = self._path(sha256)
-        path.parent.mkdir(parents=True, exist_ok=True)
         array = result.array if isinstance(result, Decoded) else np.zeros((0,), np.uint8)
         thumb = result.thumb if isinstance(result, Decoded) and result.thumb is not None else np.zeros((0, 0, 3), np.uint8)
-        with atomic.atomic_path(path, suffix=".npz") as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, array=array, thumb=thumb, facts=np.array(json.dumps(facts)))
+        head = json.dumps({"facts": facts, "array": list(array.shape), "thumb": list(thumb.shape)}).encode()
+        data = head + b"\n" + np.ascontiguousarray(array, np.uint8).tobytes() + np.ascontiguousarray(thumb, np.uint8).tobytes()
+        # temp + rename, without fsync: an entry is a cache of a decode; one torn by a crash fails the size check
+        # above and is decoded again
+        path = self._path(sha256)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _write_traits(path: Path, items: list[Item]) -> bool:

@@ -71,4 +71,4 @@ def test_kill_9_during_prepare_then_rerun_is_complete_and_consistent(tmp_path) -
     names = sorted(p.name for p in cache_dir.iterdir())
     assert names[1:] == ["duplicates.png", "images.npy", "manifest.json"] and names[0].startswith("decoded-")
     store = cache_dir / names[0]  # the decode store: one entry per distinct image, no temp file left
-    assert not list(store.rglob(".*.tmp*")) and len(list(store.rglob("*.npz"))) == n
+    assert not list(store.rglob(".*.tmp*")) and len(list(store.rglob("*.bin"))) == n
