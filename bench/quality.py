@@ -171,13 +171,18 @@ def train_job(home: str, which: str, budget: str, recipe: str, seed: int, steps:
     from training.sampling import generate_uint8, grid, save_png
     from training.train import train
 
+    from training.checkpoints import list_checkpoints
+
     ws = Workspace(Path(home))
     run = f"q-{budget}-{recipe}-s{seed}"
-    if ws.run(which, run).root.exists():
-        shutil.rmtree(ws.run(which, run).root)  # a half-finished run from an interrupted benchmark
+    paths = ws.run(which, run)
+    # a run that finished before its benchmark process died (its record was not written) is kept, not retrained
+    finished = paths.root.exists() and (list_checkpoints(paths) or [0])[-1] >= steps
+    if paths.root.exists() and not finished:
+        shutil.rmtree(paths.root)  # a half-finished run from an interrupted benchmark
     started, wall = time.process_time(), time.perf_counter()
     cfg = recipe_config(recipe, steps=steps, checkpoint_every=max(1, steps), keep_last=1, sample_every=0,
-                        sample_count=16, **_common(run, seed))
+                        sample_count=16, resume=finished, **_common(run, seed))
     summary = train(ws, which, cfg)
     train_cpu_s, train_wall_s = time.process_time() - started, time.perf_counter() - wall
     loaded = load_generator(ws.run(which, run), "latest", ema=True)
@@ -195,7 +200,7 @@ def train_job(home: str, which: str, budget: str, recipe: str, seed: int, steps:
         "train_cpu_s": train_cpu_s, "train_wall_s": train_wall_s, "epochs": summary.epochs_done,
         "samples": str(samples_path), "n_samples": int(len(samples)), "loss_g": summary.loss_g,
         "loss_d": summary.loss_d, "probes": probes, "collapse": list(summary.collapse),
-        "checkpoint": summary.latest_checkpoint,
+        "checkpoint": summary.latest_checkpoint, "recovered": bool(finished),
     }
 
 
@@ -296,7 +301,10 @@ def alarms(rec: dict[str, Any]) -> list[int]:
     if path is None or not path.is_file():
         return [p["step"] for p in rec.get("probes", []) if p.get("collapse_suspected")]
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    cfg = recipe_config(rec["recipe"])
+    from training.config import TrainConfig
+
+    saved = path.parent / "config.json"  # the run's own config: also for a recipe this checkout does not name
+    cfg = TrainConfig.from_dict(json.loads(saved.read_text())) if saved.is_file() else recipe_config(rec["recipe"])
     return [r["step"] for r in rows if "probe_diversity" in r and r["probe_diversity"] < probe.COLLAPSE_SHARE
             and probe.warmed_up(r["step"], cfg.probe_every, r["step"] * cfg.batch_size, r["step"] / rec["steps"])]
 
@@ -348,7 +356,7 @@ def table(state: dict[str, Any], which: str, budget: str) -> str:
         bests[name] = (min if lower else max)(present, key=lambda v: v[0])[:2] if present else None
     for r in rows:
         cells = [_cell(r, name, fmt, bests[name], lower) for name, _, fmt, lower in COLUMNS]
-        lines.append(f"| `{r['recipe']}` | {CANDIDATES[r['recipe']][0]} | {len(r['seeds'])} | {r['steps']:,.0f} | "
+        lines.append(f"| `{r['recipe']}` | {CANDIDATES.get(r['recipe'], ('(not in this checkout)',))[0]} | {len(r['seeds'])} | {r['steps']:,.0f} | "
                      + " | ".join(cells) + f" | {r['collapse']}/{len(r['seeds'])} |")
     real = next((rec["traits"] for rec in state["runs"].values()
                  if rec["collection"] == which and rec.get("traits")), None)
