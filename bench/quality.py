@@ -370,7 +370,7 @@ def grids(state: dict[str, Any], which: str, budget: str) -> str:
     recs = sorted((r for r in state["runs"].values()
                    if r["collection"] == which and r["budget"] == budget and r["seed"] == 0 and r.get("grid")),
                   key=lambda r: r["recipe"])
-    cells = [f"| `{r['recipe']}` | ![{which} {budget} {r['recipe']}]({Path(r['grid']).relative_to(DOC.parent)}) |"
+    cells = [f"| `{r['recipe']}` | ![{which} {budget} {r['recipe']}]({(GRIDS / Path(r['grid']).name).relative_to(DOC.parent)}) |"
              for r in recs]
     if not cells:
         return ""

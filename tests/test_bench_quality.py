@@ -37,6 +37,9 @@ def test_the_demo_budget_is_the_demos_training_time() -> None:
     from commands.demo import run_demo
 
     assert inspect.signature(run_demo).parameters["train_minutes"].default == quality.DEMO_MINUTES
+    from commands.demo import DEMO_RECIPE
+
+    assert DEMO_RECIPE in CANDIDATES  # the demo trains a measured row of docs/quality.md
 
 
 def test_calibration_train_job_scores_and_table(ws: Workspace, tmp_path: Path, monkeypatch) -> None:
