@@ -411,9 +411,8 @@ def _decode_all(
         done += 1
         if len(pending) >= COMMIT_EVERY:
             commit()
-    misses = tasks
     decoded = 0
-    for item_id, result in _iter_decoded(misses, workers):
+    for item_id, result in _iter_decoded(tasks, workers):
         decoded += 1
         if isinstance(result, Decoded):
             staging[row_of[item_id]] = result.array
@@ -448,9 +447,10 @@ def _decode_all(
 
 class DecodeStore:
     """Decode results by (image content, decode settings), kept between prepares: a refresh that lists 30 new
-    tokens decodes those 30, not the whole collection. One small .npz per sha256 (array, thumbnail, the
-    catalog facts), written atomically, under ``cache/<size>/decoded-<settings hash>/``; rejects are kept
-    too (facts only), so a bad file is not decoded again either. The duplicate decision and the cache
+    tokens decodes those 30, not the whole collection. One small file per sha256 (a JSON line of the catalog
+    facts and shapes, then the array's and the thumbnail's bytes), written by temp + rename, under
+    ``cache/<size>/decoded-<settings hash>/``; rejects are kept too (facts only), so a bad file is not decoded
+    again either. The duplicate decision and the cache
     write still run over every item."""
 
     def __init__(self, cache_dir: Path, opts: DecodeOptions) -> None:

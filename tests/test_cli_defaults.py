@@ -18,6 +18,7 @@ import pytest
 from cleaning.prepare import PrepareConfig
 from commands import collection, demo, evaluate, export, scrape, train
 from commands import champion as champion_cmds
+from commands._common import defaults_of
 from evaluation.champion import ChampionConfig
 from evaluation.config import EvalConfig
 from export.config import ExportConfig
@@ -40,16 +41,6 @@ COMMANDS: list[tuple[Any, Any, dict[str, str], set[str]]] = [
 PARSED = {("train_cmd", "widths"), ("evaluate_cmd", "metrics")}
 
 
-def _defaults(config: Any) -> dict[str, Any]:
-    out = {}
-    for f in dataclasses.fields(config):
-        if f.default is not dataclasses.MISSING:
-            out[f.name] = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            out[f.name] = f.default_factory()
-    return out
-
-
 def _literal_defaults(fn: Any) -> dict[str, str]:
     """Parameters whose default in the source is a literal (a constant or arithmetic on constants)."""
     source = Path(inspect.getsourcefile(fn)).read_text()
@@ -66,7 +57,7 @@ def _literal_defaults(fn: Any) -> dict[str, str]:
 
 @pytest.mark.parametrize("fn, config, renamed, own", COMMANDS, ids=[c[0].__name__ for c in COMMANDS])
 def test_command_defaults_are_the_configs(fn, config, renamed, own) -> None:
-    fields = _defaults(config)
+    fields = vars(defaults_of(config))  # the config's own field defaults
     params = {k: p for k, p in inspect.signature(fn).parameters.items() if k != "ctx"}
     names = {f.name for f in dataclasses.fields(config)}
     strangers = {k for k in params if renamed.get(k, k) not in names and k not in own}
