@@ -2,7 +2,7 @@
 
 The fixture runs in its own process (``nftgan fixture serve --latency-ms 50``), so server work does not
 share this process's interpreter lock. The sequential loop GETs each image and writes it to a file; the
-downloader (:func:`scraper.api.download_items`) does its whole job per image: stream, sniff, hash, write
+downloader (:func:`scraper.stage.download_items`) does its whole job per image: stream, sniff, hash, write
 a temp file and rename it into content-addressed storage, fsync (once per catalog batch), commit the
 catalog row. Items are put in the catalog directly, so listing is not timed. Results go to the ``download`` section of docs/benchmarks.md.
 
@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._report import write_section  # noqa: E402
 from pipeline.catalog import Catalog  # noqa: E402
 from pipeline.workspace import Workspace  # noqa: E402
-from scraper.api import ScrapeConfig, download_items  # noqa: E402
+from scraper.config import ScrapeConfig  # noqa: E402
+from scraper.stage import download_items  # noqa: E402
 
 SLUG = "bench"
 

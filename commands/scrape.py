@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from pipeline.errors import EXIT_PARTIAL
-from scraper.api import ScrapeConfig
+from scraper.config import ScrapeConfig
 
 SCRAPE_DEFAULTS = ScrapeConfig()
 #: command-line parameters named otherwise than their ScrapeConfig field
@@ -105,7 +105,7 @@ def scrape_cmd(
     from commands._common import fail, progress_enabled, workspace
     from commands._progress import progress_bars
     from commands._common import config_options
-    from scraper.api import download_items, list_items, scrape
+    from scraper.stage import download_items, list_items, scrape
 
     if list_only and download_only:
         fail("--list-only and --download-only exclude each other")

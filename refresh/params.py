@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cleaning.prepare import PrepareConfig
 from evaluation.config import EvalConfig
-from scraper.api import ScrapeConfig
+from scraper.config import ScrapeConfig
 from training.config import TrainConfig
 
 SCRAPE, PREPARE, TRAIN, EVAL = ScrapeConfig(), PrepareConfig(), TrainConfig(), EvalConfig()

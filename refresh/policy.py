@@ -135,7 +135,7 @@ class DirectStages:
         self.ws, self.progress, self.echo = ws, progress, echo
 
     def scrape(self, slug: str, options: dict[str, Any]) -> dict[str, Any]:
-        from scraper.api import ScrapeConfig, scrape
+        from scraper import ScrapeConfig, scrape
 
         result = scrape(self.ws, slug, ScrapeConfig(**options), progress=self.progress)
         self.info(f"scrape done: {result.listing.coverage_line()}")

@@ -1,7 +1,7 @@
 """The downloader: each listed image fetched once, streamed, sniffed, stored by content.
 
 :func:`fetch_all` fetches each distinct URL once, with bounded concurrency and a per-host limit, and
-reports one :class:`Outcome` per URL (``scraper.api`` turns them into catalog rows). A body streams into
+reports one :class:`Outcome` per URL (``scraper.sinks.DownloadTally`` turns them into catalog rows). A body streams into
 memory, spilling into a temp file inside storage once it passes ``SPILL_BYTES`` (so memory stays bounded
 and a typical image costs the event loop no file-system call); ``--max-bytes`` stops it early. The first
 4 KiB decide what the file is (never the server's Content-Type): images are written to a temp file,
@@ -54,7 +54,7 @@ class Outcome:
     """What became of one URL: ``status`` is the catalog status its items get.
 
     A ``stored`` file is in place but not yet fsynced: call :func:`pipeline.storage.sync_files` on it
-    before recording it durably (``scraper.api`` does, once per catalog batch).
+    before recording it durably (``scraper.sinks.DownloadTally`` does, once per catalog batch).
     """
 
     url: str

@@ -5,12 +5,13 @@
 transaction, so an interrupted listing resumes at the page after the last one saved; a finished listing
 clears the cursor, so the next scrape starts over and adds only new items.
 
-An incremental listing (:func:`list_api_incremental`) cannot use that endpoint: OpenSea documents no
+An incremental listing (:func:`list_api` with ``known``) cannot use that endpoint: OpenSea documents no
 order for ``/collection/<slug>/nfts`` (only ``limit``, ``next`` and trait filters), so "stop where the
 known items begin" has nothing to stand on there. It walks the collection's mint events instead,
 ``GET <api-base>/api/v2/events/collection/<slug>?event_type=mint&limit=N&next=<cursor>``, which the API
 serves newest first by event time, each event carrying its ``nft`` record, and stops after the first
-page whose tokens are all known.
+page whose tokens are all known. Both are orderings of :mod:`scraper.walk`, whose one walker follows
+the cursors and decides when an incremental walk falls back to the full listing.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from scraper.backoff import RetryableStatus, RetryPolicy, is_transient, raise_if
 from scraper.download import USER_AGENT
 from scraper.guard import AddressPolicy, GuardedTransport, RefusedAddress, Resolver, connect_failure
 from scraper.listing import ListedItem, item_from_api_nft
+from scraper.walk import Page, PageFailed, Walk, list_pages
 
 #: catalog state keys: the cursor of an unfinished listing, and the listing it belongs to
 CURSOR_KEY = "api.cursor"
@@ -42,25 +44,21 @@ MAX_PAGE_SIZE = 200
 
 @dataclass(frozen=True)
 class ApiListing:
-    pages: int
-    complete: bool  # reached the end (no ``next``), not stopped by max_items
-    resumed: bool  # started from a saved cursor
+    walk: Walk  # the pages walked, the ordering, whether incremental, why it fell back
+    resumed: bool  # the full listing started from a saved cursor
     total_supply: int | None = None  # from GET /api/v2/collections/<slug>
     skipped: dict[str, int] = field(default_factory=dict)  # "disabled" / "nsfw" -> items not cataloged
-    stopped_by: str | None = None  # why it stopped early (a rate-limit wait longer than allowed)
     skipped_keys: frozenset[str] = frozenset()  # item keys of the skipped items (seen, not cataloged)
 
+    @property
+    def complete(self) -> bool:
+        """Reached the end (or, incremental, the known tokens), not stopped by max_items or an error."""
+        return self.walk.complete
 
-@dataclass(frozen=True)
-class ApiIncremental:
-    """An incremental listing by mint events, newest first."""
-
-    pages: int
-    reached_known: bool  # stopped at a page of only known tokens: everything older is cataloged
-    total_supply: int | None = None
-    skipped: dict[str, int] = field(default_factory=dict)
-    skipped_keys: frozenset[str] = frozenset()
-    error: str | None = None  # why the walk could not show that it reached the known tokens
+    @property
+    def stopped_by(self) -> str | None:
+        """Why it stopped early (a rate-limit wait longer than allowed, a failed page)."""
+        return self.walk.error
 
 
 class RatePacer:
@@ -119,6 +117,7 @@ async def list_api(
     retry: RetryPolicy,
     allow_private_hosts: bool,
     add: Callable[[list[ListedItem]], bool],
+    known: Callable[[str], bool] | None = None,
     resolver: Resolver | None = None,
     skip_nsfw: bool = False,
     max_rate_wait_s: float = 3600.0,
@@ -127,151 +126,138 @@ async def list_api(
 ) -> ApiListing:
     """List the collection into the catalog; ``add`` takes each page's items and returns False to stop.
 
-    Disabled items are skipped (and counted), NSFW ones are recorded, or skipped with ``skip_nsfw``. The
-    API's announced rate limit is respected (:class:`RatePacer`); a wait for the window to reset that is
-    longer than ``max_rate_wait_s`` ends the listing early with its cursor saved, so the next run resumes.
+    With ``known`` the listing is incremental: the mint events newest first until a page whose tokens are
+    all known, else (:func:`scraper.walk.list_pages` decides) the whole ``/nfts`` listing, resumed from
+    its saved cursor. Disabled items are skipped (and counted), NSFW ones are recorded, or skipped with
+    ``skip_nsfw``. The API's announced rate limit is respected (:class:`RatePacer`); a wait for the window
+    to reset that is longer than ``max_rate_wait_s`` ends the listing early with its cursor saved, so the
+    next run resumes. A host that cannot be reached or refuses the key raises.
     """
     import asyncio
 
-    sleep = sleep or asyncio.sleep
-    pacer = pacer or RatePacer()
-    url = f"{api_base_url.rstrip('/')}/api/v2/collection/{quote(slug)}/nfts"
-    owner = f"{url}?limit={page_size}"
-    cursor = catalog.get_state(CURSOR_KEY) if catalog.get_state(CURSOR_OWNER_KEY) == owner else None
-    resumed = cursor is not None
-    client = _client(api_key, timeout_s, allow_private_hosts, resolver)
-    pages = 0
-    skipped: Counter[str] = Counter()
-    skipped_keys: set[str] = set()
-    async with client:
-        supply = await _total_supply(client, f"{api_base_url.rstrip('/')}/api/v2/collections/{quote(slug)}", pacer)
-        while True:
-            wait = pacer.wait_s()
-            if pacer.exhausted and wait > max_rate_wait_s:
-                return ApiListing(
-                    pages=pages, complete=False, resumed=resumed, total_supply=supply, skipped=dict(skipped),
-                    skipped_keys=frozenset(skipped_keys), stopped_by=f"the API's rate limit asks for a {wait:.0f} s wait (more than --max-rate-wait "
-                    f"{max_rate_wait_s:g} s); the cursor is saved: re-run to resume",
-                )
-            if wait > 0:
-                await sleep(wait)
-            params = {"limit": str(page_size)}
-            if cursor:
-                params["next"] = cursor
-            doc = await _get_page(client, url, params, retry, pages_done=pages, resumed=resumed, pacer=pacer)
-            nfts = doc.get("nfts")
-            if not isinstance(nfts, list):
-                raise NftganError(
-                    f"the API answer for {slug!r} has no 'nfts' list; is {api_base_url} OpenSea's API v2?"
-                )
-            items = _items(nfts, skip_nsfw, skipped, skipped_keys)
-            next_cursor = doc.get("next") if isinstance(doc.get("next"), str) and doc.get("next") else None
-            pages += 1
-            with catalog.transaction():
-                go_on = add(items)
-                if next_cursor and go_on:
-                    catalog.set_state(CURSOR_KEY, next_cursor)
-                    catalog.set_state(CURSOR_OWNER_KEY, owner)
-                else:  # finished (or stopped on purpose): the next listing starts from the top
-                    catalog.set_state(CURSOR_KEY, None)
-                    catalog.set_state(CURSOR_OWNER_KEY, None)
-            if not next_cursor or not go_on:
-                return ApiListing(
-                    pages=pages, complete=next_cursor is None, resumed=resumed, total_supply=supply,
-                    skipped=dict(skipped), skipped_keys=frozenset(skipped_keys),
-                )
-            cursor = next_cursor
-
-
-async def list_api_incremental(
-    *,
-    catalog: Catalog,
-    slug: str,
-    api_base_url: str,
-    api_key: str | None,
-    page_size: int,
-    timeout_s: float,
-    retry: RetryPolicy,
-    allow_private_hosts: bool,
-    add: Callable[[list[ListedItem]], bool],
-    known: Callable[[str], bool],
-    resolver: Resolver | None = None,
-    skip_nsfw: bool = False,
-    max_rate_wait_s: float = 3600.0,
-    sleep: Callable[[float], Any] | None = None,
-    pacer: RatePacer | None = None,
-) -> ApiIncremental:
-    """List what is new: mint events newest first, until a page whose tokens are all ``known`` (or the
-    last page, when the walk reached known tokens on the way: a small collection fits in one page).
-
-    Nothing is resumable here (no cursor is saved): a walk that stops early, fails, or ends without a
-    page of known tokens reports why in ``error`` and the caller lists in full. A host that cannot be
-    reached or refuses the key raises, as the full listing would.
-    """
-    import asyncio
-
-    sleep = sleep or asyncio.sleep
-    pacer = pacer or RatePacer()
     base = api_base_url.rstrip("/")
-    url = f"{base}/api/v2/events/collection/{quote(slug)}"
-    client = _client(api_key, timeout_s, allow_private_hosts, resolver)
-    pages = 0
-    skipped: Counter[str] = Counter()
-    skipped_keys: set[str] = set()
-    cursor: str | None = None
-    saw_known = False
+    source = _Source(
+        catalog=catalog, slug=slug, client=_client(api_key, timeout_s, allow_private_hosts, resolver), retry=retry,
+        pacer=pacer or RatePacer(), sleep=sleep or asyncio.sleep, max_rate_wait_s=max_rate_wait_s,
+        skip_nsfw=skip_nsfw, add=add, base=base,
+    )
+    nfts = _Nfts(source, page_size)
+    cursor = catalog.get_state(CURSOR_KEY) if catalog.get_state(CURSOR_OWNER_KEY) == nfts.owner else None
+    async with source.client:
+        supply = await _total_supply(source.client, f"{base}/api/v2/collections/{quote(slug)}", source.pacer)
+        walk = await list_pages(full=[nfts], newest=_MintEvents(source, page_size), known=known, resume=cursor)
+    return ApiListing(
+        walk=walk, resumed=cursor is not None and walk.mode == "full", total_supply=supply,
+        skipped=dict(source.skipped), skipped_keys=frozenset(source.skipped_keys),
+    )
 
-    def result(reached: bool, error: str | None = None) -> ApiIncremental:
-        return ApiIncremental(
-            pages=pages, reached_known=reached, total_supply=supply, skipped=dict(skipped),
-            skipped_keys=frozenset(skipped_keys), error=error,
-        )
 
-    async with client:
-        supply = await _total_supply(client, f"{base}/api/v2/collections/{quote(slug)}", pacer)
-        while True:
-            wait = pacer.wait_s()
-            if pacer.exhausted and wait > max_rate_wait_s:
-                return result(False, f"the API's rate limit asks for a {wait:.0f} s wait")
-            if wait > 0:
-                await sleep(wait)
-            params = {"event_type": "mint", "limit": str(page_size)}
-            if cursor:
-                params["next"] = cursor
-            try:
-                doc = await _get_page(client, url, params, retry, pages_done=pages, resumed=False, pacer=pacer)
-            except (SiteUnreachable, SiteRefused):
-                raise
-            except NftganError as e:
-                return result(False, f"the events endpoint failed: {e}")
-            events = doc.get("asset_events")
-            if not isinstance(events, list):
-                return result(False, "the events answer has no 'asset_events' list")
-            nfts = []
-            for event in events:
-                if isinstance(event, dict) and isinstance(event.get("nft"), dict):
-                    nft = dict(event["nft"])
-                    if not isinstance(nft.get("chain"), str) and isinstance(event.get("chain"), str):
-                        nft["chain"] = event["chain"]
-                    if nft.get("collection") in (None, slug):
-                        nfts.append(nft)
-            items = _items(nfts, skip_nsfw, skipped, skipped_keys)
-            pages += 1
-            with catalog.transaction():
-                go_on = add(items)
-            if not go_on:
-                return result(False, "stopped at --max-items")
-            if items and all(known(it.item_key) for it in items):
-                return result(True)
-            saw_known = saw_known or any(known(it.item_key) for it in items)
-            next_cursor = doc.get("next") if isinstance(doc.get("next"), str) and doc.get("next") else None
-            if next_cursor is None:
-                if saw_known:  # every mint was walked, and it reached tokens the catalog had: nothing is missing
-                    return result(True)
-                return result(False, f"the mint events ended ({pages} page(s)) without reaching a known token")
-            if next_cursor == cursor:
-                return result(False, "the events endpoint answered the same cursor twice")
-            cursor = next_cursor
+@dataclass
+class _Source:
+    """What the API's orderings share: the client, retries, the rate pacer, the sink, the skipped tokens."""
+
+    catalog: Catalog
+    slug: str
+    client: httpx.AsyncClient
+    retry: RetryPolicy
+    pacer: RatePacer
+    sleep: Callable[[float], Any]
+    max_rate_wait_s: float
+    skip_nsfw: bool
+    add: Callable[[list[ListedItem]], bool]
+    base: str
+    pages: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    skipped_keys: set[str] = field(default_factory=set)
+
+    async def get(self, url: str, params: dict[str, str], *, resumable: bool) -> dict[str, Any]:
+        wait = self.pacer.wait_s()
+        if self.pacer.exhausted and wait > self.max_rate_wait_s:
+            saved = "; the cursor is saved: re-run to resume" if resumable else ""
+            raise PageFailed(f"the API's rate limit asks for a {wait:.0f} s wait (more than --max-rate-wait "
+                             f"{self.max_rate_wait_s:g} s){saved}", other_orderings=False)
+        if wait > 0:
+            await self.sleep(wait)
+        doc = await _get_page(self.client, url, params, self.retry, pages_done=self.pages, pacer=self.pacer)
+        self.pages += 1
+        return doc
+
+    def items(self, nfts: list[Any]) -> list[ListedItem]:
+        return _items(nfts, self.skip_nsfw, self.skipped, self.skipped_keys)
+
+
+def _next(doc: dict[str, Any]) -> str | None:
+    return doc.get("next") if isinstance(doc.get("next"), str) and doc.get("next") else None
+
+
+class _Nfts:
+    """``/collection/<slug>/nfts``: the whole collection in the API's own order, its cursor saved with each
+    page's items in one transaction (a stopped listing resumes at the page after the last one saved)."""
+
+    end_is_full = True
+
+    def __init__(self, source: _Source, page_size: int) -> None:
+        self.source, self.page_size = source, page_size
+        self.url = f"{source.base}/api/v2/collection/{quote(source.slug)}/nfts"
+        self.owner = f"{self.url}?limit={page_size}"
+        self.name = f"API pages of up to {page_size}"
+
+    async def page(self, cursor: str | None) -> Page:
+        params = {"limit": str(self.page_size), **({"next": cursor} if cursor else {})}
+        doc = await self.source.get(self.url, params, resumable=True)
+        nfts = doc.get("nfts")
+        if not isinstance(nfts, list):
+            raise NftganError(
+                f"the API answer for {self.source.slug!r} has no 'nfts' list; is {self.source.base} OpenSea's API v2?"
+            )
+        return Page(self.source.items(nfts), _next(doc))
+
+    def commit(self, page: Page) -> bool:
+        catalog = self.source.catalog
+        with catalog.transaction():
+            go_on = self.source.add(page.items)
+            more = page.cursor is not None and go_on
+            catalog.set_state(CURSOR_KEY, page.cursor if more else None)  # finished: the next one starts over
+            catalog.set_state(CURSOR_OWNER_KEY, self.owner if more else None)
+        return go_on
+
+
+class _MintEvents:
+    """``/events/collection/<slug>?event_type=mint``: newest first by event time, each event with its
+    ``nft`` record. Nothing is saved: an incremental walk that stops is simply walked again. A failed
+    page (other than an unreachable host or a refused key, which raise) gives way to the full listing."""
+
+    end_is_full = False  # tokens minted outside the events the API keeps would be missed
+
+    def __init__(self, source: _Source, page_size: int) -> None:
+        self.source, self.page_size = source, page_size
+        self.url = f"{source.base}/api/v2/events/collection/{quote(source.slug)}"
+        self.name = "mint events, newest first"
+
+    async def page(self, cursor: str | None) -> Page:
+        params = {"event_type": "mint", "limit": str(self.page_size), **({"next": cursor} if cursor else {})}
+        try:
+            doc = await self.source.get(self.url, params, resumable=False)
+        except (SiteUnreachable, SiteRefused):
+            raise
+        except NftganError as e:
+            raise PageFailed(f"the events endpoint failed: {e}") from None
+        events = doc.get("asset_events")
+        if not isinstance(events, list):
+            raise PageFailed("the events answer has no 'asset_events' list")
+        nfts = []
+        for event in events:
+            if isinstance(event, dict) and isinstance(event.get("nft"), dict):
+                nft = dict(event["nft"])
+                if not isinstance(nft.get("chain"), str) and isinstance(event.get("chain"), str):
+                    nft["chain"] = event["chain"]
+                if nft.get("collection") in (None, self.source.slug):
+                    nfts.append(nft)
+        return Page(self.source.items(nfts), _next(doc))
+
+    def commit(self, page: Page) -> bool:
+        with self.source.catalog.transaction():
+            return self.source.add(page.items)
 
 
 def _client(
@@ -323,7 +309,7 @@ async def _total_supply(client: httpx.AsyncClient, url: str, pacer: RatePacer) -
 
 async def _get_page(
     client: httpx.AsyncClient, url: str, params: dict[str, str], retry: RetryPolicy, *, pages_done: int,
-    resumed: bool, pacer: RatePacer,
+    pacer: RatePacer,
 ) -> dict[str, Any]:
     try:
         async for attempt in retry.retrying(is_transient):

@@ -24,7 +24,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from scraper.listing import (
     CollectionScope, CollectionTotals, ListedItem, collection_totals, item_from_card, items_from_json,
     urql_pushes,
 )
+from scraper.walk import Page, PageFailed, Walk, list_pages, unwalked
 
 #: the page's own feed operation (its later pages); walked again in an ordering that covers every item
 FEED_OPERATION = "CollectionItemsListQuery"
@@ -151,13 +152,9 @@ class BrowserListing:
     from_dom: int  # items first seen as links in the page
     unread_json: int = 0  # JSON responses that could not be read (too big, not JSON, page gone)
     from_inline: int = 0  # items first seen in the page's inlined first page
-    feed_pages: int = 0  # pages of the page's own feed walked in the full ordering
-    feed_ordering: str | None = None  # e.g. "CREATED_DATE:ASC"
-    feed_error: str | None = None  # why a feed walk stopped early
     totals: CollectionTotals | None = None  # the collection's totals, as the page states them
     ignored: int = 0  # items of other collections seen on the page
-    incremental: bool = False  # asked for an incremental listing, and the newest-first walk met known items
-    fallback: str | None = None  # asked for an incremental listing, but it became a full one: why
+    walk: Walk = field(default_factory=Walk)  # the walk of the page's own feed (its ordering, pages, mode)
 
 
 @dataclass(frozen=True)
@@ -326,11 +323,13 @@ class _Taker:
         self.seen: set[str] = set()
         self.counts = {"network": 0, "dom": 0, "inline": 0}
         self.go_on = True
-        self.kept: list[ListedItem] = []  # this collection's items of the last offer
 
     def offer(self, items: list[ListedItem], origin: str) -> int:
         """Add ``items`` first seen via ``origin``; returns how many were new."""
-        mine = self.kept = self.scope.keep(items)
+        return self.offer_mine(self.scope.keep(items), origin)
+
+    def offer_mine(self, mine: list[ListedItem], origin: str) -> int:
+        """Add this collection's ``mine`` (already through the scope); returns how many were new."""
         fresh = [it for it in mine if it.item_key not in self.seen]
         self.seen.update(it.item_key for it in fresh)
         self.counts[origin] += len(fresh)
@@ -381,14 +380,17 @@ async def _collect(
         await page.settle(max_s=min(options.page_timeout_s, _SETTLE_MAX_S))
         if idle:  # nothing new last time: give a slow feed longer each time
             await asyncio.sleep(min(2.0, 0.1 * 2 ** (idle - 1)))
-    walk = _FeedWalk()
     if taker.go_on and page.feed_request is None and scope.known:
         await _switch_ordering(page)  # the feed showed no request of its own: ask for another ordering
     if taker.go_on and page.feed_request is not None:
-        walk = await _walk_feed(page, taker, options, known)
+        walk = await list_pages(
+            full=[_FeedOrdering(page, taker, by, direction) for by, direction in FULL_ORDERINGS],
+            newest=_FeedOrdering(page, taker, *NEWEST_FIRST), known=known,
+        )
         complete = walk.complete
-    elif known is not None:
-        walk.fallback = "the page offered no feed to walk newest-first, so it was scrolled to the end (a full listing)"
+    else:
+        walk = unwalked(known, "the page offered no feed to walk newest-first, so it was scrolled to the end "
+                               "(a full listing)")
     for task in list(page.tasks):
         with contextlib.suppress(Exception):
             await task
@@ -396,19 +398,8 @@ async def _collect(
     return BrowserListing(
         scrolls=scrolls, complete=complete and taker.go_on, from_network=taker.counts["network"],
         from_dom=taker.counts["dom"], unread_json=page.unread_json, from_inline=taker.counts["inline"],
-        feed_pages=walk.pages, feed_ordering=walk.ordering, feed_error=walk.error, totals=totals,
-        ignored=scope.ignored_count, incremental=walk.reached_known, fallback=walk.fallback,
+        totals=totals, ignored=scope.ignored_count, walk=walk,
     )
-
-
-@dataclass
-class _FeedWalk:
-    pages: int = 0
-    complete: bool = False
-    ordering: str | None = None
-    error: str | None = None
-    reached_known: bool = False  # an incremental walk stopped at a page of known items
-    fallback: str | None = None  # an incremental walk became a full one: why
 
 
 async def _switch_ordering(page: _Page) -> None:
@@ -423,61 +414,6 @@ async def _switch_ordering(page: _Page) -> None:
                 await select.select_option(wanted)
                 await page.settle(max_s=_SETTLE_MAX_S)
                 return
-
-
-async def _walk_feed(
-    page: _Page, taker: _Taker, options: BrowserOptions, known: Callable[[str], bool] | None = None,
-) -> _FeedWalk:
-    """Replay the page's feed request in a full ordering from the first page to the last; with ``known``,
-    newest first until a page of known items, falling back to a full walk when that walk fails."""
-    fallback = None
-    newest = _FeedWalk()
-    if known is not None:
-        newest = await _walk_newest_first(page, taker, known)
-        if newest.reached_known or not taker.go_on:
-            return newest
-        if newest.complete:
-            newest.fallback = (
-                f"the newest-first walk reached the end of the collection ({newest.pages} page(s)) without meeting "
-                "a known item, so it was a full listing"
-            )
-            return newest
-        fallback = f"the newest-first walk failed ({newest.error}), so the collection was listed in full"
-    walk = await _walk_full(page, taker)
-    walk.fallback = fallback
-    walk.pages += newest.pages
-    return walk
-
-
-async def _walk_newest_first(page: _Page, taker: _Taker, known: Callable[[str], bool]) -> _FeedWalk:
-    """Walk :data:`NEWEST_FIRST` until a page whose items (of this collection) are all ``known``."""
-    template = page.feed_request
-    assert template is not None
-    by, direction = NEWEST_FIRST
-    walk = _FeedWalk(ordering=f"{by}:{direction}")
-    cursor: str | None = None
-    seen_cursors: set[str] = set()
-    saw_known = False
-    while taker.go_on:
-        doc, error, _ = await _feed_page(page, template, by, direction, cursor)
-        if error is not None:
-            walk.error = error
-            return walk
-        walk.pages += 1
-        taker.offer(items_from_json(doc, page.url), "network")
-        if taker.kept and all(known(it.item_key) for it in taker.kept):
-            walk.complete = walk.reached_known = True
-            return walk
-        saw_known = saw_known or any(known(it.item_key) for it in taker.kept)
-        cursor = _next_cursor(doc)
-        if cursor is None:  # the oldest item reached; having met known items on the way, nothing is missing
-            walk.complete, walk.reached_known = True, saw_known
-            return walk
-        if cursor in seen_cursors:
-            walk.error = "the feed answered the same cursor twice"
-            return walk
-        seen_cursors.add(cursor)
-    return walk
 
 
 async def _feed_page(
@@ -495,35 +431,25 @@ async def _feed_page(
     return doc, error, True
 
 
-async def _walk_full(page: _Page, taker: _Taker) -> _FeedWalk:
-    """Walk the feed in the first of :data:`FULL_ORDERINGS` that works, from its first page to its last."""
-    template = page.feed_request
-    assert template is not None
-    walk = _FeedWalk()
-    for by, direction in FULL_ORDERINGS:
-        walk = _FeedWalk(ordering=f"{by}:{direction}")
-        cursor: str | None = None
-        seen_cursors: set[str] = set()
-        while taker.go_on:
-            doc, error, fetched = await _feed_page(page, template, by, direction, cursor)
-            if error is not None:
-                walk.error = error
-                if not fetched:
-                    return walk
-                break
-            walk.pages += 1
-            taker.offer(items_from_json(doc, page.url), "network")
-            cursor = _next_cursor(doc)
-            if cursor is None:
-                walk.complete = True
-                return walk
-            if cursor in seen_cursors:
-                walk.error = "the feed answered the same cursor twice"
-                return walk
-            seen_cursors.add(cursor)
-        if walk.pages or not taker.go_on:
-            return walk  # an ordering that worked and then stopped: do not start another one
-    return walk
+class _FeedOrdering:
+    """The page's own feed in one ordering, as the walker's page iterator (see :mod:`scraper.walk`)."""
+
+    end_is_full = True  # the feed holds the whole collection in every ordering
+
+    def __init__(self, page: _Page, taker: _Taker, by: str, direction: str) -> None:
+        assert page.feed_request is not None
+        self.tab, self.taker, self.by, self.direction = page, taker, by, direction
+        self.name = f"{by}:{direction}"
+
+    async def page(self, cursor: str | None) -> Page:
+        doc, error, fetched = await _feed_page(self.tab, self.tab.feed_request or {}, self.by, self.direction, cursor)
+        if error is not None:  # a page that cannot fetch at all will not fetch in another ordering either
+            raise PageFailed(error, other_orderings=fetched)
+        return Page(self.taker.scope.keep(items_from_json(doc, self.tab.url)), _next_cursor(doc))
+
+    def commit(self, page: Page) -> bool:
+        self.taker.offer_mine(page.items, "network")
+        return self.taker.go_on
 
 
 def feed_request(template: dict[str, Any], *, by: str, direction: str, cursor: str | None, limit: int) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from commands._common import defaults_of
 from evaluation.champion import ChampionConfig
 from evaluation.config import EvalConfig
 from export.config import ExportConfig
-from scraper.api import ScrapeConfig
+from scraper.config import ScrapeConfig
 from training.config import InterpolateConfig, SampleConfig, TrainConfig
 
 #: (command function, its config, parameter -> field renames, the command's own parameters)

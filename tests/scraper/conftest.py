@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scraper.api import ScrapeConfig
+from scraper.config import ScrapeConfig
 from marketplace.fixture import MarketplaceFixture
 
 

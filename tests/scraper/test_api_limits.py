@@ -7,7 +7,7 @@ import time
 import pytest
 
 from pipeline.catalog import Catalog
-from scraper.api import list_items
+from scraper.stage import list_items
 from marketplace.fixture import Faults, serve_fixture
 from scraper.source_api import RatePacer
 

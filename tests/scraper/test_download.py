@@ -11,8 +11,8 @@ from PIL import Image
 
 from pipeline.catalog import Catalog
 from pipeline.errors import NftganError
-from scraper import api
-from scraper.api import download_items, scrape
+from scraper import sinks, stage
+from scraper.stage import download_items, scrape
 from marketplace.fixture import Faults, serve_fixture
 
 from .conftest import fast_config
@@ -99,7 +99,7 @@ def test_a_rate_limit_pauses_the_whole_host_for_retry_after(ws) -> None:
     faults = Faults(image_errors=[429], retry_after="1")
     with serve_fixture(n_items=12, faults=faults) as fx:
         config = fast_config(fx, source="api", concurrency=4, per_host_limit=4)
-        api.list_items(ws, "demo", config)
+        stage.list_items(ws, "demo", config)
         summary = download_items(ws, "demo", config)
         log = sorted(fx.image_log)
     assert summary.downloaded == 12 and len(log) == 12 + 1
@@ -120,7 +120,7 @@ def test_http_date_retry_after_is_honoured(ws) -> None:
     faults = Faults(image_errors=[429], retry_after="date:2")
     with serve_fixture(n_items=1, faults=faults) as fx:
         config = fast_config(fx, source="api")
-        api.list_items(ws, "demo", config)
+        stage.list_items(ws, "demo", config)
         started = time.monotonic()
         assert download_items(ws, "demo", config).downloaded == 1
     assert time.monotonic() - started >= 0.9  # an HTTP date 2 s ahead (1 s resolution)
@@ -152,7 +152,7 @@ def test_stored_files_are_fsynced_before_their_rows_are_committed(ws, monkeypatc
     """A row that says "downloaded" is committed only after its file was fsynced (durable through a power cut)."""
     synced: set[str] = set()
     unsynced_at_commit: list[str] = []
-    real_sync, real_update = api.sync_files, Catalog.update_many
+    real_sync, real_update = sinks.sync_files, Catalog.update_many
 
     def sync_files(paths):
         paths = list(paths)
@@ -166,9 +166,9 @@ def test_stored_files_are_fsynced_before_their_rows_are_committed(ws, monkeypatc
                 unsynced_at_commit.append(fields["stored_path"])
         real_update(self, updates)
 
-    monkeypatch.setattr(api, "sync_files", sync_files)
+    monkeypatch.setattr(sinks, "sync_files", sync_files)
     monkeypatch.setattr(Catalog, "update_many", update_many)
-    monkeypatch.setattr(api, "COMMIT_EVERY", 3)  # several batches
+    monkeypatch.setattr(sinks, "COMMIT_EVERY", 3)  # several batches
     with serve_fixture(n_items=10) as fx:
         summary = scrape(ws, "demo", fast_config(fx, source="api"))
     assert summary.download.downloaded == 10
@@ -232,7 +232,7 @@ def test_a_deleted_original_is_downloaded_again(ws) -> None:
 
 
 def test_a_second_scrape_of_the_same_collection_is_refused_while_one_runs(ws) -> None:
-    with serve_fixture(n_items=1) as fx, api._scrape_lock(ws.collection("demo")):
+    with serve_fixture(n_items=1) as fx, stage._scrape_lock(ws.collection("demo")):
         with pytest.raises(NftganError, match="another scrape"):
             scrape(ws, "demo", fast_config(fx, source="api"))
 

@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from pipeline.errors import NftganError
-from scraper.api import list_items
+from scraper.stage import list_items
 from scraper.backoff import RetryPolicy
 from scraper.download import Downloader, DownloadOptions, Outcome
 from marketplace.fixture import Faults, serve_fixture

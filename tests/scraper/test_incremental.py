@@ -15,7 +15,8 @@ import time
 import pytest
 
 from pipeline.catalog import LAST_FULL_LISTING_KEY, LISTING_STATE_KEY, Catalog
-from scraper.api import ListSummary, list_items, listing_plan, scrape
+from scraper.stage import list_items, listing_plan, scrape
+from scraper.summaries import ListSummary
 from marketplace.fixture import Faults, serve_fixture
 
 from scraper.source_browser import FEED_PAGE_LIMIT
@@ -203,7 +204,7 @@ def test_the_api_falls_back_to_a_full_listing_when_the_events_cannot_be_walked(w
         fx.reset_counters()
         second = list_items(ws, "demo", config)
         assert len(fx.api_requests) == 4  # the whole /nfts listing
-    assert second.mode == "full" and second.why.startswith("incremental walk could not reach known items: the events "
+    assert second.mode == "full" and second.why.startswith("incremental walk could not reach known items: the newest-first walk failed: the events "
                                                            "endpoint failed: the OpenSea API does not know")
     assert (second.new_items, second.cataloged, second.complete, second.stopped_by) == (2, 32, True, None)
 
@@ -216,7 +217,7 @@ def test_events_that_end_without_known_tokens_fall_back_to_a_full_listing(ws) ->
             fx.remove(it.token_id)  # every token replaced: no known token anywhere
         fx.grow(7)
         second = list_items(ws, "demo", config)
-    assert second.mode == "full" and "the mint events ended (2 page(s)) without reaching a known token" in second.why
+    assert second.mode == "full" and "the newest-first walk ended (2 page(s)) without reaching a known item" in second.why
     assert (second.new_items, second.removed, second.cataloged) == (7, 12, 7)
 
 
@@ -239,7 +240,7 @@ def test_the_summary_says_the_mode_and_counts(ws) -> None:
 
 def test_full_every_days_must_not_be_negative() -> None:
     from pipeline.errors import NftganError
-    from scraper.api import ScrapeConfig
+    from scraper.config import ScrapeConfig
 
     with pytest.raises(NftganError, match="--full-every-days must be a number >= 0"):
         ScrapeConfig(full_every_days=-1)

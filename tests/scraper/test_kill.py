@@ -11,7 +11,8 @@ import sys
 import time
 
 from pipeline.catalog import Catalog
-from scraper.api import COMMIT_EVERY, scrape
+from scraper.sinks import COMMIT_EVERY
+from scraper.stage import scrape
 from marketplace.fixture import serve_fixture
 
 from .conftest import fast_config

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from pipeline.catalog import Catalog
-from scraper.api import list_items
+from scraper.stage import list_items
 from marketplace.fixture import Faults, serve_fixture
 from marketplace.fixture_os2 import OTHER_SLUG
 

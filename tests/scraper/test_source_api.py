@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.catalog import Catalog
 from pipeline.errors import NftganError
-from scraper.api import list_items
+from scraper.stage import list_items
 from marketplace.fixture import Faults, serve_fixture
 from scraper.source_api import CURSOR_KEY
 
@@ -91,7 +91,7 @@ def test_the_key_comes_from_the_environment(ws, monkeypatch) -> None:
 
 def test_opensea_without_a_key_is_refused_before_any_request(ws, monkeypatch) -> None:
     monkeypatch.delenv("OPENSEA_API_KEY", raising=False)
-    from scraper.api import ScrapeConfig
+    from scraper.config import ScrapeConfig
 
     monkeypatch.setattr("scraper.guard.system_resolver", _fake_public_resolver)
     with pytest.raises(NftganError, match="API key"):

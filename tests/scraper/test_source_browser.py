@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.catalog import Catalog
 from pipeline.errors import NftganError
-from scraper.api import list_items
+from scraper.stage import list_items
 from marketplace.fixture import Faults, serve_fixture
 from scraper.source_browser import CHROMIUM_ENV, find_chromium
 
