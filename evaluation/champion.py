@@ -176,7 +176,7 @@ def challenge(ws: Workspace, slug: str, run: str, config: ChampionConfig | EvalC
     protocol = _protocol(cfg, cache, extractor)
     rule = cfg.rule(len(cache), extractor.extractor_id)
     out = ws.collection(slug).comparison(run)
-    challenger_scores = _score(challenger.generator, challenger.z_dim, cfg, real, extractor, device)
+    challenger_scores = _score(challenger.generator, challenger.z_dim, cfg, real, extractor, device, cache)
     challenger_grid = _grid(challenger.generator, challenger.z_dim, cfg.seed, out / "challenger.png")
 
     before = read_champion(ws, slug)
@@ -191,7 +191,7 @@ def challenge(ws: Workspace, slug: str, run: str, config: ChampionConfig | EvalC
     else:
         try:
             champion_scores, rescored, champion_grid = _champion_scores(
-                ws, slug, before, cfg, protocol, real, extractor, device, challenger.size_px, out)
+                ws, slug, before, cfg, protocol, real, extractor, device, cache, out)
             unscorable = None
         except NftganError as e:
             unscorable = str(e)
@@ -199,7 +199,7 @@ def challenge(ws: Workspace, slug: str, run: str, config: ChampionConfig | EvalC
             assert champion_scores is not None
             promoted, margin, reason = _compare(champion_scores, challenger_scores, cfg, "the champion")
         else:  # never crash the refresh on a lost champion, never promote without passing on its own
-            baseline = _score(_untrained(challenger.config), challenger.z_dim, cfg, real, extractor, device)
+            baseline = _score(_untrained(challenger.config), challenger.z_dim, cfg, real, extractor, device, cache)
             passed, margin, why = _compare(baseline, challenger_scores, cfg, "an untrained generator")
             promoted = passed
             reason = (f"the champion {before.run}@{before.step} could not be scored ({unscorable}); "
@@ -259,7 +259,7 @@ def _protocol(cfg: ChampionConfig, cache: TensorCache, extractor: FeatureExtract
 
 def _champion_scores(
     ws: Workspace, slug: str, champion: ChampionFile, cfg: ChampionConfig, protocol: dict[str, Any],
-    real: RealSide, extractor: FeatureExtractor, device: str, size_px: int, out: Path,
+    real: RealSide, extractor: FeatureExtractor, device: str, cache: TensorCache, out: Path,
 ) -> tuple[dict[str, Any], bool, Path | None]:
     """The champion's scores under ``protocol`` (recorded ones when made under it), whether it was re-scored,
     and its grid. :class:`NftganError` when it cannot be scored."""
@@ -270,13 +270,13 @@ def _champion_scores(
     if step not in paths.checkpoint_files():
         raise NftganError(f"its checkpoint {paths.checkpoint(step)} is gone")
     loaded = load_generator(paths, step, device=device)  # NftganError when damaged or foreign
-    if loaded.size_px != size_px:
-        raise NftganError(f"it makes {loaded.size_px}px images and the challenger {size_px}px")
+    if loaded.size_px != cache.size_px:
+        raise NftganError(f"it makes {loaded.size_px}px images and the challenger {cache.size_px}px")
     grid = _grid(loaded.generator, loaded.z_dim, cfg.seed, out / "champion.png")
     recorded = _recorded_scores(champion, protocol)
     if recorded is not None:
         return recorded, False, grid
-    return _score(loaded.generator, loaded.z_dim, cfg, real, extractor, device), True, grid
+    return _score(loaded.generator, loaded.z_dim, cfg, real, extractor, device, cache), True, grid
 
 
 def _recorded_scores(champion: ChampionFile, protocol: dict[str, Any]) -> dict[str, Any] | None:
@@ -299,21 +299,20 @@ def _usable(scores: Any) -> bool:
 
 def _score(
     generator: Any, z_dim: int, cfg: ChampionConfig, real: RealSide, extractor: FeatureExtractor, device: str,
+    cache: TensorCache,
 ) -> dict[str, Any]:
-    """Metrics of ``cfg.samples`` images of ``generator`` (latents from ``cfg.seed``) against ``real``."""
-    from evaluation.extractors import extract_features
-    from evaluation.metrics import MetricInputs, compute_from_features, kid_spread
-    from training.sampling import generate_from, latents
+    """Metrics of ``cfg.samples`` images of ``generator`` (latents from ``cfg.seed``) against ``real``, by the
+    sweep's own scorer (:func:`evaluation.scoring.score_generator`), plus the KID noise the rule needs."""
+    from evaluation.metrics import kid_spread
+    from evaluation.scoring import score_generator
 
-    fake = generate_from(generator.to(device).eval(), latents(cfg.samples, z_dim, cfg.seed),
-                         batch_size=cfg.batch_size)
-    fake_features = extract_features(extractor, fake, batch_size=cfg.batch_size)
-    inputs = MetricInputs(real_features=real.features, fake_features=fake_features, seed=cfg.seed,
-                          real_fid_statistics=real.fid_statistics)
-    values = compute_from_features(cfg.metrics, inputs)
+    scored = score_generator(generator, z_dim, samples=cfg.samples, seed=cfg.seed, metrics=cfg.metrics, real=real,
+                             extractor=extractor, cache=cache, batch_size=cfg.batch_size, device=device)
+    values = scored.values
     noise = values.get("kid_std")
     if noise is None:  # every subset was the whole set: measure the spread on half-size subsets
-        noise = kid_spread(real.features, fake_features, cfg.seed)
+        assert scored.fake_features is not None
+        noise = kid_spread(real.features, scored.fake_features, cfg.seed)
     keep = ("kid_mean", "kid_std", "kid_subset_size", "fid", "fid_biased", "precision", "recall", "n_real", "n_fake")
     return {**{k: _plain(values[k]) for k in keep if k in values}, "kid_noise": float(noise)}
 

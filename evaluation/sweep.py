@@ -10,7 +10,6 @@ under the same protocol (extractor, weights, real cache, samples, seed, metrics)
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -278,40 +277,28 @@ def _score_checkpoint(
     skipped: dict[str, str] | None = None,
     traits: RealTraitSide | None = None,
 ) -> dict[str, Any]:
-    from training.sampling import generate_uint8
-
     from evaluation.report import save_memorization_panel, save_nearest_table, save_sample_grid
+    from evaluation.scoring import score_generator
 
     step = loaded.step
-    started = time.perf_counter()
-    fake = generate_uint8(loaded, config.samples, seed=config.seed, batch_size=config.batch_size, device=device)
-    generated = time.perf_counter()
-    fake_features = extract_features(
-        extractor, fake, batch_size=config.batch_size, progress=progress,
-        detail={"event": "fake_features", "step": step, "label": f"step {step}: generated features"},
+    scored = score_generator(
+        loaded.generator, loaded.z_dim, samples=config.samples, seed=config.seed,
+        metrics=config.metrics if metrics is None else metrics, real=real, extractor=extractor, cache=cache,
+        traits=traits, batch_size=config.batch_size, device=device, progress=progress, step=step,
+        label=f"step {step}: generated features",
     )
-    featured = time.perf_counter()
-    item_ids = cache.manifest.get("item_ids")
-    item_ids = tuple(item_ids) if isinstance(item_ids, list) and len(item_ids) == len(cache) else None
-    inputs = MetricInputs(
-        real_features=real.features, fake_features=fake_features, seed=config.seed,
-        real_images=cache.images, fake_images=fake, real_fid_statistics=real.fid_statistics,
-        real_phash=real.phash, real_item_ids=item_ids,
-        traits=None if traits is None else traits.inputs(fake),
-    )
-    metrics = config.metrics if metrics is None else metrics
-    artifacts: dict[str, Any] = {}
-    values = compute_from_features(metrics, inputs, artifacts)
+    values, fake = scored.values, scored.fake
     files = {"samples": paths.samples(step).name}
     save_sample_grid(fake, paths.samples(step))
     if skipped:
         values["skipped"] = dict(skipped)
-    nearest = artifacts.get("memorization")
+    nearest = scored.artifacts.get("memorization")
     if nearest is not None:
+        item_ids = cache.manifest.get("item_ids")
+        item_ids = tuple(item_ids) if isinstance(item_ids, list) and len(item_ids) == len(cache) else None
         save_memorization_panel(fake, cache.images, nearest, paths.panel(step))
         save_nearest_table(nearest, item_ids, paths.nearest(step))
         files.update(panel=paths.panel(step).name, nearest=paths.nearest(step).name)
-    done = time.perf_counter()
     return {
         "step": step,
         "key": key,
@@ -322,12 +309,7 @@ def _score_checkpoint(
         "device": device,
         **values,
         "files": files,
-        "seconds": {
-            "generate": round(generated - started, 3),
-            "features": round(featured - generated, 3),
-            "metrics": round(done - featured, 3),
-            "total": round(done - started, 3),
-        },
+        "seconds": scored.seconds,
     }
 
 

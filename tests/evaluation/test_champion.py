@@ -256,3 +256,18 @@ def test_the_margin_rule_with_known_numbers() -> None:
     assert verdict(float("nan"))[0] is False
     _, _, why = _compare({"kid_mean": 0.1, "kid_noise": 0.0}, {"kid_mean": 0.098, "kid_noise": 0.0}, cfg, "x")
     assert "within the noise margin" in why and "margin 0.005" in why
+
+
+def test_the_sweep_and_the_champion_decision_score_a_checkpoint_alike(ws, collection):
+    """One scorer: the champion's KID of a checkpoint is the sweep's KID of it under the same protocol (same
+    latents, features and metric), not a second computation that could drift from it."""
+    train(ws, collection, tiny_train_config("same", 3))
+    summary = evaluate(ws, collection, "same", EvalConfig(checkpoints="latest", samples=64, metrics=("kid",),
+                                                          extractor="tiny", device="cpu", seed=7))
+    sweep_kid = summary.records[-1]["kid_mean"]
+    decision = challenge(ws, collection, "same", ChampionConfig(extractor="tiny", samples=64, device="cpu",
+                                                                metrics=("kid",), seed=7))
+    assert decision.challenger_scores["kid_mean"] == sweep_kid
+    other = challenge(ws, collection, "same", ChampionConfig(extractor="tiny", samples=64, device="cpu",
+                                                             metrics=("kid",), seed=8))
+    assert other.challenger_scores["kid_mean"] != sweep_kid  # the seed is the latents: the check can fail
