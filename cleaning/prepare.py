@@ -7,7 +7,8 @@ Three steps, each safe to kill at any moment:
    each batch both are flushed and then the batch's facts (perceptual hash, pixel hash, native size,
    lossy or not, reject reason) are committed to the catalog, tagged with the pass's key. A re-run of
    the same pass skips items whose facts carry that key.
-2. **Decide** in one transaction: decode rejects → ``rejected``; then :func:`cleaning.dedup.find_duplicates`
+2. **Decide** in one transaction, recorded for this size in the catalog's ``prepared`` table (a cache of
+   another size keeps its own decisions; the items' download outcome is not touched): decode rejects → ``rejected``; then :func:`cleaning.dedup.find_duplicates`
    → ``duplicate`` with reason ``exact-duplicate`` (same bytes), ``same-pixels`` (same decoded pixels on
    the native grid) or ``near-duplicate`` (a lossy or resampled copy, verified on pixels; the measured
    difference is in the detail); the rest → ``ok``. Every merged pair is drawn on the review sheet
@@ -51,8 +52,8 @@ from pipeline.workspace import CollectionPaths, Workspace
 CACHE_FORMAT_VERSION = 2  # 2: pixel-verified duplicates, verification thumbnails
 #: items whose facts are committed together (and the staging array flushed before)
 COMMIT_EVERY = 256
-#: statuses whose items have a stored original and take part in ``prepare``
-CANDIDATE_STATUSES = ("downloaded", "ok", "rejected", "duplicate")
+#: the download outcome whose items have a stored original and take part in ``prepare``
+CANDIDATE_STATUSES = ("downloaded",)
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,8 @@ def prepare(
             + [f"{it.id}:{it.sha256}" for it in candidates]
         )
         reused = _reuse(ws, col, config.size_px, key)
+        if reused is not None and sum(cat.prepared_counts(config.size_px).values()) != len(candidates):
+            reused = None  # the cache is there, its decisions are not (a catalog restored from a backup)
         if reused is not None:
             by_id = {it.id: it for it in candidates}
             manifest = read_manifest(ws, slug, config.size_px) or {"item_ids": []}
@@ -234,7 +237,7 @@ def prepare(
         decide_started = time.monotonic()
         decisions, ok_ids, merges = _decide(items, config.max_difference(), thumbs, row_of)
         decide_seconds = time.monotonic() - decide_started
-        cat.update_many(decisions.items())
+        cat.set_prepared(config.size_px, decisions)  # this size's decisions; other sizes keep theirs
         rejected = Counter(f["reason"] for f in decisions.values() if f["status"] == "rejected")
         duplicates = Counter(f["reason"] for f in decisions.values() if f["status"] == "duplicate")
         sheet = col.cache_review_sheet(config.size_px)
@@ -407,7 +410,7 @@ def _decode_all(
         if array.size:  # a reject keeps only its facts
             staging[row_of[it.id]] = array
             thumbs[row_of[it.id], : thumb.shape[0], : thumb.shape[1]] = thumb
-        pending.append((it.id, {**facts, "prep_key": key}))
+        pending.append((it.id, {**_catalog_facts(facts), "prep_key": key}))
         done += 1
         if len(pending) >= COMMIT_EVERY:
             commit()
@@ -434,8 +437,7 @@ def _decode_all(
                 "pixel_art": None,
             }
         store.put(sha_of[item_id], result, facts)
-        facts["prep_key"] = key
-        pending.append((item_id, facts))
+        pending.append((item_id, {**_catalog_facts(facts), "prep_key": key}))
         done += 1
         if len(pending) >= COMMIT_EVERY:
             commit()
@@ -524,6 +526,14 @@ def _write_traits(path: Path, items: list[Item]) -> bool:
     return True
 
 
+def _catalog_facts(facts: dict[str, Any]) -> dict[str, Any]:
+    """Decode facts as catalog columns: a decode reject's reason is ``decode_reason`` (the item's own
+    ``reason`` is its download outcome's)."""
+    out = {k: v for k, v in facts.items() if k not in ("reason", "detail")}
+    out.update(decode_reason=facts.get("reason"), decode_detail=facts.get("detail"))
+    return out
+
+
 # -- step 2: decide -------------------------------------------------------------------------------
 def _thumb(thumbs: np.ndarray, row_of: dict[int, int], it: Item) -> np.ndarray:
     th, tw = dedup.thumb_shape(it.native_w or 1, it.native_h or 1)
@@ -539,8 +549,8 @@ def _decide(
     by_id = {it.id: it for it in items}
     for it in items:
         if it.phash is None or it.pixel_hash is None:  # decode rejected it: keep its reason
-            decisions[it.id] = {"status": "rejected", "reason": it.reason or "corrupt",
-                                "detail": it.detail, "duplicate_of": None}
+            decisions[it.id] = {"status": "rejected", "reason": it.decode_reason or "corrupt",
+                                "detail": it.decode_detail, "duplicate_of": None}
             continue
         entries.append(dedup.Entry(
             id=it.id, sha256=it.sha256 or "", pixel_hash=it.pixel_hash, phash=int(it.phash, 16),

@@ -101,18 +101,25 @@ def status_cmd(
         if coverage.get("partial"):
             line += " - PARTIAL" + (f": {coverage['stopped_by']}" if coverage.get("stopped_by") else "")
         typer.echo(line + f"  [{coverage.get('source')}, {coverage.get('at')}]")
-    for key in ("pending", "downloaded", "ok", "rejected", "duplicate", "failed"):
+    for key in ("pending", "downloaded", "failed", "rejected"):  # the download outcome
         typer.echo(f"  {key:<11} {info[key]}")
-    for group in ("rejected", "failed", "duplicate"):
+    for group in ("failed", "rejected"):
         for reason, n in info["reasons"].get(group, {}).items():
             typer.echo(f"    {group}: {reason}: {n}")
-    if info["caches"]:
-        for size, n in sorted(info["caches"].items(), key=lambda kv: int(kv[0])):
-            typer.echo(f"  cache {size}px: {n} images")
+    sizes = sorted(set(info["caches"]) | set(info["prepared"]), key=int)
+    for size in sizes:  # the cleaning outcome, per cache size
+        per = info["prepared"].get(size)
+        if per is not None:
+            typer.echo(f"  prepared {size}px: {per['ok']} ok, {per['rejected']} rejected, {per['duplicate']} duplicate")
+            for group in ("rejected", "duplicate"):
+                for reason, n in per["reasons"].get(group, {}).items():
+                    typer.echo(f"    {group}: {reason}: {n}")
+        if size in info["caches"]:
+            typer.echo(f"  cache {size}px: {info['caches'][size]} images")
             sheet = info["review_sheets"].get(size)
             if sheet:
                 typer.echo(f"    merged pairs, worst first: {sheet}")
-    else:
+    if not info["caches"]:
         typer.echo("  no tensor cache yet (run: nftgan prepare)")
     if info["runs"]:
         typer.echo(f"  runs: {', '.join(info['runs'])}")

@@ -3,10 +3,20 @@
 Every write happens inside a transaction, so a process killed at any moment leaves the catalog as it was
 before or after a whole batch, never half of one.
 
-Item life cycle (``status``)::
+Item life cycle: the download outcome is the item's ``status`` (with its ``reason`` and ``detail``)::
 
-    pending ──download──▶ downloaded ──prepare──▶ ok | rejected | duplicate
-       └──────────────▶ failed (reason recorded; retried by the next scrape)
+    pending ──download──▶ downloaded
+       ├──────────────▶ failed (reason recorded; retried by the next scrape)
+       └──────────────▶ rejected (nothing to fetch that could be an image: a video without a poster)
+
+and the cleaning outcome is recorded per cache size, in the ``prepared`` table (``prepare --size 32``
+and ``--size 64`` each decide their own)::
+
+    downloaded ──prepare --size S──▶ (item, S): ok | rejected | duplicate   (reason, detail, duplicate_of)
+
+What decoding found out about an image (its size, hashes, a decode reject's ``decode_reason``) is a fact
+of the image, kept on the item. Catalogs of schema 4 and before (one shared ok/rejected/duplicate
+status) upgrade in place when opened: see :func:`_migrate_per_size`.
 
 An item's identity is ``item_key``: ``<chain>/<contract>/<token_id>`` for scraped items and
 ``file:<absolute path>`` for imported files, so re-scrapes and re-imports add only new items.
@@ -23,9 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STATUSES = ("pending", "downloaded", "failed", "rejected", "duplicate", "ok")
+#: the download life cycle (``items.status``)
+STATUSES = ("pending", "downloaded", "failed", "rejected")
+#: the cleaning outcome of an item for one cache size (``prepared.status``)
+PREPARED_STATUSES = ("ok", "rejected", "duplicate")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: state key: the coverage of the last listing, JSON {cataloged, total_supply, partial, source, ...}
 COVERAGE_STATE_KEY = "scrape.coverage"
 #: state key: the last listing, JSON {source, mode, finished, started_at, finished_at}; an incremental
@@ -52,7 +65,7 @@ CREATE TABLE IF NOT EXISTS items (
     bytes         INTEGER,
     status        TEXT NOT NULL DEFAULT 'pending'
                   CHECK (status IN ({", ".join(repr(s) for s in STATUSES)})),
-    reason        TEXT,                       -- machine-readable code, e.g. 'truncated'
+    reason        TEXT,                       -- the download outcome's code, e.g. 'http-404'
     detail        TEXT,                       -- human-readable message
     duplicate_of  INTEGER REFERENCES items(id),
     phash         TEXT,                       -- 64-bit perceptual hash, 16 hex digits
@@ -69,6 +82,8 @@ CREATE TABLE IF NOT EXISTS items (
     nsfw          INTEGER,                    -- 1: the marketplace flags it NSFW
     delisted_at   TEXT,                       -- a complete full listing no longer showed it (NULL: listed)
     previous_image_url TEXT,                  -- the image URL before a listing saw it change
+    decode_reason TEXT,                       -- decoding rejected the image: why (e.g. 'truncated')
+    decode_detail TEXT,
     attempts      INTEGER NOT NULL DEFAULT 0,
     created_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     updated_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
@@ -79,6 +94,16 @@ CREATE TABLE IF NOT EXISTS state (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS prepared (
+    item_id       INTEGER NOT NULL REFERENCES items(id),
+    size_px       INTEGER NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ({", ".join(repr(s) for s in PREPARED_STATUSES)})),
+    reason        TEXT,                       -- e.g. 'truncated', 'exact-duplicate'
+    detail        TEXT,
+    duplicate_of  INTEGER REFERENCES items(id),
+    updated_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (item_id, size_px)
+);
 """
 
 #: columns a caller may set through :meth:`Catalog.add_items` / :meth:`Catalog.update`
@@ -88,7 +113,7 @@ ITEM_COLUMNS = frozenset(
         "sha256", "stored_path", "media_kind", "bytes", "status", "reason", "detail", "duplicate_of",
         "phash", "width", "height", "format", "prep_key", "attempts",
         "pixel_hash", "lossy", "native_w", "native_h", "pixel_art", "traits", "nsfw",
-        "delisted_at", "previous_image_url",
+        "delisted_at", "previous_image_url", "decode_reason", "decode_detail",
     }
 )
 
@@ -132,6 +157,8 @@ class Item:
     nsfw: int | None = None
     delisted_at: str | None = None
     previous_image_url: str | None = None
+    decode_reason: str | None = None
+    decode_detail: str | None = None
 
     def trait_pairs(self) -> list[tuple[str, str]]:
         """The item's traits as (type, value) pairs (empty when none were listed)."""
@@ -176,10 +203,13 @@ class Catalog:
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
         with self.transaction():
+            before = _schema_version(self._conn)
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     self._conn.execute(stmt)
             _migrate(self._conn)
+            if before is not None and before < 5:
+                _migrate_per_size(self._conn, self.path.parent / "cache")
             self._conn.execute(
                 "INSERT INTO state(key, value) VALUES ('schema_version', ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -385,6 +415,53 @@ class Catalog:
     def __len__(self) -> int:
         return self._conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
 
+    # -- cleaning outcomes, per cache size ------------------------------------------------------
+    def set_prepared(self, size_px: int, decisions: Mapping[int, Mapping[str, Any]]) -> None:
+        """Record ``prepare --size size_px``'s decision for every candidate (item id -> status, reason, detail,
+        duplicate_of), replacing that size's earlier ones (items no longer candidates lose theirs); one
+        transaction. Other sizes' decisions are untouched."""
+        bad = sorted({str(d["status"]) for d in decisions.values()} - set(PREPARED_STATUSES))
+        if bad:
+            raise ValueError(f"unknown prepared status {bad}; expected one of {PREPARED_STATUSES}")
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM prepared WHERE size_px = ?", (size_px,))
+            conn.executemany(
+                "INSERT INTO prepared(item_id, size_px, status, reason, detail, duplicate_of) VALUES (?, ?, ?, ?, ?, ?)",
+                [(i, size_px, d["status"], d.get("reason"), d.get("detail"), d.get("duplicate_of"))
+                 for i, d in sorted(decisions.items())],
+            )
+
+    def prepared(self, size_px: int, statuses: Iterable[str] | None = None) -> dict[int, dict[str, Any]]:
+        """Item id -> ``prepare --size size_px``'s decision (status, reason, detail, duplicate_of), in id order."""
+        sql, params = "SELECT * FROM prepared WHERE size_px = ?", [size_px]
+        if statuses is not None:
+            statuses = list(statuses)
+            sql += f" AND status IN ({', '.join('?' for _ in statuses)})"
+            params += statuses
+        rows = self._conn.execute(sql + " ORDER BY item_id", params)
+        return {r["item_id"]: {k: r[k] for k in ("status", "reason", "detail", "duplicate_of")} for r in rows}
+
+    def prepared_sizes(self) -> list[int]:
+        return [r[0] for r in self._conn.execute("SELECT DISTINCT size_px FROM prepared ORDER BY size_px")]
+
+    def prepared_counts(self, size_px: int) -> dict[str, int]:
+        """Items per cleaning outcome at ``size_px`` (every outcome present, zeros included)."""
+        out = dict.fromkeys(PREPARED_STATUSES, 0)
+        for row in self._conn.execute(
+            "SELECT status, COUNT(*) AS n FROM prepared WHERE size_px = ? GROUP BY status", (size_px,)
+        ):
+            out[row["status"]] = row["n"]
+        return out
+
+    def prepared_reasons(self, size_px: int, status: str) -> dict[str, int]:
+        """Items per reason code among those ``prepare --size size_px`` gave ``status``."""
+        rows = self._conn.execute(
+            "SELECT COALESCE(reason, 'unknown') AS r, COUNT(*) AS n FROM prepared WHERE size_px = ? AND status = ? "
+            "GROUP BY r ORDER BY n DESC, r",
+            (size_px, status),
+        )
+        return {r["r"]: r["n"] for r in rows}
+
     def trait_counts(self, statuses: Iterable[str] | None = None) -> dict[str, dict[str, int]]:
         """trait type -> value -> number of items (of ``statuses``) that carry it."""
         counts: dict[str, dict[str, int]] = {}
@@ -416,7 +493,63 @@ _ADDED_COLUMNS = {
     "pixel_hash": "TEXT", "lossy": "INTEGER", "native_w": "INTEGER", "native_h": "INTEGER",
     "pixel_art": "INTEGER", "traits": "TEXT", "nsfw": "INTEGER",
     "delisted_at": "TEXT", "previous_image_url": "TEXT",  # version 4: re-listing
+    "decode_reason": "TEXT", "decode_detail": "TEXT",  # version 5: cleaning outcomes apart from downloads
 }
+
+
+def _schema_version(conn: sqlite3.Connection) -> int | None:
+    """The version a catalog was written with; None for a new (empty) database."""
+    if conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'state'").fetchone() is None:
+        return None
+    row = conn.execute("SELECT value FROM state WHERE key = 'schema_version'").fetchone()
+    try:
+        return int(row["value"]) if row else 1
+    except ValueError:
+        return 1
+
+
+def _migrate_per_size(conn: sqlite3.Connection, cache_root: Path) -> None:
+    """Schema 4 -> 5, in the opening transaction: the cleaning outcomes leave ``items.status`` for ``prepared``.
+
+    A schema-4 catalog held one ok / rejected / duplicate per item, written by the last ``prepare`` of any
+    size. Each cache of the collection (``cache/<size>/manifest.json``) says which items it kept; so, per
+    size with a cache: its kept items are ``ok``, and the other candidates keep the catalog's rejected or
+    duplicate decision (exact for the size prepared last; for another size, the decision of the item's
+    content, which decoding does not change with the size). An item the catalog calls ok that a size's
+    cache does not hold gets no decision at that size (that cache predates it; its next prepare decides).
+    Without any cache, nothing was decided that anything reads: the items simply return to downloaded.
+    Decode rejects keep their reason as ``decode_reason``; the items' status returns to ``downloaded``.
+    """
+    cleaned = [dict(r) for r in conn.execute(
+        "SELECT id, status, reason, detail, duplicate_of FROM items WHERE status IN ('ok', 'duplicate') "
+        "OR (status = 'rejected' AND stored_path IS NOT NULL AND sha256 IS NOT NULL)"
+    )]
+    if not cleaned:
+        return
+    for size_dir in sorted(cache_root.glob("*")) if cache_root.is_dir() else []:
+        try:
+            manifest = json.loads((size_dir / "manifest.json").read_text())
+            size_px, kept = int(manifest["size_px"]), {int(i) for i in manifest["item_ids"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        rows = []
+        for r in cleaned:
+            if r["id"] in kept:
+                rows.append((r["id"], size_px, "ok", None, None, None))
+            elif r["status"] != "ok":
+                rows.append((r["id"], size_px, r["status"], r["reason"], r["detail"], r["duplicate_of"]))
+        conn.executemany(
+            "INSERT OR REPLACE INTO prepared(item_id, size_px, status, reason, detail, duplicate_of) "
+            "VALUES (?, ?, ?, ?, ?, ?)", rows,
+        )
+    conn.execute(
+        "UPDATE items SET decode_reason = reason, decode_detail = detail "
+        "WHERE status = 'rejected' AND stored_path IS NOT NULL AND sha256 IS NOT NULL AND phash IS NULL"
+    )
+    conn.executemany(
+        "UPDATE items SET status = 'downloaded', reason = NULL, detail = NULL, duplicate_of = NULL WHERE id = ?",
+        [(r["id"],) for r in cleaned],
+    )
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

@@ -13,8 +13,9 @@ from pipeline.workspace import Workspace
 
 
 def collection_status(ws: Workspace, slug: str, *, traits: bool = False) -> dict[str, Any]:
-    """Counts per status, reasons, coverage of the last scrape, caches (size → images) and runs of one
-    collection; with ``traits``, the number of items per trait type and value too."""
+    """Counts per download outcome and their reasons, the cleaning outcomes per cache size (``prepared``:
+    size -> ok / rejected / duplicate and their reasons), coverage of the last scrape, caches (size ->
+    images) and runs of one collection; with ``traits``, the number of items per trait type and value too."""
     col = ws.collection(slug)
     if not col.catalog.is_file():
         known = ws.collections()
@@ -22,7 +23,12 @@ def collection_status(ws: Workspace, slug: str, *, traits: bool = False) -> dict
         raise NftganError(f"no collection {slug!r} in {ws.root}{hint}")
     with Catalog(col.catalog) as cat:
         counts = cat.counts()
-        reasons = {s: cat.reasons(s) for s in ("rejected", "failed", "duplicate") if counts[s]}
+        reasons = {s: cat.reasons(s) for s in ("rejected", "failed") if counts[s]}
+        prepared: dict[str, Any] = {}
+        for size in cat.prepared_sizes():
+            per = cat.prepared_counts(size)
+            prepared[str(size)] = {**per, "reasons": {
+                s: cat.prepared_reasons(size, s) for s in ("rejected", "duplicate") if per[s]}}
         listing_cursor = cat.get_state("api.cursor")
         coverage_text = cat.get_state(COVERAGE_STATE_KEY)
         trait_counts = cat.trait_counts() if traits else None
@@ -35,7 +41,7 @@ def collection_status(ws: Workspace, slug: str, *, traits: bool = False) -> dict
             if col.cache_review_sheet(size).is_file():
                 sheets[str(size)] = str(col.cache_review_sheet(size))
     info: dict[str, Any] = {"slug": slug, "items": sum(counts.values()), **{s: counts[s] for s in STATUSES}}
-    info.update(reasons=reasons, caches=caches, review_sheets=sheets, runs=ws.runs(slug), home=str(ws.root))
+    info.update(reasons=reasons, prepared=prepared, caches=caches, review_sheets=sheets, runs=ws.runs(slug), home=str(ws.root))
     if listing_cursor:
         info["api_cursor"] = listing_cursor
     if coverage_text:

@@ -207,7 +207,7 @@ def test_export_attributes_come_from_the_collections_trait_classifier(tmp_path) 
     with Catalog(ws.collection("pix").catalog) as cat:  # the traits a scrape would have listed
         cat.update_many([
             (it.id, {"traits": json.dumps(sorted(pixelcollection.item_traits(int(Path(it.file_path).stem)).items()))})
-            for it in cat.items(("ok",))
+            for it in cat.items()
         ])
     prepare(ws, "pix", PrepareConfig(size_px=64, workers=1))  # writes traits.csv beside the cache
     listed: dict[str, set[str]] = {}

@@ -19,6 +19,7 @@ from pipeline.cache import open_cache
 from pipeline.catalog import Catalog
 from marketplace import pixelcollection as pc
 
+from .legacy import to_schema_4
 from .corpus import encode, png_bytes, write
 
 R = Image.Resampling
@@ -61,7 +62,7 @@ def test_two_thousand_distinct_tokens_lose_none(cli, tmp_path) -> None:
         f"punks: kept {n} of {n} (0 exact-duplicate, 0 same-pixels, 0 near-duplicate, 0 rejected)"
     )
     info = status(cli, "punks")
-    assert (info["ok"], info["duplicate"], info["caches"]) == (n, 0, {"32": n})
+    assert (info["prepared"]["32"]["ok"], info["prepared"]["32"]["duplicate"], info["caches"]) == (n, 0, {"32": n})
 
 
 def test_every_copy_kind_is_merged_into_its_original_and_invisible_traits_are_kept(cli, ws, tmp_path) -> None:
@@ -108,16 +109,17 @@ def test_every_copy_kind_is_merged_into_its_original_and_invisible_traits_are_ke
 
     with Catalog(ws.collection("mix").catalog) as cat:
         by_name = {it.file_path.rsplit("/", 1)[1]: it for it in cat.items()}
+        decided = cat.prepared(32)
     ids = {i: by_name[f"a-{i:05d}.png"].id for i in originals}
     for i in originals:
-        assert by_name[f"a-{i:05d}.png"].status == "ok", (i, by_name[f"a-{i:05d}.png"].detail)
+        assert decided[ids[i]]["status"] == "ok", (i, decided[ids[i]])
     for name, (_, reason) in copies.items():
-        it = by_name[f"z-copy-{name}"]
-        assert (it.status, it.reason, it.duplicate_of) == ("duplicate", reason, ids[5]), (name, it.detail)
+        d = decided[by_name[f"z-copy-{name}"].id]
+        assert (d["status"], d["reason"], d["duplicate_of"]) == ("duplicate", reason, ids[5]), (name, d)
     for name, source in (("z-chain.jpg", chain[0]), ("z-rosy.jpg", rosy[0])):
-        it = by_name[name]
-        assert (it.reason, it.duplicate_of) == ("near-duplicate", ids[source]), (name, it.detail)
-        assert "worst local difference" in it.detail
+        d = decided[by_name[name].id]
+        assert (d["reason"], d["duplicate_of"]) == ("near-duplicate", ids[source]), (name, d)
+        assert "worst local difference" in d["detail"]
 
     n_copies = len(copies) + 2
     kinds = {k: sum(1 for _, r in copies.values() if r == k) for k in ("exact-duplicate", "same-pixels")}
@@ -150,11 +152,11 @@ def test_near_duplicate_search_can_be_switched_off_or_made_stricter(cli, tmp_pat
     write(folder, "c.png", png_bytes(token.resize((48, 48), R.NEAREST)))  # same pixels
     cli("import", "c", folder)
     assert cli("prepare", "c", "--size", "32", "--no-near-dups").exit_code == 0
-    assert status(cli, "c")["reasons"]["duplicate"] == {"same-pixels": 1}
+    assert status(cli, "c")["prepared"]["32"]["reasons"]["duplicate"] == {"same-pixels": 1}
     assert cli("prepare", "c", "--size", "32", "--near-dup-threshold", "0.5").exit_code == 0
-    assert status(cli, "c")["reasons"]["duplicate"] == {"same-pixels": 1}
+    assert status(cli, "c")["prepared"]["32"]["reasons"]["duplicate"] == {"same-pixels": 1}
     assert cli("prepare", "c", "--size", "32").exit_code == 0
-    assert status(cli, "c")["reasons"]["duplicate"] == {"same-pixels": 1, "near-duplicate": 1}
+    assert status(cli, "c")["prepared"]["32"]["reasons"]["duplicate"] == {"same-pixels": 1, "near-duplicate": 1}
     r = cli("prepare", "c", "--size", "32", "--near-dup-threshold", "300")
     assert r.exit_code == 2 and "levels" in r.stderr
 
@@ -172,22 +174,22 @@ def test_a_workspace_prepared_with_the_old_rule_heals(cli, ws, tmp_path) -> None
     # catalog schema left it: two thirds merged, a version-1 cache of the survivors.
     with Catalog(col.catalog) as cat:
         items = cat.items()
-        index, merged = dedup.NearDuplicateIndex(4), {}
-        for it in items:
-            hit = index.nearest(int(it.phash, 16))
-            if hit is None:
-                index.add(int(it.phash, 16), it.id)
-            else:
-                merged[it.id] = hit
-        assert len(merged) > n // 3
-        cat.update_many(
-            (i, {"status": "duplicate", "reason": "near-duplicate", "duplicate_of": of,
-                 "detail": f"perceptual hash {bits} bits from item {of}"})
-            for i, (of, bits) in merged.items()
-        )
-        cat.update_many((it.id, {"prep_key": "v1-pass"}) for it in items)
+    index, merged = dedup.NearDuplicateIndex(4), {}
+    for it in items:
+        hit = index.nearest(int(it.phash, 16))
+        if hit is None:
+            index.add(int(it.phash, 16), it.id)
+        else:
+            merged[it.id] = hit
+    assert len(merged) > n // 3
     kept = [it.id for it in items if it.id not in merged]
+    to_schema_4(col.catalog)
     with sqlite3.connect(col.catalog) as db:
+        db.executemany(
+            "UPDATE items SET status = 'duplicate', reason = 'near-duplicate', duplicate_of = ?, detail = ? WHERE id = ?",
+            [(of, f"perceptual hash {bits} bits from item {of}", i) for i, (of, bits) in merged.items()],
+        )
+        db.execute("UPDATE items SET prep_key = 'v1-pass'")
         for column in ("pixel_hash", "lossy", "native_w", "native_h", "pixel_art"):
             db.execute(f"ALTER TABLE items DROP COLUMN {column}")
         db.execute("UPDATE state SET value = '1' WHERE key = 'schema_version'")
@@ -197,16 +199,19 @@ def test_a_workspace_prepared_with_the_old_rule_heals(cli, ws, tmp_path) -> None
                     duplicates={"near-duplicate": len(merged)})
     col.cache_manifest(32).write_text(json.dumps(manifest))
     col.cache_review_sheet(32).unlink(missing_ok=True)
-    assert status(cli, "old")["duplicate"] == len(merged)
+    old = status(cli, "old")["prepared"]["32"]  # opening the catalog upgraded it: the decisions are per size now
+    assert (old["ok"], old["duplicate"]) == (len(kept), len(merged))
 
     r = cli("prepare", "old", "--size", "32")
     assert r.exit_code == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1].startswith(f"old: kept {n} of {n} ")
     info = status(cli, "old")
-    assert (info["ok"], info["duplicate"], info["caches"]) == (n, 0, {"32": n})
+    assert (info["prepared"]["32"]["ok"], info["prepared"]["32"]["duplicate"], info["caches"]) == (n, 0, {"32": n})
     with Catalog(col.catalog) as cat:
         restored = [cat.get(i) for i in merged]
-    assert all(it.status == "ok" and it.reason is None and it.duplicate_of is None for it in restored)
+        decided = cat.prepared(32)
+    assert all(it.status == "downloaded" and it.reason is None and it.duplicate_of is None for it in restored)
+    assert all(decided[i] == {"status": "ok", "reason": None, "detail": None, "duplicate_of": None} for i in merged)
     cache = open_cache(ws, "old", 32)
     assert cache.manifest["item_ids"] == [it.id for it in items]
     assert cache.images.shape[0] == n and np.asarray(cache.images).any()

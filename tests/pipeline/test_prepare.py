@@ -45,13 +45,15 @@ def test_prepare_builds_a_clean_cache_and_records_every_reason(cli, ws, tmp_path
     status = json.loads(cli("status", "demo", "--json").stdout)
     n_bad = len(bad_files())
     assert status["items"] == len(good) + len(dups) + n_bad
-    assert (status["ok"], status["duplicate"], status["rejected"], status["failed"]) == (len(good), 2, n_bad, 0)
+    per = status["prepared"]["32"]
+    assert (per["ok"], per["duplicate"], per["rejected"]) == (len(good), 2, n_bad)
+    assert (status["downloaded"], status["failed"], status["rejected"]) == (status["items"], 0, 0)  # downloads
     assert status["caches"] == {"32": len(good)}
     expected_reasons = {}
     for _, reason in bad_files().values():
         expected_reasons[reason] = expected_reasons.get(reason, 0) + 1
-    assert status["reasons"]["rejected"] == expected_reasons
-    assert status["reasons"]["duplicate"] == {"exact-duplicate": 1, "near-duplicate": 1}
+    assert per["reasons"]["rejected"] == expected_reasons
+    assert per["reasons"]["duplicate"] == {"exact-duplicate": 1, "near-duplicate": 1}
 
     cache = open_cache(ws, "demo", 32)
     assert cache.images.shape == (len(good), 3, 32, 32) and cache.images.dtype == np.uint8
@@ -61,9 +63,12 @@ def test_prepare_builds_a_clean_cache_and_records_every_reason(cli, ws, tmp_path
     assert manifest["config"]["near_dup_threshold"] == 24
     with Catalog(ws.collection("demo").catalog) as cat:
         by_name = {it.file_path.rsplit("/in/", 1)[1]: it for it in cat.items()}
-        assert manifest["item_ids"] == [it.id for it in cat.items(["ok"])]
-        assert by_name["copy-of-a.png"].duplicate_of == by_name["a.png"].id
-        assert by_name["z-a-small.jpg"].duplicate_of == by_name["a.png"].id
+        decided = cat.prepared(32)
+        assert manifest["item_ids"] == list(cat.prepared(32, ["ok"]))
+        assert decided[by_name["copy-of-a.png"].id]["duplicate_of"] == by_name["a.png"].id
+        assert decided[by_name["z-a-small.jpg"].id]["duplicate_of"] == by_name["a.png"].id
+        rejects = [it for it in cat.items() if decided[it.id]["status"] == "rejected"]
+        assert rejects and all(it.decode_reason == decided[it.id]["reason"] and it.reason is None for it in rejects)
         assert by_name["named-wrong.gif"].stored_path.endswith(".png")  # named by content
         alpha_row = manifest["item_ids"].index(by_name["alpha.png"].id)
     assert tuple(cache.images[alpha_row, :, 0, 0]) == (128, 128, 128)  # neutral default background
@@ -100,9 +105,9 @@ def test_near_dup_threshold_is_configurable(cli, ws, tmp_path) -> None:
     write(folder, "b.jpg", encode(base, "JPEG", quality=70))
     cli("import", "c2", folder)
     cli("prepare", "c2", "--size", "16", "--near-dup-threshold", "-1")
-    assert json.loads(cli("status", "c2", "--json").stdout)["ok"] == 2
+    assert json.loads(cli("status", "c2", "--json").stdout)["prepared"]["16"]["ok"] == 2
     cli("prepare", "c2", "--size", "16")
-    assert json.loads(cli("status", "c2", "--json").stdout)["duplicate"] == 1
+    assert json.loads(cli("status", "c2", "--json").stdout)["prepared"]["16"]["duplicate"] == 1
 
 
 def test_user_mistakes_are_one_line_with_exit_code_2(cli, tmp_path) -> None:
@@ -173,3 +178,55 @@ def test_a_refresh_decodes_only_new_images_and_builds_the_same_cache(cli, ws, tm
     assert (mine.manifest["rejected"], mine.manifest["duplicates"]) == (theirs.manifest["rejected"],
                                                                          theirs.manifest["duplicates"])
     assert mine.manifest["duplicates"] == {"exact-duplicate": 1} and sum(mine.manifest["rejected"].values()) == 1
+
+
+def test_each_size_keeps_its_own_decisions(cli, ws, tmp_path) -> None:
+    """prepare --size 16 and --size 32 decide apart: the second does not overwrite the first's outcomes."""
+    folder = tmp_path / "in"
+    base = noise(100, 100, seed=7)
+    write(folder, "a.png", png_bytes(base))
+    write(folder, "b.jpg", encode(base, "JPEG", quality=70))  # a near-duplicate of a.png
+    cli("import", "two", folder)
+    assert cli("prepare", "two", "--size", "16", "--near-dup-threshold", "-1").exit_code == 0  # keeps both
+    assert cli("prepare", "two", "--size", "32").exit_code == 0  # merges b into a
+    info = json.loads(cli("status", "two", "--json").stdout)
+    assert (info["prepared"]["16"]["ok"], info["prepared"]["16"]["duplicate"]) == (2, 0)
+    assert (info["prepared"]["32"]["ok"], info["prepared"]["32"]["duplicate"]) == (1, 1)
+    assert info["caches"] == {"16": 2, "32": 1} and info["downloaded"] == 2
+    out = cli("status", "two").stdout
+    assert "prepared 16px: 2 ok, 0 rejected, 0 duplicate" in out and "prepared 32px: 1 ok, 0 rejected, 1 duplicate" in out
+    r = cli("prepare", "two", "--size", "16", "--near-dup-threshold", "-1")  # reused as it was: still both
+    assert r.exit_code == 0 and json.loads(cli("status", "two", "--json").stdout)["prepared"]["16"]["ok"] == 2
+
+
+def test_a_schema_4_workspace_upgrades_in_place(cli, ws, tmp_path) -> None:
+    """A catalog of schema 4 (one shared ok/rejected/duplicate per item) upgrades when opened: each cache
+    size gets the decisions its manifest and the catalog imply, decode rejects keep their reason apart from
+    the download outcome, the items return to downloaded, and the next prepare reuses the cache."""
+    from .legacy import to_schema_4
+
+    make_corpus(tmp_path / "in")
+    cli("import", "up", tmp_path / "in")
+    assert cli("prepare", "up", "--size", "32", "--workers", "2").exit_code == 0
+    before = json.loads(cli("status", "up", "--json").stdout)
+    col = ws.collection("up")
+    with Catalog(col.catalog) as cat:
+        decided = cat.prepared(32)
+        decode_reasons = {it.id: it.decode_reason for it in cat.items()}
+    to_schema_4(col.catalog)
+    import sqlite3
+
+    with sqlite3.connect(col.catalog) as db:  # what schema 4 looked like: the decisions in items.status
+        legacy = dict(db.execute("SELECT status, COUNT(*) FROM items GROUP BY status").fetchall())
+        assert legacy.get("ok") == before["prepared"]["32"]["ok"] and "prepared" not in {
+            r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    after = json.loads(cli("status", "up", "--json").stdout)  # opening it upgrades it
+    assert after["prepared"] == before["prepared"] and after["downloaded"] == before["downloaded"]
+    with Catalog(col.catalog) as cat:
+        assert cat.prepared(32) == decided
+        assert {it.id: it.decode_reason for it in cat.items()} == decode_reasons
+        assert {it.status for it in cat.items()} == {"downloaded"}
+        assert cat.get_state("schema_version") == "5"
+    r = cli("prepare", "up", "--size", "32", "--workers", "2")
+    assert r.exit_code == 0 and "reused" in r.stdout, r.stdout

@@ -59,7 +59,7 @@ def test_catalog_add_is_idempotent_and_transactions_roll_back(tmp_path) -> None:
         assert item is not None and item.image_url == "https://x/1.png"
         with pytest.raises(RuntimeError):
             with cat.transaction():
-                cat.update(item.id, status="ok")
+                cat.update(item.id, status="downloaded")
                 raise RuntimeError("crash mid-transaction")
         assert cat.get(item.id).status == "pending"
         cat.mark_failed(item.id, "http-404", "not found")
