@@ -2,14 +2,17 @@
 
 Three steps, each safe to kill at any moment:
 
-1. **Decode** every stored original (in a process pool) into a staging array
-   ``cache/<size>/.staging-<key>.npy`` and its verification thumbnail into ``.thumbs-<key>.npy``; after
-   each batch both are flushed and then the batch's facts (perceptual hash, pixel hash, native size,
-   lossy or not, reject reason) are committed to the catalog, tagged with the pass's key. A re-run of
-   the same pass skips items whose facts carry that key.
+1. **Decode** what is not known yet: an item's facts (perceptual hash, pixel hash, native size, lossy or
+   not, a reject's reason) are tagged in the catalog with its content and the decode settings
+   (``prep_key``), so only new or changed images need them; they come from the decode store
+   (``cache/<size>/decoded-<settings>/``, one entry per image content) or from a decode in a process pool,
+   committed in batches. Every pass fills a fresh staging array ``cache/<size>/.staging-<key>.npy``:
+   rows the last cache holds with the same content and settings are copied from it in one gather; the
+   others come from the store or the decode. Verification thumbnails are read only for the pairs the
+   hashes propose. A killed pass loses nothing but its staging: the store and the committed facts stay.
 2. **Decide** in one transaction, recorded for this size in the catalog's ``prepared`` table (a cache of
-   another size keeps its own decisions; the items' download outcome is not touched): decode rejects → ``rejected``; then :func:`cleaning.dedup.find_duplicates`
-   → ``duplicate`` with reason ``exact-duplicate`` (same bytes), ``same-pixels`` (same decoded pixels on
+   another size keeps its own decisions; the items' download outcome is not touched): decode rejects →
+   ``rejected``; then :func:`cleaning.dedup.find_duplicates` → ``duplicate`` with reason ``exact-duplicate`` (same bytes), ``same-pixels`` (same decoded pixels on
    the native grid) or ``near-duplicate`` (a lossy or resampled copy, verified on pixels; the measured
    difference is in the detail); the rest → ``ok``. Every merged pair is drawn on the review sheet
    ``cache/<size>/duplicates.png``, worst first.
@@ -17,8 +20,9 @@ Three steps, each safe to kill at any moment:
    The manifest is written last: a cache is complete exactly when its manifest names its inputs.
 
 The pass's key hashes the config fields that change pixels and the (id, sha256) of every input, so a
-re-run with the same inputs reuses the cache and a changed catalog or config rebuilds it. Items that
-an earlier rule merged are candidates again on every pass, so a changed rule heals a workspace.
+re-run with the same inputs reuses the cache as it is, and a changed catalog or config builds a new one
+(decoding only what is new). Items that an earlier rule merged are candidates again on every pass, so a
+changed rule heals a workspace.
 """
 
 from __future__ import annotations
@@ -220,29 +224,35 @@ def prepare(
             art = _pixel_art(col, config, [by_id[i] for i in manifest["item_ids"] if i in by_id], manifest)
             return dataclasses.replace(reused, seconds=time.monotonic() - started, pixel_art=art)
 
+        store = DecodeStore(col.cache_dir(config.size_px), config.decode_options())
         staging_path = col.cache_staging(config.size_px, key)
         thumbs_path = col.cache_thumbs(config.size_px, key)
-        for stale in col.cache_staging_files(config.size_px):
-            if stale not in (staging_path, thumbs_path):
-                stale.unlink(missing_ok=True)
+        for stale in col.cache_staging_files(config.size_px):  # every row is refilled: a killed pass's are not read
+            stale.unlink(missing_ok=True)
         staging = _open_staging(staging_path, (len(candidates), 3, config.size_px, config.size_px))
-        side = dedup.THUMB_MAX_PX
-        thumbs = _open_staging(thumbs_path, (len(candidates), side, side, 3))
         row_of = {it.id: row for row, it in enumerate(candidates)}
-        todo = [it for it in candidates if it.prep_key != key]
-        decoded_now = _decode_all(col, cat, todo, row_of, staging, thumbs, key, config, progress)
+        thumbs = _Thumbs(_open_staging(thumbs_path, (len(candidates), dedup.THUMB_MAX_PX, dedup.THUMB_MAX_PX, 3)),
+                         row_of, store, col, config.decode_options())
+        # facts known for this content and these decode settings: no decode; rows from the last cache
+        known = [it for it in candidates if it.prep_key == store.fact_key(it.sha256)]
+        gathered = _gather_from_cache(ws, col, config.size_px, store.key, [it for it in known if it.phash],
+                                      row_of, staging)
+        todo = [it for it in candidates if it.prep_key != store.fact_key(it.sha256)
+                or (it.phash is not None and it.id not in gathered)]
+        decoded_now = _decode_all(col, cat, todo, row_of, staging, thumbs, store, config, progress)
 
-        fresh = {it.id: it for it in cat.items(CANDIDATE_STATUSES)}
-        items = [fresh[it.id] for it in candidates]
+        changed = {it.id: it for it in cat.items_by_id([it.id for it in todo])}
+        items = [changed.get(it.id, it) for it in candidates]
+        fresh = {it.id: it for it in items}
         decide_started = time.monotonic()
-        decisions, ok_ids, merges = _decide(items, config.max_difference(), thumbs, row_of)
+        decisions, ok_ids, merges = _decide(items, config.max_difference(), thumbs)
         decide_seconds = time.monotonic() - decide_started
         cat.set_prepared(config.size_px, decisions)  # this size's decisions; other sizes keep theirs
         rejected = Counter(f["reason"] for f in decisions.values() if f["status"] == "rejected")
         duplicates = Counter(f["reason"] for f in decisions.values() if f["status"] == "duplicate")
         sheet = col.cache_review_sheet(config.size_px)
         if merges:
-            review.write_sheet(sheet, merges, lambda i: _thumb(thumbs, row_of, fresh[i]), config.max_difference())
+            review.write_sheet(sheet, merges, lambda i: thumbs.of(fresh[i]), config.max_difference())
         else:
             sheet.unlink(missing_ok=True)
 
@@ -275,12 +285,15 @@ def prepare(
             "traits_table": traits_path.name if has_traits else None,
             "config": dataclasses.asdict(config),
             "input_key": key,
+            "decode_key": store.key,  # the decode settings of the rows (a later pass may copy them)
+            "row_sha256": [sha_of[i] for i in ok_ids],  # the content of each row
             "content_hash": content_hash,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         atomic.write_json(col.cache_manifest(config.size_px), manifest)
         art = _pixel_art(col, config, [fresh[i] for i in ok_ids], manifest)
-        del staging, thumbs
+        del staging
+        thumbs.close()
         staging_path.unlink(missing_ok=True)
         thumbs_path.unlink(missing_ok=True)
     return PrepareSummary(
@@ -352,10 +365,14 @@ def _decode_task(args: tuple[int, str, DecodeOptions]) -> tuple[int, Decoded | R
     return item_id, decode_file(path, opts)
 
 
+#: fewer decodes than this run in this process (a refresh's few new images), more in a process pool
+INLINE_BELOW = 128
+
+
 def _iter_decoded(
     tasks: list[tuple[int, str, DecodeOptions]], workers: int
 ) -> Iterator[tuple[int, Decoded | Rejected]]:
-    if workers <= 1 or len(tasks) < 2:
+    if workers <= 1 or len(tasks) < INLINE_BELOW:  # starting worker processes costs ~1 s: not for a few images
         for task in tasks:
             yield _decode_task(task)
         return
@@ -379,26 +396,25 @@ def _decode_all(
     todo: list[Item],
     row_of: dict[int, int],
     staging: np.ndarray,
-    thumbs: np.ndarray,
-    key: str,
+    thumbs: _Thumbs,
+    store: DecodeStore,
     config: PrepareConfig,
     progress: Progress | None,
 ) -> int:
+    """Facts and rows of ``todo``: from the decode store, else decoded (and stored); facts committed in batches.
+    Returns how many were decoded."""
     if not todo:
         return 0
     opts = config.decode_options()
     workers = config.workers or os.cpu_count() or 1
     pending: list[tuple[int, dict[str, Any]]] = []
 
-    def commit() -> None:
-        staging.flush()  # rows reach the disk before the catalog says they are done
-        thumbs.flush()
+    def commit() -> None:  # staging is refilled by every pass, so its rows need not reach the disk first
         cat.update_many(pending)
         pending.clear()
 
     done = 0
     report(progress, "prepare", 0, len(todo), unit="images")
-    store = DecodeStore(col.cache_dir(config.size_px), opts)
     sha_of = {it.id: it.sha256 or "" for it in todo}
     tasks = []
     for it in todo:  # decoded before, with these settings: no decode
@@ -409,8 +425,8 @@ def _decode_all(
         array, thumb, facts = stored
         if array.size:  # a reject keeps only its facts
             staging[row_of[it.id]] = array
-            thumbs[row_of[it.id], : thumb.shape[0], : thumb.shape[1]] = thumb
-        pending.append((it.id, {**_catalog_facts(facts), "prep_key": key}))
+            thumbs.put(it.id, thumb)
+        pending.append((it.id, {**_catalog_facts(facts), "prep_key": store.fact_key(sha_of[it.id])}))
         done += 1
         if len(pending) >= COMMIT_EVERY:
             commit()
@@ -420,24 +436,10 @@ def _decode_all(
         if isinstance(result, Decoded):
             staging[row_of[item_id]] = result.array
             if result.thumb is not None:
-                th, tw = result.thumb.shape[:2]
-                thumbs[row_of[item_id], :th, :tw] = result.thumb
-            facts = {
-                "phash": result.phash, "width": result.width, "height": result.height,
-                "format": result.format, "reason": None, "detail": None,
-                "pixel_hash": result.pixel_hash, "lossy": int(result.lossy),
-                "native_w": result.native_w, "native_h": result.native_h,
-                "pixel_art": int(result.drawn_as_pixel_art),
-            }
-        else:
-            facts = {
-                "phash": None, "width": result.width, "height": result.height,
-                "format": result.format, "reason": result.reason, "detail": result.detail,
-                "pixel_hash": None, "lossy": None, "native_w": None, "native_h": None,
-                "pixel_art": None,
-            }
+                thumbs.put(item_id, result.thumb)
+        facts = _facts_of(result)
         store.put(sha_of[item_id], result, facts)
-        pending.append((item_id, {**_catalog_facts(facts), "prep_key": key}))
+        pending.append((item_id, {**_catalog_facts(facts), "prep_key": store.fact_key(sha_of[item_id])}))
         done += 1
         if len(pending) >= COMMIT_EVERY:
             commit()
@@ -447,19 +449,97 @@ def _decode_all(
     return decoded
 
 
+def _facts_of(result: Decoded | Rejected) -> dict[str, Any]:
+    """What a decode tells the catalog (and the decode store) about an image."""
+    if isinstance(result, Decoded):
+        return {
+            "phash": result.phash, "width": result.width, "height": result.height,
+            "format": result.format, "reason": None, "detail": None,
+            "pixel_hash": result.pixel_hash, "lossy": int(result.lossy),
+            "native_w": result.native_w, "native_h": result.native_h,
+            "pixel_art": int(result.drawn_as_pixel_art),
+        }
+    return {
+        "phash": None, "width": result.width, "height": result.height,
+        "format": result.format, "reason": result.reason, "detail": result.detail,
+        "pixel_hash": None, "lossy": None, "native_w": None, "native_h": None,
+        "pixel_art": None,
+    }
+
+
+def _gather_from_cache(
+    ws: Workspace, col: CollectionPaths, size_px: int, decode_key: str, wanted: list[Item], row_of: dict[int, int],
+    staging: np.ndarray,
+) -> set[int]:
+    """Copy the rows of ``wanted`` that the last cache of this size holds, with the same content and decode
+    settings, into ``staging`` (one gather, no per-item read); returns the ids copied."""
+    manifest = read_manifest(ws, col.slug, size_px)
+    if manifest is None or manifest.get("decode_key") != decode_key:
+        return set()
+    ids, shas = manifest.get("item_ids") or [], manifest.get("row_sha256") or []
+    try:
+        images = np.load(col.cache_array(size_px), mmap_mode="r")
+    except (OSError, ValueError):
+        return set()
+    if len(ids) != len(shas) or images.shape != (len(ids), *staging.shape[1:]):
+        return set()
+    old_row = {i: r for r, i in enumerate(ids)}
+    pairs = sorted((old_row[it.id], row_of[it.id]) for it in wanted
+                   if it.id in old_row and shas[old_row[it.id]] == it.sha256)
+    for start in range(0, len(pairs), 4096):
+        src, dst = zip(*pairs[start : start + 4096])
+        staging[list(dst)] = images[list(src)]
+    return {ids[src] for src, _ in pairs}
+
+
+class _Thumbs:
+    """Verification thumbnails by item, kept for the items decoded (or read from the store) in this pass and
+    read on demand for the others (only the pairs the hashes propose are ever looked at)."""
+
+    def __init__(self, array: np.ndarray, row_of: dict[int, int], store: DecodeStore, col: CollectionPaths,
+                 opts: DecodeOptions) -> None:
+        self.array, self.row_of, self.store, self.col, self.opts = array, row_of, store, col, opts
+        self.filled = np.zeros(len(array), bool)
+
+    def put(self, item_id: int, thumb: np.ndarray) -> None:
+        row = self.row_of[item_id]
+        self.array[row, : thumb.shape[0], : thumb.shape[1]] = thumb
+        self.filled[row] = True
+
+    def of(self, it: Item) -> np.ndarray:
+        row = self.row_of[it.id]
+        if not self.filled[row]:
+            stored = self.store.get(it.sha256 or "")
+            if stored is not None and stored[1].size:
+                self.put(it.id, stored[1])
+            else:  # the store lost it: decode it again for its thumbnail
+                _, result = _decode_task((it.id, str(self.col.resolve(it.stored_path or "")), self.opts))
+                if isinstance(result, Decoded) and result.thumb is not None:
+                    self.put(it.id, result.thumb)
+        th, tw = dedup.thumb_shape(it.native_w or 1, it.native_h or 1)
+        return np.asarray(self.array[row, :th, :tw])
+
+    def close(self) -> None:
+        del self.array
+
+
 class DecodeStore:
     """Decode results by (image content, decode settings), kept between prepares: a refresh that lists 30 new
     tokens decodes those 30, not the whole collection. One small file per sha256 (a JSON line of the catalog
     facts and shapes, then the array's and the thumbnail's bytes), written by temp + rename, under
     ``cache/<size>/decoded-<settings hash>/``; rejects are kept too (facts only), so a bad file is not decoded
-    again either. The duplicate decision and the cache
-    write still run over every item."""
+    again either."""
 
     def __init__(self, cache_dir: Path, opts: DecodeOptions) -> None:
         settings = json.dumps([f"v{CACHE_FORMAT_VERSION}", dataclasses.asdict(opts)], sort_keys=True, default=str)
-        self.root = cache_dir / f"decoded-{hash_strings([settings])[:16]}"
+        self.key = hash_strings([settings])[:16]  # the decode settings
+        self.root = cache_dir / f"decoded-{self.key}"
         for sub in self.root.glob("??"):  # temp files of a prepare killed mid-write
             atomic.remove_stale_temps(sub)
+
+    def fact_key(self, sha256: str | None) -> str:
+        """What an item's ``prep_key`` says when its catalog facts are those of this content and these settings."""
+        return hash_strings([self.key, sha256 or ""])[:32]
 
     def _path(self, sha256: str) -> Path:
         return self.root / sha256[:2] / f"{sha256}.bin"
@@ -535,13 +615,8 @@ def _catalog_facts(facts: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- step 2: decide -------------------------------------------------------------------------------
-def _thumb(thumbs: np.ndarray, row_of: dict[int, int], it: Item) -> np.ndarray:
-    th, tw = dedup.thumb_shape(it.native_w or 1, it.native_h or 1)
-    return np.asarray(thumbs[row_of[it.id], :th, :tw])
-
-
 def _decide(
-    items: list[Item], max_difference: float | None, thumbs: np.ndarray, row_of: dict[int, int]
+    items: list[Item], max_difference: float | None, thumbs: _Thumbs
 ) -> tuple[dict[int, dict[str, Any]], list[int], list[dedup.Merge]]:
     """Final status of every candidate (items in id order); returns (updates, ids kept in order, merges)."""
     decisions: dict[int, dict[str, Any]] = {}
@@ -557,7 +632,7 @@ def _decide(
             lossy=bool(it.lossy), native_wh=(it.native_w or 1, it.native_h or 1), pixel_art=bool(it.pixel_art),
         ))
     merges = dedup.find_duplicates(
-        entries, lambda i: _thumb(thumbs, row_of, by_id[i]), max_difference
+        entries, lambda i: thumbs.of(by_id[i]), max_difference
     )
     ok_ids = []
     for e in entries:

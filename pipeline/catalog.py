@@ -25,6 +25,7 @@ An item's identity is ``item_key``: ``<chain>/<contract>/<token_id>`` for scrape
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -180,6 +181,10 @@ class ListedState:
     delisted_at: str | None
 
 
+#: the columns of an :class:`Item`, in its fields' order (rows build items by position: 10,000 in ~0.1 s)
+_ITEM_FIELDS = ", ".join(f.name for f in dataclasses.fields(Item))
+
+
 def item_key_for_token(chain: str, contract: str, token_id: str) -> str:
     return f"{chain.lower()}/{contract.lower()}/{token_id}"
 
@@ -306,9 +311,20 @@ class Catalog:
         row = self._conn.execute("SELECT * FROM items WHERE item_key = ?", (item_key,)).fetchone()
         return Item(**dict(row)) if row else None
 
+    def items_by_id(self, ids: Iterable[int]) -> list[Item]:
+        """The items with these ids, in id order."""
+        ids = sorted(set(ids))
+        out: list[Item] = []
+        for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+            chunk = ids[start : start + 900]
+            rows = self._conn.execute(
+                f"SELECT {_ITEM_FIELDS} FROM items WHERE id IN ({', '.join('?' for _ in chunk)}) ORDER BY id", chunk)
+            out += [Item(*r) for r in rows]
+        return out
+
     def items(self, statuses: Iterable[str] | None = None, *, source: str | None = None) -> list[Item]:
         """Items in id order, optionally only those with one of ``statuses``."""
-        sql, params = "SELECT * FROM items", []
+        sql, params = f"SELECT {_ITEM_FIELDS} FROM items", []
         where = []
         if statuses is not None:
             statuses = list(statuses)
@@ -321,7 +337,7 @@ class Catalog:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id"
-        return [Item(**dict(r)) for r in self._conn.execute(sql, params)]
+        return [Item(*r) for r in self._conn.execute(sql, params)]
 
     def mark_downloaded(
         self, item_id: int, *, sha256: str, stored_path: str, media_kind: str, size_bytes: int

@@ -158,9 +158,16 @@ def test_a_refresh_decodes_only_new_images_and_builds_the_same_cache(cli, ws, tm
         write(folder, f"{i}.png", png_bytes(noise(48, 48, seed=30 + i)))
     cli("import", "inc", folder)
     decodes.clear()
+    store_reads: list[str] = []
+    real_get = prep.DecodeStore.get
+    monkeypatch.setattr(prep.DecodeStore, "get", lambda self, sha: store_reads.append(sha) or real_get(self, sha))
     second = cli("prepare", "inc", "--size", "16", "--workers", "1", "--no-near-dups")
     assert second.exit_code == 0, second.stderr
     assert len(decodes) == 3 and "3 decoded" in second.stdout, second.stdout  # only the new ones
+    # the 10 kept rows come from the last cache in one copy: the store is read for the 3 new items (a miss
+    # each), the duplicate (not in the cache), and its original's thumbnail for the review sheet; the
+    # reject's facts are in the catalog
+    assert len(store_reads) == 5 and len(set(store_reads)) == 4, store_reads
 
     other = Workspace(tmp_path / "scratch")  # the same collection prepared from scratch
     monkeypatch.setenv("NFTGAN_HOME", str(other.root))
