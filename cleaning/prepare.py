@@ -51,6 +51,7 @@ from cleaning.decode import Decoded, DecodeOptions, Rejected, decode_file, parse
 from cleaning import dedup, palette
 from pipeline.errors import NftganError
 from pipeline.progress import Progress, report
+from pipeline.traits_table import table_text
 from pipeline.workspace import CollectionPaths, Workspace
 
 CACHE_FORMAT_VERSION = 2  # 2: pixel-verified duplicates, verification thumbnails
@@ -584,25 +585,14 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _write_traits(path: Path, items: list[Item]) -> bool:
-    """The per-row trait table beside ``images.npy`` (row order = cache order); False when no item
+    """The per-row trait table beside ``images.npy`` (row order = cache order; format:
+    :mod:`pipeline.traits_table`, a type listed several times per token kept as a set); False when no item
     has traits (the file is then removed)."""
-    import csv
-    import io
-
-    pairs = [it.trait_pairs() for it in items]
-    kinds = sorted({kind for p in pairs for kind, _ in p})
-    if not kinds:
+    text = table_text([(it.id, it.token_id or "", it.trait_pairs()) for it in items])
+    if text is None:
         path.unlink(missing_ok=True)
         return False
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["row", "item_id", "token_id", *kinds])
-    for row, (it, p) in enumerate(zip(items, pairs)):
-        values: dict[str, str] = {}
-        for kind, value in p:  # a type listed twice keeps both values, joined
-            values[kind] = f"{values[kind]}|{value}" if kind in values else value
-        writer.writerow([row, it.id, it.token_id or "", *(values.get(k, "") for k in kinds)])
-    atomic.write_text(path, buf.getvalue())
+    atomic.write_text(path, text)
     return True
 
 

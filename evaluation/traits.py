@@ -29,6 +29,10 @@ How values become classes:
 - Trait types that cannot be learned are dropped, each with its reason in the classifier's ``dropped``:
   one value only (nothing to tell apart), or nearly one value per token (an identifier such as a name,
   not something drawn).
+- A *set type* (a type some token lists several times, such as CryptoPunks' accessories; see
+  :mod:`pipeline.traits_table`) gets a multi-label head, one sigmoid per value, and is predicted as the set
+  of values whose sigmoid says present. Its accuracy is that of the exact set; ``trait_match`` compares
+  its values' shares and the count of values per token.
 
 Public face for other stages: :func:`fit_trait_classifier`, :class:`TraitClassifier` (``predict``,
 ``features``, ``accuracy``), :func:`trait_frequency_match` and :func:`trait_scores`.
@@ -63,6 +67,7 @@ from pipeline.atomic import atomic_path
 from pipeline.cache import TensorCache, hash_strings, open_cache
 from pipeline.errors import NftganError
 from pipeline.progress import Progress, report
+from pipeline.traits_table import Labels, parse_header, parse_row
 from pipeline.workspace import Workspace
 
 #: the class of a trait type a token does not have (an empty cell of traits.csv)
@@ -71,8 +76,7 @@ NONE = "(none)"
 TRAIT_METRICS = ("trait_fd", "trait_match")
 #: a value carried by less than this share of the collection is "rare"
 RARE_BELOW = 0.05
-CLASSIFIER_VERSION = "traits-cnn-v1"
-_ID_COLUMNS = ("row", "item_id", "token_id")
+CLASSIFIER_VERSION = "traits-cnn-v2"  # v2: set types get a multi-label head
 
 
 @dataclass(frozen=True)
@@ -102,11 +106,13 @@ class TraitClassifierConfig:
 # -- the trait table ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TraitTable:
-    """traits.csv as read: per cache row, its labels (trait type -> value; absent types left out)."""
+    """traits.csv as read: per cache row, its labels (trait type -> value, or -> the set of values of a set
+    type; absent types left out)."""
 
     trait_types: tuple[str, ...]  # every trait column, in file order
-    labels: tuple[dict[str, str] | None, ...]  # per cache row; None = unlabelled (no trait listed)
+    labels: tuple[Labels | None, ...]  # per cache row; None = unlabelled (no trait listed)
     sha256: str  # of the file's bytes
+    set_types: frozenset[str] = frozenset()  # types a token may carry several values of (see pipeline.traits_table)
 
     @property
     def labelled_rows(self) -> np.ndarray:
@@ -124,12 +130,12 @@ def read_trait_table(ws: Workspace, slug: str, size_px: int, cache: TensorCache 
     header = next(reader, None)
     if not header or header[0] != "row":
         raise NftganError(f"{path} is not a trait table (no 'row' column): re-run `nftgan prepare {slug}`")
-    kinds = tuple(h for h in header if h not in _ID_COLUMNS)
+    kinds, sets, where = parse_header(header)
     if not kinds:
         return None
     column = {h: i for i, h in enumerate(header)}
     item_ids = cache.manifest.get("item_ids")
-    labels: list[dict[str, str] | None] = [None] * len(cache)
+    labels: list[Labels | None] = [None] * len(cache)
     for line in reader:
         if not line:
             continue
@@ -143,33 +149,56 @@ def read_trait_table(ws: Workspace, slug: str, size_px: int, cache: TensorCache 
             if str(item_ids[row]) != line[column["item_id"]]:
                 raise NftganError(f"{path} row {row} is item {line[column['item_id']]} but the cache holds item "
                                   f"{item_ids[row]} there: re-run `nftgan prepare {slug} --size {size_px}`")
-        values = {k: line[column[k]] for k in kinds if column[k] < len(line) and line[column[k]] != ""}
-        labels[row] = values or None
-    return TraitTable(kinds, tuple(labels), hashlib.sha256(data).hexdigest())
+        try:
+            labels[row] = parse_row(line, kinds, sets, where)
+        except ValueError as e:
+            raise NftganError(f"{path} row {row}: {e}: re-run `nftgan prepare {slug} --size {size_px}`") from None
+    return TraitTable(kinds, tuple(labels), hashlib.sha256(data).hexdigest(), sets)
 
 
 # -- the frequency match (pure) -----------------------------------------------------------------------
-def _distribution(labels: Sequence[dict[str, str]], kind: str) -> dict[str, float]:
+def _distribution(labels: Sequence[Labels], kind: str) -> dict[str, float]:
     counts = Counter(lab.get(kind, NONE) for lab in labels)
     n = len(labels)
-    return {v: c / n for v, c in counts.items()}
+    return {v: c / n for v, c in counts.items()}  # type: ignore[misc]
+
+
+def _values(lab: Labels, kind: str) -> frozenset[str]:
+    """A set type's values on one token (none when it lacks the type)."""
+    v = lab.get(kind)
+    return v if isinstance(v, frozenset) else frozenset()
+
+
+def _shares(labels: Sequence[Labels], kind: str) -> dict[str, float]:
+    """Per value of a set type, the share of tokens carrying it."""
+    counts = Counter(v for lab in labels for v in _values(lab, kind))
+    return {v: c / len(labels) for v, c in counts.items()}
+
+
+def _set_types(labels: Sequence[Labels]) -> frozenset[str]:
+    return frozenset(k for lab in labels for k, v in lab.items() if isinstance(v, frozenset))
 
 
 def trait_frequency_match(
-    real_labels: Sequence[dict[str, str]],
-    fake_labels: Sequence[dict[str, str]],
+    real_labels: Sequence[Labels],
+    fake_labels: Sequence[Labels],
     *,
     trait_types: Sequence[str] | None = None,
     rare_below: float = RARE_BELOW,
+    set_types: frozenset[str] | set[str] | None = None,
 ) -> dict[str, Any]:
     """How closely the trait frequencies of ``fake_labels`` follow those of ``real_labels``.
 
-    Each label is a dict trait type -> value; a type it lacks counts as the value :data:`NONE`. Per trait
-    type (``trait_types``, default every type the real labels name) the total variation distance of the
-    two value distributions, 0.5 * sum |p - q|: 0 when identical, 1 when disjoint. ``trait_match`` is their
-    mean. "Rare traits stay rare": the values (other than NONE) carried by less than ``rare_below`` of the
-    real labels are rare; ``rare_share_real`` / ``rare_share_fake`` are the shares of each side carrying at
-    least one of them (a mode-collapsed generator shows 0; one that overproduces rare traits, more than real).
+    Each label is a dict trait type -> value (or -> a set of values, for a set type); a type it lacks
+    counts as the value :data:`NONE` (an empty set for a set type). Per trait type (``trait_types``, default
+    every type the real labels name) the total variation distance of the two value distributions,
+    0.5 * sum |p - q|: 0 when identical, 1 when disjoint. A set type (``set_types``, default: the types whose
+    real values are sets) is compared by its values' shares (``tv[type]``: the mean over values of |p - q|,
+    p the share of real tokens carrying the value) and by how many values a token carries (``tv["type
+    count"]``: the total variation of that count's distribution). ``trait_match`` is the mean of all
+    entries. "Rare traits stay rare": the values (other than NONE) carried by less than ``rare_below`` of
+    the real labels are rare; ``rare_share_real`` / ``rare_share_fake`` are the shares of each side carrying
+    at least one of them (a mode-collapsed generator shows 0; one that overproduces rare traits, more).
     """
     if not real_labels or not fake_labels:
         raise NftganError(f"trait match needs labels on both sides, got {len(real_labels)} real and "
@@ -177,18 +206,41 @@ def trait_frequency_match(
     kinds = list(trait_types) if trait_types is not None else sorted({k for lab in real_labels for k in lab})
     if not kinds:
         raise NftganError("trait match needs at least one trait type")
+    sets = frozenset(set_types) if set_types is not None else _set_types(real_labels)
     tv: dict[str, float] = {}
     rare: set[tuple[str, str]] = set()
     for kind in kinds:
+        if kind in sets:
+            p, q = _shares(real_labels, kind), _shares(fake_labels, kind)
+            values = p.keys() | q.keys()
+            tv[kind] = float(np.mean([abs(p.get(v, 0.0) - q.get(v, 0.0)) for v in values])) if values else 0.0
+            pc = Counter(len(_values(lab, kind)) for lab in real_labels)
+            qc = Counter(len(_values(lab, kind)) for lab in fake_labels)
+            tv[f"{kind} count"] = 0.5 * sum(abs(pc[c] / len(real_labels) - qc[c] / len(fake_labels))
+                                            for c in pc.keys() | qc.keys())
+            rare.update((kind, v) for v, share in p.items() if share < rare_below)
+            continue
         p, q = _distribution(real_labels, kind), _distribution(fake_labels, kind)
         tv[kind] = 0.5 * sum(abs(p.get(v, 0.0) - q.get(v, 0.0)) for v in p.keys() | q.keys())
         rare.update((kind, v) for v, share in p.items() if share < rare_below and v != NONE)
 
-    def carrying(labels: Sequence[dict[str, str]]) -> float:
-        return sum(any((k, lab.get(k, NONE)) in rare for k in kinds) for lab in labels) / len(labels)
+    def pairs(lab: Labels) -> set[tuple[str, str]]:
+        out = set()
+        for k in kinds:
+            if k in sets:
+                out.update((k, v) for v in _values(lab, k))
+            else:
+                out.add((k, lab.get(k, NONE)))  # type: ignore[arg-type]
+        return out
 
-    def trait_sets(labels: Sequence[dict[str, str]]) -> int:
-        return len({tuple(lab.get(k, NONE) for k in kinds) for lab in labels})
+    def carrying(labels: Sequence[Labels]) -> float:
+        return sum(bool(pairs(lab) & rare) for lab in labels) / len(labels)
+
+    def trait_set(lab: Labels) -> tuple[Any, ...]:
+        return tuple(tuple(sorted(_values(lab, k))) if k in sets else lab.get(k, NONE) for k in kinds)
+
+    def trait_sets(labels: Sequence[Labels]) -> int:
+        return len({trait_set(lab) for lab in labels})
 
     # distinct trait sets at the same sample size on both sides (a fixed random subset of the larger side):
     # the count grows with the sample, so only equal sizes compare
@@ -196,7 +248,7 @@ def trait_frequency_match(
     pick = np.random.default_rng(0)
     real_sub = [real_labels[i] for i in np.sort(pick.permutation(len(real_labels))[:n_sets])]
     fake_sub = [fake_labels[i] for i in np.sort(pick.permutation(len(fake_labels))[:n_sets])]
-    drawn = {(k, lab.get(k, NONE)) for lab in fake_labels for k in kinds}
+    drawn = set().union(*(pairs(lab) for lab in fake_labels))
     return {
         "trait_match": float(np.mean(list(tv.values()))),
         "tv": tv,
@@ -259,6 +311,8 @@ class TraitClassifier:
     meta: dict[str, Any]  # settings, counts, dropped types, held-out rows, epochs, seconds
     network: nn.Module = field(repr=False)
     device: str = "cpu"
+    #: types a token may carry several values of: one sigmoid per value (their classes: the values, no NONE)
+    set_types: frozenset[str] = frozenset()
 
     @property
     def input_px(self) -> int:
@@ -285,8 +339,9 @@ class TraitClassifier:
         for start in range(0, len(images_uint8), batch_size):
             f, logits = self.network(_to_input(images_uint8[start : start + batch_size], self.input_px, self.device))
             feats.append(f.float().cpu().numpy())
-            for i, out in enumerate(logits):
-                preds[i].append(out.argmax(1).cpu().numpy())
+            for i, (kind, out) in enumerate(zip(self.trait_types, logits)):
+                # a set type: each value present when its sigmoid says so (logit > 0); else the likeliest value
+                preds[i].append((out > 0).cpu().numpy() if kind in self.set_types else out.argmax(1).cpu().numpy())
         if not feats:
             return np.zeros((0, self.feature_dims), np.float32), [np.zeros(0, np.int64) for _ in self.trait_types]
         return np.concatenate(feats).astype(np.float32), [np.concatenate(p) for p in preds]
@@ -295,20 +350,27 @@ class TraitClassifier:
         """Penultimate features, float32 (N, feature_dims), of uint8 images (N, 3, S, S)."""
         return self._run(images_uint8, batch_size)[0]
 
-    def predict(self, images_uint8: np.ndarray, *, batch_size: int = 256) -> list[dict[str, str]]:
-        """Per image, trait type -> predicted value; a type predicted absent (NONE) is left out."""
+    def predict(self, images_uint8: np.ndarray, *, batch_size: int = 256) -> list[Labels]:
+        """Per image, trait type -> predicted value (a set type: the set of values predicted present); a type
+        predicted absent (NONE, or no value of a set type) is left out."""
         return self._labels(self._run(images_uint8, batch_size)[1])
 
     def features_and_labels(self, images_uint8: np.ndarray, *, batch_size: int = 256
-                            ) -> tuple[np.ndarray, list[dict[str, str]]]:
+                            ) -> tuple[np.ndarray, list[Labels]]:
         features, indices = self._run(images_uint8, batch_size)
         return features, self._labels(indices)
 
-    def _labels(self, indices: list[np.ndarray]) -> list[dict[str, str]]:
+    def _labels(self, indices: list[np.ndarray]) -> list[Labels]:
         n = len(indices[0]) if indices else 0
-        out: list[dict[str, str]] = [{} for _ in range(n)]
+        out: list[Labels] = [{} for _ in range(n)]
         for kind, idx in zip(self.trait_types, indices):
             values = self.classes[kind]
+            if kind in self.set_types:
+                for row, hot in enumerate(idx):
+                    chosen = frozenset(values[j] for j in np.flatnonzero(hot))
+                    if chosen:
+                        out[row][kind] = chosen
+                continue
             for row, i in enumerate(idx.tolist()):
                 if values[i] != NONE:
                     out[row][kind] = values[i]
@@ -320,6 +382,7 @@ class TraitClassifier:
             "key": self.key[:24],
             "version": CLASSIFIER_VERSION,
             "trait_types": list(self.trait_types),
+            "set_types": sorted(self.set_types),
             "classes": {k: len(v) for k, v in self.classes.items()},
             "heldout_accuracy": dict(self.accuracy),
             "heldout_accuracy_mean": _mean(self.accuracy),
@@ -408,6 +471,7 @@ def _from_meta(meta: dict[str, Any], state: dict[str, torch.Tensor] | None, devi
     return TraitClassifier(
         trait_types=kinds, classes=classes, accuracy=dict(meta["accuracy"]), baseline=dict(meta["baseline"]),
         balanced_accuracy=dict(meta["balanced_accuracy"]), key=str(meta["key"]), meta=meta, network=network,
+        set_types=frozenset(meta.get("set_types", ())),
     ).to(device)
 
 
@@ -415,6 +479,18 @@ def _choose_types(table: TraitTable, rows: np.ndarray, config: TraitClassifierCo
                   ) -> tuple[list[str], dict[str, list[str]], dict[str, str]]:
     kinds, classes, dropped = [], {}, {}
     for kind in table.trait_types:
+        if kind in table.set_types:  # one class per value (present or not), however rare
+            present = Counter(v for r in rows for v in _values(table.labels[r], kind))  # type: ignore[arg-type]
+            tokens = sum(1 for r in rows if _values(table.labels[r], kind))  # type: ignore[arg-type]
+            if not present:
+                dropped[kind] = "no token carries a value"
+            elif len(present) > config.max_classes or (len(present) > 16 and len(present) > 0.5 * sum(present.values())):
+                dropped[kind] = (f"{len(present)} values on {tokens} tokens: nearly one per token, an identifier "
+                                 "rather than a drawn trait")
+            else:
+                kinds.append(kind)
+                classes[kind] = sorted(present)
+            continue
         counts = Counter(table.labels[r].get(kind, NONE) for r in rows)  # type: ignore[union-attr]
         present = {v: c for v, c in counts.items() if v != NONE}
         if len(counts) < 2:
@@ -425,22 +501,72 @@ def _choose_types(table: TraitTable, rows: np.ndarray, config: TraitClassifierCo
                              "an identifier rather than a drawn trait")
         else:
             kinds.append(kind)
-            classes[kind] = sorted(counts, key=lambda v: (v != NONE, v))  # NONE first when present
+            classes[kind] = sorted(counts, key=lambda v: (v != NONE, v))  # type: ignore[arg-type]  # NONE first
     return kinds, classes, dropped
 
 
-def _split(targets: np.ndarray, counts: list[np.ndarray], config: TraitClassifierConfig, seed: int
-           ) -> tuple[np.ndarray, np.ndarray]:
+def _split(rarest: np.ndarray, config: TraitClassifierConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (into the labelled rows) to train on and to hold out: deterministic by ``seed``; rows
-    carrying a value with fewer than ``min_count_to_hold_out`` examples are always trained on."""
-    n = len(targets)
-    rarest = np.min(np.stack([c[targets[:, j]] for j, c in enumerate(counts)], 1), 1)
+    carrying a value with fewer than ``min_count_to_hold_out`` examples (``rarest``: per row, the count of
+    its rarest value) are always trained on."""
+    n = len(rarest)
     eligible = np.flatnonzero(rarest >= config.min_count_to_hold_out)
     rng = np.random.default_rng(seed)
     want = min(int(round(config.heldout_fraction * n)), len(eligible))
     held = np.sort(rng.permutation(eligible)[:want])
     train = np.setdiff1d(np.arange(n), held)
     return train, held
+
+
+@dataclass
+class _Targets:
+    """Training targets of the labelled rows: a class index per single-valued type, a multi-hot row per set type."""
+
+    kinds: list[str]
+    sets: frozenset[str]
+    index: np.ndarray  # int64 (n, len(kinds)); -1 in a set type's column
+    hot: dict[str, np.ndarray]  # set type -> float32 (n, values)
+
+    def loss(self, logits: list[torch.Tensor], rows: np.ndarray, device: str, reduction: str = "mean") -> torch.Tensor:
+        """The mean over types of each head's loss: cross-entropy, or for a set type the sum over its values of
+        their binary cross-entropy (each value learns like a head of its own; a mean would shrink every
+        value's gradient by the number of values)."""
+        parts = []
+        for j, (kind, out) in enumerate(zip(self.kinds, logits)):
+            if kind in self.sets:
+                y = torch.from_numpy(self.hot[kind][rows]).to(device)
+                per = F.binary_cross_entropy_with_logits(out, y, reduction="none").sum(1)
+            else:
+                per = F.cross_entropy(out, torch.from_numpy(self.index[rows, j]).to(device), reduction="none")
+            parts.append(per.sum() if reduction == "sum" else per.mean())
+        return sum(parts) / len(parts)  # type: ignore[return-value]
+
+
+def _targets(table: TraitTable, rows: np.ndarray, kinds: list[str], classes: dict[str, list[str]]
+             ) -> tuple[_Targets, np.ndarray, dict[str, np.ndarray]]:
+    """The targets, per row the count of its rarest value, and per type the count of each class."""
+    sets = frozenset(k for k in kinds if k in table.set_types)
+    index = np.full((len(rows), len(kinds)), -1, dtype=np.int64)
+    hot: dict[str, np.ndarray] = {}
+    for j, k in enumerate(kinds):
+        position = {v: i for i, v in enumerate(classes[k])}
+        if k in sets:
+            hot[k] = np.zeros((len(rows), len(classes[k])), np.float32)
+            for n, r in enumerate(rows):
+                for v in _values(table.labels[r], k):  # type: ignore[arg-type]
+                    hot[k][n, position[v]] = 1.0
+        else:
+            index[:, j] = [position[table.labels[r].get(k, NONE)] for r in rows]  # type: ignore[union-attr]
+    counts = {k: hot[k].sum(0).astype(np.int64) if k in sets else np.bincount(index[:, j], minlength=len(classes[k]))
+              for j, k in enumerate(kinds)}
+    rarest = np.full(len(rows), np.iinfo(np.int64).max, dtype=np.int64)
+    for j, k in enumerate(kinds):
+        if k in sets:
+            carried = np.where(hot[k] > 0, counts[k][None, :], np.iinfo(np.int64).max).min(1)
+            rarest = np.minimum(rarest, carried)
+        else:
+            rarest = np.minimum(rarest, counts[k][index[:, j]])
+    return _Targets(kinds, sets, index, hot), rarest, counts
 
 
 def _train(cache: TensorCache, table: TraitTable, config: TraitClassifierConfig, seed: int, key: str,
@@ -452,11 +578,8 @@ def _train(cache: TensorCache, table: TraitTable, config: TraitClassifierConfig,
     kinds, classes, dropped = _choose_types(table, rows, config)
     if not kinds:
         return None
-    index = {k: {v: i for i, v in enumerate(classes[k])} for k in kinds}
-    targets = np.array([[index[k][table.labels[r].get(k, NONE)] for k in kinds] for r in rows],  # type: ignore
-                       dtype=np.int64)
-    counts = [np.bincount(targets[:, j], minlength=len(classes[k])) for j, k in enumerate(kinds)]
-    train_idx, held_idx = _split(targets, counts, config, seed)
+    targets, rarest, counts = _targets(table, rows, kinds, classes)
+    train_idx, held_idx = _split(rarest, config, seed)
     if len(held_idx) == 0:
         held_idx = train_idx[:1]  # too small to hold anything out: n_heldout 1, a training row
     input_px = min(cache.size_px, config.max_input_px)
@@ -470,23 +593,21 @@ def _train(cache: TensorCache, table: TraitTable, config: TraitClassifierConfig,
         epochs = max(1, min(config.max_epochs, math.ceil(config.max_steps / steps_per_epoch)))
         images = np.asarray(cache.images)
         x_train = images[rows[train_idx]]  # uint8; converted a batch at a time
-        y_train = torch.from_numpy(targets[train_idx])
         x_held = images[rows[held_idx]]
         best_loss, best_state, best_epoch, waited, epoch = math.inf, None, 0, 0, 0
         for epoch in range(1, epochs + 1):
             net.train()
             order = torch.randperm(len(train_idx), generator=gen)
             for start in range(0, len(order), config.batch_size):
-                batch = order[start : start + config.batch_size]
+                batch = order[start : start + config.batch_size].numpy()
                 if len(batch) < 2:
                     continue  # BatchNorm needs two
-                _, logits = net(_to_input(x_train[batch.numpy()], input_px, device))
-                y = y_train[batch].to(device)
-                loss = sum(F.cross_entropy(out, y[:, j]) for j, out in enumerate(logits)) / len(kinds)
+                _, logits = net(_to_input(x_train[batch], input_px, device))
+                loss = targets.loss(logits, train_idx[batch], device)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-            held_loss = _loss(net, x_held, targets[held_idx], input_px, device)
+            held_loss = _loss(net, x_held, targets, held_idx, input_px, device)
             report(progress, "evaluate", epoch, epochs, event="trait_classifier", unit="epochs",
                    label="trait classifier: training", heldout_loss=round(held_loss, 4))
             if held_loss < best_loss - 1e-4:
@@ -504,21 +625,35 @@ def _train(cache: TensorCache, table: TraitTable, config: TraitClassifierConfig,
         "key": key, "version": CLASSIFIER_VERSION, "config": dataclasses.asdict(config), "seed": seed,
         "content_hash": cache.content_hash, "traits_sha256": table.sha256, "size_px": cache.size_px,
         "input_px": input_px, "trait_types": kinds, "classes": {k: list(classes[k]) for k in kinds},
-        "class_counts": {k: counts[j].tolist() for j, k in enumerate(kinds)},
+        "set_types": sorted(targets.sets),
+        "class_counts": {k: counts[k].tolist() for k in kinds},
         "dropped": dropped, "n_train": int(len(train_idx)), "n_heldout": int(len(held_idx)),
         "unlabelled_rows": int(len(cache) - len(rows)), "heldout_rows": rows[held_idx].tolist(),
         "epochs": int(epoch), "best_epoch": int(best_epoch), "heldout_loss": float(best_loss),
     }
     classifier = TraitClassifier(
         trait_types=tuple(kinds), classes={k: tuple(classes[k]) for k in kinds}, accuracy={}, baseline={},
-        balanced_accuracy={}, key=key, meta=meta, network=net, device=device,
+        balanced_accuracy={}, key=key, meta=meta, network=net, device=device, set_types=targets.sets,
     )
     _, predicted = classifier._run(images[rows[held_idx]], 256)
     for j, kind in enumerate(kinds):
-        truth = targets[held_idx, j]
-        majority = int(np.argmax(np.bincount(targets[train_idx, j], minlength=len(classes[kind]))))
+        if kind in targets.sets:  # exact sets; the baseline answers the commonest training set
+            truth, guess = targets.hot[kind][held_idx] > 0, predicted[j]
+            common = Counter(map(bytes, np.packbits(targets.hot[kind][train_idx] > 0, axis=1))).most_common(1)[0][0]
+            majority = np.unpackbits(np.frombuffer(common, np.uint8))[: truth.shape[1]].astype(bool)
+            classifier.accuracy[kind] = float(np.mean((guess == truth).all(1)))
+            classifier.baseline[kind] = float(np.mean((truth == majority[None, :]).all(1)))
+            recalls = []  # per value, the mean of its recall when present and when absent (where both occur)
+            for v in range(truth.shape[1]):
+                pos, neg = truth[:, v], ~truth[:, v]
+                if pos.any() and neg.any():
+                    recalls.append(0.5 * (np.mean(guess[pos, v]) + np.mean(~guess[neg, v])))
+            classifier.balanced_accuracy[kind] = float(np.mean(recalls)) if recalls else classifier.accuracy[kind]
+            continue
+        truth = targets.index[held_idx, j]
+        majority_class = int(np.argmax(np.bincount(targets.index[train_idx, j], minlength=len(classes[kind]))))
         classifier.accuracy[kind] = float(np.mean(predicted[j] == truth))
-        classifier.baseline[kind] = float(np.mean(truth == majority))
+        classifier.baseline[kind] = float(np.mean(truth == majority_class))
         classifier.balanced_accuracy[kind] = float(np.mean([np.mean(predicted[j][truth == c] == c)
                                                             for c in np.unique(truth)]))
     meta.update(accuracy=classifier.accuracy, baseline=classifier.baseline,
@@ -527,15 +662,14 @@ def _train(cache: TensorCache, table: TraitTable, config: TraitClassifierConfig,
 
 
 @torch.inference_mode()
-def _loss(net: nn.Module, images: np.ndarray, targets: np.ndarray, input_px: int, device: str) -> float:
+def _loss(net: nn.Module, images: np.ndarray, targets: _Targets, rows: np.ndarray, input_px: int, device: str) -> float:
     net.eval()
     total, n = 0.0, 0
     for start in range(0, len(images), 256):
         _, logits = net(_to_input(images[start : start + 256], input_px, device))
-        y = torch.from_numpy(targets[start : start + 256]).to(device)
-        total += float(sum(F.cross_entropy(out, y[:, j], reduction="sum") for j, out in enumerate(logits)))
-        n += len(y)
-    return total / max(1, n) / max(1, targets.shape[1])
+        total += float(targets.loss(logits, rows[start : start + 256], device, reduction="sum"))
+        n += len(rows[start : start + 256])
+    return total / max(1, n)
 
 
 # -- the metrics ---------------------------------------------------------------------------------------
@@ -545,12 +679,13 @@ class TraitInputs:
 
     real_features: np.ndarray  # float32 (N, D): the classifier's penultimate features of the real images
     fake_features: np.ndarray  # float32 (M, D)
-    real_labels: tuple[dict[str, str], ...]  # traits.csv labels of the labelled real rows
-    fake_labels: tuple[dict[str, str], ...]  # the classifier's labels of the generated images
+    real_labels: tuple[Labels, ...]  # traits.csv labels of the labelled real rows
+    fake_labels: tuple[Labels, ...]  # the classifier's labels of the generated images
     classifier: dict[str, Any]  # TraitClassifier.summary()
     trait_types: tuple[str, ...]
-    real_predicted: tuple[dict[str, str], ...] = ()  # the classifier's labels of the same real rows (floor)
+    real_predicted: tuple[Labels, ...] = ()  # the classifier's labels of the same real rows (floor)
     real_fid_statistics: FidStatistics | None = None
+    set_types: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -560,8 +695,8 @@ class RealTraitSide:
     classifier: TraitClassifier
     features: np.ndarray
     fid_statistics: FidStatistics
-    labels: tuple[dict[str, str], ...]
-    predicted: tuple[dict[str, str], ...]
+    labels: tuple[Labels, ...]
+    predicted: tuple[Labels, ...]
 
     def inputs(self, fake_uint8: np.ndarray) -> TraitInputs:
         fake_features, fake_labels = self.classifier.features_and_labels(fake_uint8)
@@ -569,7 +704,7 @@ class RealTraitSide:
             real_features=self.features, fake_features=fake_features, real_labels=self.labels,
             fake_labels=tuple(fake_labels), classifier=self.classifier.summary(),
             trait_types=self.classifier.trait_types, real_predicted=self.predicted,
-            real_fid_statistics=self.fid_statistics,
+            real_fid_statistics=self.fid_statistics, set_types=self.classifier.set_types,
         )
 
 
@@ -604,9 +739,9 @@ def trait_fd(inputs: MetricInputs) -> dict[str, Any]:
 @register_metric("trait_match")
 def trait_match(inputs: MetricInputs) -> dict[str, Any]:
     t = _traits_of(inputs, "trait_match")
-    match = trait_frequency_match(t.real_labels, t.fake_labels, trait_types=t.trait_types)
-    floor = (trait_frequency_match(t.real_labels, t.real_predicted, trait_types=t.trait_types)["trait_match"]
-             if t.real_predicted else None)
+    match = trait_frequency_match(t.real_labels, t.fake_labels, trait_types=t.trait_types, set_types=t.set_types)
+    floor = (trait_frequency_match(t.real_labels, t.real_predicted, trait_types=t.trait_types,
+                                   set_types=t.set_types)["trait_match"] if t.real_predicted else None)
     return {
         "trait_match": match["trait_match"],
         "trait_match_floor": floor,

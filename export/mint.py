@@ -183,7 +183,7 @@ def export_collection(ws: Workspace, slug: str, run: str | None, config: ExportC
             "name": f"{names_prefix} #{token_id}",
             "description": description,
             "image": f"{config.image_base_uri}{token_id}.png",
-            "attributes": [{"trait_type": kind, "value": value} for kind, value in sorted(attrs.items())],
+            "attributes": attributes(attrs),
         })
     _remove_other_tokens(out, set(ids))
     shown = min(len(tokens), CONTACT_SHEET_MAX)
@@ -191,9 +191,9 @@ def export_collection(ws: Workspace, slug: str, run: str | None, config: ExportC
 
     trait_counts: dict[str, dict[str, int]] = {}
     for attrs in labels:
-        for kind, value in attrs.items():
-            trait_counts.setdefault(kind, {}).setdefault(value, 0)
-            trait_counts[kind][value] += 1
+        for a in attributes(attrs):
+            trait_counts.setdefault(a["trait_type"], {}).setdefault(a["value"], 0)
+            trait_counts[a["trait_type"]][a["value"]] += 1
     pixel = None if art is None else art.settings()
     write_json(out / SUMMARY, {
         "format": FORMAT,
@@ -308,6 +308,16 @@ def _memorization_check(ws: Workspace, slug: str, size_px: int, config: ExportCo
         "rule": "near-copy when d1/d2 (nearest / second-nearest training image, feature space) < ratio_max"
                 + (" or pHash within phash_max_bits" if config.phash_bits >= 0 else ""),
     }, verdicts)
+
+
+def attributes(labels: dict[str, Any]) -> list[dict[str, str]]:
+    """ERC-721 ``attributes`` of one token's labels: one ``{trait_type, value}`` per value, so a type a token
+    carries several values of (a set type) is listed once per value, as OpenSea lists them."""
+    out = []
+    for kind, value in sorted(labels.items()):
+        for v in (sorted(value) if isinstance(value, (frozenset, set)) else [value]):
+            out.append({"trait_type": kind, "value": v})
+    return out
 
 
 def _labels(ws: Workspace, slug: str, size_px: int, tokens: np.ndarray, config: ExportConfig, device: str

@@ -209,6 +209,22 @@ def item_traits(index: int, *, seed: int = 0) -> dict[str, str]:
     return dict(_tokens(seed).get(index))
 
 
+def punks_style_traits(index: int, *, seed: int = 0) -> list[tuple[str, str]]:
+    """Token ``index``'s traits listed the way CryptoPunks lists a punk: one ``type`` (its skin) and one
+    ``accessory`` per thing it wears (headwear or hair, eyes and mouth other than plain, each small trait),
+    0 to 7 per token. The same image as :func:`item_traits` describes, in the metadata shape of a
+    collection whose trait type repeats."""
+    t = item_traits(index, seed=seed)
+    pairs = [("type", t["Skin"])]
+    if t["Hair"] != "None":
+        pairs.append(("accessory", f"{t.get('Hair Color', '')} {t['Hair']}".strip()))
+    for kind, plain in (("Eyes", "Normal"), ("Mouth", "Normal")):
+        if t[kind] != plain:
+            pairs.append(("accessory", t[kind]))
+    pairs += [("accessory", name) for name in SMALL_TRAITS if t.get(name)]
+    return pairs
+
+
 def item_name(index: int) -> str:
     return f"Pixel #{index}"
 
