@@ -1,0 +1,233 @@
+"""The conditioning vocabulary of a trait-conditioned run: which trait types a generator is given, their
+values, and how a token's traits (or a request such as ``type=female,headwear=tiara``) become the vector
+the networks read. Pure Python and numpy (no torch): the CLI validates a request with it before loading
+anything.
+
+How the vocabulary is chosen from the cache's trait table (``cache/<size>/traits.csv``):
+
+- **Types**: by default those present on at least :data:`MIN_PRESENCE` of the labelled tokens with at most
+  :data:`MAX_VALUES` values (a type with a value per token is an identifier, not a trait); ``condition_on``
+  names them instead (an unknown name is a one-line error listing the choices).
+- **Unknown**: a token whose traits were never listed trains with every type at :data:`UNKNOWN` (it is
+  never dropped). A listed token that lacks a type carries :data:`NONE` (it does not have that trait).
+  Both are counted in :attr:`Vocabulary.counts`.
+- **Rare values**: a value carried by fewer than ``min_count`` tokens is too rare to learn; it is folded
+  into :data:`OTHER`, counted, and the vocabulary lists which values were folded.
+- **Set types** (a type a token carries several values of, see :mod:`pipeline.traits_table`) are a
+  multi-hot block: one slot per value (plus :data:`OTHER` when values were folded).
+
+The vector of a token is the concatenation of one block per type: one-hot over the type's classes for a
+single-valued type, multi-hot over its values for a set type. The vocabulary is saved with the run
+(config.json and each checkpoint) as :meth:`Vocabulary.to_dict`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import NftganError
+from pipeline.traits_table import Labels
+
+NONE = "(none)"  # a labelled token without this trait type
+UNKNOWN = "(unknown)"  # a token whose traits were never listed
+OTHER = "(other)"  # values too rare to learn, folded together
+MIN_PRESENCE = 0.9
+MAX_VALUES = 64
+DEFAULT_MIN_COUNT = 5
+VOCAB_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TypeVocab:
+    name: str
+    classes: tuple[str, ...]  # single-valued: NONE?, values..., OTHER?, UNKNOWN; set type: values..., OTHER?
+    is_set: bool = False
+    folded: tuple[str, ...] = ()  # values folded into OTHER
+
+    @property
+    def width(self) -> int:
+        return len(self.classes)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    types: tuple[TypeVocab, ...]
+    counts: dict[str, Any] = field(default_factory=dict)  # tokens, unlabelled, per type: none / folded counts
+
+    @property
+    def width(self) -> int:
+        """Length of a condition vector."""
+        return sum(t.width for t in self.types)
+
+    def type(self, name: str) -> TypeVocab:
+        for t in self.types:
+            if t.name == name:
+                return t
+        raise NftganError(f"unknown trait type {name!r}: this run is conditioned on {', '.join(self.names)}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.types)
+
+    def encode(self, labels: Labels | None) -> np.ndarray:
+        """The condition vector (float32) of one token's labels (None: its traits were never listed)."""
+        out = np.zeros(self.width, np.float32)
+        offset = 0
+        for t in self.types:
+            index = {c: i for i, c in enumerate(t.classes)}
+            if t.is_set:
+                values = labels.get(t.name) if labels is not None else None
+                for v in values if isinstance(values, frozenset) else ():
+                    slot = index.get(v, index.get(OTHER))
+                    if slot is not None:  # a value unseen when the vocabulary was made, and nothing folded: no slot
+                        out[offset + slot] = 1.0
+            else:
+                if labels is None:
+                    cls = UNKNOWN
+                else:
+                    v = labels.get(t.name)
+                    cls = NONE if v is None else v if v in index else OTHER
+                    if cls not in index:  # a value unseen when the vocabulary was made, and nothing folded
+                        cls = UNKNOWN
+                out[offset + index[cls]] = 1.0
+            offset += t.width
+        return out
+
+    def encode_all(self, labels: Sequence[Labels | None]) -> np.ndarray:
+        return np.stack([self.encode(lab) for lab in labels]) if labels else np.zeros((0, self.width), np.float32)
+
+    def parse_request(self, text: str) -> Labels:
+        """``type=value,type=value`` (a set type may repeat: ``accessory=Cap,accessory=Mole``) as labels; an
+        unknown type or value is a one-line error that lists the valid ones. Types not named are drawn later
+        from the collection's distribution (see :func:`fill_from`)."""
+        out: Labels = {}
+        for part in (p.strip() for p in text.split(",")):
+            if not part:
+                continue
+            if "=" not in part:
+                raise NftganError(f"--traits wants type=value pairs separated by commas, not {part!r}")
+            name, value = (x.strip() for x in part.split("=", 1))
+            t = self.type(name)
+            learnable = [c for c in t.classes if c not in (UNKNOWN, OTHER)]
+            if value not in learnable:
+                raise NftganError(f"unknown value {value!r} for trait type {name!r}: choose one of "
+                                  f"{', '.join(repr(c) for c in learnable)}")
+            if t.is_set:
+                out[name] = frozenset(out.get(name, frozenset())) | {value}  # type: ignore[operator]
+            elif name in out:
+                raise NftganError(f"--traits names {name!r} twice; it takes one value")
+            elif value != NONE:
+                out[name] = value
+            else:
+                out[name] = NONE
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": VOCAB_VERSION, "types": [
+            {"name": t.name, "classes": list(t.classes), "set": t.is_set, "folded": list(t.folded)}
+            for t in self.types], "counts": self.counts}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Vocabulary":
+        if not isinstance(d, dict) or d.get("version") != VOCAB_VERSION:
+            raise NftganError("the run's conditioning vocabulary is missing or from another version")
+        return cls(tuple(TypeVocab(str(t["name"]), tuple(t["classes"]), bool(t["set"]), tuple(t.get("folded", ())))
+                         for t in d["types"]), dict(d.get("counts", {})))
+
+    def describe(self) -> str:
+        parts = []
+        for t in self.types:
+            learn = [c for c in t.classes if c not in (UNKNOWN, OTHER, NONE)]
+            line = f"{t.name} ({len(learn)} values{', a set' if t.is_set else ''})"
+            if t.folded:
+                line += f", folded into {OTHER}: {', '.join(t.folded[:8])}{' ...' if len(t.folded) > 8 else ''}"
+            parts.append(line)
+        unknown = self.counts.get("unlabelled", 0)
+        return ("conditioned on " + "; ".join(parts)
+                + (f"; {unknown} of {self.counts.get('tokens', 0)} tokens without listed traits train as "
+                   f"{UNKNOWN}" if unknown else ""))
+
+
+def build_vocabulary(
+    labels: Sequence[Labels | None],
+    trait_types: Sequence[str],
+    set_types: frozenset[str] | set[str] = frozenset(),
+    *,
+    condition_on: Sequence[str] | None = None,
+    min_count: int = DEFAULT_MIN_COUNT,
+) -> Vocabulary:
+    """The vocabulary of a trait table's rows (see the module docstring)."""
+    labelled = [lab for lab in labels if lab is not None]
+    if not labelled:
+        raise NftganError("the collection lists no traits: train without --condition, or scrape its traits first")
+    if condition_on:
+        unknown = [n for n in condition_on if n not in trait_types]
+        if unknown:
+            raise NftganError(f"unknown trait type(s) {', '.join(map(repr, unknown))} for --condition-on: choose "
+                              f"from {', '.join(trait_types)}")
+        chosen = list(dict.fromkeys(condition_on))
+    else:
+        chosen = []
+        for name in trait_types:
+            present = sum(1 for lab in labelled if name in lab)
+            values = {v for lab in labelled for v in _values(lab, name)}
+            if present >= MIN_PRESENCE * len(labelled) and 1 < len(values) <= MAX_VALUES:
+                chosen.append(name)
+        if not chosen:
+            raise NftganError(f"no trait type is on at least {MIN_PRESENCE:.0%} of the tokens with at most "
+                              f"{MAX_VALUES} values; name some with --condition-on ({', '.join(trait_types)})")
+    types, counts = [], {"tokens": len(labels), "unlabelled": len(labels) - len(labelled), "types": {}}
+    for name in chosen:
+        is_set = name in set_types
+        seen = Counter(v for lab in labelled for v in _values(lab, name))
+        keep = sorted(v for v, c in seen.items() if c >= min_count)
+        folded = tuple(sorted(v for v, c in seen.items() if c < min_count))
+        n_folded = sum(seen[v] for v in folded)
+        lacking = sum(1 for lab in labelled if name not in lab)
+        if is_set:
+            classes = tuple(keep) + ((OTHER,) if folded else ())
+        else:
+            classes = ((NONE,) if lacking else ()) + tuple(keep) + ((OTHER,) if folded else ()) + (UNKNOWN,)
+        if not [c for c in classes if c not in (UNKNOWN, OTHER)]:
+            raise NftganError(f"trait type {name!r} has no value on {min_count} or more tokens: nothing to learn")
+        types.append(TypeVocab(name, classes, is_set, folded))
+        counts["types"][name] = {"none": lacking, "folded_tokens": n_folded, "folded_values": len(folded)}
+    return Vocabulary(tuple(types), counts)
+
+
+def _values(lab: Labels, name: str) -> tuple[str, ...]:
+    v = lab.get(name)
+    if v is None:
+        return ()
+    return tuple(v) if isinstance(v, frozenset) else (v,)
+
+
+def fill_from(request: Labels, pool: Sequence[Labels], vocab: Vocabulary, rng: np.random.Generator) -> Labels:
+    """A request completed from the collection: a token of ``pool`` that agrees with every requested trait is
+    drawn at random and its other traits fill the types the request did not name (the collection's joint
+    distribution given the request); without such a token, the unnamed types stay as the request left them."""
+    def agrees(lab: Labels) -> bool:
+        for name, want in request.items():
+            have = lab.get(name)
+            if isinstance(want, frozenset):
+                if not (isinstance(have, frozenset) and want <= have):
+                    return False
+            elif (have if have is not None else NONE) != want:
+                return False
+        return True
+
+    matches = [lab for lab in pool if agrees(lab)]
+    if not matches:
+        return dict(request)
+    pick = matches[int(rng.integers(len(matches)))]
+    out: Labels = {n: v for n, v in pick.items() if n in vocab.names}
+    out.update({n: v for n, v in request.items() if v != NONE})
+    for n, v in request.items():
+        if v == NONE:
+            out.pop(n, None)
+    return out
