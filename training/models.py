@@ -40,17 +40,42 @@ def default_widths(arch: str, size_px: int, base_width: int) -> tuple[int, ...]:
     return tuple(min(base_width * 2 ** (n - 1 - i), base_width * 8) for i in range(n))
 
 
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm whose scale and shift come from the condition (de Vries et al. 2017; BigGAN's generator):
+    ``gamma = 1 + W_g e``, ``beta = W_b e`` for the embedded condition ``e``. Starts as plain batch norm."""
+
+    def __init__(self, channels: int, embed_dim: int) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.gain = nn.Linear(embed_dim, channels, bias=False)
+        self.bias = nn.Linear(embed_dim, channels, bias=False)
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        gamma = 1 + self.gain(e).to(x.dtype)
+        beta = self.bias(e).to(x.dtype)
+        return self.bn(x) * gamma[:, :, None, None] + beta[:, :, None, None]
+
+
 class DCGANGenerator(nn.Module):
-    def __init__(self, size_px: int, z_dim: int, widths: tuple[int, ...]) -> None:
+    """``cond_dim > 0``: a trait-conditioned generator; every batch norm is conditional on a learned
+    embedding of the condition vector (one-hot and multi-hot blocks, :mod:`training.conditioning`)."""
+
+    def __init__(self, size_px: int, z_dim: int, widths: tuple[int, ...], *, cond_dim: int = 0,
+                 embed_dim: int = 128) -> None:
         super().__init__()
         if len(widths) != stage_count(size_px):
             raise ValueError(f"{size_px} px needs {stage_count(size_px)} widths, got {len(widths)}")
         self.z_dim = z_dim
         self.size_px = size_px
+        self.cond_dim = cond_dim
         start, _ = start_and_stages(size_px)
+
+        def norm(c: int) -> nn.Module:
+            return ConditionalBatchNorm2d(c, embed_dim) if cond_dim else nn.BatchNorm2d(c)
+
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(z_dim, widths[0], start, 1, 0, bias=False),
-            nn.BatchNorm2d(widths[0]),
+            norm(widths[0]),
             nn.ReLU(inplace=True),
             # widths[0] x start x start (4 x 4 at powers of two)
         ]
@@ -59,7 +84,7 @@ class DCGANGenerator(nn.Module):
             side *= 2
             layers += [
                 nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(c_out),
+                norm(c_out),
                 nn.ReLU(inplace=True),
                 # c_out x side x side
             ]
@@ -70,9 +95,24 @@ class DCGANGenerator(nn.Module):
         ]
         self.main = nn.Sequential(*layers)
         init_weights(self)
+        for m in self.modules():  # the conditional norms start as plain batch norm
+            if isinstance(m, ConditionalBatchNorm2d):
+                nn.init.zeros_(m.gain.weight)
+                nn.init.zeros_(m.bias.weight)
+        if cond_dim:
+            self.embed = nn.Linear(cond_dim, embed_dim, bias=False)
+            nn.init.normal_(self.embed.weight, 0.0, 1.0 / cond_dim**0.5)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.main(z.view(z.shape[0], self.z_dim, 1, 1))
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        x = z.view(z.shape[0], self.z_dim, 1, 1)
+        if not self.cond_dim:
+            return self.main(x)
+        if c is None or c.shape != (z.shape[0], self.cond_dim):
+            raise ValueError(f"a conditioned generator needs conditions of shape ({z.shape[0]}, {self.cond_dim})")
+        e = self.embed(c.to(self.embed.weight.dtype))
+        for m in self.main:
+            x = m(x, e) if isinstance(m, ConditionalBatchNorm2d) else m(x)
+        return x
 
 
 class MinibatchStd(nn.Module):
@@ -103,9 +143,13 @@ class MinibatchStd(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
+    """``cond_dim > 0``: a projection discriminator (Miyato & Koyama 2018): the logit gains the inner product
+    of an embedding of the condition with D's last feature map summed over space, so D judges whether the
+    image shows the traits it is said to, not only whether it looks real."""
+
     def __init__(
         self, size_px: int, widths: tuple[int, ...], *, spectral_norm: bool = False, dropout: float = 0.0,
-        norm: str = "batch", mbstd_group: int = 0,
+        norm: str = "batch", mbstd_group: int = 0, cond_dim: int = 0,
     ) -> None:
         super().__init__()
         if len(widths) != stage_count(size_px):
@@ -132,12 +176,24 @@ class DCGANDiscriminator(nn.Module):
         self.mbstd = MinibatchStd(mbstd_group) if mbstd_group > 0 else None
         if self.mbstd is not None:
             self.mbstd_weight = nn.Parameter(torch.zeros(()))
+        self.cond_dim = cond_dim
+        if cond_dim:
+            project = nn.Linear(cond_dim, widths[-1], bias=False)
+            nn.init.normal_(project.weight, 0.0, 0.02)
+            self.project = _spectral_norm(project) if spectral_norm else project
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mbstd is None:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        if self.mbstd is None and not self.cond_dim:
             return self.main(x).view(x.shape[0])  # one logit per image
         h = self.main[:-1](x)  # widths[-1] x start x start
-        return self.main[-1](h).view(x.shape[0]) + self.mbstd_weight * self.mbstd(h).to(h.dtype)
+        out = self.main[-1](h).view(x.shape[0])
+        if self.mbstd is not None:
+            out = out + self.mbstd_weight * self.mbstd(h).to(h.dtype)
+        if self.cond_dim:
+            if c is None or c.shape != (x.shape[0], self.cond_dim):
+                raise ValueError(f"a conditioned discriminator needs conditions of shape ({x.shape[0]}, {self.cond_dim})")
+            out = out + (self.project(c.to(h.dtype)) * h.sum(dim=(2, 3))).sum(1)
+        return out
 
 
 class MLPGenerator(nn.Module):
@@ -194,22 +250,27 @@ def init_weights(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, nn.BatchNorm2d) and m.affine:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
 
 
-def make_generator(arch: str, size_px: int, z_dim: int, widths: tuple[int, ...]) -> nn.Module:
-    cls = {"dcgan": DCGANGenerator, "mlp": MLPGenerator}[arch]
-    return cls(size_px, z_dim, widths)
+def make_generator(arch: str, size_px: int, z_dim: int, widths: tuple[int, ...], *, cond_dim: int = 0) -> nn.Module:
+    if cond_dim and arch != "dcgan":
+        raise ValueError("trait conditioning needs the dcgan architecture")
+    if arch == "dcgan":
+        return DCGANGenerator(size_px, z_dim, widths, cond_dim=cond_dim)
+    return MLPGenerator(size_px, z_dim, widths)
 
 
 def make_discriminator(
     arch: str, size_px: int, widths: tuple[int, ...], *, spectral_norm: bool, dropout: float,
-    norm: str = "batch", mbstd_group: int = 0,
+    norm: str = "batch", mbstd_group: int = 0, cond_dim: int = 0,
 ) -> nn.Module:
     """``widths`` are the generator's; the DCGAN discriminator runs them in reverse (wide at the end)."""
+    if cond_dim and arch != "dcgan":
+        raise ValueError("trait conditioning needs the dcgan architecture")
     if arch == "dcgan":
         return DCGANDiscriminator(size_px, widths[::-1], spectral_norm=spectral_norm, dropout=dropout, norm=norm,
-                                  mbstd_group=mbstd_group)
+                                  mbstd_group=mbstd_group, cond_dim=cond_dim)
     return MLPDiscriminator(size_px, widths, spectral_norm=spectral_norm, dropout=dropout)
