@@ -10,7 +10,11 @@ import pytest
 
 from pipeline.workspace import Workspace
 
-# Keep library threads in check on small CI machines.
+# Keep library threads in check on small CI machines: under pytest-xdist (`make test` runs two workers) each
+# worker gets one thread, so two torch processes never fight over two cores (that is ~10x slower, not 2x).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 # 2-thread OpenBLAS makes a 2048x2048 eigvals (FID) ~5x slower on a busy 2-core machine.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
