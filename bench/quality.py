@@ -42,6 +42,7 @@ import argparse
 import concurrent.futures as cf
 import datetime as _dt
 import json
+import os
 import multiprocessing as mp
 import shutil
 import statistics
@@ -217,8 +218,19 @@ def inception_job(home: str, which: str, images_path: str, rows: int, out_path: 
     else:
         images = np.load(images_path)[:rows]
     feats = extract_features(create_extractor("inception"), images, batch_size=50)
-    np.save(out_path, feats)
-    return {"n": int(len(feats)), "cpu_s": time.process_time() - started}
+    tmp = Path(out_path).with_name(Path(out_path).name + ".tmp.npy")
+    np.save(tmp, feats)
+    os.replace(tmp, out_path)  # a killed job leaves no half file that looks finished
+    return {"n": int(len(feats)), "cpu_s": time.process_time() - started, "path": out_path}
+
+
+def features_done(path: str, rows: int) -> bool:
+    """Inception features of ``rows`` images are already at ``path`` (from a benchmark process that died
+    before recording them)."""
+    try:
+        return np.load(path, mmap_mode="r").shape == (rows, 2048)
+    except (OSError, ValueError):
+        return False
 
 
 # -- scores ---------------------------------------------------------------------------------------------
@@ -560,6 +572,9 @@ def main() -> None:  # noqa: C901 (one straight script)
             def want_features(key: str) -> None:
                 rec = state["runs"][key]
                 path = str(out / f"{Path(rec['samples']).stem}-inception.npy")
+                if features_done(path, min(args.inception_fake, args.samples)):
+                    rec["inception_features"] = path  # computed before, not recorded: reused
+                    return
                 inception_q.append(("inception", key, inception_job,
                                     (str(ws.root), rec["collection"], rec["samples"], args.inception_fake, path)))
 
@@ -581,6 +596,15 @@ def main() -> None:  # noqa: C901 (one straight script)
                     futures[pool.submit(fn, *fn_args)] = (kind, key)
 
             views: dict[str, TraitView] = {}
+
+            def fill_kid() -> None:
+                for rec in state["runs"].values():  # KID once both sides are there
+                    real = state["inception_real"].get(rec["collection"])
+                    feats = rec.get("inception_features")
+                    if real and feats and not rec.get("inception"):
+                        rec["inception"] = kid_of(np.load(real["path"]), np.load(feats))
+
+            fill_kid()  # features computed by an earlier process
             fill()
             while futures:
                 done, _ = cf.wait(list(futures), return_when=cf.FIRST_COMPLETED)
@@ -605,11 +629,7 @@ def main() -> None:  # noqa: C901 (one straight script)
                         rec["traits"] = views[which].scores(np.load(rec["samples"]))
                         if want_inception:
                             want_features(key)
-                    for rec in state["runs"].values():  # KID once both sides are there
-                        real = state["inception_real"].get(rec["collection"])
-                        feats = rec.get("inception_features")
-                        if real and feats and not rec.get("inception"):
-                            rec["inception"] = kid_of(np.load(real["path"]), np.load(feats))
+                    fill_kid()
                     print(f"done {kind} {key}: {json.dumps(state['runs'].get(key, {}).get('traits'))[:240]}", flush=True)
                     save()
                     if not args.no_doc:

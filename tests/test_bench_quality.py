@@ -80,3 +80,18 @@ def test_calibration_train_job_scores_and_table(ws: Workspace, tmp_path: Path, m
     text = quality.table(state, "pixel", "demo")
     assert "**0.250 ± 0.071**" in text and "| 0.550 ± 0.071 |" in text  # best bold; no overlap: not bold
     json.dumps(state)
+
+
+def test_inception_features_left_by_a_dead_benchmark_are_recognised(tmp_path) -> None:
+    """A benchmark process that died after an Inception job wrote its file must not recompute it (7 CPU-minutes)
+    nor accept a half-written one."""
+    import numpy as np
+
+    from bench.quality import features_done
+
+    path = tmp_path / "f.npy"
+    assert not features_done(str(path), 4)
+    np.save(path, np.zeros((4, 2048), np.float32))
+    assert features_done(str(path), 4) and not features_done(str(path), 5)
+    path.write_bytes(path.read_bytes()[:1000])  # torn
+    assert not features_done(str(path), 4)
