@@ -105,10 +105,11 @@ def resume_point(
 
 def build_models(
     config: TrainConfig, device: torch.device, amp_dtype: torch.dtype | None, ctx: distributed.DistContext,
-    ckpt: dict[str, Any] | None, warm: WarmStart | None = None,
+    ckpt: dict[str, Any] | None, warm: WarmStart | None = None, *, cond_dim: int = 0,
 ) -> tuple[Models, Counters]:
     """Models, optimizers, EMA, scaler (restored from ``ckpt`` when resuming, or weights, EMA and optimizer
-    moments from ``warm`` for a warm start), wrapped for DDP/compile."""
+    moments from ``warm`` for a warm start), wrapped for DDP/compile. ``cond_dim``: the length of a
+    trait-conditioned run's condition vectors (conditional G, projection D)."""
     cfg, dev = config, device
     if cfg.deterministic:
         if dev.type == "cuda":
@@ -118,9 +119,9 @@ def build_models(
         torch.backends.cudnn.benchmark = not cfg.deterministic
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and device
     widths = cfg.resolved_widths()
-    g = make_generator(cfg.arch, cfg.model_px, cfg.z_dim, widths)
+    g = make_generator(cfg.arch, cfg.model_px, cfg.z_dim, widths, cond_dim=cond_dim)
     d = make_discriminator(cfg.arch, cfg.model_px, widths, spectral_norm=cfg.spectral_norm, dropout=cfg.dropout,
-                           norm=cfg.d_norm, mbstd_group=cfg.mbstd_group)
+                           norm=cfg.d_norm, mbstd_group=cfg.mbstd_group, cond_dim=cond_dim)
     memory_format = torch.channels_last if devices.channels_last(dev) else torch.preserve_format
     g, d = g.to(dev, memory_format=memory_format), d.to(dev, memory_format=memory_format)
     ema = copy.deepcopy(g).eval().requires_grad_(False) if cfg.ema > 0 else None

@@ -73,6 +73,7 @@ class DeviceBatches:
         mode: str = "auto",
         start_step: int = 0,
         images_seen_at_start: int = 0,
+        conditions: np.ndarray | None = None,
     ) -> None:
         self.images = images
         self.batch_size = batch_size
@@ -91,6 +92,8 @@ class DeviceBatches:
         self._pending: dict[int, concurrent.futures.Future[torch.Tensor]] = {}
         if self.mode == "resident":
             self._resident = _to_device(images, device)
+        # a trait-conditioned run: one condition vector per image (float32 (N, C), small), kept on the device
+        self._conditions = None if conditions is None else torch.from_numpy(np.asarray(conditions, np.float32)).to(device)
 
     def positions(self, step: int) -> tuple[int, int]:
         """First stream position of this rank's batch at ``step``, and the batch size."""
@@ -110,6 +113,12 @@ class DeviceBatches:
         chunk = self._chunk(chunk_id)
         b = self.batch_size
         return normalize(chunk[within * b : (within + 1) * b], channels_last=self.channels_last)
+
+    def conditions(self, step: int) -> torch.Tensor | None:
+        """The condition vectors of ``get(step)``'s images, in the same order (None for an unconditioned run)."""
+        if self._conditions is None:
+            return None
+        return self._conditions.index_select(0, self.indices(step).to(self.device))
 
     # -- streaming ------------------------------------------------------------------------------------
     def _load_chunk(self, chunk_id: int) -> torch.Tensor:

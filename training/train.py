@@ -298,9 +298,13 @@ def _loop(r: _Run, start: Counters, ckpt: dict[str, Any] | None, progress: Progr
 # -- one step ----------------------------------------------------------------------------------------------
 def gan_step(
     models: Models, real: torch.Tensor, cfg: TrainConfig, device: torch.device, augment_ops: tuple[str, ...],
-    *, ada: AdaptiveStrength | None = None, regularize: bool = False,
+    *, ada: AdaptiveStrength | None = None, regularize: bool = False, cond: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One D update then one G update; returns (loss_g, loss_d, D(x), D(G(z))) on the device.
+
+    ``cond``: a trait-conditioned run's condition vectors of the real batch (training.conditioning); G draws
+    the fakes for the same conditions, so both sides follow the collection's trait distribution, and D
+    judges each image with its condition (projection).
 
     ``regularize``: this step's D update also carries the R1/R2 penalties (``reg_every`` times their weight,
     StyleGAN2's lazy regularization), through the uncompiled D (it is differentiated twice). ``ada``: the
@@ -315,17 +319,18 @@ def gan_step(
     b = real.shape[0]
     z = torch.randn(b, cfg.z_dim, device=device)
     d_net = m.d_reg if regularize and m.d_reg is not None else m.d_train
+    c = () if cond is None else (cond,)  # the networks' extra argument, when conditioned
     with m.autocast(device):
-        fake = m.g_train(z)
+        fake = m.g_train(z, *c)
         real_in, fake_in = augment(real), augment(fake.detach())
         if regularize:
             real_in = real_in.detach().requires_grad_(cfg.r1_gamma > 0)
             fake_in = fake_in.detach().requires_grad_(cfg.r2_gamma > 0)
         if cfg.separate_batches:
-            real_logits = d_net(real_in)
-            fake_logits = d_net(fake_in)
+            real_logits = d_net(real_in, *c)
+            fake_logits = d_net(fake_in, *c)
         else:
-            both = d_net(torch.cat([real_in, fake_in]))
+            both = d_net(torch.cat([real_in, fake_in]), *(torch.cat([cond, cond]),) if cond is not None else ())
             real_logits, fake_logits = both[:b], both[b:]
         loss_d = losses.discriminator_loss(cfg.loss, real_logits, fake_logits, label_smoothing=cfg.label_smoothing)
     if regularize:  # float32, outside autocast: the penalty is a sum of squares of small gradients
@@ -343,11 +348,11 @@ def gan_step(
 
     m.d.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
     with m.autocast(device):
-        g_fake_logits = m.d_frozen(augment(fake))
+        g_fake_logits = m.d_frozen(augment(fake), *c)
         g_real_logits = None
         if losses.needs_real_logits_for_g(cfg.loss):
             with torch.no_grad():
-                g_real_logits = m.d_frozen(augment(real))
+                g_real_logits = m.d_frozen(augment(real), *c)
         loss_g = losses.generator_loss(cfg.loss, g_fake_logits, g_real_logits)
     m.opt_g.zero_grad(set_to_none=True)
     m.scaler.scale(loss_g).backward()

@@ -51,3 +51,27 @@ def test_unconditioned_networks_keep_their_parameters() -> None:
     names = set(g.state_dict()) | set(d.state_dict())
     assert not any(k.startswith(("embed", "project")) or ".gain." in k for k in names)
     assert "main.1.weight" in g.state_dict()  # plain affine batch norm, as checkpoints of earlier runs hold
+
+
+def test_a_conditioned_gan_step_trains_both_networks_on_the_batch_conditions() -> None:
+    """One training step of a conditioned pair: the real batch's conditions (DeviceBatches.conditions, in the
+    batch's own order) reach G and D, and D's projection learns from them."""
+    import numpy as np
+
+    from training.build import build_models
+    from training.config import TrainConfig
+    from training.data import DeviceBatches
+    from training.distributed import DistContext
+    from training.train import gan_step
+
+    cfg = TrainConfig(size_px=32, base_width=8, z_dim=16, batch_size=8, steps=3, device="cpu", amp="off", ema=0.9)
+    device = torch.device("cpu")
+    models, _ = build_models(cfg, device, None, DistContext(), None, None, cond_dim=4)
+    images = np.random.default_rng(0).integers(0, 255, (20, 3, 32, 32), dtype=np.uint8)
+    conditions = np.eye(4, dtype=np.float32)[np.arange(20) % 4]
+    batches = DeviceBatches(images, batch_size=8, device=device, seed=0, mode="resident", conditions=conditions)
+    idx = batches.indices(0)
+    assert torch.equal(batches.conditions(0), torch.from_numpy(conditions)[idx])  # the batch's own rows
+    before = models.d.project.weight.detach().clone()
+    out = gan_step(models, batches.get(0), cfg, device, (), cond=batches.conditions(0))
+    assert torch.isfinite(out).all() and not torch.equal(before, models.d.project.weight)
