@@ -75,6 +75,17 @@ def train_cmd(
     mbstd_group: Annotated[
         int, typer.Option(help="Minibatch stddev in D: images per group (0 = off).", rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.mbstd_group,
+    condition: Annotated[
+        str, typer.Option(help="traits: give G and D each image's traits (from the cache's traits.csv); none.",
+                          rich_help_panel=_MODEL)
+    ] = TRAIN_DEFAULTS.condition,
+    condition_on: Annotated[
+        Optional[str], typer.Option(help="Trait types to condition on, comma-separated (default: those on 90% of "
+                                    "the tokens with at most 64 values).", rich_help_panel=_MODEL)
+    ] = TRAIN_DEFAULTS.condition_on,
+    condition_min_count: Annotated[
+        int, typer.Option(help="A trait value on fewer tokens is folded into '(other)'.", rich_help_panel=_MODEL)
+    ] = TRAIN_DEFAULTS.condition_min_count,
     probe_every: Annotated[
         int, typer.Option(help="Collapse alarm: steps between diversity probes (0 = off).", rich_help_panel=_OUT)
     ] = TRAIN_DEFAULTS.probe_every,

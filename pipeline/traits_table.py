@@ -101,3 +101,29 @@ def parse_row(line: Sequence[str], kinds: Sequence[str], sets: frozenset[str], c
         elif cell != "":
             out[k] = cell
     return out or None
+
+
+def read_table(path, n_rows: int, item_ids: Sequence[object] | None = None
+               ) -> tuple[tuple[str, ...], frozenset[str], list[Labels | None]]:
+    """(trait types, set types, labels per cache row) of a traits.csv for a cache of ``n_rows`` rows; raises
+    ValueError with the reason when the file does not fit the cache (re-run ``prepare``)."""
+    from pathlib import Path
+
+    text = Path(path).read_text(encoding="utf-8")
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header or header[0] != "row":
+        raise ValueError("not a trait table (no 'row' column)")
+    kinds, sets, where = parse_header(header)
+    column = {h: i for i, h in enumerate(header)}
+    labels: list[Labels | None] = [None] * n_rows
+    for line in reader:
+        if not line:
+            continue
+        row = int(line[column["row"]])
+        if not 0 <= row < n_rows:
+            raise ValueError(f"row {row} but the cache has {n_rows} images")
+        if item_ids is not None and "item_id" in column and str(item_ids[row]) != line[column["item_id"]]:
+            raise ValueError(f"row {row} is item {line[column['item_id']]} but the cache holds item {item_ids[row]}")
+        labels[row] = parse_row(line, kinds, sets, where)
+    return kinds, sets, labels

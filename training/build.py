@@ -106,6 +106,7 @@ def resume_point(
 def build_models(
     config: TrainConfig, device: torch.device, amp_dtype: torch.dtype | None, ctx: distributed.DistContext,
     ckpt: dict[str, Any] | None, warm: WarmStart | None = None, *, cond_dim: int = 0,
+    pool: tuple[Any, Any] | None = None,
 ) -> tuple[Models, Counters]:
     """Models, optimizers, EMA, scaler (restored from ``ckpt`` when resuming, or weights, EMA and optimizer
     moments from ``warm`` for a warm start), wrapped for DDP/compile. ``cond_dim``: the length of a
@@ -119,7 +120,10 @@ def build_models(
         torch.backends.cudnn.benchmark = not cfg.deterministic
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and device
     widths = cfg.resolved_widths()
-    g = make_generator(cfg.arch, cfg.model_px, cfg.z_dim, widths, cond_dim=cond_dim)
+    g = make_generator(cfg.arch, cfg.model_px, cfg.z_dim, widths, cond_dim=cond_dim,
+                       pool_size=0 if pool is None else len(pool[0]))
+    if pool is not None:  # the collection's trait sets, for a call with latents only (sample grids, probes)
+        g.set_pool(torch.as_tensor(pool[0], dtype=torch.float32), torch.as_tensor(pool[1], dtype=torch.float32))
     d = make_discriminator(cfg.arch, cfg.model_px, widths, spectral_norm=cfg.spectral_norm, dropout=cfg.dropout,
                            norm=cfg.d_norm, mbstd_group=cfg.mbstd_group, cond_dim=cond_dim)
     memory_format = torch.channels_last if devices.channels_last(dev) else torch.preserve_format
@@ -186,10 +190,11 @@ def load_warm_start(
 
 def build_batches(
     config: TrainConfig, images: Any, device: torch.device, ctx: distributed.DistContext, start: Counters,
+    conditions: Any = None,
 ) -> DeviceBatches:
-    """Batches of ``images`` (the cache's, or their native grid: training.grid)."""
+    """Batches of ``images`` (the cache's, or their native grid: training.grid), with their conditions."""
     return DeviceBatches(
         images, batch_size=config.batch_size, device=device, seed=config.seed,
         world_size=ctx.world_size, rank=ctx.rank, mode=config.data_on_device,
-        start_step=start.step, images_seen_at_start=start.images_seen,
+        start_step=start.step, images_seen_at_start=start.images_seen, conditions=conditions,
     )  # fmt: skip

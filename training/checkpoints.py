@@ -189,7 +189,9 @@ def load_generator(
     step = resolve_step(run, which)
     ckpt = read_checkpoint(run.checkpoint(step), device=device)
     config = TrainConfig.from_dict(ckpt["config"])
-    g = make_generator(config.arch, config.model_px, config.z_dim, config.resolved_widths())
+    cond = config.conditioning or {}
+    g = make_generator(config.arch, config.model_px, config.z_dim, config.resolved_widths(),
+                       cond_dim=int(cond.get("width", 0)), pool_size=int(cond.get("pool_size", 0)))
     weights = ckpt["ema"] if ema and ckpt.get("ema") is not None else ckpt["generator"]
     try:
         g.load_state_dict(weights)

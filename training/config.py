@@ -37,7 +37,9 @@ _WARM_AT = re.compile(r"^(?P<run>[^@]+)(@(?P<which>\d+|best|latest))?$")
 BEFORE_THE_FIELD: dict[str, Any] = {
     "d_norm": "batch", "mbstd_group": 0, "grid": "cache", "r1_gamma": 0.0, "r2_gamma": 0.0, "reg_every": 1,
     "ada_target": 0.0, "ada_kimg": 100.0, "ada_every": 4, "ema_rampup": 10.0, "probe_every": 0, "canvas": None,
+    "condition": "none", "condition_on": None, "condition_min_count": 5, "conditioning": None,
 }
+CONDITIONS = ("none", "traits")
 
 # Fields that may change when a run is resumed: how long to train, how often to write, where and how fast
 # to run (a run started on a GPU in bf16 may continue on a CPU). Everything else shapes the training.
@@ -47,8 +49,9 @@ RESUMABLE_CHANGES = frozenset(
         "checkpoint_every", "keep_last", "sample_every", "log_every", "run",
         # a resumed run continues from its own checkpoint: where it was warm-started from stays recorded
         "warm_start", "warm_started_from",
-        # recorded by train() from the cache (a native-grid run's canvas), checked through the cache hash
-        "canvas",
+        # recorded by train() from the cache (a native-grid run's canvas, a conditioned run's vocabulary),
+        # checked through the cache hash
+        "canvas", "conditioning",
     }
 )
 
@@ -128,9 +131,22 @@ class TrainConfig:
     # recorded by train(), not an option: a native-grid run's geometry {"grid", "cell_px", "origin",
     # "canvas_px", "background"} (see training.grid)
     canvas: dict[str, Any] | None = field(default=None, hash=False)
+    # trait conditioning (training.conditioning): "traits" gives G and D each image's traits from the cache's
+    # traits.csv; condition_on: the trait types, comma-separated (None: those on >= 90% of the tokens with a
+    # manageable vocabulary); a value on fewer than condition_min_count tokens is folded into "(other)"
+    condition: str = "none"
+    condition_on: str | None = None
+    condition_min_count: int = 5
+    # recorded by train(), not an option: the conditioning vocabulary and the size of its pool of trait sets
+    conditioning: dict[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        _check(self.condition in CONDITIONS, f"--condition must be one of {', '.join(CONDITIONS)}, got {self.condition!r}")
+        _check(self.condition == "traits" or not self.condition_on, "--condition-on needs --condition traits")
+        _check(self.condition == "none" or self.arch == "dcgan", "--condition traits needs --arch dcgan")
+        _check(isinstance(self.condition_min_count, int) and self.condition_min_count >= 1,
+               f"--condition-min-count must be at least 1, got {self.condition_min_count!r}")
         _check(self.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
         _check(
             isinstance(self.size_px, int) and 32 <= self.size_px <= 256 and not self.size_px & (self.size_px - 1),

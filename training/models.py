@@ -61,7 +61,7 @@ class DCGANGenerator(nn.Module):
     embedding of the condition vector (one-hot and multi-hot blocks, :mod:`training.conditioning`)."""
 
     def __init__(self, size_px: int, z_dim: int, widths: tuple[int, ...], *, cond_dim: int = 0,
-                 embed_dim: int = 128) -> None:
+                 embed_dim: int = 128, pool_size: int = 0) -> None:
         super().__init__()
         if len(widths) != stage_count(size_px):
             raise ValueError(f"{size_px} px needs {stage_count(size_px)} widths, got {len(widths)}")
@@ -102,11 +102,30 @@ class DCGANGenerator(nn.Module):
         if cond_dim:
             self.embed = nn.Linear(cond_dim, embed_dim, bias=False)
             nn.init.normal_(self.embed.weight, 0.0, 1.0 / cond_dim**0.5)
+        if pool_size:  # the collection's distinct trait sets and their cumulative shares (set_pool)
+            self.register_buffer("pool", torch.zeros(pool_size, cond_dim))
+            self.register_buffer("pool_cdf", torch.linspace(1.0 / pool_size, 1.0, pool_size))
+
+    def set_pool(self, conditions: torch.Tensor, weights: torch.Tensor) -> None:
+        """The condition vectors a call without conditions draws from, with their weights (the collection's
+        joint trait distribution)."""
+        self.pool.copy_(conditions)
+        cdf = weights.double().cumsum(0)
+        self.pool_cdf.copy_((cdf / cdf[-1]).to(self.pool_cdf.dtype))
+
+    def draw_conditions(self, z: torch.Tensor) -> torch.Tensor:
+        """Conditions for latents ``z`` from the pool, by inverse CDF of ``z[:, 0]``'s normal CDF: a pure
+        function of the latents, so fixed latents give fixed trait sets, in the collection's proportions."""
+        u = 0.5 * (1 + torch.erf(z[:, 0].float() / 2**0.5))
+        idx = torch.searchsorted(self.pool_cdf.float(), u.clamp(0, 1 - 1e-7).to(self.pool_cdf.device))
+        return self.pool[idx.clamp(max=len(self.pool) - 1)]
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         x = z.view(z.shape[0], self.z_dim, 1, 1)
         if not self.cond_dim:
             return self.main(x)
+        if c is None and hasattr(self, "pool"):
+            c = self.draw_conditions(z.view(z.shape[0], self.z_dim))
         if c is None or c.shape != (z.shape[0], self.cond_dim):
             raise ValueError(f"a conditioned generator needs conditions of shape ({z.shape[0]}, {self.cond_dim})")
         e = self.embed(c.to(self.embed.weight.dtype))
@@ -255,11 +274,12 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def make_generator(arch: str, size_px: int, z_dim: int, widths: tuple[int, ...], *, cond_dim: int = 0) -> nn.Module:
+def make_generator(arch: str, size_px: int, z_dim: int, widths: tuple[int, ...], *, cond_dim: int = 0,
+                   pool_size: int = 0) -> nn.Module:
     if cond_dim and arch != "dcgan":
         raise ValueError("trait conditioning needs the dcgan architecture")
     if arch == "dcgan":
-        return DCGANGenerator(size_px, z_dim, widths, cond_dim=cond_dim)
+        return DCGANGenerator(size_px, z_dim, widths, cond_dim=cond_dim, pool_size=pool_size)
     return MLPGenerator(size_px, z_dim, widths)
 
 

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from pipeline.cache import TensorCache, open_cache
@@ -34,6 +35,7 @@ from training import checkpoints, distributed, losses
 from training import probe as collapse_probe
 from training.augment import AdaptiveStrength, diff_augment
 from training.build import Counters, Models, build_batches, build_models, resume_point
+from training.conditioning import Vocabulary, build_vocabulary
 from training.config import DEFAULT_STEPS, TrainConfig
 from training.data import DeviceBatches
 from training.devices import resolve_amp, resolve_device
@@ -138,6 +140,9 @@ def train(ws: Workspace, slug: str, config: TrainConfig, *, progress: Progress |
         canvas = None if config.grid == "cache" else canvas_of(
             read_pixel_art(ws, slug, config.size_px), cache.images, required=config.grid == "native")
         config = replace(config, canvas=canvas)
+        conditions, pool = None, None
+        if config.condition == "traits":
+            config, conditions, pool = _conditioning(ws, slug, config, cache)
         run = ws.run(slug, config.run)
         with _run_lock(run) if ctx.is_main else contextlib.nullcontext():
             notes: list[str] = []
@@ -145,9 +150,12 @@ def train(ws: Workspace, slug: str, config: TrainConfig, *, progress: Progress |
             config, warm = _warm_start(ws, slug, config, ckpt, notes)
             outputs = RunOutputs(run, config, enabled=ctx.is_main)
             outputs.start(ckpt)
-            models, start = build_models(config, device, amp_dtype, ctx, ckpt, warm)
+            models, start = build_models(config, device, amp_dtype, ctx, ckpt, warm,
+                                         cond_dim=0 if conditions is None else conditions.shape[1], pool=pool)
+            if config.conditioning:
+                notes.append(Vocabulary.from_dict(config.conditioning["vocabulary"]).describe())
             images = native_images(cache.images, canvas) if canvas else cache.images
-            batches = build_batches(config, images, device, ctx, start)
+            batches = build_batches(config, images, device, ctx, start, conditions=conditions)
             try:
                 return _loop(_Run(run, config, cache, device, ctx, models, batches, outputs, notes, images), start,
                              ckpt, progress)
@@ -157,6 +165,30 @@ def train(ws: Workspace, slug: str, config: TrainConfig, *, progress: Progress |
     finally:
         torch.use_deterministic_algorithms(deterministic_before)
         distributed.shutdown(ctx)
+
+
+def _conditioning(ws: Workspace, slug: str, config: TrainConfig, cache: TensorCache
+                  ) -> tuple[TrainConfig, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """A trait-conditioned run's vocabulary (recorded in the config), each cache row's condition vector, and
+    the pool of distinct trait sets with their counts (what G draws from when given latents only)."""
+    from pipeline.traits_table import read_table
+
+    path = ws.collection(slug).cache_traits(config.size_px)
+    if not path.is_file():
+        raise NftganError(f"--condition traits needs the collection's traits (cache/{config.size_px}/traits.csv): "
+                          f"{slug!r} lists none; scrape its traits and re-run `nftgan prepare {slug}`")
+    ids = cache.manifest.get("item_ids")
+    try:
+        kinds, sets, labels = read_table(path, len(cache), ids if isinstance(ids, list) and len(ids) == len(cache)
+                                         else None)
+    except (ValueError, OSError) as e:
+        raise NftganError(f"{path}: {e}: re-run `nftgan prepare {slug} --size {config.size_px}`") from None
+    wanted = [k.strip() for k in (config.condition_on or "").split(",") if k.strip()] or None
+    vocab = build_vocabulary(labels, kinds, sets, condition_on=wanted, min_count=config.condition_min_count)
+    conditions = vocab.encode_all(labels)
+    distinct, counts = np.unique(conditions, axis=0, return_counts=True)
+    record = {"vocabulary": vocab.to_dict(), "pool_size": int(len(distinct)), "width": int(vocab.width)}
+    return replace(config, conditioning=record), conditions, (distinct, counts.astype(np.float32))
 
 
 def _warm_start(
@@ -172,6 +204,15 @@ def _warm_start(
             notes.append(f"--warm-start {config.warm_start} ignored: the run resumes from its own checkpoint")
         return replace(config, warm_start=saved.warm_start, warm_started_from=saved.warm_started_from), None
     warm = warm_start_source(ws, slug, config)
+    if warm is not None:
+        theirs = (warm.config.conditioning or {}).get("vocabulary")
+        mine = (config.conditioning or {}).get("vocabulary")
+        if theirs != mine:
+            what = ("was trained without trait conditioning" if theirs is None else
+                    "is not trait-conditioned like this run" if mine is None else
+                    "was conditioned on another trait vocabulary")
+            raise NftganError(f"cannot warm-start from run {warm.run!r} step {warm.step}: it {what}; start fresh "
+                              "(--warm-start none) or warm-start from a run with the same conditioning")
     return replace(config, warm_started_from=None if warm is None else warm.record()), warm
 
 
@@ -236,7 +277,8 @@ def _loop(r: _Run, start: Counters, ckpt: dict[str, Any] | None, progress: Progr
             break
         torch.manual_seed(step_seed(cfg.seed, ctx.rank, step))  # exact resume: each step is reseeded
         regularize = (cfg.r1_gamma > 0 or cfg.r2_gamma > 0) and step % cfg.reg_every == 0
-        window.add(gan_step(models, r.batches.get(step), cfg, r.device, augment_ops, ada=ada, regularize=regularize))
+        window.add(gan_step(models, r.batches.get(step), cfg, r.device, augment_ops, ada=ada, regularize=regularize,
+                            cond=r.batches.conditions(step)))
         update_ema(models, cfg.ema, step + ema_offset, rampup=cfg.ema_rampup)
         step, images_seen = step + 1, images_seen + per_step
         elapsed = start.elapsed_s + time.monotonic() - t0

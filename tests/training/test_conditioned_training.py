@@ -1,0 +1,91 @@
+"""`train --condition traits`: a trait-conditioned run on a collection listed CryptoPunks-style (a type and 0-7
+accessories), its vocabulary in config.json and the checkpoint, exact resume, the loaded generator drawing
+the collection's trait sets from latents alone or the traits it is given, and warm starts that refuse a
+mismatch with one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cleaning.importer import import_directory
+from cleaning.prepare import PrepareConfig, prepare
+from marketplace import pixelcollection as pc
+from pipeline.catalog import Catalog
+from pipeline.errors import NftganError
+from pipeline.workspace import Workspace
+from training.checkpoints import load_generator
+from training.conditioning import Vocabulary
+from training.train import train
+
+from .conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def punks(tmp_path_factory) -> Workspace:
+    root = tmp_path_factory.mktemp("cpunks")
+    ws, src = Workspace(root / "home"), root / "png"
+    src.mkdir()
+    for i in range(120):
+        (src / f"{i:04d}.png").write_bytes(pc.render_png(i))
+    for i in range(120, 160):  # 40 more whose traits were never listed
+        (src / f"{i:04d}.png").write_bytes(pc.render_png(i))
+    import_directory(ws, "punks", src)
+    with Catalog(ws.collection("punks").catalog) as cat:
+        cat.update_many([(it.id, {"traits": json.dumps([list(p) for p in pc.punks_style_traits(int(Path(it.file_path).stem))])})
+                         for it in cat.items() if int(Path(it.file_path).stem) < 120])
+    prepare(ws, "punks", PrepareConfig(size_px=32, workers=1))
+    return ws
+
+
+def conditioned(run: str, steps: int = 4, **kw):
+    return tiny_config(run=run, steps=steps, checkpoint_every=2, sample_every=2, condition="traits",
+                       condition_min_count=3, **kw)
+
+
+def test_a_conditioned_run_records_its_vocabulary_and_trains_the_unknowns(punks) -> None:
+    summary = train(punks, "punks", conditioned("c"))
+    assert summary.steps_done == 4
+    config = json.loads(punks.run("punks", "c").config.read_text())
+    vocab = Vocabulary.from_dict(config["conditioning"]["vocabulary"])
+    assert vocab.names == ("accessory", "type") and vocab.type("accessory").is_set
+    assert vocab.counts["unlabelled"] == 40 and vocab.counts["tokens"] == 160  # counted, not dropped
+    assert any("40 of 160 tokens without listed traits" in n for n in summary.notes)
+    assert config["conditioning"]["pool_size"] > 50  # the collection's distinct trait sets
+
+
+def test_the_loaded_generator_draws_trait_sets_from_latents_or_as_asked(punks) -> None:
+    train(punks, "punks", conditioned("d"))
+    loaded = load_generator(punks.run("punks", "d"), "latest")
+    vocab = Vocabulary.from_dict(loaded.config["conditioning"]["vocabulary"])
+    g = loaded.generator
+    z = torch.randn(16, loaded.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        drawn = g.draw_conditions(z)
+        assert torch.equal(drawn, g.draw_conditions(z))  # a pure function of the latents
+        pool = {tuple(v.tolist()) for v in g.pool}
+        assert all(tuple(v.tolist()) in pool for v in drawn)  # real trait sets of the collection
+        asked = torch.from_numpy(np.stack([vocab.encode(vocab.parse_request("type=Dark,accessory=Earring"))] * 16))
+        assert g(z).shape == (16, 3, 32, 32) and not torch.equal(g(z), g(z, asked))
+
+
+def test_resume_keeps_the_vocabulary_and_warm_starts_refuse_a_mismatch(punks) -> None:
+    train(punks, "punks", conditioned("r", steps=2))
+    resumed = train(punks, "punks", conditioned("r", steps=4, resume=True))
+    assert resumed.steps_done == 4
+    train(punks, "punks", tiny_config(run="plain", steps=2, checkpoint_every=2, sample_every=0))
+    with pytest.raises(NftganError, match="was trained without trait conditioning"):
+        train(punks, "punks", conditioned("w", warm_start="plain"))
+    with pytest.raises(NftganError, match="is not trait-conditioned like this run"):
+        train(punks, "punks", tiny_config(run="w2", steps=2, warm_start="r"))
+    warm = train(punks, "punks", conditioned("w3", warm_start="r"))  # the same vocabulary: fine
+    assert warm.steps_done == 4
+
+
+def test_unknown_condition_types_are_one_line_errors(punks) -> None:
+    with pytest.raises(NftganError, match=r"unknown trait type\(s\) 'hat' for --condition-on: choose from accessory, type"):
+        train(punks, "punks", conditioned("bad", condition_on="hat"))
