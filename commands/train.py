@@ -198,6 +198,11 @@ def sample_cmd(
         Optional[Path],
         typer.Option(help="Write the raw and snapped grids side by side here (default: beside the grid)."),
     ] = SAMPLE_DEFAULTS.before_after,
+    traits: Annotated[
+        Optional[list[str]],
+        typer.Option(help="A trait-conditioned run: ask for traits, e.g. 'type=Alien,accessory=Earring'; each "
+                     "--traits is one row of --n images."),
+    ] = None,
 ) -> None:
     """Generate images at full size from a run's checkpoint (default: the champion): a grid, or single PNGs."""
     from commands._common import workspace

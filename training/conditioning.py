@@ -231,3 +231,33 @@ def fill_from(request: Labels, pool: Sequence[Labels], vocab: Vocabulary, rng: n
         if v == NONE:
             out.pop(n, None)
     return out
+
+
+def request_conditions(vocab: Vocabulary, request: Labels, pool: np.ndarray, weights: np.ndarray,
+                       u: np.ndarray) -> tuple[np.ndarray, int]:
+    """Condition vectors for ``len(u)`` images that carry the requested traits: drawn (by the uniforms ``u``)
+    from the collection's trait sets that agree with the request, in their proportions, so the types the
+    request does not name follow the collection given the ones it does. Returns the vectors and how many
+    of the collection's trait sets agreed; with none, the request alone (unnamed types as (unknown))."""
+    asked = vocab.encode(request)
+    keep = np.ones(len(pool), bool)
+    offset = 0
+    for t in vocab.types:
+        block = slice(offset, offset + t.width)
+        if t.name in request:
+            if t.is_set:  # every requested value present
+                keep &= (pool[:, block] >= asked[block]).all(1)
+            else:
+                keep &= (pool[:, block] == asked[block]).all(1)
+        offset += t.width
+    if not keep.any():
+        fallback = asked.copy()
+        offset = 0
+        for t in vocab.types:
+            if t.name not in request and not t.is_set:
+                fallback[offset + t.classes.index(UNKNOWN)] = 1.0
+            offset += t.width
+        return np.repeat(fallback[None], len(u), 0), 0
+    rows, w = pool[keep], weights[keep].astype(np.float64)
+    cdf = np.cumsum(w) / w.sum()
+    return rows[np.minimum(np.searchsorted(cdf, u), len(rows) - 1)], int(keep.sum())

@@ -322,8 +322,11 @@ class SampleConfig:
     pixel_art: bool | None = None
     #: raw and snapped grids side by side; None: beside the grid (``<grid>-before-after.png``) when snapping
     before_after: Path | None = None
+    #: a trait-conditioned run: one grid row of ``n`` images per request ("type=female,headwear=tiara")
+    traits: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "traits", tuple(self.traits or ()))
         if self.n < 1:
             raise NftganError(f"--n must be at least 1, got {self.n}")
         if self.out is not None and self.out_dir is not None:

@@ -77,8 +77,8 @@ class OnCanvas(nn.Module):
         self.register_buffer("background", torch.tensor(rgb, dtype=torch.float32).div(127.5).sub(1).view(1, 3, 1, 1),
                              persistent=False)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.native(z)
+    def forward(self, z: torch.Tensor, *conditions: torch.Tensor) -> torch.Tensor:
+        x = self.native(z, *conditions)  # a trait-conditioned generator takes its conditions through
         cell, (ox, oy), size = int(self.canvas["cell_px"]), self.canvas["origin"], self.size_px
         if cell > 1:
             x = x.repeat_interleave(cell, dim=2).repeat_interleave(cell, dim=3)

@@ -158,7 +158,10 @@ def sample(ws: Workspace, slug: str, run_name: str | None, config: SampleConfig)
     """Write ``config.n`` generated images at full size: one grid PNG or one PNG each (snapped to the
     collection's pixel grid and palette when it is pixel art), and the before/after comparison."""
     name, loaded = open_generator(ws, slug, run_name, config.checkpoint, config.device, config.ema)
-    raw = generate_from(loaded.generator, latents(config.n, loaded.z_dim, config.seed))
+    if config.traits:
+        raw = _asked(loaded, name, config)
+    else:
+        raw = generate_from(loaded.generator, latents(config.n, loaded.z_dim, config.seed))
     art = pixel_art_for(ws, slug, loaded.size_px, config.pixel_art)
     images = raw if art is None else art.snap(raw)
     if config.out_dir is not None:
@@ -171,7 +174,7 @@ def sample(ws: Workspace, slug: str, run_name: str | None, config: SampleConfig)
         out = Path(config.out) if config.out is not None else (
             ws.run(slug, name).sample_output(loaded.step, config.seed, config.n)
         )
-        save_png(grid(images), out)
+        save_png(grid(images, nrow=config.n if config.traits else None), out)
         paths = [out]
         comparison = None
         if art is not None:
@@ -179,6 +182,38 @@ def sample(ws: Workspace, slug: str, run_name: str | None, config: SampleConfig)
     if comparison is not None:
         save_png(before_after_image(raw, images), comparison)
     return SampleOutput(paths, name, loaded.step, art, comparison)
+
+
+def _asked(loaded: LoadedGenerator, name: str, config: SampleConfig) -> np.ndarray:
+    """``config.n`` images per ``--traits`` request (rows of the grid), the same latents in every row."""
+    from training.conditioning import Vocabulary, request_conditions
+
+    cond = loaded.config.get("conditioning")
+    if not cond:
+        raise NftganError(f"run {name!r} is not trait-conditioned: --traits needs a run trained with --condition traits")
+    vocab = Vocabulary.from_dict(cond["vocabulary"])
+    g = loaded.generator
+    inner = getattr(g, "native", g)  # a native-grid run's generator sits inside OnCanvas
+    pool = inner.pool.detach().cpu().numpy()
+    cdf = inner.pool_cdf.detach().cpu().double().numpy()
+    weights = np.diff(np.concatenate([[0.0], cdf]))
+    z = latents(config.n, loaded.z_dim, config.seed)
+    u = np.random.default_rng(config.seed).random(config.n)
+    device = next(g.parameters()).device
+    rows = []
+    with torch.no_grad():
+        for text in config.traits:
+            c, _ = request_conditions(vocab, vocab.parse_request(text), pool, weights, u)
+            rows.append(_generate_with(g, z, torch.from_numpy(c).to(device)))
+    return np.concatenate(rows)
+
+
+@torch.no_grad()
+def _generate_with(generator: torch.nn.Module, z: torch.Tensor, c: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+    device = next(generator.parameters()).device
+    out = [to_uint8(generator(z[i : i + batch_size].to(device), c[i : i + batch_size])).cpu()
+           for i in range(0, len(z), batch_size)]
+    return torch.cat(out).numpy()
 
 
 # -- nftgan interpolate ----------------------------------------------------------------------------------

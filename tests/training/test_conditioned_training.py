@@ -89,3 +89,24 @@ def test_resume_keeps_the_vocabulary_and_warm_starts_refuse_a_mismatch(punks) ->
 def test_unknown_condition_types_are_one_line_errors(punks) -> None:
     with pytest.raises(NftganError, match=r"unknown trait type\(s\) 'hat' for --condition-on: choose from accessory, type"):
         train(punks, "punks", conditioned("bad", condition_on="hat"))
+
+
+def test_sample_asks_for_traits_row_by_row_and_refuses_unknown_values(punks, tmp_path, capsys) -> None:
+    from PIL import Image
+
+    from .test_pixelart import run_cli
+
+    train(punks, "punks", conditioned("s"))
+    out = tmp_path / "asked.png"
+    code, _, err = run_cli(punks, capsys, "sample", "punks", "s", "--n", "4", "--out", out, "--no-pixel-art",
+                           "--traits", "type=Dark,accessory=Earring", "--traits", "type=Light")
+    assert code == 0, err
+    with Image.open(out) as im:  # two rows of four 32 px images (2 px padding)
+        assert im.size == (4 * 34 + 2, 2 * 34 + 2)
+    code, _, err = run_cli(punks, capsys, "sample", "punks", "s", "--traits", "type=Martian")
+    assert code != 0 and "unknown value 'Martian' for trait type 'type': choose one of" in err
+    assert len(err.strip().splitlines()) == 1
+    if not punks.run("punks", "plain").config.exists():
+        train(punks, "punks", tiny_config(run="plain", steps=2, checkpoint_every=2, sample_every=0))
+    code, _, err = run_cli(punks, capsys, "sample", "punks", "plain", "--traits", "type=Dark")
+    assert code != 0 and "is not trait-conditioned" in err
