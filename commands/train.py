@@ -202,7 +202,7 @@ def sample_cmd(
         Optional[list[str]],
         typer.Option(help="A trait-conditioned run: ask for traits, e.g. 'type=Alien,accessory=Earring'; each "
                      "--traits is one row of --n images."),
-    ] = None,
+    ] = SAMPLE_DEFAULTS.traits,
 ) -> None:
     """Generate images at full size from a run's checkpoint (default: the champion): a grid, or single PNGs."""
     from commands._common import workspace

@@ -323,10 +323,9 @@ class SampleConfig:
     #: raw and snapped grids side by side; None: beside the grid (``<grid>-before-after.png``) when snapping
     before_after: Path | None = None
     #: a trait-conditioned run: one grid row of ``n`` images per request ("type=female,headwear=tiara")
-    traits: tuple[str, ...] = ()
+    traits: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "traits", tuple(self.traits or ()))
         if self.n < 1:
             raise NftganError(f"--n must be at least 1, got {self.n}")
         if self.out is not None and self.out_dir is not None:
