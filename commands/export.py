@@ -79,18 +79,22 @@ def export_cmd(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = EXPORT_DEFAULTS.device,
     ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Use the EMA generator if the run has one.")] = EXPORT_DEFAULTS.ema,
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = EXPORT_DEFAULTS.batch_size,
+    rarity: Annotated[
+        Optional[str], typer.Option(help="A trait-conditioned run: 'collection' (its own trait distribution, the "
+                                    "default) or a JSON rarity table (type -> value -> share).", rich_help_panel=_META)
+    ] = EXPORT_DEFAULTS.rarity,
+    trait_check: Annotated[
+        bool, typer.Option("--trait-check/--no-trait-check", help="A trait-conditioned run: reject a token whose "
+                           "traits the collection's classifier sees otherwise.", rich_help_panel=_CHECK)
+    ] = EXPORT_DEFAULTS.trait_check,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
 ) -> None:
     """Export N mint-ready tokens: images, ERC-721 metadata, a summary with trait counts, a contact sheet."""
     from commands._common import workspace
 
-    config = ExportConfig(
-        n=n, out=out, seed=seed, checkpoint=checkpoint, pixel_art=pixel_art, memorization_check=memorization_check,
-        extractor=extractor, weights=None if weights is None else str(weights), ratio_max=ratio_max,
-        phash_bits=phash_bits, max_draws_per_token=max_draws_per_token, traits=traits, name_prefix=name_prefix,
-        description=description, image_base_uri=image_base_uri, first_token_id=first_token_id, upscale=upscale, device=device,
-        ema=ema, batch_size=batch_size,
-    )  # fmt: skip
+    from commands._common import config_options
+
+    config = ExportConfig(**{**config_options(ctx, ExportConfig), "weights": None if weights is None else str(weights)})
     from export.mint import export_collection
 
     summary = export_collection(workspace(ctx), slug, run, config)

@@ -53,6 +53,11 @@ class ExportConfig:
     device: str = "auto"
     ema: bool = True
     batch_size: int = 64
+    #: a trait-conditioned run's rarity table: "collection" (its own joint trait distribution) or a JSON file
+    #: (type -> value -> share); None: "collection" for a conditioned run (an unconditioned one has none)
+    rarity: str | None = None
+    #: a conditioned run's tokens are checked by the collection's trait classifier; a disagreement is rejected
+    trait_check: bool = True
 
     def __post_init__(self) -> None:
         if self.out is not None:

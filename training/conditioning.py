@@ -261,3 +261,85 @@ def request_conditions(vocab: Vocabulary, request: Labels, pool: np.ndarray, wei
     rows, w = pool[keep], weights[keep].astype(np.float64)
     cdf = np.cumsum(w) / w.sum()
     return rows[np.minimum(np.searchsorted(cdf, u), len(rows) - 1)], int(keep.sum())
+
+
+def decode(vocab: Vocabulary, vector: np.ndarray) -> Labels:
+    """The traits a condition vector asks for (types at (unknown) or (other) left out: no value to name)."""
+    out: Labels = {}
+    offset = 0
+    for t in vocab.types:
+        block = vector[offset : offset + t.width]
+        if t.is_set:
+            values = frozenset(t.classes[i] for i in np.flatnonzero(block > 0.5) if t.classes[i] != OTHER)
+            if values:
+                out[t.name] = values
+        else:
+            cls = t.classes[int(np.argmax(block))]
+            if cls not in (UNKNOWN, OTHER, NONE):
+                out[t.name] = cls
+        offset += t.width
+    return out
+
+
+def read_rarity_table(path: str, vocab: Vocabulary) -> dict[str, dict[str, float]]:
+    """A designed rarity table (JSON: type -> value -> share), checked against the vocabulary: a single-valued
+    type's shares are a distribution (they sum to 1); a set type's are each value's chance to be carried
+    (0..1 each). Anything else is a one-line error with the reason."""
+    import json
+    from pathlib import Path
+
+    try:
+        table = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise NftganError(f"--rarity {path}: not a readable JSON file ({e})") from None
+    if not isinstance(table, dict) or not table:
+        raise NftganError(f"--rarity {path}: want an object of trait type -> value -> share")
+    out: dict[str, dict[str, float]] = {}
+    for name, shares in table.items():
+        t = vocab.type(name)
+        if not isinstance(shares, dict) or not shares:
+            raise NftganError(f"--rarity {path}: {name!r} wants an object of value -> share")
+        learnable = [c for c in t.classes if c not in (UNKNOWN, OTHER)]
+        for value, share in shares.items():
+            if value not in learnable:
+                raise NftganError(f"--rarity {path}: unknown value {value!r} for {name!r}: choose from "
+                                  f"{', '.join(map(repr, learnable))}")
+            if not isinstance(share, (int, float)) or isinstance(share, bool) or not 0 <= share <= 1:
+                raise NftganError(f"--rarity {path}: the share of {name}={value} must be a number in 0..1, got {share!r}")
+        total = float(sum(shares.values()))
+        if not t.is_set and abs(total - 1) > 1e-6:
+            raise NftganError(f"--rarity {path}: the shares of {name!r} sum to {total:.6g}, not 1 (one value per token)")
+        out[name] = {str(v): float(s) for v, s in shares.items()}
+    return out
+
+
+def draw_from_table(vocab: Vocabulary, table: dict[str, dict[str, float]], base: np.ndarray,
+                    rng: np.random.Generator) -> np.ndarray:
+    """``base`` condition vectors (the collection's trait sets) with the table's types redrawn from its shares."""
+    out = base.copy()
+    offset = 0
+    for t in vocab.types:
+        if t.name in table:
+            block = slice(offset, offset + t.width)
+            out[:, block] = 0
+            shares = table[t.name]
+            if t.is_set:
+                for value, p in shares.items():
+                    out[:, offset + t.classes.index(value)] = (rng.random(len(out)) < p).astype(np.float32)
+            else:
+                values, p = list(shares), np.array(list(shares.values()), np.float64)
+                picks = rng.choice(len(values), size=len(out), p=p / p.sum())
+                out[np.arange(len(out)), offset + np.array([t.classes.index(values[i]) for i in picks])] = 1
+        offset += t.width
+    return out
+
+
+def shares_of(labels: Sequence[Labels], names: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Per type, each value's share of ``labels`` (a set type: of the tokens carrying it)."""
+    out: dict[str, dict[str, float]] = {}
+    for name in names:
+        counts: Counter[str] = Counter()
+        for lab in labels:
+            counts.update(_values(lab, name) or (NONE,))
+        out[name] = {v: c / max(1, len(labels)) for v, c in sorted(counts.items())}
+    return out

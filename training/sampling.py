@@ -184,6 +184,13 @@ def sample(ws: Workspace, slug: str, run_name: str | None, config: SampleConfig)
     return SampleOutput(paths, name, loaded.step, art, comparison)
 
 
+def condition_pool(generator: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    """A trait-conditioned generator's pool: the collection's distinct condition vectors and their shares."""
+    inner = getattr(generator, "native", generator)  # a native-grid run's generator sits inside OnCanvas
+    cdf = inner.pool_cdf.detach().cpu().double().numpy()
+    return inner.pool.detach().cpu().numpy(), np.diff(np.concatenate([[0.0], cdf]))
+
+
 def _asked(loaded: LoadedGenerator, name: str, config: SampleConfig) -> np.ndarray:
     """``config.n`` images per ``--traits`` request (rows of the grid), the same latents in every row."""
     from training.conditioning import Vocabulary, request_conditions
@@ -193,10 +200,7 @@ def _asked(loaded: LoadedGenerator, name: str, config: SampleConfig) -> np.ndarr
         raise NftganError(f"run {name!r} is not trait-conditioned: --traits needs a run trained with --condition traits")
     vocab = Vocabulary.from_dict(cond["vocabulary"])
     g = loaded.generator
-    inner = getattr(g, "native", g)  # a native-grid run's generator sits inside OnCanvas
-    pool = inner.pool.detach().cpu().numpy()
-    cdf = inner.pool_cdf.detach().cpu().double().numpy()
-    weights = np.diff(np.concatenate([[0.0], cdf]))
+    pool, weights = condition_pool(g)
     z = latents(config.n, loaded.z_dim, config.seed)
     u = np.random.default_rng(config.seed).random(config.n)
     device = next(g.parameters()).device
@@ -204,12 +208,13 @@ def _asked(loaded: LoadedGenerator, name: str, config: SampleConfig) -> np.ndarr
     with torch.no_grad():
         for text in config.traits:
             c, _ = request_conditions(vocab, vocab.parse_request(text), pool, weights, u)
-            rows.append(_generate_with(g, z, torch.from_numpy(c).to(device)))
+            rows.append(generate_with(g, z, torch.from_numpy(c).to(device)))
     return np.concatenate(rows)
 
 
 @torch.no_grad()
-def _generate_with(generator: torch.nn.Module, z: torch.Tensor, c: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+def generate_with(generator: torch.nn.Module, z: torch.Tensor, c: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+    """uint8 images of a trait-conditioned generator for latents ``z`` and conditions ``c``."""
     device = next(generator.parameters()).device
     out = [to_uint8(generator(z[i : i + batch_size].to(device), c[i : i + batch_size])).cpu()
            for i in range(0, len(z), batch_size)]

@@ -110,3 +110,62 @@ def test_sample_asks_for_traits_row_by_row_and_refuses_unknown_values(punks, tmp
         train(punks, "punks", tiny_config(run="plain", steps=2, checkpoint_every=2, sample_every=0))
     code, _, err = run_cli(punks, capsys, "sample", "punks", "plain", "--traits", "type=Dark")
     assert code != 0 and "is not trait-conditioned" in err
+
+
+def test_an_export_follows_a_rarity_table_and_reports_what_it_achieved(punks, tmp_path) -> None:
+    from export.config import ExportConfig
+    from export.mint import export_collection
+
+    from tests.export.test_export import vary
+
+    train(punks, "punks", conditioned("e"))
+    vary(punks.run("punks", "e"), 4)  # a 4-step generator draws one gray token: make its tokens differ
+    table = tmp_path / "rarity.json"
+    table.write_text(json.dumps({"type": {"Dark": 0.5, "Light": 0.5}, "accessory": {"Earring": 1.0}}))
+    cfg = dict(extractor="tiny", device="cpu", trait_check=False, memorization_check=False)
+    export_collection(punks, "punks", "e", ExportConfig(n=40, out=tmp_path / "designed", rarity=str(table), **cfg))
+    doc = json.loads((tmp_path / "designed" / "collection.json").read_text())
+    traits = doc["traits"]
+    assert traits["rarity"] == str(table) and traits["requested"]["type"] == {"Dark": 0.5, "Light": 0.5}
+    assert set(traits["achieved"]["type"]) == {"Dark", "Light"} and traits["achieved"]["accessory"]["Earring"] == 1.0
+    assert traits["total_variation"]["type"] < 0.2  # 40 draws of a fair coin
+    meta = json.loads((tmp_path / "designed" / "metadata" / "1.json").read_text())
+    kinds = [a["trait_type"] for a in meta["attributes"]]
+    assert "type" in kinds and {"trait_type": "accessory", "value": "Earring"} in meta["attributes"]
+
+    export_collection(punks, "punks", "e", ExportConfig(n=40, out=tmp_path / "collection", **cfg))
+    own = json.loads((tmp_path / "collection" / "collection.json").read_text())["traits"]
+    assert own["rarity"] == "collection" and set(own["requested"]) == {"type", "accessory"}
+
+
+def test_bad_rarity_tables_and_runs_are_refused_in_one_line(punks, tmp_path) -> None:
+    from export.config import ExportConfig
+    from export.mint import export_collection
+
+    if not punks.run("punks", "e").config.exists():
+        train(punks, "punks", conditioned("e"))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"type": {"Dark": 0.5, "Light": 0.3}}))
+    cfg = dict(extractor="tiny", device="cpu", memorization_check=False)
+    with pytest.raises(NftganError, match=r"the shares of 'type' sum to 0.8, not 1"):
+        export_collection(punks, "punks", "e", ExportConfig(n=4, out=tmp_path / "x", rarity=str(bad), **cfg))
+    bad.write_text(json.dumps({"type": {"Martian": 1.0}}))
+    with pytest.raises(NftganError, match=r"unknown value 'Martian' for 'type'"):
+        export_collection(punks, "punks", "e", ExportConfig(n=4, out=tmp_path / "y", rarity=str(bad), **cfg))
+    if not punks.run("punks", "plain").config.exists():
+        train(punks, "punks", tiny_config(run="plain", steps=2, checkpoint_every=2, sample_every=0))
+    with pytest.raises(NftganError, match="is not trait-conditioned: --rarity needs"):
+        export_collection(punks, "punks", "plain", ExportConfig(n=4, out=tmp_path / "z", rarity="collection", **cfg))
+
+
+def test_the_classifier_rejects_tokens_that_do_not_show_the_asked_traits(punks, tmp_path) -> None:
+    """A 4-step generator draws nothing the classifier recognises: every candidate is rejected as a trait
+    mismatch, counted by type, and the export says so instead of writing tokens with false metadata."""
+    from export.config import ExportConfig
+    from export.mint import export_collection
+
+    if not punks.run("punks", "e").config.exists():
+        train(punks, "punks", conditioned("e"))
+    with pytest.raises(NftganError, match=r"only \d+ of 8 candidates passed .*trait-mismatch:"):
+        export_collection(punks, "punks", "e", ExportConfig(n=8, out=tmp_path / "m", extractor="tiny", device="cpu",
+                                                            memorization_check=False, max_draws_per_token=2))
