@@ -30,6 +30,8 @@ SPECS: dict[str, MetricSpec] = {s.name: s for s in (
     MetricSpec("memorization", 1, frozenset({"features", "images"}), None, "near-copies of training images"),
     MetricSpec("trait_fd", 2, frozenset({"traits"}), "trait_fd", "Fréchet distance in the trait classifier"),
     MetricSpec("trait_match", 1, frozenset({"traits"}), "trait_match", "trait frequencies against the collection"),
+    MetricSpec("trait_cond", 1, frozenset({"traits"}), None,
+               "a trait-conditioned run: how often the classifier sees the traits asked for"),
 )}
 
 METRIC_NAMES = tuple(SPECS)

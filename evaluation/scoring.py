@@ -26,6 +26,22 @@ if TYPE_CHECKING:
     from pipeline.cache import TensorCache
 
 
+def _asked_labels(generator: torch.nn.Module, z: torch.Tensor) -> list[dict[str, Any]] | None:
+    """The traits a trait-conditioned generator draws for latents ``z`` (from its pool), None otherwise."""
+    import torch
+
+    inner = getattr(generator, "native", generator)
+    vocab_dict = getattr(inner, "vocabulary", None)
+    if not hasattr(inner, "pool") or vocab_dict is None:
+        return None
+    from training.conditioning import Vocabulary, decode
+
+    vocab = Vocabulary.from_dict(vocab_dict)
+    with torch.no_grad():
+        vectors = inner.draw_conditions(z.to(inner.pool.device)).cpu().numpy()
+    return [decode(vocab, v) for v in vectors]
+
+
 @dataclass
 class Scored:
     fake: np.ndarray  # uint8 (n, 3, S, S): the scored images
@@ -63,7 +79,9 @@ def score_generator(
     from training.sampling import generate_from, latents
 
     started = time.perf_counter()
-    fake = generate_from(generator.to(device).eval(), latents(samples, z_dim, seed), batch_size=batch_size)
+    z = latents(samples, z_dim, seed)
+    fake = generate_from(generator.to(device).eval(), z, batch_size=batch_size)
+    asked = _asked_labels(generator, z)
     generated = time.perf_counter()
     fake_features = extract_features(
         extractor, fake, batch_size=batch_size, progress=progress,
@@ -78,7 +96,7 @@ def score_generator(
         real_features=real.features, fake_features=fake_features, seed=seed,
         real_images=None if cache is None else cache.images, fake_images=fake,
         real_fid_statistics=real.fid_statistics, real_phash=real.phash, real_item_ids=item_ids,
-        traits=None if traits is None else traits.inputs(fake),
+        traits=None if traits is None else traits.inputs(fake, asked),
     )
     artifacts: dict[str, Any] = {}
     values = compute_from_features(metrics, inputs, artifacts)

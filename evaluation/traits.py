@@ -72,8 +72,6 @@ from pipeline.workspace import Workspace
 
 #: the class of a trait type a token does not have (an empty cell of traits.csv)
 NONE = "(none)"
-#: the metrics of this module, as registered
-TRAIT_METRICS = ("trait_fd", "trait_match")
 #: a value carried by less than this share of the collection is "rare"
 RARE_BELOW = 0.05
 CLASSIFIER_VERSION = "traits-cnn-v2"  # v2: set types get a multi-label head
@@ -686,6 +684,8 @@ class TraitInputs:
     real_predicted: tuple[Labels, ...] = ()  # the classifier's labels of the same real rows (floor)
     real_fid_statistics: FidStatistics | None = None
     set_types: frozenset[str] = frozenset()
+    #: a trait-conditioned generator's samples: the traits each was asked for (None: an unconditioned run)
+    asked_labels: tuple[Labels, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -698,13 +698,14 @@ class RealTraitSide:
     labels: tuple[Labels, ...]
     predicted: tuple[Labels, ...]
 
-    def inputs(self, fake_uint8: np.ndarray) -> TraitInputs:
+    def inputs(self, fake_uint8: np.ndarray, asked: Sequence[Labels] | None = None) -> TraitInputs:
         fake_features, fake_labels = self.classifier.features_and_labels(fake_uint8)
         return TraitInputs(
             real_features=self.features, fake_features=fake_features, real_labels=self.labels,
             fake_labels=tuple(fake_labels), classifier=self.classifier.summary(),
             trait_types=self.classifier.trait_types, real_predicted=self.predicted,
             real_fid_statistics=self.fid_statistics, set_types=self.classifier.set_types,
+            asked_labels=None if asked is None else tuple(asked),
         )
 
 
@@ -752,6 +753,35 @@ def trait_match(inputs: MetricInputs) -> dict[str, Any]:
                                              "rare_values_drawn")},
         "trait_sets": {k: match[k] for k in ("distinct_sets_real", "distinct_sets_fake", "distinct_sets_n")},
         "trait_classifier": t.classifier,
+    }
+
+
+@register_metric("trait_cond")
+def trait_cond(inputs: MetricInputs) -> dict[str, Any]:
+    """Conditional accuracy: per trait type the classifier knows, the share of samples in which it sees the
+    value (or, for a set type, the exact set) the conditioned generator was asked for, beside the
+    classifier's own held-out accuracy on real tokens, the ceiling. trait_match of the samples against the
+    asked distribution comes with it. An unconditioned run records why there is nothing to measure."""
+    t = _traits_of(inputs, "trait_cond")
+    if t.asked_labels is None:
+        return {"trait_cond": None, "trait_cond_note": "the run is not trait-conditioned"}
+    accuracy: dict[str, float] = {}
+    for kind in t.trait_types:
+        pairs = [(a, f) for a, f in zip(t.asked_labels, t.fake_labels) if kind in a or kind in t.set_types]
+        if not pairs:
+            continue  # never asked for (an unconditioned type, or only (unknown)/(other) values)
+        if kind in t.set_types:
+            hits = [_values(a, kind) == _values(f, kind) for a, f in pairs]
+        else:
+            hits = [a[kind] == f.get(kind) for a, f in pairs]
+        accuracy[kind] = float(np.mean(hits))
+    ceiling = {k: v for k, v in (t.classifier.get("heldout_accuracy") or {}).items() if k in accuracy}
+    asked_match = trait_frequency_match(t.asked_labels, t.fake_labels, trait_types=t.trait_types,
+                                        set_types=t.set_types)["trait_match"]
+    return {
+        "trait_cond": _mean(accuracy), "trait_cond_per_type": accuracy, "trait_cond_ceiling": ceiling,
+        "trait_cond_gap": {k: ceiling[k] - accuracy[k] for k in ceiling},
+        "trait_match_asked": asked_match,
     }
 
 

@@ -197,6 +197,8 @@ def load_generator(
         g.load_state_dict(weights)
     except RuntimeError as e:
         raise NftganError(f"checkpoint step {step} of run {run.name!r} does not match its config: {e}") from e
+    if cond:  # what a conditioned generator's conditions mean (read by evaluation and export)
+        g.vocabulary = cond.get("vocabulary")
     if config.canvas:  # a native-grid run: its images are drawn onto the cache's canvas
         from training.grid import OnCanvas
 

@@ -190,7 +190,7 @@ def test_the_registry_is_the_only_list_of_metrics() -> None:
     from evaluation.metrics import register_metric
 
     assert eval_config.METRIC_NAMES is registry.METRIC_NAMES and set(metric_names()) == set(registry.SPECS)
-    assert registry.TRAIT_METRIC_NAMES == ("trait_fd", "trait_match")
+    assert registry.TRAIT_METRIC_NAMES == ("trait_fd", "trait_match", "trait_cond")
     with pytest.raises(ValueError, match="not in evaluation.registry"):
         register_metric("is")
     # --samples is checked against the registry's minimum of the chosen metrics

@@ -219,11 +219,11 @@ def test_a_collection_without_traits_evaluates_as_before_with_a_note(ws, collect
     summary = evaluate(ws, collection, run.name, EvalConfig(**TINY))
     for r in json.loads(run.eval.metrics.read_text())["records"]:
         assert "trait_fd" not in r and "trait_match" not in r and isinstance(r["fid"], float)
-        assert set(r["skipped"]) == {"trait_fd", "trait_match"} and "traits.csv" in r["skipped"]["trait_fd"]
+        assert set(r["skipped"]) == {"trait_fd", "trait_match", "trait_cond"} and "traits.csv" in r["skipped"]["trait_fd"]
     assert summary.best["metric"] == "fid"
     assert any(n.startswith("trait_fd skipped") for n in summary.notes)
     assert "`trait_fd` not computed" in run.eval.report.read_text()
-    with pytest.raises(NftganError, match="trait_fd, trait_match cannot be computed"):
+    with pytest.raises(NftganError, match="trait_fd, trait_match, trait_cond cannot be computed"):
         evaluate(ws, collection, run.name, EvalConfig(**TINY, select_by="trait_fd"))
     with pytest.raises(NftganError, match="trait_match cannot be computed"):
         evaluate(ws, collection, run.name, EvalConfig(**TINY, metrics=("trait_match",)))

@@ -169,3 +169,23 @@ def test_the_classifier_rejects_tokens_that_do_not_show_the_asked_traits(punks, 
     with pytest.raises(NftganError, match=r"only \d+ of 8 candidates passed .*trait-mismatch:"):
         export_collection(punks, "punks", "e", ExportConfig(n=8, out=tmp_path / "m", extractor="tiny", device="cpu",
                                                             memorization_check=False, max_draws_per_token=2))
+
+
+def test_evaluation_measures_conditional_accuracy_against_the_classifiers_ceiling(punks) -> None:
+    from evaluation import EvalConfig, evaluate
+
+    if not punks.run("punks", "c").config.exists():
+        train(punks, "punks", conditioned("c"))
+    summary = evaluate(punks, "punks", "c", EvalConfig(extractor="tiny", samples=64, device="cpu",
+                                                       metrics=("kid", "trait_match", "trait_cond")))
+    record = summary.records[-1]
+    assert set(record["trait_cond_per_type"]) == {"accessory", "type"}
+    assert all(0 <= v <= 1 for v in record["trait_cond_per_type"].values())
+    assert record["trait_cond_ceiling"].keys() == record["trait_cond_per_type"].keys()
+    assert 0 <= record["trait_match_asked"] <= 1
+    plain = "plain"
+    if not punks.run("punks", plain).config.exists():
+        train(punks, "punks", tiny_config(run=plain, steps=2, checkpoint_every=2, sample_every=0))
+    other = evaluate(punks, "punks", plain, EvalConfig(extractor="tiny", samples=64, device="cpu",
+                                                       metrics=("kid", "trait_cond")))
+    assert other.records[-1]["trait_cond"] is None and "not trait-conditioned" in other.records[-1]["trait_cond_note"]
