@@ -54,6 +54,10 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     "demo-w16-b16": ("demo at base width 16 and batch 16", {"base_width": 16, "ema": 0.98, "batch_size": 16}),
     "demo-lr": ("demo with learning rates 5e-4", {"base_width": 32, "ema": 0.98, "batch_size": 32, "lr_g": 5e-4,
                                                   "lr_d": 5e-4}),
+    # trait conditioning (#20): the same networks given each image's traits (conditional BN, projection D)
+    "demo-w16-b16-cond": ("demo-w16-b16 conditioned on the collection's traits",
+                          {"base_width": 16, "ema": 0.98, "batch_size": 16, "condition": "traits"}),
+    "former-cond": ("former conditioned on the collection's traits", {"condition": "traits"}),
 }
 
 #: The product's recipes. "cpu" is the default recipe (TrainConfig's defaults: the row of docs/quality.md best
