@@ -236,6 +236,10 @@ def interpolate_cmd(
     frame_ms: Annotated[int, typer.Option(help="Milliseconds per frame.")] = INTERPOLATE_DEFAULTS.frame_ms,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = INTERPOLATE_DEFAULTS.device,
     ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Use the EMA generator if the run has one.")] = INTERPOLATE_DEFAULTS.ema,
+    traits: Annotated[
+        Optional[str], typer.Option(help="A trait-conditioned run: hold these traits while z moves (default: the "
+                                    "traits the first keyframe draws).")
+    ] = INTERPOLATE_DEFAULTS.traits,
 ) -> None:
     """Write a looping GIF that walks through the generator's latent space."""
     from commands._common import workspace

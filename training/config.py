@@ -349,6 +349,9 @@ class InterpolateConfig:
     frame_ms: int = 80
     device: str = "auto"
     ema: bool = True
+    #: a trait-conditioned run: hold these traits ("type=Alien,accessory=Earring") while z moves; None: hold
+    #: the trait set each interpolation's first keyframe draws
+    traits: str | None = None
 
     def __post_init__(self) -> None:
         if Path(self.out).suffix.lower() != ".gif":

@@ -243,9 +243,28 @@ def interpolation_latents(z_dim: int, config: InterpolateConfig) -> torch.Tensor
 def interpolate(ws: Workspace, slug: str, run_name: str | None, config: InterpolateConfig) -> Path:
     """Write a looping GIF that walks the generator's latent space (the champion's when no run is named);
     returns its path."""
-    _, loaded = open_generator(ws, slug, run_name, config.checkpoint, config.device, config.ema)
+    name, loaded = open_generator(ws, slug, run_name, config.checkpoint, config.device, config.ema)
     z = interpolation_latents(loaded.z_dim, config)
-    images = generate_from(loaded.generator, z.view(-1, loaded.z_dim))
+    cond = loaded.config.get("conditioning")
+    if config.traits and not cond:
+        raise NftganError(f"run {name!r} is not trait-conditioned: --traits needs a run trained with --condition traits")
+    if cond:  # the traits stay fixed while z moves: asked for, or those of each interpolation's first keyframe
+        from training.conditioning import Vocabulary, request_conditions
+
+        g = loaded.generator
+        inner = getattr(g, "native", g)
+        if config.traits:
+            vocab = Vocabulary.from_dict(cond["vocabulary"])
+            pool, weights = condition_pool(g)
+            held, _ = request_conditions(vocab, vocab.parse_request(config.traits), pool, weights,
+                                         np.random.default_rng(config.seed).random(config.n))
+            c = torch.from_numpy(held)
+        else:
+            with torch.no_grad():
+                c = inner.draw_conditions(z[0].to(inner.pool.device)).cpu()
+        images = generate_with(g, z.view(-1, loaded.z_dim), c.repeat(len(z), 1).to(next(g.parameters()).device))
+    else:
+        images = generate_from(loaded.generator, z.view(-1, loaded.z_dim))
     per_frame = images.reshape(len(z), config.n, *images.shape[1:])
     frames = [grid(f) if config.n > 1 else np.ascontiguousarray(f[0].transpose(1, 2, 0)) for f in per_frame]
     save_gif(frames, Path(config.out), frame_ms=config.frame_ms)

@@ -189,3 +189,25 @@ def test_evaluation_measures_conditional_accuracy_against_the_classifiers_ceilin
     other = evaluate(punks, "punks", plain, EvalConfig(extractor="tiny", samples=64, device="cpu",
                                                        metrics=("kid", "trait_cond")))
     assert other.records[-1]["trait_cond"] is None and "not trait-conditioned" in other.records[-1]["trait_cond_note"]
+
+
+def test_interpolate_holds_the_traits_while_z_moves(punks, tmp_path, capsys, monkeypatch) -> None:
+    import training.sampling as sampling
+
+    from .test_pixelart import run_cli
+
+    if not punks.run("punks", "c").config.exists():
+        train(punks, "punks", conditioned("c"))
+    seen = []
+    real = sampling.generate_with
+    monkeypatch.setattr(sampling, "generate_with", lambda g, z, c, *a: seen.append(c.clone()) or real(g, z, c, *a))
+    out = tmp_path / "walk.gif"
+    for traits in (["--traits", "type=Dark"], []):
+        seen.clear()
+        code, _, err = run_cli(punks, capsys, "interpolate", "punks", "c", "--out", out, "--n", "2", "--keyframes",
+                               "3", "--frames-between", "2", *traits)
+        assert code == 0 and out.is_file(), err
+        c = seen[0].view(6, 2, -1)  # frames x interpolations x condition
+        assert all(torch.equal(c[0], frame) for frame in c)  # the same traits in every frame
+    code, _, err = run_cli(punks, capsys, "interpolate", "punks", "c", "--out", out, "--traits", "hat=Cap")
+    assert code != 0 and "unknown trait type 'hat'" in err
