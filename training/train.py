@@ -211,6 +211,10 @@ def _warm_start(
             what = ("was trained without trait conditioning" if theirs is None else
                     "is not trait-conditioned like this run" if mine is None else
                     "was conditioned on another trait vocabulary")
+            if warm.source == "champion":  # a nightly refresh: the challenger starts fresh, and says why
+                notes.append(f"not warm-started from the champion {warm.run}@{warm.step}: it {what}; trained from "
+                             "scratch")
+                return replace(config, warm_started_from=None), None
             raise NftganError(f"cannot warm-start from run {warm.run!r} step {warm.step}: it {what}; start fresh "
                               "(--warm-start none) or warm-start from a run with the same conditioning")
     return replace(config, warm_started_from=None if warm is None else warm.record()), warm

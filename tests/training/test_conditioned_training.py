@@ -211,3 +211,18 @@ def test_interpolate_holds_the_traits_while_z_moves(punks, tmp_path, capsys, mon
         assert all(torch.equal(c[0], frame) for frame in c)  # the same traits in every frame
     code, _, err = run_cli(punks, capsys, "interpolate", "punks", "c", "--out", out, "--traits", "hat=Cap")
     assert code != 0 and "unknown trait type 'hat'" in err
+
+
+def test_a_conditioned_challenger_of_an_unconditioned_champion_starts_fresh_and_says_why(punks) -> None:
+    from pipeline.champion import record_decision
+
+    if not punks.run("punks", "plain").config.exists():
+        train(punks, "punks", tiny_config(run="plain", steps=2, checkpoint_every=2, sample_every=0))
+    record_decision(punks, "punks", {"run": "plain", "step": 2, "decision": "promoted", "reason": "test"},
+                    new_current={"run": "plain", "step": 2})
+    summary = train(punks, "punks", conditioned("fresh", warm_start="champion"))
+    assert summary.steps_done == 4
+    assert any("not warm-started from the champion plain@2: it was trained without trait conditioning" in n
+               for n in summary.notes), summary.notes
+    config = json.loads(punks.run("punks", "fresh").config.read_text())
+    assert config["warm_started_from"] is None
