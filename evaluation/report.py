@@ -156,6 +156,16 @@ def trait_section(record: dict[str, Any]) -> list[str]:
         lines.append(f"- Rare traits stay rare (step {record['step']}): {rare['rare_share_real']:.1%} of real and "
                      f"{rare['rare_share_fake']:.1%} of generated images carry one of the {rare['rare_values']} "
                      f"values that fewer than {rare['rare_below']:.0%} of the collection has.")
+    if record.get("trait_cond") is not None:
+        lines += ["", f"**Conditional accuracy** (step {record['step']}, a trait-conditioned run): how often the "
+                  "classifier sees the traits each sample was asked for, beside its own held-out accuracy on real "
+                  f"tokens (the ceiling); trait TV of the samples against the asked traits: "
+                  f"{record['trait_match_asked']:.3f}.", "",
+                  "| trait type | asked and seen | classifier ceiling |", "|---|---:|---:|"]
+        for kind, acc in record["trait_cond_per_type"].items():
+            ceiling = record["trait_cond_ceiling"].get(kind)
+            lines.append(f"| {kind} | {acc:.1%} | {'–' if ceiling is None else f'{ceiling:.1%}'} |")
+        lines.append("")
     if c.get("dropped"):
         lines.append("- Trait types not learned: " + "; ".join(f"{k} ({why})" for k, why in c["dropped"].items()))
     lines += ["", "| trait type | values | held-out accuracy | majority baseline |" +

@@ -409,10 +409,12 @@ def describe_scores(r: dict[str, Any]) -> str:
         parts.append(f"trait FD {r['trait_fd']:.3f}")
     if "trait_match" in r:
         parts.append(f"trait TV {r['trait_match']:.3f}")
+    if r.get("trait_cond") is not None:
+        parts.append(f"asked traits seen {r['trait_cond']:.1%}")
     return "  ".join(parts)
 
 
 def _brief(record: dict[str, Any]) -> dict[str, Any]:
     keep = ("step", "n_real", "n_fake", "fid", "fid_biased", "kid_mean", "kid_std", "precision", "recall",
-            "memorization_share", "trait_fd", "trait_match", "density", "coverage", "collapse_suspected")
+            "memorization_share", "trait_fd", "trait_match", "trait_cond", "density", "coverage", "collapse_suspected")
     return {k: record[k] for k in keep if k in record}

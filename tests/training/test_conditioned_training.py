@@ -183,6 +183,8 @@ def test_evaluation_measures_conditional_accuracy_against_the_classifiers_ceilin
     assert all(0 <= v <= 1 for v in record["trait_cond_per_type"].values())
     assert record["trait_cond_ceiling"].keys() == record["trait_cond_per_type"].keys()
     assert 0 <= record["trait_match_asked"] <= 1
+    report = punks.run("punks", "c").eval.report.read_text()
+    assert "**Conditional accuracy**" in report and "| accessory |" in report
     plain = "plain"
     if not punks.run("punks", plain).config.exists():
         train(punks, "punks", tiny_config(run=plain, steps=2, checkpoint_every=2, sample_every=0))
