@@ -686,6 +686,8 @@ class TraitInputs:
     set_types: frozenset[str] = frozenset()
     #: a trait-conditioned generator's samples: the traits each was asked for (None: an unconditioned run)
     asked_labels: tuple[Labels, ...] | None = None
+    #: the cache rows of ``real_labels`` (to pick real images by trait value)
+    real_rows: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -697,6 +699,7 @@ class RealTraitSide:
     fid_statistics: FidStatistics
     labels: tuple[Labels, ...]
     predicted: tuple[Labels, ...]
+    rows: tuple[int, ...] = ()  # the cache rows of ``labels``
 
     def inputs(self, fake_uint8: np.ndarray, asked: Sequence[Labels] | None = None) -> TraitInputs:
         fake_features, fake_labels = self.classifier.features_and_labels(fake_uint8)
@@ -705,7 +708,7 @@ class RealTraitSide:
             fake_labels=tuple(fake_labels), classifier=self.classifier.summary(),
             trait_types=self.classifier.trait_types, real_predicted=self.predicted,
             real_fid_statistics=self.fid_statistics, set_types=self.classifier.set_types,
-            asked_labels=None if asked is None else tuple(asked),
+            asked_labels=None if asked is None else tuple(asked), real_rows=self.rows,
         )
 
 
@@ -715,7 +718,8 @@ def real_trait_side(classifier: TraitClassifier, cache: TensorCache, table: Trai
     rows = table.labelled_rows
     kinds = set(classifier.trait_types)
     labels = tuple({k: v for k, v in table.labels[r].items() if k in kinds} for r in rows)  # type: ignore
-    return RealTraitSide(classifier, features, fid_statistics(features), labels, tuple(predicted[r] for r in rows))
+    return RealTraitSide(classifier, features, fid_statistics(features), labels, tuple(predicted[r] for r in rows),
+                         tuple(int(r) for r in rows))
 
 
 def _traits_of(inputs: MetricInputs, metric: str) -> TraitInputs:
@@ -782,7 +786,34 @@ def trait_cond(inputs: MetricInputs) -> dict[str, Any]:
         "trait_cond": _mean(accuracy), "trait_cond_per_type": accuracy, "trait_cond_ceiling": ceiling,
         "trait_cond_gap": {k: ceiling[k] - accuracy[k] for k in ceiling},
         "trait_match_asked": asked_match,
+        "kid_per_value": _kid_per_value(inputs, t),
     }
+
+
+#: a trait value gets its own KID when both sides hold at least this many images of it
+PER_VALUE_MIN = 20
+
+
+def _kid_per_value(inputs: MetricInputs, t: TraitInputs) -> dict[str, dict[str, float]]:
+    """Per single-valued trait type and value with enough images on both sides: KID (in the evaluation's
+    features) between the real tokens carrying the value and the samples asked for it."""
+    from evaluation.metrics import KID_SUBSET_SIZE_MAX, _kid_run
+
+    if not t.real_rows or len(inputs.real_features) == 0 or t.asked_labels is None:
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    for kind in t.trait_types:
+        if kind in t.set_types:
+            continue
+        for value in sorted({a[kind] for a in t.asked_labels if kind in a}):  # type: ignore[misc]
+            real = [r for r, lab in zip(t.real_rows, t.real_labels) if lab.get(kind) == value]
+            fake = [i for i, a in enumerate(t.asked_labels) if a.get(kind) == value]
+            if min(len(real), len(fake)) < PER_VALUE_MIN:
+                continue
+            size = min(KID_SUBSET_SIZE_MAX, len(real), len(fake))
+            mean, _ = _kid_run(inputs.real_features[real], inputs.fake_features[fake], size, inputs.seed)
+            out.setdefault(kind, {})[str(value)] = float(mean)
+    return out
 
 
 def trait_scores(
