@@ -40,10 +40,8 @@ Public face for other stages: :func:`fit_trait_classifier`, :class:`TraitClassif
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
-import io
 import math
 import time
 from collections import Counter
@@ -67,7 +65,7 @@ from pipeline.atomic import atomic_path
 from pipeline.cache import TensorCache, hash_strings, open_cache
 from pipeline.errors import NftganError
 from pipeline.progress import Progress, report
-from pipeline.traits_table import Labels, parse_header, parse_row
+from pipeline.traits_table import Labels, read_table
 from pipeline.workspace import Workspace
 
 #: the class of a trait type a token does not have (an empty cell of traits.csv)
@@ -124,33 +122,14 @@ def read_trait_table(ws: Workspace, slug: str, size_px: int, cache: TensorCache 
         return None
     cache = cache if cache is not None else open_cache(ws, slug, size_px)
     data = path.read_bytes()
-    reader = csv.reader(io.StringIO(data.decode("utf-8")))
-    header = next(reader, None)
-    if not header or header[0] != "row":
-        raise NftganError(f"{path} is not a trait table (no 'row' column): re-run `nftgan prepare {slug}`")
-    kinds, sets, where = parse_header(header)
+    item_ids = cache.manifest.get("item_ids")
+    try:
+        kinds, sets, labels = read_table(path, len(cache), item_ids if isinstance(item_ids, list)
+                                         and len(item_ids) == len(cache) else None)
+    except ValueError as e:
+        raise NftganError(f"{path}: {e}: re-run `nftgan prepare {slug} --size {size_px}`") from None
     if not kinds:
         return None
-    column = {h: i for i, h in enumerate(header)}
-    item_ids = cache.manifest.get("item_ids")
-    labels: list[Labels | None] = [None] * len(cache)
-    for line in reader:
-        if not line:
-            continue
-        try:
-            row = int(line[column["row"]])
-        except (ValueError, IndexError) as e:
-            raise NftganError(f"{path}: bad row {line[:1]} ({e}): re-run `nftgan prepare {slug}`") from e
-        if not 0 <= row < len(cache):
-            raise NftganError(f"{path} has row {row} but the cache has {len(cache)} images: re-run `nftgan prepare`")
-        if "item_id" in column and isinstance(item_ids, list) and len(item_ids) == len(cache):
-            if str(item_ids[row]) != line[column["item_id"]]:
-                raise NftganError(f"{path} row {row} is item {line[column['item_id']]} but the cache holds item "
-                                  f"{item_ids[row]} there: re-run `nftgan prepare {slug} --size {size_px}`")
-        try:
-            labels[row] = parse_row(line, kinds, sets, where)
-        except ValueError as e:
-            raise NftganError(f"{path} row {row}: {e}: re-run `nftgan prepare {slug} --size {size_px}`") from None
     return TraitTable(kinds, tuple(labels), hashlib.sha256(data).hexdigest(), sets)
 
 
