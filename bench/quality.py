@@ -169,7 +169,7 @@ def train_job(home: str, which: str, budget: str, recipe: str, seed: int, steps:
               out_dir: str, grid_path: str | None) -> dict[str, Any]:
     """Train ``steps`` steps of one recipe and seed; save its samples and a grid."""
     from training.checkpoints import load_generator
-    from training.sampling import generate_uint8, grid, save_png
+    from training.sampling import asked_labels, generate_uint8, grid, latents, save_png
     from training.train import train
 
     from training.checkpoints import list_checkpoints
@@ -191,6 +191,10 @@ def train_job(home: str, which: str, budget: str, recipe: str, seed: int, steps:
     out = Path(out_dir)
     samples_path = out / f"{which}-{budget}-{recipe}-s{seed}-samples.npy"
     np.save(samples_path, samples)
+    # a trait-conditioned run: the trait sets those latents asked for (its conditional accuracy needs them)
+    asked = asked_labels(loaded.generator, latents(n_samples, loaded.z_dim, SAMPLE_SEED))
+    if asked is not None:
+        write_json(asked_path(samples_path), asked)
     if grid_path:
         save_png(grid(samples[:GRID_N], nrow=8), Path(grid_path))
     rows = [json.loads(line) for line in ws.run(which, run).metrics.read_text().splitlines() if line.strip()]
@@ -203,6 +207,17 @@ def train_job(home: str, which: str, budget: str, recipe: str, seed: int, steps:
         "loss_d": summary.loss_d, "probes": probes, "collapse": list(summary.collapse),
         "checkpoint": summary.latest_checkpoint, "recovered": bool(finished),
     }
+
+
+def asked_path(samples_path: str | Path) -> Path:
+    """Where a conditioned run's asked trait sets sit beside its samples."""
+    p = Path(samples_path)
+    return p.with_name(p.stem + "-asked.json")
+
+
+def read_asked(samples_path: str | Path) -> list[dict[str, Any]] | None:
+    p = asked_path(samples_path)
+    return json.loads(p.read_text()) if p.is_file() else None
 
 
 def inception_job(home: str, which: str, images_path: str, rows: int, out_path: str) -> dict[str, Any]:
@@ -246,15 +261,18 @@ class TraitView:
         table = read_trait_table(ws, which, SIZE_PX, cache)
         self.real = real_trait_side(self.classifier, cache, table) if self.classifier is not None else None
 
-    def scores(self, samples: np.ndarray) -> dict[str, Any]:
+    def scores(self, samples: np.ndarray, asked: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The trait classifier's scores of ``samples``; with ``asked`` (a conditioned run's requested trait
+        sets, one per sample) also its conditional accuracy per trait type beside the classifier's ceiling."""
         from evaluation.metrics import MetricInputs, density_coverage_of, precision_recall
-        from evaluation.traits import trait_fd, trait_match
+        from evaluation.traits import trait_cond, trait_fd, trait_match
 
         assert self.real is not None
-        traits = self.real.inputs(samples)
+        traits = self.real.inputs(samples, asked)
         empty = np.zeros((0, 1), np.float32)
         t_in = MetricInputs(real_features=empty, fake_features=empty, traits=traits)
         fd, match = trait_fd(t_in), trait_match(t_in)
+        cond = trait_cond(t_in) if asked is not None else {}
         # k-NN metrics in the classifier's features: as many real rows as samples (a fixed random subset)
         real = self.real.features[np.sort(np.random.default_rng(0).permutation(len(self.real.features))[: len(samples)])]
         pr = precision_recall(MetricInputs(real_features=real, fake_features=traits.fake_features))
@@ -269,6 +287,8 @@ class TraitView:
             "rare_share_real": match["trait_rare"]["rare_share_real"],
             "precision": pr["precision"], "recall": pr["recall"], "density": dc["density"], "coverage": dc["coverage"],
             "n_fake": int(len(samples)), "n_real_knn": int(len(real)),
+            **({k: cond[k] for k in ("trait_cond", "trait_cond_per_type", "trait_cond_ceiling", "trait_cond_gap",
+                                     "trait_match_asked")} if cond else {}),
             "classifier": {k: traits.classifier.get(k) for k in ("trait_types", "accuracy", "baseline_accuracy")},
         }
 
@@ -293,6 +313,7 @@ COLUMNS = (
     ("coverage", ("traits", "coverage"), "{:.3f}", False),
     ("precision", ("traits", "precision"), "{:.3f}", False),
     ("KID×10³ Inception", ("inception", "kid"), "{:.1f}", True),
+    ("cond. accuracy", ("traits", "trait_cond"), "{:.3f}", False),
 )
 
 
@@ -373,8 +394,12 @@ def table(state: dict[str, Any], which: str, budget: str) -> str:
     real = next((rec["traits"] for rec in state["runs"].values()
                  if rec["collection"] == which and rec.get("traits")), None)
     if real:
+        ceilings = next((rec["traits"]["trait_cond_ceiling"] for rec in state["runs"].values()
+                         if rec["collection"] == which and rec.get("traits", {}).get("trait_cond_ceiling")), None)
+        ceiling = f"{statistics.mean(ceilings.values()):.3f} (ceiling)" if ceilings else ""
         lines.append(f"| real tokens | {real['sets_n']:,} real images through the same classifier | | | "
-                     f"| {real['trait_match_floor']:.3f} (floor) | {real['sets_real']} | {real['rare_values']} | | | | | |")
+                     f"| {real['trait_match_floor']:.3f} (floor) | {real['sets_real']} | {real['rare_values']} | | | | "
+                     f"| {ceiling} | |")
     return "\n".join(lines)
 
 
@@ -626,7 +651,7 @@ def main() -> None:  # noqa: C901 (one straight script)
                         which = rec["collection"]
                         if which not in views:
                             views[which] = TraitView(ws, which)
-                        rec["traits"] = views[which].scores(np.load(rec["samples"]))
+                        rec["traits"] = views[which].scores(np.load(rec["samples"]), read_asked(rec["samples"]))
                         if want_inception:
                             want_features(key)
                     fill_kid()

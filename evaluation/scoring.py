@@ -26,22 +26,6 @@ if TYPE_CHECKING:
     from pipeline.cache import TensorCache
 
 
-def _asked_labels(generator: torch.nn.Module, z: torch.Tensor) -> list[dict[str, Any]] | None:
-    """The traits a trait-conditioned generator draws for latents ``z`` (from its pool), None otherwise."""
-    import torch
-
-    inner = getattr(generator, "native", generator)
-    vocab_dict = getattr(inner, "vocabulary", None)
-    if not hasattr(inner, "pool") or vocab_dict is None:
-        return None
-    from training.conditioning import Vocabulary, decode
-
-    vocab = Vocabulary.from_dict(vocab_dict)
-    with torch.no_grad():
-        vectors = inner.draw_conditions(z.to(inner.pool.device)).cpu().numpy()
-    return [decode(vocab, v) for v in vectors]
-
-
 @dataclass
 class Scored:
     fake: np.ndarray  # uint8 (n, 3, S, S): the scored images
@@ -76,12 +60,12 @@ def score_generator(
     """
     from evaluation.extractors import extract_features
     from evaluation.metrics import MetricInputs, compute_from_features
-    from training.sampling import generate_from, latents
+    from training.sampling import asked_labels, generate_from, latents
 
     started = time.perf_counter()
     z = latents(samples, z_dim, seed)
     fake = generate_from(generator.to(device).eval(), z, batch_size=batch_size)
-    asked = _asked_labels(generator, z)
+    asked = asked_labels(generator, z)
     generated = time.perf_counter()
     fake_features = extract_features(
         extractor, fake, batch_size=batch_size, progress=progress,

@@ -360,9 +360,9 @@ class _Asking:
         import torch
 
         from training.conditioning import decode, draw_from_table
-        from training.sampling import generate_with
+        from training.sampling import conditioned_core, generate_with
 
-        inner = getattr(generator, "native", generator)
+        inner = conditioned_core(generator)
         with torch.no_grad():
             base = inner.draw_conditions(z.to(inner.pool.device)).cpu().numpy()
         if self.table is not None:

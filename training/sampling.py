@@ -184,9 +184,32 @@ def sample(ws: Workspace, slug: str, run_name: str | None, config: SampleConfig)
     return SampleOutput(paths, name, loaded.step, art, comparison)
 
 
+def conditioned_core(generator: torch.nn.Module) -> torch.nn.Module | None:
+    """The network that holds a trait-conditioned generator's pool and vocabulary (a native-grid run's
+    generator sits inside OnCanvas), or None for an unconditioned generator."""
+    inner = getattr(generator, "native", generator)
+    return inner if hasattr(inner, "pool") and getattr(inner, "vocabulary", None) is not None else None
+
+
+def asked_labels(generator: torch.nn.Module, z: torch.Tensor) -> list[dict[str, object]] | None:
+    """The trait sets a trait-conditioned generator draws for latents ``z`` when called on ``z`` alone (from
+    its pool, as every latent-only call does), decoded; None for an unconditioned generator."""
+    from training.conditioning import Vocabulary, decode
+
+    inner = conditioned_core(generator)
+    if inner is None:
+        return None
+    vocab = Vocabulary.from_dict(inner.vocabulary)
+    with torch.no_grad():
+        vectors = inner.draw_conditions(z.to(inner.pool.device)).cpu().numpy()
+    return [decode(vocab, v) for v in vectors]
+
+
 def condition_pool(generator: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
     """A trait-conditioned generator's pool: the collection's distinct condition vectors and their shares."""
-    inner = getattr(generator, "native", generator)  # a native-grid run's generator sits inside OnCanvas
+    inner = conditioned_core(generator)
+    if inner is None:
+        raise NftganError("this generator is not trait-conditioned")
     cdf = inner.pool_cdf.detach().cpu().double().numpy()
     return inner.pool.detach().cpu().numpy(), np.diff(np.concatenate([[0.0], cdf]))
 
@@ -252,7 +275,7 @@ def interpolate(ws: Workspace, slug: str, run_name: str | None, config: Interpol
         from training.conditioning import Vocabulary, request_conditions
 
         g = loaded.generator
-        inner = getattr(g, "native", g)
+        inner = conditioned_core(g)
         if config.traits:
             vocab = Vocabulary.from_dict(cond["vocabulary"])
             pool, weights = condition_pool(g)
