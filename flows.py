@@ -332,14 +332,16 @@ def prepare_flow(slug: str, size: int = PREPARE.size_px, fit: str = PREPARE.fit,
 def train_flow(slug: str, size: int = PREPARE.size_px, arch: str = TRAIN.arch, steps: int | None = None,
                minutes: float | None = None, batch_size: int = TRAIN.batch_size, device: str = TRAIN.device,
                run: str | None = None, warm_start: str = TRAIN.warm_start, home: str | None = None,
-               gpu_limit: str = GPU_LIMIT, train_options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train on a prepared collection (resuming the run if it exists), optionally warm-started."""
+               gpu_limit: str = GPU_LIMIT, condition: str | None = None,
+               train_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train on a prepared collection (resuming the run if it exists), optionally warm-started;
+    ``condition="traits"`` trains a trait-conditioned generator."""
     from training.checkpoints import list_checkpoints
 
     home = _home(home)
     ws = Workspace.from_home(home)
     options = {"size_px": size, "arch": arch, "steps": steps, "minutes": minutes, "batch_size": batch_size,
-               "device": device, "warm_start": warm_start, **(train_options or {})}
+               "device": device, "warm_start": warm_start, "condition": condition, **(train_options or {})}
     options = {k: v for k, v in options.items() if v is not None}
     run = run or run_name(options, cache_content_hash(ws, slug, size) or "no-cache")
     refresh = not list_checkpoints(ws.run(slug, run))

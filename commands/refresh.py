@@ -31,6 +31,9 @@ def refresh_cmd(
     minutes: Annotated[Optional[float], typer.Option(help="Training budget in minutes.")] = TRAIN_P.minutes,
     steps: Annotated[Optional[int], typer.Option(help="Or this many steps.")] = TRAIN_P.steps,
     recipe: Annotated[Optional[str], typer.Option(help="A named recipe of training/recipes.py.")] = TRAIN_P.recipe,
+    condition: Annotated[
+        Optional[str], typer.Option(help="'traits': train a trait-conditioned generator (default: the recipe's).")
+    ] = TRAIN_P.condition,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = TRAIN_P.device,
     warm_start: Annotated[
         str, typer.Option(help="auto (from a compatible champion), none, champion, RUN or RUN@STEP.")
@@ -51,7 +54,7 @@ def refresh_cmd(
     ws = workspace(ctx)
     scrape = ScrapeParams(source=source, base_url=base_url, api_base_url=api_base_url,
                           allow_private_hosts=allow_private_hosts, full=full)
-    train = TrainParams(minutes=None if steps else minutes, steps=steps, recipe=recipe, device=device,
+    train = TrainParams(minutes=None if steps else minutes, steps=steps, recipe=recipe, condition=condition, device=device,
                         warm_start=warm_start)
     evaluate = EvalParams(samples=eval_samples, extractor=extractor, challenge_champion=challenge_champion)
     echo = (lambda m: typer.echo(m, err=True)) if as_json else typer.echo

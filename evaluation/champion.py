@@ -314,7 +314,26 @@ def _score(
         assert scored.fake_features is not None
         noise = kid_spread(real.features, scored.fake_features, cfg.seed)
     keep = ("kid_mean", "kid_std", "kid_subset_size", "fid", "fid_biased", "precision", "recall", "n_real", "n_fake")
-    return {**{k: _plain(values[k]) for k in keep if k in values}, "kid_noise": float(noise)}
+    return {**{k: _plain(values[k]) for k in keep if k in values}, "kid_noise": float(noise),
+            **_conditions(generator, scored.asked)}
+
+
+def _conditions(generator: Any, asked: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """A trait-conditioned generator is scored at the collection's trait distribution: its latents draw the
+    collection's trait sets with their shares (its pool). Recorded with how far the drawn sets' rarity table
+    is from the collection's (total variation per trait type), so a decision shows what it compared."""
+    if asked is None:
+        return {}
+    from training.conditioning import Vocabulary, collection_shares, share_distance, shares_of
+    from training.sampling import condition_pool, conditioned_core
+
+    core = conditioned_core(generator)
+    assert core is not None
+    vocab = Vocabulary.from_dict(core.vocabulary)
+    pool, weights = condition_pool(generator)
+    tv = share_distance(vocab, collection_shares(vocab, pool, weights), shares_of(asked, vocab.names))
+    return {"conditions": {"drawn_from": "the collection's trait sets", "pool_size": int(len(pool)),
+                           "total_variation": tv}}
 
 
 def _compare(

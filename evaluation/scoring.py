@@ -33,6 +33,7 @@ class Scored:
     artifacts: dict[str, Any] = field(default_factory=dict)  # metric name -> the objects behind its numbers
     seconds: dict[str, float] = field(default_factory=dict)  # generate, features, metrics, total
     fake_features: np.ndarray | None = None
+    asked: list[dict[str, Any]] | None = None  # a trait-conditioned generator's: the trait sets each image drew
 
 
 def score_generator(
@@ -85,7 +86,7 @@ def score_generator(
     artifacts: dict[str, Any] = {}
     values = compute_from_features(metrics, inputs, artifacts)
     done = time.perf_counter()
-    return Scored(fake=fake, values=values, artifacts=artifacts, fake_features=fake_features, seconds={
+    return Scored(fake=fake, values=values, artifacts=artifacts, fake_features=fake_features, asked=asked, seconds={
         "generate": round(generated - started, 3), "features": round(featured - generated, 3),
         "metrics": round(done - featured, 3), "total": round(done - started, 3),
     })

@@ -393,24 +393,14 @@ class _Asking:
         return out
 
     def describe(self, labels: list[dict[str, Any]]) -> dict[str, Any]:
-        from training.conditioning import decode, shares_of
+        from training.conditioning import collection_shares, share_distance, shares_of
 
-        names = self.vocab.names
         if self.table is not None:
             requested = {n: dict(self.table[n]) for n in self.table}
         else:  # the collection's own joint distribution: the pool's trait sets, weighted
-            vectors, weights = self.pool
-            reps = np.maximum(1, np.round(weights / weights.min()).astype(int))
-            decoded = [decode(self.vocab, v) for v in vectors]
-            requested = shares_of([lab for lab, k in zip(decoded, reps) for _ in range(int(k))], names)
-        achieved = shares_of(labels, names)
-        tv = {}
-        for n in requested:
-            want, got = requested[n], achieved.get(n, {})
-            if self.vocab.type(n).is_set:
-                tv[n] = float(np.mean([abs(want.get(v, 0) - got.get(v, 0)) for v in set(want) | set(got)]))
-            else:
-                tv[n] = 0.5 * sum(abs(want.get(v, 0) - got.get(v, 0)) for v in set(want) | set(got))
+            requested = collection_shares(self.vocab, *self.pool)
+        achieved = shares_of(labels, self.vocab.names)
+        tv = share_distance(self.vocab, requested, achieved)
         return {"source": "asked of the conditioned generator", "rarity": self.rarity,
                 "checked_by": None if self.classifier is None else self.classifier.summary(),
                 "requested": requested, "achieved": achieved, "total_variation": tv}

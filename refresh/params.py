@@ -56,6 +56,8 @@ class TrainParams(_Params):
     minutes: float | None = 60.0
     steps: int | None = None
     recipe: str | None = None
+    #: "traits": a trait-conditioned generator (training.conditioning); None: the recipe's (or TrainConfig's)
+    condition: str | None = None
     arch: str = TRAIN.arch
     batch_size: int = TRAIN.batch_size
     device: str = TRAIN.device

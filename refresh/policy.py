@@ -26,9 +26,11 @@ class Stages(Protocol):
 
 
 def training_options(train: TrainParams) -> dict[str, Any]:
-    """The TrainConfig options of a refresh: size and budget of the refresh, then the recipe, then ``options``.
+    """The TrainConfig options of a refresh: size and budget of the refresh, then the recipe, then the
+    conditioning asked for, then ``options``.
     Options that name their own budget (steps, epochs or minutes) replace the refresh's."""
-    chosen = {**recipe_options(train.recipe), **train.options}
+    condition = {} if train.condition is None else {"condition": train.condition}
+    chosen = {**recipe_options(train.recipe), **condition, **train.options}
     budget: dict[str, Any] = {"steps": train.steps, "minutes": None if train.steps else train.minutes}
     if any(chosen.get(k) is not None for k in ("steps", "epochs", "minutes")):
         budget = {}

@@ -334,12 +334,34 @@ def draw_from_table(vocab: Vocabulary, table: dict[str, dict[str, float]], base:
     return out
 
 
-def shares_of(labels: Sequence[Labels], names: Sequence[str]) -> dict[str, dict[str, float]]:
-    """Per type, each value's share of ``labels`` (a set type: of the tokens carrying it)."""
+def shares_of(labels: Sequence[Labels], names: Sequence[str],
+              weights: Sequence[float] | None = None) -> dict[str, dict[str, float]]:
+    """Per type, each value's share of ``labels`` (a set type: of the tokens carrying it), each label counted
+    with its weight (default 1)."""
+    w = [1.0] * len(labels) if weights is None else [float(x) for x in weights]
+    total = sum(w) or 1.0
     out: dict[str, dict[str, float]] = {}
     for name in names:
         counts: Counter[str] = Counter()
-        for lab in labels:
-            counts.update(_values(lab, name) or (NONE,))
-        out[name] = {v: c / max(1, len(labels)) for v, c in sorted(counts.items())}
+        for lab, weight in zip(labels, w):
+            for v in _values(lab, name) or (NONE,):
+                counts[v] += weight  # type: ignore[assignment]
+        out[name] = {v: c / total for v, c in sorted(counts.items())}
+    return out
+
+
+def collection_shares(vocab: Vocabulary, pool: np.ndarray, weights: np.ndarray) -> dict[str, dict[str, float]]:
+    """The collection's rarity table as a conditioned generator holds it: its pool of trait sets, weighted."""
+    return shares_of([decode(vocab, v) for v in pool], vocab.names, weights)
+
+
+def share_distance(vocab: Vocabulary, requested: dict[str, dict[str, float]],
+                   achieved: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Per type of ``requested``: total variation between two rarity tables (a set type, whose values are
+    independent chances: the mean absolute difference of its values' shares)."""
+    out: dict[str, float] = {}
+    for n, want in requested.items():
+        got = achieved.get(n, {})
+        diffs = [abs(want.get(v, 0) - got.get(v, 0)) for v in set(want) | set(got)]
+        out[n] = float(np.mean(diffs)) if vocab.type(n).is_set else 0.5 * float(sum(diffs))
     return out

@@ -232,3 +232,38 @@ def test_a_conditioned_challenger_of_an_unconditioned_champion_starts_fresh_and_
                for n in summary.notes), summary.notes
     config = json.loads(punks.run("punks", "fresh").config.read_text())
     assert config["warm_started_from"] is None
+
+
+def test_the_champion_decision_scores_a_conditioned_run_at_the_collections_trait_distribution(punks) -> None:
+    from collections import Counter
+
+    from evaluation import EvalConfig, evaluate
+    from evaluation.champion import ChampionConfig, challenge
+    from refresh.params import TrainParams
+    from refresh.policy import training_options
+    from training.conditioning import collection_shares
+    from training.sampling import condition_pool
+
+    # the refresh's `condition` parameter (flows and `nftgan refresh --condition`) reaches TrainConfig
+    assert training_options(TrainParams(condition="traits", steps=4))["condition"] == "traits"
+    assert "condition" not in training_options(TrainParams(steps=4))
+    train(punks, "punks", conditioned("champ", steps=4))
+    # the generator's pool is the collection: skin shares of the 160 tokens as listed (40 never listed, and
+    # skins on fewer than 3 tokens folded, carry no skin to ask for)
+    loaded = load_generator(punks.run("punks", "champ"), "latest")
+    vocab = Vocabulary.from_dict(loaded.config["conditioning"]["vocabulary"])
+    listed = Counter(dict(pc.punks_style_traits(i))["type"] for i in range(120))
+    kept = {v: n / 160 for v, n in listed.items() if n >= 3}
+    want = {**kept, "(none)": 1 - sum(kept.values())}
+    got = collection_shares(vocab, *condition_pool(loaded.generator))["type"]
+    assert got.keys() == want.keys() and all(abs(got[v] - want[v]) < 1e-6 for v in want), (sorted(got.items()), sorted(want.items()))
+
+    evaluate(punks, "punks", "champ", EvalConfig(extractor="tiny", samples=64, device="cpu", metrics=("kid",),
+                                                 checkpoints="latest"))
+    decision = challenge(punks, "punks", "champ", ChampionConfig(extractor="tiny", samples=600, device="cpu",
+                                                                  metrics=("kid",)))
+    cond = decision.challenger_scores["conditions"]
+    assert cond["drawn_from"] == "the collection's trait sets" and cond["pool_size"] > 50
+    # the 600 scored images asked for skins with those shares (uniform over the vocabulary would be ~0.4 off)
+    assert set(cond["total_variation"]) == {"accessory", "type"}
+    assert cond["total_variation"]["type"] < 0.08, cond
