@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from commands import champion, collection, demo, evaluate, export, refresh, scrape, train
+from commands import champion, collection, demo, evaluate, export, refresh, scrape, studio, train
 from pipeline.errors import NftganError
 from pipeline.workspace import HOME_ENV, Workspace
 
@@ -39,7 +39,7 @@ def _root(
 
 
 # every command module adds its commands to ``app`` (in the order ``--help`` lists them)
-for _module in (collection, scrape, train, evaluate, champion, export, refresh, demo):
+for _module in (collection, scrape, train, evaluate, champion, export, refresh, demo, studio):
     _module.register(app)
 
 

@@ -44,6 +44,7 @@ from export.config import ExportConfig
 from pipeline.atomic import remove_stale_temps, write_json
 from pipeline.cache import open_cache
 from pipeline.errors import NftganError
+from pipeline.progress import Progress, report
 from pipeline.workspace import Workspace
 from training.devices import resolve_device
 from training.sampling import generate_from, grid, latents, open_generator, pixel_art_for, save_png
@@ -109,8 +110,10 @@ def block_latents(seed: int, block: int, z_dim: int) -> Any:
     return latents(BLOCK, z_dim, int.from_bytes(digest[:8], "big") >> 1)
 
 
-def export_collection(ws: Workspace, slug: str, run: str | None, config: ExportConfig) -> ExportSummary:
-    """Export ``config.n`` tokens of the collection (see the module docstring); returns what was written."""
+def export_collection(ws: Workspace, slug: str, run: str | None, config: ExportConfig,
+                      progress: Progress | None = None) -> ExportSummary:
+    """Export ``config.n`` tokens of the collection (see the module docstring); returns what was written.
+    ``progress`` gets an "export" event per block of candidates: tokens accepted of ``config.n``."""
     started = time.monotonic()
     if not ws.collection(slug).root.is_dir():
         raise NftganError(f"no collection {slug!r} in {ws.root}")
@@ -167,6 +170,8 @@ def export_collection(ws: Workspace, slug: str, run: str | None, config: ExportC
             if len(rejections) < LISTED_REJECTIONS_MAX:
                 rejections.append({"candidate": candidate, "reason": reason, **detail})
         block += 1
+        report(progress, "export", len(accepted), config.n, unit="tokens", label="tokens accepted",
+               candidates=drawn, rejected=sum(rejected.values()))
 
     tokens = np.stack(accepted)
     ids = list(range(config.first_token_id, config.first_token_id + config.n))

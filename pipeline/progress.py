@@ -23,7 +23,7 @@ class ProgressEvent(Mapping[str, Any]):
     It reads like a dict too (``event["step"]``): the fields and the detail's keys, in one namespace.
     """
 
-    stage: str  # import | prepare | list | download | train | evaluate
+    stage: str  # import | prepare | list | download | train | evaluate | export
     done: float | None = None
     total: float | None = None
     unit: str = "items"
