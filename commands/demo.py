@@ -121,3 +121,4 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"  latest samples:  {grids[max(grids)]}")
         typer.echo(f"  progress GIF:    {run.progress_gif}")
         typer.echo("  Prefect UI:      `make server`, then re-run with PREFECT_API_URL=http://127.0.0.1:4200/api")
+        typer.echo(f"  look at it:      nftgan studio --home {ws.root}   (then open http://127.0.0.1:8765/)")
