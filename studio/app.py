@@ -141,8 +141,10 @@ def create_app(ws: Workspace, *, token: str | None = None) -> FastAPI:
             return RedirectResponse(target + (f"&traits={quote(traits)}" if traits else ""), status_code=303)
         view = views.generator_view(ws, slug)
         chosen = _picked(request, view.get("vocabulary")) or (traits or "")
+        picked = {name: set(request.query_params.getlist(f"t.{name}")) for name in
+                  (t["name"] for t in view.get("vocabulary") or [])}
         return page(request, "generator.html", tab="generator", c=views.collection_page(ws, slug), view=view,
-                    seed=_seed(seed), traits=chosen)
+                    seed=_seed(seed), traits=chosen, picked=picked)
 
     @app.get("/c/{slug}/history", response_class=HTMLResponse)
     def history(request: Request, slug: str) -> HTMLResponse:
