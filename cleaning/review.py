@@ -30,6 +30,17 @@ def order(merges: Sequence[Merge]) -> list[Merge]:
     return sorted(merges, key=lambda m: (_KIND_ORDER.get(m.kind, 3), -m.difference, m.id))
 
 
+def order_recorded(rows: Sequence[dict]) -> list[dict]:
+    """The same order for merges as the catalog records them (``id``, ``reason`` = the kind, ``detail``)."""
+    import re
+
+    def difference(detail: str | None) -> float:
+        found = re.search(r"worst local difference ([\d.]+) levels", detail or "")
+        return float(found.group(1)) if found else 0.0
+
+    return sorted(rows, key=lambda r: (_KIND_ORDER.get(r["reason"], 3), -difference(r.get("detail")), r["id"]))
+
+
 def _tile(thumb: np.ndarray) -> Image.Image:
     image = Image.fromarray(np.ascontiguousarray(thumb), "RGB")
     h, w = thumb.shape[:2]

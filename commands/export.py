@@ -90,12 +90,11 @@ def export_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
 ) -> None:
     """Export N mint-ready tokens: images, ERC-721 metadata, a summary with trait counts, a contact sheet."""
-    from commands._common import workspace
-
-    from commands._common import config_options
-
-    config = ExportConfig(**{**config_options(ctx, ExportConfig), "weights": None if weights is None else str(weights)})
+    from commands._common import config_options, progress_enabled, workspace
+    from commands._progress import progress_bars
     from export.mint import export_collection
 
-    summary = export_collection(workspace(ctx), slug, run, config)
+    config = ExportConfig(**{**config_options(ctx, ExportConfig), "weights": None if weights is None else str(weights)})
+    with progress_bars(progress_enabled() and not as_json) as progress:
+        summary = export_collection(workspace(ctx), slug, run, config, progress=progress)
     typer.echo(json.dumps(summary.to_dict(), sort_keys=True) if as_json else summary.describe())

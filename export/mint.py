@@ -122,7 +122,7 @@ def export_collection(ws: Workspace, slug: str, run: str | None, config: ExportC
     out = Path(config.out) if config.out is not None else default_out(ws, slug, name, loaded.step, config)
     _claim(out, slug)
     art = pixel_art_for(ws, slug, loaded.size_px, config.pixel_art)
-    check = _memorization_check(ws, slug, loaded.size_px, config, device)
+    check = _memorization_check(ws, slug, loaded.size_px, config, device, progress)
     asking = _Asking.of(ws, slug, name, loaded, config, device)
 
     accepted: list[np.ndarray] = []
@@ -280,7 +280,8 @@ class _Check:
         return self._describe
 
 
-def _memorization_check(ws: Workspace, slug: str, size_px: int, config: ExportConfig, device: str) -> _Check | None:
+def _memorization_check(ws: Workspace, slug: str, size_px: int, config: ExportConfig, device: str,
+                        progress: Progress | None = None) -> _Check | None:
     if not config.memorization_check:
         return None
     from evaluation.extractors import create_extractor, extract_features
@@ -292,7 +293,8 @@ def _memorization_check(ws: Workspace, slug: str, size_px: int, config: ExportCo
         raise NftganError(f"the memorization check needs at least 2 training images ({len(cache)} in the cache): "
                           "add images, or export with --no-memorization-check")
     extractor = create_extractor(config.extractor, weights=config.weights, device=device)
-    real = real_side(ws.collection(slug), cache, extractor, batch_size=config.batch_size)
+    # the first export (or evaluation) of a collection extracts its real features: long, and reported
+    real = real_side(ws.collection(slug), cache, extractor, batch_size=config.batch_size, progress=progress)
     ratio_max = RATIO_MAX if config.ratio_max is None else config.ratio_max
     item_ids = cache.manifest.get("item_ids") or []
 

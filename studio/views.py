@@ -135,7 +135,9 @@ def data_view(ws: Workspace, slug: str, size: int, trait: str | None, page: int)
                  "detail": d["detail"], "original": d["duplicate_of"],
                  "original_row": row_of.get(d["duplicate_of"]) if d["duplicate_of"] is not None else None}
         (duplicates if d["status"] == "duplicate" else rejected).append(entry)
-    duplicates.sort(key=lambda e: -_distance(e["detail"]))
+    from cleaning.review import order_recorded
+
+    duplicates = order_recorded(duplicates)  # worst first, as the review sheet draws them
     downloads = [{"id": it.id, "name": it.name or it.item_key, "status": it.status, "reason": it.reason,
                   "detail": it.detail} for it in not_downloaded]
     return {
@@ -161,20 +163,6 @@ def _label_text(labels: Any) -> str:
     for k, v in sorted(labels.items()):
         parts.append(f"{k}: {', '.join(sorted(v)) if isinstance(v, frozenset) else v}")
     return "; ".join(parts)
-
-
-def _distance(detail: str | None) -> float:
-    """How far a duplicate is from its original (the larger, the more a review should look at it)."""
-    try:
-        d = json.loads(detail or "{}")
-    except ValueError:
-        return 0.0
-    if not isinstance(d, dict):
-        return 0.0
-    for key in ("pixel_distance", "distance", "max_abs_diff", "mean_abs_diff", "phash_bits"):
-        if isinstance(d.get(key), (int, float)):
-            return float(d[key])
-    return 0.0
 
 
 def generator_view(ws: Workspace, slug: str) -> dict[str, Any]:

@@ -133,3 +133,14 @@ def test_the_difference_is_the_worst_cell_not_an_average() -> None:
     assert dedup.local_difference(base, local)[0] == pytest.approx(60)
     # a global average would call the local change small
     assert np.abs(base.astype(int) - local).mean() < 1
+
+
+def test_recorded_merges_sort_like_the_review_sheet() -> None:
+    """The studio lists merges from the catalog's records in the review sheet's order (worst first)."""
+    from cleaning.dedup import Merge
+    from cleaning.review import order, order_recorded
+
+    merges = [Merge(1, "exact-duplicate", 9), Merge(2, "near-duplicate", 9, 3.0, 2), Merge(3, "same-pixels", 8),
+              Merge(4, "near-duplicate", 7, 12.5, 5), Merge(5, "near-duplicate", 7, 0.5, 1)]
+    rows = [{"id": m.id, "reason": m.kind, "detail": m.detail(40.0)} for m in reversed(merges)]
+    assert [r["id"] for r in order_recorded(rows)] == [m.id for m in order(merges)] == [4, 2, 5, 3, 1]
