@@ -134,11 +134,15 @@ def export_collection(ws: Workspace, slug: str, run: str | None, config: ExportC
     drawn, block = 0, 0
     while len(accepted) < config.n:
         if drawn >= limit:
+            mismatched = sum(v for k, v in rejected.items() if k.startswith("trait-mismatch:"))
+            why = ("the generator does not draw the asked traits reliably enough for the trait classifier: export "
+                   "with --no-trait-check (the metadata then carry the asked traits unchecked), use a later "
+                   "checkpoint, or raise --max-draws-per-token" if 2 * mismatched > sum(rejected.values()) else
+                   "the generator copies its training images or repeats itself; export fewer tokens, use another "
+                   "checkpoint, or raise --max-draws-per-token")
             raise NftganError(
                 f"only {len(accepted)} of {config.n} candidates passed after drawing {drawn} "
-                f"({', '.join(f'{k} {v}' for k, v in sorted(rejected.items()))} rejected): the generator copies "
-                f"its training images or repeats itself; export fewer tokens, use another checkpoint, "
-                f"or raise --max-draws-per-token"
+                f"({', '.join(f'{k} {v}' for k, v in sorted(rejected.items()))} rejected): {why}"
             )
         z = block_latents(config.seed, block, loaded.z_dim)
         if asking is None:
