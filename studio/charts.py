@@ -9,6 +9,7 @@ from typing import Sequence
 
 COLORS = ("#2563eb", "#dc2626", "#059669", "#d97706")
 W, H, PAD_L, PAD_R, PAD_T, PAD_B = 520, 200, 48, 12, 24, 28
+MARKERS_MAX = 40
 
 
 def _ticks(lo: float, hi: float, n: int = 4) -> list[float]:
@@ -57,6 +58,9 @@ def line_chart(title: str, series: Sequence[tuple[str, Sequence[tuple[float, flo
         color = COLORS[i % len(COLORS)]
         path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts)
         out.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{path}"/>')
+        if len(pts) <= MARKERS_MAX:  # a few points (checkpoints, probes) are drawn as points too: one is visible
+            out.extend(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{color}"><title>{escape(name)} '
+                       f'{y:.4g} at {x:g}</title></circle>' for x, y in pts)
         out.append(f'<text x="{W - PAD_R - 110 + 0}" y="{15 + 0}" dx="{i * 60}" fill="{color}" class="legend">'
                    f'{escape(name)}</text>')
     out.append("</svg>")

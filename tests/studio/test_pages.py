@@ -72,3 +72,13 @@ def test_bad_requests_are_pages_with_one_line(client, url, says) -> None:
 def test_a_post_from_another_site_is_refused(client) -> None:
     r = client.post("/c/punks/export", data={"n": "2"}, headers={"origin": "http://evil.example"})
     assert r.status_code == 403
+
+
+def test_charts_draw_single_points_and_leave_out_what_is_not_a_number() -> None:
+    from studio.charts import line_chart
+
+    one = line_chart("KID", [("KID", [(750, 0.38)])])
+    assert one.count("<circle") == 1 and "0.38 at 750" in one
+    mixed = line_chart("loss", [("G", [(1, 1.0), (2, float("nan")), (3, 2.0)]), ("D", [])])
+    assert mixed.count("<circle") == 2 and "nan" not in mixed
+    assert "no points yet" in line_chart("empty", [("G", [])])

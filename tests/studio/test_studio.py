@@ -118,11 +118,15 @@ class Watched:
         self.context.close()
 
 
-def _shot(page, name: str) -> None:
+def _shot(page, name: str, *, full_page: bool = False) -> None:
+    """A screenshot for the README (with NFTGAN_STUDIO_SCREENSHOTS), saved as a 256-colour PNG."""
     folder = os.environ.get("NFTGAN_STUDIO_SCREENSHOTS")
     if folder:
+        from PIL import Image
+
         Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=False)
+        shot = Image.open(io.BytesIO(page.screenshot(full_page=full_page))).convert("RGB")
+        shot.quantize(256).save(Path(folder) / f"{name}.png", optimize=True)
 
 
 def test_every_page_loads_without_errors_and_its_images_decode(served, browser) -> None:
@@ -133,7 +137,7 @@ def test_every_page_loads_without_errors_and_its_images_decode(served, browser) 
         for name, path in pages.items():
             w.open(served.url + path)
             assert w.images_decoded() == [], name
-            _shot(w.page, name)
+            _shot(w.page, name, full_page=name == "history")
         # what each page is for, as a user sees it
         w.open(served.url + "/")
         assert "cataloged" in w.page.inner_text(".card") and "champion" in w.page.inner_text(".card")
