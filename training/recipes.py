@@ -58,6 +58,11 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     "demo-w16-b16-cond": ("demo-w16-b16 conditioned on the collection's traits",
                           {"base_width": 16, "ema": 0.98, "batch_size": 16, "condition": "traits"}),
     "former-cond": ("former conditioned on the collection's traits", {"condition": "traits"}),
+    # one of three 10-minute seeds of demo-w16-b16-cond collapsed (docs/quality.md): the same with D stabilised
+    # as BigGAN's conditional D is (hinge loss, spectral norm)
+    "demo-w16-b16-cond-sn": ("demo-w16-b16-cond with hinge loss + spectral norm in D",
+                             {"base_width": 16, "ema": 0.98, "batch_size": 16, "condition": "traits",
+                              "loss": "hinge", "spectral_norm": True}),
 }
 
 #: The product's recipes. "cpu" is the default recipe (TrainConfig's defaults: the row of docs/quality.md best
