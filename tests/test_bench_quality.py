@@ -81,6 +81,16 @@ def test_calibration_train_job_scores_and_table(ws: Workspace, tmp_path: Path, m
     assert "**0.250 ± 0.071**" in text and "| 0.550 ± 0.071 |" in text  # best bold; no overlap: not bold
     json.dumps(state)
 
+    # a conditioned row: its samples' asked trait sets are kept beside them, and its conditional accuracy
+    # is scored per trait type against the classifier's ceiling
+    cond = quality.train_job(str(ws.root), "pixel", "demo", "demo-w16-b16-cond", 0, 4, 40, str(out), None)
+    asked = quality.read_asked(cond["samples"])
+    assert asked is not None and len(asked) == 40 and all(set(a) <= set(view.classifier.trait_types) for a in asked)
+    assert quality.read_asked(rec["samples"]) is None  # an unconditioned run has none
+    cs = view.scores(np.load(cond["samples"]), asked)
+    assert 0 <= cs["trait_cond"] <= 1 and set(cs["trait_cond_per_type"]) == set(cs["trait_cond_ceiling"])
+    assert "trait_cond" not in scores
+
 
 def test_inception_features_left_by_a_dead_benchmark_are_recognised(tmp_path) -> None:
     """A benchmark process that died after an Inception job wrote its file must not recompute it (7 CPU-minutes)
