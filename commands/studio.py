@@ -61,15 +61,21 @@ def studio_cmd(
     secret = studio_token(host, token)
     if not 1 <= port <= 65535:
         raise NftganError(f"--port must be 1 to 65535, got {port}")
+    import socket
+
     import uvicorn
 
     from studio.app import create_app
+
+    try:  # a taken port or an address this machine does not have: one line, before the server starts
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind((host, port))
+    except OSError as e:
+        raise NftganError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
 
     app = create_app(ws, token=secret)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown}:{port}/" + (f"?token={secret}" if secret else "")
     typer.echo(f"nftgan studio on {ws.root}: open {url}  (Ctrl-C stops it)")
-    try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
-    except OSError as e:
-        raise NftganError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -243,6 +243,13 @@ def test_a_token_guards_every_request_and_a_public_host_needs_one(demo_home, bro
                            "--port", str(_free_port())], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "needs" not in done.stdout
     assert done.stderr.strip().count("\n") == 0 and "--token" in done.stderr and "Traceback" not in done.stderr
+    with socket.socket() as taken:  # a port in use: one line too
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        done = subprocess.run([str(VENV_BIN / "nftgan"), "--home", str(demo_home), "studio", "--port",
+                               str(taken.getsockname()[1])], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "cannot listen on 127.0.0.1" in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "Traceback" not in done.stderr
 
 
 def test_an_empty_workspace_and_a_collection_without_runs_say_what_to_run(tmp_path, browser) -> None:
