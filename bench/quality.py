@@ -57,6 +57,7 @@ import numpy as np  # noqa: E402
 
 from bench._report import machine_description  # noqa: E402
 from pipeline.atomic import write_json  # noqa: E402
+from pipeline.traits_table import labels_from_json, labels_to_json  # noqa: E402
 from pipeline.workspace import Workspace  # noqa: E402
 from training.recipes import CANDIDATES, recipe_config  # noqa: E402
 
@@ -194,7 +195,7 @@ def train_job(home: str, which: str, budget: str, recipe: str, seed: int, steps:
     # a trait-conditioned run: the trait sets those latents asked for (its conditional accuracy needs them)
     asked = asked_labels(loaded.generator, latents(n_samples, loaded.z_dim, SAMPLE_SEED))
     if asked is not None:
-        write_json(asked_path(samples_path), asked)
+        write_json(asked_path(samples_path), [labels_to_json(a) for a in asked])
     if grid_path:
         save_png(grid(samples[:GRID_N], nrow=8), Path(grid_path))
     rows = [json.loads(line) for line in ws.run(which, run).metrics.read_text().splitlines() if line.strip()]
@@ -217,7 +218,7 @@ def asked_path(samples_path: str | Path) -> Path:
 
 def read_asked(samples_path: str | Path) -> list[dict[str, Any]] | None:
     p = asked_path(samples_path)
-    return json.loads(p.read_text()) if p.is_file() else None
+    return [labels_from_json(a) for a in json.loads(p.read_text())] if p.is_file() else None
 
 
 def inception_job(home: str, which: str, images_path: str, rows: int, out_path: str) -> dict[str, Any]:

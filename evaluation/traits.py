@@ -121,11 +121,10 @@ def read_trait_table(ws: Workspace, slug: str, size_px: int, cache: TensorCache 
     if not path.is_file():
         return None
     cache = cache if cache is not None else open_cache(ws, slug, size_px)
-    data = path.read_bytes()
-    item_ids = cache.manifest.get("item_ids")
+    data = path.read_bytes()  # read once: parsed, and hashed for the classifier's cache key
     try:
-        kinds, sets, labels = read_table(path, len(cache), item_ids if isinstance(item_ids, list)
-                                         and len(item_ids) == len(cache) else None)
+        kinds, sets, labels = read_table(path, len(cache), cache.manifest.get("item_ids"),
+                                         text=data.decode("utf-8"))
     except ValueError as e:
         raise NftganError(f"{path}: {e}: re-run `nftgan prepare {slug} --size {size_px}`") from None
     if not kinds:

@@ -45,6 +45,7 @@ from pipeline.atomic import remove_stale_temps, write_json
 from pipeline.cache import open_cache
 from pipeline.errors import NftganError
 from pipeline.progress import Progress, report
+from pipeline.traits_table import labels_to_json
 from pipeline.workspace import Workspace
 from training.devices import resolve_device
 from training.sampling import generate_from, grid, latents, open_generator, pixel_art_for, save_png
@@ -398,7 +399,7 @@ class _Asking:
                 if isinstance(w, frozenset) or isinstance(g, frozenset):
                     w, g = frozenset(w or ()), frozenset(g or ())
                 if w != g:
-                    bad = {"type": name, "asked": _plain(w), "seen": _plain(g)}
+                    bad = {"type": name, **labels_to_json({"asked": w, "seen": g})}
                     break
             out.append(bad)
         return out
@@ -415,10 +416,6 @@ class _Asking:
         return {"source": "asked of the conditioned generator", "rarity": self.rarity,
                 "checked_by": None if self.classifier is None else self.classifier.summary(),
                 "requested": requested, "achieved": achieved, "total_variation": tv}
-
-
-def _plain(value: Any) -> Any:
-    return sorted(value) if isinstance(value, frozenset) else value
 
 
 def attributes(labels: dict[str, Any]) -> list[dict[str, str]]:

@@ -71,6 +71,16 @@ def table_text(rows: Sequence[tuple[int, str, Sequence[tuple[str, str]]]]) -> st
     return buf.getvalue()
 
 
+def labels_to_json(labels: Labels) -> dict[str, object]:
+    """One token's labels as JSON: a set type's values as a sorted list."""
+    return {k: sorted(v) if isinstance(v, frozenset) else v for k, v in labels.items()}
+
+
+def labels_from_json(doc: dict[str, object]) -> Labels:
+    """The inverse of :func:`labels_to_json`: a list is a set type's values."""
+    return {k: frozenset(v) if isinstance(v, list) else v for k, v in doc.items()}  # type: ignore[misc]
+
+
 def parse_header(header: Sequence[str]) -> tuple[tuple[str, ...], frozenset[str], dict[str, int]]:
     """(trait types, set types, type -> column index) of a header row."""
     kinds, sets, column = [], set(), {}
@@ -103,13 +113,18 @@ def parse_row(line: Sequence[str], kinds: Sequence[str], sets: frozenset[str], c
     return out or None
 
 
-def read_table(path, n_rows: int, item_ids: Sequence[object] | None = None
+def read_table(path, n_rows: int, item_ids: Sequence[object] | None = None, *, text: str | None = None
                ) -> tuple[tuple[str, ...], frozenset[str], list[Labels | None]]:
     """(trait types, set types, labels per cache row) of a traits.csv for a cache of ``n_rows`` rows; raises
-    ValueError with the reason when the file does not fit the cache (re-run ``prepare``)."""
+    ValueError with the reason when the file does not fit the cache (re-run ``prepare``). ``item_ids`` (the
+    cache manifest's, checked against the file's item_id column) are used only when there is one per row;
+    ``text``: the file's content when the caller has already read it."""
     from pathlib import Path
 
-    text = Path(path).read_text(encoding="utf-8")
+    if text is None:
+        text = Path(path).read_text(encoding="utf-8")
+    if item_ids is not None and (not isinstance(item_ids, Sequence) or len(item_ids) != n_rows):
+        item_ids = None
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if not header or header[0] != "row":
@@ -120,7 +135,10 @@ def read_table(path, n_rows: int, item_ids: Sequence[object] | None = None
     for line in reader:
         if not line:
             continue
-        row = int(line[column["row"]])
+        try:
+            row = int(line[column["row"]])
+        except (ValueError, IndexError) as e:
+            raise ValueError(f"bad row {line[:1]} ({e})") from None
         if not 0 <= row < n_rows:
             raise ValueError(f"row {row} but the cache has {n_rows} images")
         if item_ids is not None and "item_id" in column and str(item_ids[row]) != line[column["item_id"]]:

@@ -177,10 +177,8 @@ def _conditioning(ws: Workspace, slug: str, config: TrainConfig, cache: TensorCa
     if not path.is_file():
         raise NftganError(f"--condition traits needs the collection's traits (cache/{config.size_px}/traits.csv): "
                           f"{slug!r} lists none; scrape its traits and re-run `nftgan prepare {slug}`")
-    ids = cache.manifest.get("item_ids")
     try:
-        kinds, sets, labels = read_table(path, len(cache), ids if isinstance(ids, list) and len(ids) == len(cache)
-                                         else None)
+        kinds, sets, labels = read_table(path, len(cache), cache.manifest.get("item_ids"))
     except (ValueError, OSError) as e:
         raise NftganError(f"{path}: {e}: re-run `nftgan prepare {slug} --size {config.size_px}`") from None
     wanted = [k.strip() for k in (config.condition_on or "").split(",") if k.strip()] or None

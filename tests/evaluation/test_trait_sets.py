@@ -122,3 +122,14 @@ def test_an_export_writes_the_classifiers_sets_as_attributes(punks, tmp_path) ->
         meta = json.loads((out / "metadata" / f"{token_id}.json").read_text())
         assert meta["attributes"] == attributes(labels)
     assert set(summary.trait_counts) <= {"type", "accessory"}
+
+
+def test_labels_round_trip_through_json_with_their_sets() -> None:
+    import json
+
+    from pipeline.traits_table import labels_from_json, labels_to_json
+
+    labels = {"type": "Ape", "accessory": frozenset({"Pipe", "Earring"})}
+    doc = json.loads(json.dumps(labels_to_json(labels)))
+    assert doc == {"type": "Ape", "accessory": ["Earring", "Pipe"]}
+    assert labels_from_json(doc) == labels
