@@ -317,12 +317,30 @@ def _files_present(paths: EvalPaths, record: dict[str, Any]) -> bool:
     return all((paths.root / name).is_file() for name in record.get("files", {}).values())
 
 
+def current_records(path: Path) -> list[dict[str, Any]]:
+    """The records of an eval/metrics.json made under its latest protocol, by step (what a chart of the run's
+    scores shows); none when the file is missing or unreadable."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    records = _records_of(doc)
+    key = doc.get("current_key") if isinstance(doc, dict) else None
+    return [records[s] for s in sorted(records) if records[s].get("key") == key]
+
+
 def _load_records(path: Path) -> dict[int, dict[str, Any]]:
     """Records of earlier evaluations by step; an unreadable file counts as none (it is rewritten)."""
     try:
-        doc = json.loads(path.read_text())
+        return _records_of(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def _records_of(doc: Any) -> dict[int, dict[str, Any]]:
+    try:
         records = {int(r["step"]): r for r in doc["records"]}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         return {}
     for r in records.values():  # written before kid_std became None where every KID subset is the whole set
         if r.get("kid_std") == 0 and r.get("kid_subset_size") == r.get("n_real") == r.get("n_fake"):

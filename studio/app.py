@@ -140,9 +140,10 @@ def create_app(ws: Workspace, *, token: str | None = None) -> FastAPI:
             target = f"/c/{quote(slug)}/generator?seed={random.randrange(SEED_MAX)}"
             return RedirectResponse(target + (f"&traits={quote(traits)}" if traits else ""), status_code=303)
         view = views.generator_view(ws, slug)
-        chosen = _picked(request, view.get("vocabulary")) or (traits or "")
-        picked = {name: set(request.query_params.getlist(f"t.{name}")) for name in
-                  (t["name"] for t in view.get("vocabulary") or [])}
+        # the trait pickers' choices (t.<type>=<value>, several for a set type) as one --traits request
+        picked = {t["name"]: [v for v in request.query_params.getlist(f"t.{t['name']}") if v]
+                  for t in view.get("vocabulary") or []}
+        chosen = ",".join(f"{name}={v}" for name, values in picked.items() for v in values) or (traits or "")
         return page(request, "generator.html", tab="generator", c=views.collection_page(ws, slug), view=view,
                     seed=_seed(seed), traits=chosen, picked=picked)
 
@@ -290,18 +291,6 @@ async def _form(request: Request) -> dict[str, str]:
     if len(body) > 64 * 1024:
         raise NftganError("the form is too large")
     return {k: v[0] for k, v in parse_qs(body.decode("utf-8", errors="replace")).items()}
-
-
-def _picked(request: Request, vocabulary: list[dict[str, Any]] | None) -> str:
-    """The trait pickers' choices as one ``--traits`` request (``type=value,accessory=a,accessory=b``)."""
-    if not vocabulary:
-        return ""
-    parts = []
-    for t in vocabulary:
-        for value in request.query_params.getlist(f"t.{t['name']}"):
-            if value:
-                parts.append(f"{t['name']}={value}")
-    return ",".join(parts)
 
 
 def _champion_extractor(ws: Workspace, slug: str) -> str:

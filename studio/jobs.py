@@ -51,8 +51,8 @@ class Jobs:
                 return
             if event.fraction is not None:
                 job.fraction = event.fraction
-            job.label = event.label or f"{event.stage}: {event.done:g} of {event.total:g} {event.unit}" if (
-                event.done is not None and event.total) else event.stage
+            counted = f"{event.done:g} of {event.total:g} {event.unit}" if event.done is not None and event.total else ""
+            job.label = f"{event.label or event.stage}: {counted}" if counted else (event.label or event.stage)
 
         def run() -> None:
             try:

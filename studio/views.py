@@ -21,20 +21,6 @@ PAGE_ITEMS = 120
 LISTED_MAX = 60
 
 
-def _json_rows(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue  # a line cut by a kill: the rest still reads
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
-
-
 def sizes_of(ws: Workspace, slug: str) -> list[int]:
     return ws.collection(slug).cache_sizes()
 
@@ -83,8 +69,8 @@ def collection_cards(ws: Workspace) -> list[dict[str, Any]]:
 
 
 def collection_page(ws: Workspace, slug: str) -> dict[str, Any]:
-    status = collection_status(ws, slug, traits=True)
-    return {"slug": slug, "status": status, "sizes": sizes_of(ws, slug), "size": default_size(ws, slug)}
+    """What every page of a collection shows around its tab: the slug and the cache sizes to choose from."""
+    return {"slug": slug, "sizes": sizes_of(ws, slug), "size": default_size(ws, slug)}
 
 
 def data_view(ws: Workspace, slug: str, size: int, trait: str | None, page: int) -> dict[str, Any]:
@@ -99,11 +85,12 @@ def data_view(ws: Workspace, slug: str, size: int, trait: str | None, page: int)
     col = ws.collection(slug)
     labels: list[Any] = [None] * len(cache)
     types: tuple[str, ...] = ()
+    traits_error = None
     if col.cache_traits(size).is_file():
         try:
-            types, _, labels = read_table(col.cache_traits(size), len(cache), ids or None)
-        except ValueError:
-            labels = [None] * len(cache)
+            types, _, labels = read_table(col.cache_traits(size), len(cache), ids)
+        except (ValueError, OSError) as e:  # shown on the page: the items still are
+            traits_error = f"{col.cache_traits(size)}: {e}: re-run `nftgan prepare {slug} --size {size}`"
     counts: dict[str, Counter[str]] = {t: Counter() for t in types}
     for lab in labels:
         for t in types:
@@ -141,7 +128,7 @@ def data_view(ws: Workspace, slug: str, size: int, trait: str | None, page: int)
     downloads = [{"id": it.id, "name": it.name or it.item_key, "status": it.status, "reason": it.reason,
                   "detail": it.detail} for it in not_downloaded]
     return {
-        "size": size, "count": len(cache), "types": types, "rarity": rarity, "filter": trait, "want": want,
+        "size": size, "count": len(cache), "traits_error": traits_error, "types": types, "rarity": rarity, "filter": trait, "want": want,
         "rows": [{"row": r, "labels": _label_text(labels[r])} for r in shown], "matching": len(rows),
         "page": page, "pages": pages, "duplicates": duplicates[:LISTED_MAX], "duplicates_total": len(duplicates),
         "rejected": rejected[:LISTED_MAX], "rejected_total": len(rejected),
@@ -186,7 +173,9 @@ def generator_view(ws: Workspace, slug: str) -> dict[str, Any]:
 
 def history_view(ws: Workspace, slug: str) -> dict[str, Any]:
     """Every champion decision (newest first) with its grids and scores, and every run's curves."""
+    from evaluation.sweep import current_records
     from studio.charts import line_chart
+    from training.visuals import read_metrics
 
     champion = read_champion(ws, slug)
     col = ws.collection(slug)
@@ -205,7 +194,7 @@ def history_view(ws: Workspace, slug: str) -> dict[str, Any]:
     runs = []
     for run in ws.runs(slug):
         paths = ws.run(slug, run)
-        rows = _json_rows(paths.metrics)
+        rows = read_metrics(paths)
         loss = [r for r in rows if "loss_g" in r]
         probe = [r for r in rows if "probe_coverage" in r or "probe_diversity" in r]
         charts = []
@@ -216,7 +205,7 @@ def history_view(ws: Workspace, slug: str) -> dict[str, Any]:
             charts.append(line_chart("collapse probe", [
                 ("diversity", [(r["step"], r["probe_diversity"]) for r in probe if "probe_diversity" in r]),
                 ("coverage", [(r["step"], r["probe_coverage"]) for r in probe if "probe_coverage" in r])]))
-        records = _eval_records(paths.eval.metrics)
+        records = current_records(paths.eval.metrics)
         if records:
             charts.append(line_chart("KID per checkpoint", [
                 ("KID", [(r["step"], r["kid_mean"]) for r in records if isinstance(r.get("kid_mean"), (int, float))])]))
@@ -224,15 +213,6 @@ def history_view(ws: Workspace, slug: str) -> dict[str, Any]:
         runs.append({"name": run, "config": run_config(ws, slug, run), "charts": charts, "steps": len(loss),
                      "alarms": alarms, "last_step": loss[-1]["step"] if loss else None})
     return {"decisions": decisions, "runs": runs, "current": champion.current}
-
-
-def _eval_records(path: Path) -> list[dict[str, Any]]:
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return []
-    records = doc.get("records") if isinstance(doc, dict) else doc
-    return [r for r in records or [] if isinstance(r, dict) and "step" in r]
 
 
 def _side_by_side(before: Any, after: Any) -> list[tuple[str, Any, Any]]:
