@@ -86,6 +86,10 @@ def train_cmd(
     condition_min_count: Annotated[
         int, typer.Option(help="A trait value on fewer tokens is folded into '(other)'.", rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.condition_min_count,
+    condition_aux: Annotated[
+        float, typer.Option(help="A conditioned run: weight of D's auxiliary trait classifier, which G is trained "
+                            "to satisfy (AC-GAN; 0 = off).", rich_help_panel=_MODEL)
+    ] = TRAIN_DEFAULTS.condition_aux,
     probe_every: Annotated[
         int, typer.Option(help="Collapse alarm: steps between diversity probes (0 = off).", rich_help_panel=_OUT)
     ] = TRAIN_DEFAULTS.probe_every,

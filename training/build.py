@@ -125,7 +125,8 @@ def build_models(
     if pool is not None:  # the collection's trait sets, for a call with latents only (sample grids, probes)
         g.set_pool(torch.as_tensor(pool[0], dtype=torch.float32), torch.as_tensor(pool[1], dtype=torch.float32))
     d = make_discriminator(cfg.arch, cfg.model_px, widths, spectral_norm=cfg.spectral_norm, dropout=cfg.dropout,
-                           norm=cfg.d_norm, mbstd_group=cfg.mbstd_group, cond_dim=cond_dim)
+                           norm=cfg.d_norm, mbstd_group=cfg.mbstd_group, cond_dim=cond_dim,
+                           classify=cfg.condition_aux > 0)
     memory_format = torch.channels_last if devices.channels_last(dev) else torch.preserve_format
     g, d = g.to(dev, memory_format=memory_format), d.to(dev, memory_format=memory_format)
     ema = copy.deepcopy(g).eval().requires_grad_(False) if cfg.ema > 0 else None

@@ -127,6 +127,14 @@ class Vocabulary:
                 out[name] = NONE
         return out
 
+    def blocks(self) -> tuple[tuple[int, int, bool, int | None], ...]:
+        """Each type's slice of a condition vector: (offset, width, is a set, the slot of UNKNOWN or None)."""
+        out, offset = [], 0
+        for t in self.types:
+            out.append((offset, t.width, t.is_set, t.classes.index(UNKNOWN) if UNKNOWN in t.classes else None))
+            offset += t.width
+        return tuple(out)
+
     def to_dict(self) -> dict[str, Any]:
         return {"version": VOCAB_VERSION, "types": [
             {"name": t.name, "classes": list(t.classes), "set": t.is_set, "folded": list(t.folded)}

@@ -38,6 +38,7 @@ BEFORE_THE_FIELD: dict[str, Any] = {
     "d_norm": "batch", "mbstd_group": 0, "grid": "cache", "r1_gamma": 0.0, "r2_gamma": 0.0, "reg_every": 1,
     "ada_target": 0.0, "ada_kimg": 100.0, "ada_every": 4, "ema_rampup": 10.0, "probe_every": 0, "canvas": None,
     "condition": "none", "condition_on": None, "condition_min_count": 5, "conditioning": None,
+    "condition_aux": 0.0,
 }
 CONDITIONS = ("none", "traits")
 
@@ -137,6 +138,10 @@ class TrainConfig:
     condition: str = "none"
     condition_on: str | None = None
     condition_min_count: int = 5
+    # the auxiliary trait classifier (AC-GAN, Odena et al. 2017) of a conditioned run, at this weight (0: off):
+    # D also predicts each real image's traits, and G is trained to make D see the traits it was asked for,
+    # a direct signal for small traits (a mouth, a hair style) that the projection alone is slow to teach
+    condition_aux: float = 0.0
     # recorded by train(), not an option: the conditioning vocabulary and the size of its pool of trait sets
     conditioning: dict[str, Any] | None = field(default=None, hash=False)
 
@@ -145,6 +150,8 @@ class TrainConfig:
         _check(self.condition in CONDITIONS, f"--condition must be one of {', '.join(CONDITIONS)}, got {self.condition!r}")
         _check(self.condition == "traits" or not self.condition_on, "--condition-on needs --condition traits")
         _check(self.condition == "none" or self.arch == "dcgan", "--condition traits needs --arch dcgan")
+        _check(self.condition_aux >= 0, f"--condition-aux must be 0 (off) or more, got {self.condition_aux}")
+        _check(self.condition == "traits" or not self.condition_aux, "--condition-aux needs --condition traits")
         _check(isinstance(self.condition_min_count, int) and self.condition_min_count >= 1,
                f"--condition-min-count must be at least 1, got {self.condition_min_count!r}")
         _check(self.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")

@@ -68,3 +68,30 @@ def overfitting_sign(kind: str, real_logits: torch.Tensor, fake_logits: torch.Te
     if kind == "rpgan":
         return (real - fake_logits.detach().float()).sign().mean()
     return real.sign().mean()
+
+
+def trait_classification_loss(logits: torch.Tensor, cond: torch.Tensor,
+                              blocks: tuple[tuple[int, int, bool, int | None], ...]) -> torch.Tensor:
+    """The auxiliary trait classifier's loss (AC-GAN, Odena et al. 2017): cross-entropy of each single-valued
+    type's slots against the condition's class, binary cross-entropy per slot of a set type (summed over its
+    slots), averaged over
+    types. A token whose traits were never listed teaches nothing: its rows are left out (every single-valued
+    type at UNKNOWN), as is a single-valued type's UNKNOWN class wherever it is the target.
+    ``blocks``: ``Vocabulary.blocks()``."""
+    logits, cond = logits.float(), cond.float()
+    singles = [(o, w, u) for o, w, is_set, u in blocks if not is_set]
+    targets = {o: cond[:, o:o + w].argmax(1) for o, w, _ in singles}
+    listed = torch.ones(cond.shape[0], dtype=torch.bool, device=cond.device)
+    if singles and all(u is not None for _, _, u in singles):
+        listed = ~torch.stack([targets[o] == u for o, _, u in singles]).all(0)
+    total = logits.new_zeros(())
+    for o, w, is_set, u in blocks:
+        if is_set:
+            keep = listed
+            per_row = F.binary_cross_entropy_with_logits(logits[:, o:o + w], cond[:, o:o + w],
+                                                         reduction="none").sum(1)
+        else:
+            keep = listed if u is None else listed & (targets[o] != u)
+            per_row = F.cross_entropy(logits[:, o:o + w], targets[o], reduction="none")
+        total = total + (per_row * keep).sum() / keep.sum().clamp(min=1)
+    return total / max(1, len(blocks))

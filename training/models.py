@@ -168,7 +168,7 @@ class DCGANDiscriminator(nn.Module):
 
     def __init__(
         self, size_px: int, widths: tuple[int, ...], *, spectral_norm: bool = False, dropout: float = 0.0,
-        norm: str = "batch", mbstd_group: int = 0, cond_dim: int = 0,
+        norm: str = "batch", mbstd_group: int = 0, cond_dim: int = 0, classify: bool = False,
     ) -> None:
         super().__init__()
         if len(widths) != stage_count(size_px):
@@ -200,8 +200,17 @@ class DCGANDiscriminator(nn.Module):
             project = nn.Linear(cond_dim, widths[-1], bias=False)
             nn.init.normal_(project.weight, 0.0, 0.02)
             self.project = _spectral_norm(project) if spectral_norm else project
+        self.classifies = bool(classify and cond_dim)
+        if self.classifies:  # the auxiliary trait classifier (AC-GAN): one logit per slot of a condition vector,
+            head = nn.Linear(widths[-1] * start * start, cond_dim)  # on the whole map: where a trait is matters
+            nn.init.normal_(head.weight, 0.0, 0.02)
+            nn.init.zeros_(head.bias)
+            self.classifier = _spectral_norm(head) if spectral_norm else head
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None, *, classify: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """One logit per image; ``classify`` (a D built with ``classify=True``): also the auxiliary
+        classifier's trait logits, ``(logits, trait_logits)``."""
         if self.mbstd is None and not self.cond_dim:
             return self.main(x).view(x.shape[0])  # one logit per image
         h = self.main[:-1](x)  # widths[-1] x start x start
@@ -212,6 +221,10 @@ class DCGANDiscriminator(nn.Module):
             if c is None or c.shape != (x.shape[0], self.cond_dim):
                 raise ValueError(f"a conditioned discriminator needs conditions of shape ({x.shape[0]}, {self.cond_dim})")
             out = out + (self.project(c.to(h.dtype)) * h.sum(dim=(2, 3))).sum(1)
+        if classify:
+            if not self.classifies:
+                raise ValueError("this discriminator has no trait classifier")
+            return out, self.classifier(h.flatten(1))
         return out
 
 
@@ -285,12 +298,13 @@ def make_generator(arch: str, size_px: int, z_dim: int, widths: tuple[int, ...],
 
 def make_discriminator(
     arch: str, size_px: int, widths: tuple[int, ...], *, spectral_norm: bool, dropout: float,
-    norm: str = "batch", mbstd_group: int = 0, cond_dim: int = 0,
+    norm: str = "batch", mbstd_group: int = 0, cond_dim: int = 0, classify: bool = False,
 ) -> nn.Module:
-    """``widths`` are the generator's; the DCGAN discriminator runs them in reverse (wide at the end)."""
+    """``widths`` are the generator's; the DCGAN discriminator runs them in reverse (wide at the end).
+    ``classify``: a conditioned D that also classifies the traits (the auxiliary classifier)."""
     if cond_dim and arch != "dcgan":
         raise ValueError("trait conditioning needs the dcgan architecture")
     if arch == "dcgan":
         return DCGANDiscriminator(size_px, widths[::-1], spectral_norm=spectral_norm, dropout=dropout, norm=norm,
-                                  mbstd_group=mbstd_group, cond_dim=cond_dim)
+                                  mbstd_group=mbstd_group, cond_dim=cond_dim, classify=classify)
     return MLPDiscriminator(size_px, widths, spectral_norm=spectral_norm, dropout=dropout)

@@ -251,6 +251,7 @@ def _loop(r: _Run, start: Counters, ckpt: dict[str, Any] | None, progress: Progr
     alarms: list[str] = []
     last_probe: dict[str, Any] | None = None
     fixed_z = latents(cfg.sample_count, cfg.z_dim, cfg.seed)
+    blocks = Vocabulary.from_dict(cfg.conditioning["vocabulary"]).blocks() if cfg.conditioning else None
     # a warm-started EMA continues the source's decay schedule (a restarted ramp would reset it to G)
     ema_offset = int(cfg.warm_started_from["step"]) if cfg.warm_started_from else 0
     step, images_seen, elapsed = start.step, start.images_seen, start.elapsed_s
@@ -280,7 +281,7 @@ def _loop(r: _Run, start: Counters, ckpt: dict[str, Any] | None, progress: Progr
         torch.manual_seed(step_seed(cfg.seed, ctx.rank, step))  # exact resume: each step is reseeded
         regularize = (cfg.r1_gamma > 0 or cfg.r2_gamma > 0) and step % cfg.reg_every == 0
         window.add(gan_step(models, r.batches.get(step), cfg, r.device, augment_ops, ada=ada, regularize=regularize,
-                            cond=r.batches.conditions(step)))
+                            cond=r.batches.conditions(step), blocks=blocks))
         update_ema(models, cfg.ema, step + ema_offset, rampup=cfg.ema_rampup)
         step, images_seen = step + 1, images_seen + per_step
         elapsed = start.elapsed_s + time.monotonic() - t0
@@ -291,7 +292,8 @@ def _loop(r: _Run, start: Counters, ckpt: dict[str, Any] | None, progress: Progr
             continue
         _check_finite(window, step, r.paths)
         if log_due:
-            last_row = _metrics_row(window, step, images_seen / len(r.cache), per_step, elapsed)
+            last_row = _metrics_row(window, step, images_seen / len(r.cache), per_step, elapsed,
+                                    classifies=blocks is not None and cfg.condition_aux > 0)
             if ada is not None:
                 last_row.update(aug_p=round(float(ada.p), 4), ada_rt=round(float(ada.last_rt), 4))
             if probe_due:
@@ -343,8 +345,10 @@ def _loop(r: _Run, start: Counters, ckpt: dict[str, Any] | None, progress: Progr
 def gan_step(
     models: Models, real: torch.Tensor, cfg: TrainConfig, device: torch.device, augment_ops: tuple[str, ...],
     *, ada: AdaptiveStrength | None = None, regularize: bool = False, cond: torch.Tensor | None = None,
+    blocks: tuple[tuple[int, int, bool, int | None], ...] | None = None,
 ) -> torch.Tensor:
-    """One D update then one G update; returns (loss_g, loss_d, D(x), D(G(z))) on the device.
+    """One D update then one G update; returns (loss_g, loss_d, D(x), D(G(z)), traits_d, traits_g) on the device
+    (the last two: the auxiliary classifier's loss on the real batch and G's on its fakes; 0 without it).
 
     ``cond``: a trait-conditioned run's condition vectors of the real batch (training.conditioning); G draws
     the fakes for the same conditions, so both sides follow the collection's trait distribution, and D
@@ -353,6 +357,10 @@ def gan_step(
     ``regularize``: this step's D update also carries the R1/R2 penalties (``reg_every`` times their weight,
     StyleGAN2's lazy regularization), through the uncompiled D (it is differentiated twice). ``ada``: the
     adaptive augmentation state, whose p gates each op per image and which D's verdicts on real images feed.
+
+    ``cfg.condition_aux > 0`` (with ``blocks``, the vocabulary's ``Vocabulary.blocks()``): D's auxiliary
+    classifier learns the real images' traits (real images only, so G cannot teach it what its own drawings
+    mean), and G's loss gains its verdict on the fakes against the traits they were drawn for.
     """
     m = models
     p = ada.p if ada is not None else None
@@ -364,6 +372,8 @@ def gan_step(
     z = torch.randn(b, cfg.z_dim, device=device)
     d_net = m.d_reg if regularize and m.d_reg is not None else m.d_train
     c = () if cond is None else (cond,)  # the networks' extra argument, when conditioned
+    aux = cfg.condition_aux if cond is not None and blocks is not None else 0.0
+    k = {"classify": True} if aux else {}
     with m.autocast(device):
         fake = m.g_train(z, *c)
         real_in, fake_in = augment(real), augment(fake.detach())
@@ -371,12 +381,18 @@ def gan_step(
             real_in = real_in.detach().requires_grad_(cfg.r1_gamma > 0)
             fake_in = fake_in.detach().requires_grad_(cfg.r2_gamma > 0)
         if cfg.separate_batches:
-            real_logits = d_net(real_in, *c)
-            fake_logits = d_net(fake_in, *c)
+            real_out, fake_out = d_net(real_in, *c, **k), d_net(fake_in, *c, **k)
+            (real_logits, real_traits), fake_logits = (real_out, fake_out[0]) if aux else ((real_out, None), fake_out)
         else:
-            both = d_net(torch.cat([real_in, fake_in]), *(torch.cat([cond, cond]),) if cond is not None else ())
+            both = d_net(torch.cat([real_in, fake_in]), *(torch.cat([cond, cond]),) if cond is not None else (), **k)
+            both, traits = both if aux else (both, None)
             real_logits, fake_logits = both[:b], both[b:]
+            real_traits = traits[:b] if traits is not None else None
         loss_d = losses.discriminator_loss(cfg.loss, real_logits, fake_logits, label_smoothing=cfg.label_smoothing)
+        traits_d = traits_g = torch.zeros((), device=device)
+        if aux:
+            assert cond is not None and blocks is not None and real_traits is not None
+            traits_d = losses.trait_classification_loss(real_traits, cond, blocks)
     if regularize:  # float32, outside autocast: the penalty is a sum of squares of small gradients
         penalty = torch.zeros((), device=device)
         if cfg.r1_gamma > 0:
@@ -384,28 +400,34 @@ def gan_step(
         if cfg.r2_gamma > 0:
             penalty = penalty + cfg.r2_gamma / 2 * losses.gradient_penalty(fake_logits, fake_in)
         loss_d = loss_d + cfg.reg_every * penalty
+    total_d = loss_d + aux * traits_d if aux else loss_d
     if ada is not None:
         ada.accumulate(losses.overfitting_sign(cfg.loss, real_logits, fake_logits))
     m.opt_d.zero_grad(set_to_none=True)
-    m.scaler.scale(loss_d).backward()
+    m.scaler.scale(total_d).backward()
     m.scaler.step(m.opt_d)
 
     m.d.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
     with m.autocast(device):
-        g_fake_logits = m.d_frozen(augment(fake), *c)
+        g_fake = m.d_frozen(augment(fake), *c, **k)
+        g_fake_logits, g_fake_traits = g_fake if aux else (g_fake, None)
         g_real_logits = None
         if losses.needs_real_logits_for_g(cfg.loss):
             with torch.no_grad():
                 g_real_logits = m.d_frozen(augment(real), *c)
         loss_g = losses.generator_loss(cfg.loss, g_fake_logits, g_real_logits)
+        if aux:
+            assert cond is not None and blocks is not None and g_fake_traits is not None
+            traits_g = losses.trait_classification_loss(g_fake_traits, cond, blocks)
+        total_g = loss_g + aux * traits_g if aux else loss_g
     m.opt_g.zero_grad(set_to_none=True)
-    m.scaler.scale(loss_g).backward()
+    m.scaler.scale(total_g).backward()
     m.scaler.step(m.opt_g)
     m.scaler.update()
     m.d.requires_grad_(True)
     with torch.no_grad():
         d_real, d_fake = real_logits.float().sigmoid().mean(), fake_logits.float().sigmoid().mean()
-        return torch.stack([loss_g.float(), loss_d.float(), d_real, d_fake])
+        return torch.stack([loss_g.float(), loss_d.float(), d_real, d_fake, traits_d.float(), traits_g.float()])
 
 
 @torch.no_grad()
@@ -433,10 +455,10 @@ def step_seed(seed: int, rank: int, step: int) -> int:
 
 
 class _Window:
-    """Sums of (loss_g, loss_d, D(x), D(G(z))) over the steps since the last log, kept on the device."""
+    """Sums of gan_step's statistics over the steps since the last log, kept on the device."""
 
     def __init__(self, device: torch.device) -> None:
-        self.sums = torch.zeros(4, device=device)
+        self.sums = torch.zeros(6, device=device)
         self.bad = torch.zeros((), dtype=torch.bool, device=device)
         self.steps = 0
         self.started = time.monotonic()
@@ -456,12 +478,18 @@ class _Window:
         return means, steps, seconds
 
 
-def _metrics_row(window: _Window, step: int, epoch: float, per_step: int, elapsed: float) -> dict[str, Any]:
-    (loss_g, loss_d, d_real, d_fake), steps, seconds = window.take()
-    return {
+def _metrics_row(window: _Window, step: int, epoch: float, per_step: int, elapsed: float, *,
+                 classifies: bool = False) -> dict[str, Any]:
+    """A metrics.jsonl row; ``classifies``: with the auxiliary classifier's losses (``traits_d`` on real
+    images, ``traits_g`` on the fakes; loss_g and loss_d stay the adversarial losses)."""
+    (loss_g, loss_d, d_real, d_fake, traits_d, traits_g), steps, seconds = window.take()
+    row = {
         "step": step, "epoch": round(epoch, 4), "loss_g": loss_g, "loss_d": loss_d, "d_real": d_real,
         "d_fake": d_fake, "images_per_s": round(per_step * steps / seconds, 2), "elapsed_s": round(elapsed, 3),
     }
+    if classifies:
+        row.update(traits_d=traits_d, traits_g=traits_g)
+    return row
 
 
 def _check_finite(window: _Window, step: int, run: RunPaths) -> None:

@@ -49,7 +49,9 @@ def test_unconditioned_networks_keep_their_parameters() -> None:
     g = make_generator("dcgan", 32, 16, widths)
     d = make_discriminator("dcgan", 32, widths, spectral_norm=False, dropout=0.0)
     names = set(g.state_dict()) | set(d.state_dict())
-    assert not any(k.startswith(("embed", "project")) or ".gain." in k for k in names)
+    assert not any(k.startswith(("embed", "project", "classifier")) or ".gain." in k for k in names)
+    conditioned = make_discriminator("dcgan", 32, widths, spectral_norm=False, dropout=0.0, cond_dim=5)
+    assert not any(k.startswith("classifier") for k in conditioned.state_dict())  # only with --condition-aux
     assert "main.1.weight" in g.state_dict()  # plain affine batch norm, as checkpoints of earlier runs hold
 
 
@@ -75,3 +77,68 @@ def test_a_conditioned_gan_step_trains_both_networks_on_the_batch_conditions() -
     before = models.d.project.weight.detach().clone()
     out = gan_step(models, batches.get(0), cfg, device, (), cond=batches.conditions(0))
     assert torch.isfinite(out).all() and not torch.equal(before, models.d.project.weight)
+
+
+def test_the_trait_classification_loss_follows_the_targets_and_skips_unlisted_tokens() -> None:
+    """AC-GAN's auxiliary loss: low when the logits name each row's class (and a set type's values), high when
+    they name another; a token whose traits were never listed, and a type at UNKNOWN, teach nothing."""
+    from training.conditioning import build_vocabulary
+    from training.losses import trait_classification_loss
+
+    labels = [{"type": "a", "acc": frozenset({"x"})}, {"type": "b", "acc": frozenset({"x", "y"})},
+              {"type": "a", "acc": frozenset()}, None] * 3
+    vocab = build_vocabulary(labels, ["type", "acc"], {"acc"}, min_count=1)
+    cond = torch.from_numpy(vocab.encode_all(labels))
+    blocks = vocab.blocks()
+    assert [b[2] for b in blocks] == [False, True] and blocks[0][3] is not None  # type has UNKNOWN, acc is a set
+    right = (cond * 2 - 1) * 20  # logits that name each row's slots
+    wrong = -right
+    assert trait_classification_loss(right, cond, blocks) < 0.01 < 5 < trait_classification_loss(wrong, cond, blocks)
+    unlisted = torch.tensor([lab is None for lab in labels])
+    garbage = right.clone()
+    garbage[unlisted] = torch.randn(int(unlisted.sum()), cond.shape[1]) * 50  # the unlisted rows say anything
+    assert torch.allclose(trait_classification_loss(garbage, cond, blocks), trait_classification_loss(right, cond, blocks))
+
+
+def test_an_auxiliary_classifier_step_trains_d_to_classify_and_g_to_be_classified() -> None:
+    import numpy as np
+
+    from training.build import build_models
+    from training.config import TrainConfig
+    from training.conditioning import build_vocabulary
+    from training.data import DeviceBatches
+    from training.distributed import DistContext
+    from training.train import gan_step
+
+    labels = [{"type": t} for t in "abcd"] * 5
+    vocab = build_vocabulary(labels, ["type"], min_count=1)
+    cfg = TrainConfig(size_px=32, base_width=8, z_dim=16, batch_size=8, steps=3, device="cpu", amp="off", ema=0.9,
+                      condition="traits", condition_aux=1.0)
+    device = torch.device("cpu")
+    conditions = vocab.encode_all(labels)
+    models, _ = build_models(cfg, device, None, DistContext(), None, None, cond_dim=conditions.shape[1])
+    images = np.random.default_rng(0).integers(0, 255, (20, 3, 32, 32), dtype=np.uint8)
+    batches = DeviceBatches(images, batch_size=8, device=device, seed=0, mode="resident", conditions=conditions)
+    gain = next(m for m in models.g.modules() if isinstance(m, ConditionalBatchNorm2d)).gain.weight
+    head, g_gain = models.d.classifier.weight.detach().clone(), gain.detach().clone()
+    out = gan_step(models, batches.get(0), cfg, device, (), cond=batches.conditions(0), blocks=vocab.blocks())
+    assert torch.isfinite(out).all() and out.shape == (6,)
+    assert out[4] > 0.5 and out[5] > 0.5  # both classifier losses are reported (near chance: ln 5 at the start)
+    assert not torch.equal(head, models.d.classifier.weight) and not torch.equal(g_gain, gain)
+    try:
+        make_discriminator("dcgan", 32, default_widths("dcgan", 32, 8), spectral_norm=False, dropout=0.0,
+                           cond_dim=5)(torch.randn(2, 3, 32, 32), torch.zeros(2, 5), classify=True)
+    except ValueError as e:
+        assert "no trait classifier" in str(e)
+    else:
+        raise AssertionError("a D without the classifier must refuse to classify")
+
+
+def test_condition_aux_needs_trait_conditioning() -> None:
+    import pytest
+
+    from pipeline.errors import NftganError
+    from training.config import TrainConfig
+
+    with pytest.raises(NftganError, match="--condition-aux needs --condition traits"):
+        TrainConfig(condition_aux=1.0)

@@ -272,3 +272,22 @@ def test_the_champion_decision_scores_a_conditioned_run_at_the_collections_trait
     # the 600 scored images asked for skins with those shares (uniform over the vocabulary would be ~0.4 off)
     assert set(cond["total_variation"]) == {"accessory", "type"}
     assert cond["total_variation"]["type"] < 0.08, cond
+
+
+def test_the_auxiliary_classifier_trains_on_a_set_type_logs_its_losses_and_resumes_exactly(punks) -> None:
+    """`--condition-aux`: D's trait classifier on a collection with a multi-valued type and 30% unknowns; its
+    losses are in metrics.jsonl, and a run stopped at step 2 and resumed ends bitwise where a straight run does."""
+    from training.checkpoints import read_checkpoint
+    from training.visuals import read_metrics
+
+    options = dict(condition_aux=1.0, log_every=1, deterministic=True)
+    train(punks, "punks", conditioned("aux", **options))
+    rows = read_metrics(punks.run("punks", "aux"))
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert all(np.isfinite(r["traits_d"]) and r["traits_d"] > 0 and np.isfinite(r["traits_g"]) for r in rows)
+    train(punks, "punks", conditioned("aux-split", steps=2, **options))
+    train(punks, "punks", conditioned("aux-split", resume=True, **options))
+    a, b = (read_checkpoint(punks.run("punks", r).checkpoint(4)) for r in ("aux", "aux-split"))
+    for key in ("generator", "discriminator", "ema"):
+        assert a[key].keys() == b[key].keys() and all(torch.equal(a[key][k], b[key][k]) for k in a[key])
+    assert any(k.startswith("classifier.") for k in a["discriminator"])
