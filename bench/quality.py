@@ -467,6 +467,15 @@ def steps_for(state: dict[str, Any], recipe: str, budget: str) -> int:
 
 
 # -- main -----------------------------------------------------------------------------------------------
+def merge_state(state: dict[str, Any], as_read: dict[str, Any], disk: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """Merge results.json as another benchmark process left it (``disk``) into this process's ``state``, per
+    entry: what this process added or changed since it read the file (``as_read``) wins, every other entry
+    takes the file's version, so two processes never overwrite each other's newer records."""
+    for key in keys:
+        mine = {k: v for k, v in state[key].items() if k not in disk.get(key, {}) or v != as_read[key].get(k)}
+        state[key] = {**disk.get(key, {}), **mine}
+
+
 def main() -> None:  # noqa: C901 (one straight script)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "nftgan-bench-quality2",
@@ -506,19 +515,23 @@ def main() -> None:  # noqa: C901 (one straight script)
     state_path = (args.work if args.smoke else GRIDS) / "results.json"
     GRIDS.mkdir(parents=True, exist_ok=True)
     state: dict[str, Any] = json.loads(state_path.read_text()) if state_path.exists() else {}
-    for key in ("runs", "collections", "calibration", "inception_real"):
+    merged = ("runs", "collections", "calibration", "inception_real")
+    for key in merged:
         state.setdefault(key, {})
+    as_read = json.loads(json.dumps({key: state[key] for key in merged}))  # what this process has not changed
 
     def save() -> None:
-        """Write results.json, keeping what another benchmark process added meanwhile (a lock, then a merge)."""
+        """Write results.json, keeping what another benchmark process added or changed meanwhile (a lock, then
+        a merge per entry: an entry this process left as it read it takes the file's newer version)."""
         import fcntl
 
+        nonlocal as_read
         with open(args.work / "results.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             disk = json.loads(state_path.read_text()) if state_path.exists() else {}
-            for key in ("runs", "collections", "calibration", "inception_real"):
-                state[key] = {**disk.get(key, {}), **state[key]}
+            merge_state(state, as_read, disk, merged)
             write_json(state_path, state)
+            as_read = json.loads(json.dumps({key: state[key] for key in merged}))
 
     import torch
 

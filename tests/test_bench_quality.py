@@ -105,3 +105,18 @@ def test_inception_features_left_by_a_dead_benchmark_are_recognised(tmp_path) ->
     assert features_done(str(path), 4) and not features_done(str(path), 5)
     path.write_bytes(path.read_bytes()[:1000])  # torn
     assert not features_done(str(path), 4)
+
+
+def test_two_benchmark_processes_keep_each_others_newer_records() -> None:
+    """Process A read results.json, then B (another stage) replaced a record and added one; when A saves its
+    own new record, B's changes stay (A once wrote its stale copy back over B's Inception scores)."""
+    from bench.quality import merge_state
+
+    keys = ("runs",)
+    read_by_a = {"runs": {"x/s0": {"kid": None}, "x/s1": {"kid": None}}}
+    a = json.loads(json.dumps(read_by_a))
+    a["runs"]["y/s0"] = {"kid": 0.3}  # A's own new record
+    a["runs"]["x/s1"] = {"kid": 0.2}  # and one A changed itself
+    disk = {"runs": {"x/s0": {"kid": 0.1}, "x/s1": {"kid": 0.9}, "z/s0": {"kid": 0.5}}}  # B saved meanwhile
+    merge_state(a, read_by_a, disk, keys)
+    assert a["runs"] == {"x/s0": {"kid": 0.1}, "x/s1": {"kid": 0.2}, "y/s0": {"kid": 0.3}, "z/s0": {"kid": 0.5}}
