@@ -9,6 +9,9 @@ Steps:
    the candidate stream depends only on the seed, so an export of N tokens is the first N accepted
    candidates and a larger N extends a smaller one. Each candidate is snapped to the pixel grid and
    palette when the collection is pixel art (:mod:`training.pixelart`); the check sees the image exported.
+   A trait-conditioned run plans its N tokens' trait sets first, the rarity table in quotas of N
+   (:func:`training.conditioning.plan_conditions`), and a token's rejected candidate is replaced by one
+   for the same trait set, so the table exported is the table asked for (a larger N plans anew).
 3. **Memorization check** (evaluation's notion, :mod:`evaluation.memorization`): a candidate whose
    nearest training image in feature space is much nearer than the second-nearest (``d1 / d2 <
    ratio_max``, default ``RATIO_MAX`` = 1/3) is a near-copy and is rejected; optionally also one within
@@ -81,6 +84,8 @@ class ExportSummary:
     trait_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     pixel_art: dict[str, Any] | None = None
     seconds: float = 0.0
+    #: a conditioned export's trait sets given up (the classifier missed them in every candidate): counts
+    given_up: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,6 +97,10 @@ class ExportSummary:
             f"step {self.step}, seed {self.seed}, to {self.out} ({self.seconds:.1f} s)",
             f"  candidates drawn: {self.candidates}; rejected: {rejected}",
         ]
+        if self.given_up.get("tokens"):
+            missed = ", ".join(f"{k} {v}" for k, v in list(self.given_up["missed"].items())[:5])
+            lines.append(f"  trait sets given up (drawn for another set of the table): {self.given_up['tokens']} tokens; "
+                         f"the classifier missed {missed}{', ...' if len(self.given_up['missed']) > 5 else ''}")
         if self.pixel_art is not None:
             w, h = self.pixel_art["grid"]
             lines.append(f"  snapped to the {w}x{h} pixel grid and {self.pixel_art['palette_size']}-colour palette")
@@ -126,64 +135,22 @@ def export_collection(ws: Workspace, slug: str, run: str | None, config: ExportC
     check = _memorization_check(ws, slug, loaded.size_px, config, device, progress)
     asking = _Asking.of(ws, slug, name, loaded, config, device)
 
-    accepted: list[np.ndarray] = []
-    accepted_labels: list[dict[str, Any]] = []
-    seen: dict[bytes, int] = {}
-    rejections: list[dict[str, Any]] = []
     rejected: Counter[str] = Counter()
-    limit = config.n * config.max_draws_per_token
-    drawn, block = 0, 0
-    while len(accepted) < config.n:
-        if drawn >= limit:
-            mismatched = sum(v for k, v in rejected.items() if k.startswith("trait-mismatch:"))
-            why = ("the generator does not draw the asked traits reliably enough for the trait classifier: export "
-                   "with --no-trait-check (the metadata then carry the asked traits unchecked), use a later "
-                   "checkpoint, or raise --max-draws-per-token" if 2 * mismatched > sum(rejected.values()) else
-                   "the generator copies its training images or repeats itself; export fewer tokens, use another "
-                   "checkpoint, or raise --max-draws-per-token")
-            raise NftganError(
-                f"only {len(accepted)} of {config.n} candidates passed after drawing {drawn} "
-                f"({', '.join(f'{k} {v}' for k, v in sorted(rejected.items()))} rejected): {why}"
-            )
-        z = block_latents(config.seed, block, loaded.z_dim)
-        if asking is None:
-            raw = generate_from(loaded.generator, z, batch_size=config.batch_size)
-            asked: list[dict[str, Any] | None] = [None] * len(z)
-        else:
-            raw, asked = asking.draw(loaded.generator, z, config.seed, block, config.batch_size)
-        images = raw if art is None else art.snap(raw)
-        verdicts = check(images) if check is not None else [None] * len(images)
-        mismatches = asking.mismatches(images, asked) if asking is not None else [None] * len(images)
-        for i, (image, verdict, mismatch) in enumerate(zip(images, verdicts, mismatches)):
-            if len(accepted) == config.n or drawn >= limit:
-                break
-            candidate = block * BLOCK + i
-            drawn += 1
-            digest = hashlib.blake2b(image.tobytes(), digest_size=16).digest()
-            if verdict is not None:
-                reason, detail = "near-copy", verdict
-            elif digest in seen:
-                reason, detail = "duplicate", {"of_token": config.first_token_id + seen[digest]}
-            elif mismatch is not None:
-                reason, detail = f"trait-mismatch:{mismatch['type']}", mismatch
-            else:
-                seen[digest] = len(accepted)
-                accepted.append(image)
-                accepted_labels.append(asked[i] or {})
-                continue
-            rejected[reason] += 1
-            if len(rejections) < LISTED_REJECTIONS_MAX:
-                rejections.append({"candidate": candidate, "reason": reason, **detail})
-        block += 1
-        report(progress, "export", len(accepted), config.n, unit="tokens", label="tokens accepted",
-               candidates=drawn, rejected=sum(rejected.values()))
+    rejections: list[dict[str, Any]] = []
+    if asking is None:
+        accepted, drawn = _draw_stream(loaded, config, art, check, rejected, rejections, progress)
+        accepted_labels: list[dict[str, Any]] = []
+        given_up: dict[str, Any] = {}
+    else:
+        accepted, accepted_labels, drawn, given_up = _draw_asked(loaded, config, art, check, asking, rejected,
+                                                                 rejections, progress)
 
     tokens = np.stack(accepted)
     ids = list(range(config.first_token_id, config.first_token_id + config.n))
     if asking is None:
         labels, traits_info = _labels(ws, slug, loaded.size_px, tokens, config, device)
     else:  # the traits asked of the generator, which the classifier confirmed
-        labels, traits_info = accepted_labels, asking.describe(accepted_labels)
+        labels, traits_info = accepted_labels, asking.describe(accepted_labels, given_up)
     names_prefix = config.name_prefix or slug
     description = config.description or (
         f"Generated by nftgan from the {slug} collection (run {name}, step {loaded.step}, seed {config.seed})."
@@ -245,8 +212,130 @@ def export_collection(ws: Workspace, slug: str, run: str | None, config: ExportC
     return ExportSummary(
         slug=slug, run=name, step=loaded.step, seed=config.seed, n=config.n, out=str(out),
         token_ids=(ids[0], ids[-1]), candidates=drawn, rejected=dict(rejected), trait_counts=trait_counts,
-        pixel_art=pixel, seconds=time.monotonic() - started,
+        pixel_art=pixel, seconds=time.monotonic() - started, given_up=given_up,
     )
+
+
+def _judge(image: np.ndarray, verdict: dict[str, Any] | None, mismatch: dict[str, Any] | None,
+           seen: dict[bytes, int], first_token_id: int) -> tuple[bytes, tuple[str, dict[str, Any]] | None]:
+    """A candidate's digest, and why it is rejected (None: accepted)."""
+    digest = hashlib.blake2b(image.tobytes(), digest_size=16).digest()
+    if verdict is not None:
+        return digest, ("near-copy", verdict)
+    if digest in seen:
+        return digest, ("duplicate", {"of_token": first_token_id + seen[digest]})
+    if mismatch is not None:
+        return digest, (f"trait-mismatch:{mismatch['type']}", mismatch)
+    return digest, None
+
+
+def _out_of_draws(accepted: int, drawn: int, config: ExportConfig, rejected: Counter[str]) -> NftganError:
+    mismatched = sum(v for k, v in rejected.items() if k.startswith("trait-mismatch:"))
+    why = ("the generator does not draw the asked traits reliably enough for the trait classifier: export "
+           "with --no-trait-check (the metadata then carry the asked traits unchecked), use a later "
+           "checkpoint, or raise --max-draws-per-token" if 2 * mismatched > sum(rejected.values()) else
+           "the generator copies its training images or repeats itself; export fewer tokens, use another "
+           "checkpoint, or raise --max-draws-per-token")
+    return NftganError(
+        f"only {accepted} of {config.n} candidates passed after drawing {drawn} "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(rejected.items()))} rejected): {why}"
+    )
+
+
+def _reject(rejected: Counter[str], rejections: list[dict[str, Any]], reason: str, detail: dict[str, Any],
+            **where: Any) -> None:
+    rejected[reason] += 1
+    if len(rejections) < LISTED_REJECTIONS_MAX:
+        rejections.append({**where, "reason": reason, **detail})
+
+
+def _draw_stream(loaded: Any, config: ExportConfig, art: Any, check: "_Check | None", rejected: Counter[str],
+                 rejections: list[dict[str, Any]], progress: Progress | None = None) -> tuple[list[np.ndarray], int]:
+    """An unconditioned run's tokens: the first ``config.n`` accepted candidates of the seed's stream."""
+    accepted: list[np.ndarray] = []
+    seen: dict[bytes, int] = {}
+    limit = config.n * config.max_draws_per_token
+    drawn, block = 0, 0
+    while len(accepted) < config.n:
+        if drawn >= limit:
+            raise _out_of_draws(len(accepted), drawn, config, rejected)
+        raw = generate_from(loaded.generator, block_latents(config.seed, block, loaded.z_dim),
+                            batch_size=config.batch_size)
+        images = raw if art is None else art.snap(raw)
+        verdicts = check(images) if check is not None else [None] * len(images)
+        for i, (image, verdict) in enumerate(zip(images, verdicts)):
+            if len(accepted) == config.n or drawn >= limit:
+                break
+            drawn += 1
+            digest, why = _judge(image, verdict, None, seen, config.first_token_id)
+            if why is None:
+                seen[digest] = len(accepted)
+                accepted.append(image)
+            else:
+                _reject(rejected, rejections, *why, candidate=block * BLOCK + i)
+        block += 1
+        report(progress, "export", len(accepted), config.n, unit="tokens", label="tokens accepted",
+               candidates=drawn, rejected=sum(rejected.values()))
+    return accepted, drawn
+
+
+def _draw_asked(loaded: Any, config: ExportConfig, art: Any, check: "_Check | None", asking: "_Asking",
+                rejected: Counter[str], rejections: list[dict[str, Any]], progress: Progress | None = None
+                ) -> tuple[list[np.ndarray], list[dict[str, Any]], int, dict[str, Any]]:
+    """A conditioned run's tokens. Each token's trait set is planned first (:meth:`_Asking.plan`: the
+    rarity table in quotas of ``config.n``); a rejected candidate is replaced by another one for the *same*
+    trait set (the next latents of the stream), so rejections do not tilt the table towards the traits the
+    generator draws easily. A trait set with ``max_draws_per_token`` rejected candidates is given up: the
+    token gets another set of the table (counted in the summary by the asked value the classifier missed)."""
+    n = config.n
+    plan = asking.plan(n, config.seed)
+    images: list[np.ndarray | None] = [None] * n
+    labels: list[dict[str, Any]] = [{} for _ in range(n)]
+    tries = [0] * n
+    redraws = [0] * n
+    missed: Counter[str] = Counter()
+    seen: dict[bytes, int] = {}
+    pending = list(range(n))
+    limit = n * config.max_draws_per_token
+    drawn, block, done = 0, 0, 0
+    while pending:
+        if drawn >= limit:
+            raise _out_of_draws(done, drawn, config, rejected)
+        batch, pending = pending[: min(BLOCK, limit - drawn)], pending[min(BLOCK, limit - drawn):]
+        z = block_latents(config.seed, block, loaded.z_dim)[: len(batch)]
+        raw, asked = asking.draw(loaded.generator, z, plan[batch], config.batch_size)
+        shown = raw if art is None else art.snap(raw)
+        verdicts = check(shown) if check is not None else [None] * len(shown)
+        mismatches = asking.mismatches(shown, asked)
+        for slot, token in enumerate(batch):
+            drawn += 1
+            digest, why = _judge(shown[slot], verdicts[slot], mismatches[slot], seen, config.first_token_id)
+            if why is None:
+                seen[digest] = token
+                images[token], labels[token] = shown[slot], asked[slot] or {}
+                done += 1
+                continue
+            _reject(rejected, rejections, *why, candidate=block * BLOCK + slot,
+                    token=config.first_token_id + token)
+            tries[token] += 1
+            if tries[token] >= config.max_draws_per_token:
+                if mismatches[slot] is not None:
+                    m = mismatches[slot]
+                    asked_value = m["asked"]
+                    value = "+".join(asked_value) if isinstance(asked_value, list) else str(asked_value)
+                    missed[f"{m['type']}={value}"] += 1
+                else:
+                    missed[why[0]] += 1
+                redraws[token] += 1
+                tries[token] = 0
+                plan[token] = asking.redraw(config.seed, token, redraws[token])
+            pending.append(token)
+        block += 1
+        report(progress, "export", done, n, unit="tokens", label="tokens accepted", candidates=drawn,
+               rejected=sum(rejected.values()))
+    given_up = {"tokens": sum(1 for r in redraws if r), "trait_sets": sum(redraws),
+                "missed": dict(sorted(missed.items(), key=lambda kv: (-kv[1], kv[0])))}
+    return [im for im in images if im is not None], labels, drawn, given_up
 
 
 def _claim(out: Path, slug: str) -> None:
@@ -367,22 +456,35 @@ class _Asking:
             classifier = fit_trait_classifier(ws, slug, loaded.size_px, device=device)
         return cls(vocab, table, classifier, condition_pool(loaded.generator), rarity)
 
-    def draw(self, generator: Any, z: Any, seed: int, block: int, batch_size: int
+    def plan(self, n: int, seed: int) -> np.ndarray:
+        """The trait sets of an export's ``n`` tokens, as condition vectors: the collection's joint
+        distribution matched in quotas of ``n``, then a designed table's types in exact quotas."""
+        from training.conditioning import plan_conditions, quota_from_table
+
+        rng = np.random.default_rng([seed, n, 7])
+        base = plan_conditions(*self.pool, n, rng)
+        return base if self.table is None else quota_from_table(self.vocab, self.table, base, rng)
+
+    def redraw(self, seed: int, token: int, attempt: int) -> np.ndarray:
+        """Another trait set of the table for a token whose set was given up (seeded by the token)."""
+        from training.conditioning import draw_from_table
+
+        rng = np.random.default_rng([seed, token, attempt, 11])
+        pool, weights = self.pool
+        base = pool[[rng.choice(len(pool), p=weights / weights.sum())]]
+        return (base if self.table is None else draw_from_table(self.vocab, self.table, base, rng))[0]
+
+    def draw(self, generator: Any, z: Any, conditions: np.ndarray, batch_size: int
              ) -> tuple[np.ndarray, list[dict[str, Any] | None]]:
         import torch
 
-        from training.conditioning import decode, draw_from_table
-        from training.sampling import conditioned_core, generate_with
+        from training.conditioning import decode
+        from training.sampling import generate_with
 
-        inner = conditioned_core(generator)
-        with torch.no_grad():
-            base = inner.draw_conditions(z.to(inner.pool.device)).cpu().numpy()
-        if self.table is not None:
-            rng = np.random.default_rng([seed, block, 7])
-            base = draw_from_table(self.vocab, self.table, base, rng)
         device = next(generator.parameters()).device
-        images = generate_with(generator, z, torch.from_numpy(base).to(device), batch_size)
-        return images, [decode(self.vocab, v) for v in base]
+        c = torch.from_numpy(np.ascontiguousarray(conditions, np.float32)).to(device)
+        images = generate_with(generator, z, c, batch_size)
+        return images, [decode(self.vocab, v) for v in conditions]
 
     def mismatches(self, images: np.ndarray, asked: list[dict[str, Any] | None]) -> list[dict[str, Any] | None]:
         """Per image, the first asked trait type the classifier sees otherwise (None: all as asked)."""
@@ -404,7 +506,7 @@ class _Asking:
             out.append(bad)
         return out
 
-    def describe(self, labels: list[dict[str, Any]]) -> dict[str, Any]:
+    def describe(self, labels: list[dict[str, Any]], given_up: dict[str, Any]) -> dict[str, Any]:
         from training.conditioning import collection_shares, share_distance, shares_of
 
         if self.table is not None:
@@ -415,7 +517,8 @@ class _Asking:
         tv = share_distance(self.vocab, requested, achieved)
         return {"source": "asked of the conditioned generator", "rarity": self.rarity,
                 "checked_by": None if self.classifier is None else self.classifier.summary(),
-                "requested": requested, "achieved": achieved, "total_variation": tv}
+                "requested": requested, "achieved": achieved, "total_variation": tv,
+                "given_up": given_up}
 
 
 def attributes(labels: dict[str, Any]) -> list[dict[str, str]]:
