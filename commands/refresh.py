@@ -32,7 +32,8 @@ def refresh_cmd(
     steps: Annotated[Optional[int], typer.Option(help="Or this many steps.")] = TRAIN_P.steps,
     recipe: Annotated[Optional[str], typer.Option(help="A named recipe of training/recipes.py.")] = TRAIN_P.recipe,
     condition: Annotated[
-        Optional[str], typer.Option(help="'traits': train a trait-conditioned generator (default: the recipe's).")
+        Optional[str], typer.Option(help="'traits': train a trait-conditioned generator; 'auto': when the collection lists "
+                                    "traits; 'none' (default: the recipe's).")
     ] = TRAIN_P.condition,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = TRAIN_P.device,
     warm_start: Annotated[

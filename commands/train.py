@@ -76,7 +76,8 @@ def train_cmd(
         int, typer.Option(help="Minibatch stddev in D: images per group (0 = off).", rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.mbstd_group,
     condition: Annotated[
-        str, typer.Option(help="traits: give G and D each image's traits (from the cache's traits.csv); none.",
+        str, typer.Option(help="traits: give G and D each image's traits (from the cache's traits.csv); auto: "
+                          "traits when the collection lists them; none.",
                           rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.condition,
     condition_on: Annotated[

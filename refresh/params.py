@@ -56,7 +56,8 @@ class TrainParams(_Params):
     minutes: float | None = 60.0
     steps: int | None = None
     recipe: str | None = None
-    #: "traits": a trait-conditioned generator (training.conditioning); None: the recipe's (or TrainConfig's)
+    #: "traits": a trait-conditioned generator (training.conditioning); "auto": one when the collection lists
+    #: traits; "none"; None: the recipe's (or TrainConfig's)
     condition: str | None = None
     arch: str = TRAIN.arch
     batch_size: int = TRAIN.batch_size

@@ -40,7 +40,7 @@ BEFORE_THE_FIELD: dict[str, Any] = {
     "condition": "none", "condition_on": None, "condition_min_count": 5, "conditioning": None,
     "condition_aux": 0.0,
 }
-CONDITIONS = ("none", "traits")
+CONDITIONS = ("none", "traits", "auto")
 
 # Fields that may change when a run is resumed: how long to train, how often to write, where and how fast
 # to run (a run started on a GPU in bf16 may continue on a CPU). Everything else shapes the training.
@@ -133,7 +133,9 @@ class TrainConfig:
     # "canvas_px", "background"} (see training.grid)
     canvas: dict[str, Any] | None = field(default=None, hash=False)
     # trait conditioning (training.conditioning): "traits" gives G and D each image's traits from the cache's
-    # traits.csv; condition_on: the trait types, comma-separated (None: those on >= 90% of the tokens with a
+    # traits.csv; "auto": "traits" when the collection lists traits a vocabulary can be built from (and the
+    # arch is dcgan), else "none", said in the run's notes (train() records what it resolved to);
+    # condition_on: the trait types, comma-separated (None: those on >= 90% of the tokens with a
     # manageable vocabulary); a value on fewer than condition_min_count tokens is folded into "(other)"
     condition: str = "none"
     condition_on: str | None = None
@@ -148,10 +150,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         _check(self.condition in CONDITIONS, f"--condition must be one of {', '.join(CONDITIONS)}, got {self.condition!r}")
-        _check(self.condition == "traits" or not self.condition_on, "--condition-on needs --condition traits")
-        _check(self.condition == "none" or self.arch == "dcgan", "--condition traits needs --arch dcgan")
+        _check(self.condition != "none" or not self.condition_on, "--condition-on needs --condition traits")
+        _check(self.condition != "traits" or self.arch == "dcgan", "--condition traits needs --arch dcgan")
         _check(self.condition_aux >= 0, f"--condition-aux must be 0 (off) or more, got {self.condition_aux}")
-        _check(self.condition == "traits" or not self.condition_aux, "--condition-aux needs --condition traits")
+        _check(self.condition != "none" or not self.condition_aux, "--condition-aux needs --condition traits")
         _check(isinstance(self.condition_min_count, int) and self.condition_min_count >= 1,
                f"--condition-min-count must be at least 1, got {self.condition_min_count!r}")
         _check(self.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")

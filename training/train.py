@@ -140,12 +140,14 @@ def train(ws: Workspace, slug: str, config: TrainConfig, *, progress: Progress |
         canvas = None if config.grid == "cache" else canvas_of(
             read_pixel_art(ws, slug, config.size_px), cache.images, required=config.grid == "native")
         config = replace(config, canvas=canvas)
-        conditions, pool = None, None
-        if config.condition == "traits":
+        conditions, pool, auto_note = None, None, None
+        if config.condition == "auto":
+            config, conditions, pool, auto_note = _auto_conditioning(ws, slug, config, cache)
+        elif config.condition == "traits":
             config, conditions, pool = _conditioning(ws, slug, config, cache)
         run = ws.run(slug, config.run)
         with _run_lock(run) if ctx.is_main else contextlib.nullcontext():
-            notes: list[str] = []
+            notes: list[str] = [] if auto_note is None else [auto_note]
             ckpt = resume_point(run, config, cache, ctx, slug, notes)
             config, warm = _warm_start(ws, slug, config, ckpt, notes)
             outputs = RunOutputs(run, config, enabled=ctx.is_main)
@@ -165,6 +167,28 @@ def train(ws: Workspace, slug: str, config: TrainConfig, *, progress: Progress |
     finally:
         torch.use_deterministic_algorithms(deterministic_before)
         distributed.shutdown(ctx)
+
+
+def _auto_conditioning(ws: Workspace, slug: str, config: TrainConfig, cache: TensorCache
+                       ) -> tuple[TrainConfig, np.ndarray | None, tuple[np.ndarray, np.ndarray] | None, str | None]:
+    """``--condition auto``: trait-conditioned when the collection's traits.csv gives a vocabulary, else
+    unconditioned with a note that says why (an explicit ``--condition-on`` that names unknown types is
+    still an error). The config is recorded as what it resolved to, so a resume or a warm start compares
+    like with like."""
+    why = None
+    if config.arch != "dcgan":
+        why = f"--arch {config.arch} has no trait-conditioned form"
+    else:
+        try:
+            traits = replace(config, condition="traits")
+            resolved, conditions, pool = _conditioning(ws, slug, traits, cache)
+            return resolved, conditions, pool, None
+        except NftganError as e:
+            if config.condition_on:
+                raise
+            why = str(e)
+    plain = replace(config, condition="none", condition_on=None, condition_aux=0.0)
+    return plain, None, None, f"not trait-conditioned (--condition auto): {why}"
 
 
 def _conditioning(ws: Workspace, slug: str, config: TrainConfig, cache: TensorCache

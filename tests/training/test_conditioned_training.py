@@ -47,8 +47,8 @@ def punks(tmp_path_factory) -> Workspace:
 
 
 def conditioned(run: str, steps: int = 4, **kw):
-    return tiny_config(run=run, steps=steps, checkpoint_every=2, sample_every=2, condition="traits",
-                       condition_min_count=3, **kw)
+    return tiny_config(**{"run": run, "steps": steps, "checkpoint_every": 2, "sample_every": 2,
+                          "condition": "traits", "condition_min_count": 3, **kw})
 
 
 def test_a_conditioned_run_records_its_vocabulary_and_trains_the_unknowns(punks) -> None:
@@ -342,3 +342,23 @@ def test_the_auxiliary_classifier_trains_on_a_set_type_logs_its_losses_and_resum
     for key in ("generator", "discriminator", "ema"):
         assert a[key].keys() == b[key].keys() and all(torch.equal(a[key][k], b[key][k]) for k in a[key])
     assert any(k.startswith("classifier.") for k in a["discriminator"])
+
+
+def test_condition_auto_conditions_a_collection_with_traits_and_says_why_not_otherwise(punks, make_cache, ws) -> None:
+    """--condition auto (what a default can be): conditioned on the traits a collection lists, recorded as
+    "traits" so a resume or a warm start compares like with like; a collection without traits trains
+    unconditioned, with the reason in the run's notes; --condition-on naming an unknown type is still an error."""
+    summary = train(punks, "punks", conditioned("auto", condition="auto", condition_aux=1.0))
+    config = json.loads(punks.run("punks", "auto").config.read_text())
+    assert config["condition"] == "traits" and config["condition_aux"] == 1.0 and config["conditioning"]
+    assert summary.steps_done == 4 and not any("not trait-conditioned" in n for n in summary.notes)
+    resumed = train(punks, "punks", conditioned("auto", steps=6, condition="auto", condition_aux=1.0, resume=True))
+    assert resumed.steps_done == 6
+    with pytest.raises(NftganError, match="unknown trait type"):
+        train(punks, "punks", conditioned("auto2", condition="auto", condition_on="hat"))
+
+    make_cache("plain", n=16)  # no traits.csv
+    plain = train(ws, "plain", tiny_config(run="p", condition="auto", condition_aux=1.0))
+    config = json.loads(ws.run("plain", "p").config.read_text())
+    assert config["condition"] == "none" and config["condition_aux"] == 0 and config["conditioning"] is None
+    assert any(n.startswith("not trait-conditioned (--condition auto): ") and "traits" in n for n in plain.notes)
