@@ -74,6 +74,9 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     "demo-w16-b16-cond-ac3": ("demo-w16-b16-cond + D's auxiliary trait classifier (AC-GAN, weight 3)",
                               {"base_width": 16, "ema": 0.98, "batch_size": 16, "condition": "traits",
                                "condition_aux": 3.0}),
+    "demo-w16-b16-cond-ac10": ("demo-w16-b16-cond + D's auxiliary trait classifier (AC-GAN, weight 10)",
+                               {"base_width": 16, "ema": 0.98, "batch_size": 16, "condition": "traits",
+                                "condition_aux": 10.0}),
 }
 
 #: The product's recipes. "cpu" is the default recipe (TrainConfig's defaults: the row of docs/quality.md best
