@@ -21,6 +21,9 @@ def test_every_recipe_builds_a_valid_config_and_spells_out_the_former_defaults()
         cfg = recipe_config(name, steps=5)
         assert isinstance(cfg, TrainConfig) and cfg.steps == 5
     assert recipe_config("cpu") == TrainConfig()  # the product's cpu recipe is the defaults
+    # ...which are the measured row of docs/quality.md, conditioned wherever the collection lists traits
+    measured = {**RECIPES["demo-w16-b16-cond-ac3"], "condition": "auto"}
+    assert {k: getattr(TrainConfig(), k) for k in measured} == measured
     # the reference is pytorch/examples' DCGAN: width 64, bce, no EMA, no augmentation, BN in D
     ref = recipe_config("reference")
     assert (ref.base_width, ref.loss, ref.ema, ref.augment, ref.d_norm, ref.mbstd_group, ref.batch_size,

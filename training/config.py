@@ -67,16 +67,19 @@ class TrainConfig:
     steps: int | None = None
     epochs: float | None = None
     minutes: float | None = None
-    batch_size: int = 64  # per process (DDP: the global batch is batch_size * world size)
+    batch_size: int = 16  # per process (DDP: the global batch is batch_size * world size)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     run: str | None = None  # default: <arch>-<size>px-<UTC timestamp>
     resume: bool = False
     # model
     z_dim: int = 100
-    # ngf = ndf; widths default to base * 2**k per stage, capped at base * 8. The defaults are the recipe
-    # docs/quality.md measured best at `train --minutes 10` (its "former" row: width 64, bce, EMA, DiffAugment);
-    # width 16, chosen before at 90 CPU seconds, drew a handful of faces at 10 minutes
-    base_width: int = 64
+    # ngf = ndf; widths default to base * 2**k per stage, capped at base * 8. The defaults (width 16, batch 16,
+    # EMA 0.98, --condition auto with the auxiliary classifier) are the recipe docs/quality.md measured best at
+    # `train --minutes 10` on the 10,000-token collection and at the demo's 3 minutes (its
+    # "demo-w16-b16-cond-ac3" row; "demo-w16-b16" where a collection lists no traits): a small model at many
+    # updates, told each image's traits. Width 16 at batch 64 (chosen once at 90 CPU seconds) drew a handful
+    # of faces at 10 minutes
+    base_width: int = 16
     widths: tuple[int, ...] = ()  # explicit generator widths, smallest stage first (D mirrors them)
     spectral_norm: bool = False  # in D (hinge + spectral norm: better at 3 minutes, worse at 10; docs/quality.md)
     dropout: float = 0.0  # in the discriminator
@@ -102,7 +105,7 @@ class TrainConfig:
     ada_target: float = 0.0
     ada_kimg: float = 100.0  # thousands of images for p to go from 0 to 1 at the fastest
     ada_every: int = 4  # steps between adjustments of p
-    ema: float = 0.999  # decay of the EMA generator; 0 turns it off
+    ema: float = 0.98  # decay of the EMA generator; 0 turns it off (a short horizon for many small steps)
     ema_rampup: float = 10.0  # the decay ramps up as (1 + step) / (ema_rampup + step); 0: no ramp-up
     # optimizer (TTUR: separate learning rates)
     lr_g: float = 2e-4
@@ -137,13 +140,13 @@ class TrainConfig:
     # arch is dcgan), else "none", said in the run's notes (train() records what it resolved to);
     # condition_on: the trait types, comma-separated (None: those on >= 90% of the tokens with a
     # manageable vocabulary); a value on fewer than condition_min_count tokens is folded into "(other)"
-    condition: str = "none"
+    condition: str = "auto"
     condition_on: str | None = None
     condition_min_count: int = 5
     # the auxiliary trait classifier (AC-GAN, Odena et al. 2017) of a conditioned run, at this weight (0: off):
     # D also predicts each real image's traits, and G is trained to make D see the traits it was asked for,
     # a direct signal for small traits (a mouth, a hair style) that the projection alone is slow to teach
-    condition_aux: float = 0.0
+    condition_aux: float = 3.0
     # recorded by train(), not an option: the conditioning vocabulary and the size of its pool of trait sets
     conditioning: dict[str, Any] | None = field(default=None, hash=False)
 
@@ -153,7 +156,8 @@ class TrainConfig:
         _check(self.condition != "none" or not self.condition_on, "--condition-on needs --condition traits")
         _check(self.condition != "traits" or self.arch == "dcgan", "--condition traits needs --arch dcgan")
         _check(self.condition_aux >= 0, f"--condition-aux must be 0 (off) or more, got {self.condition_aux}")
-        _check(self.condition != "none" or not self.condition_aux, "--condition-aux needs --condition traits")
+        if self.condition == "none":  # the auxiliary classifier is a part of conditioned runs only
+            object.__setattr__(self, "condition_aux", 0.0)
         _check(isinstance(self.condition_min_count, int) and self.condition_min_count >= 1,
                f"--condition-min-count must be at least 1, got {self.condition_min_count!r}")
         _check(self.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")

@@ -19,6 +19,7 @@ BASE: dict[str, Any] = {
     "arch": "dcgan", "base_width": 64, "batch_size": 64, "loss": "bce", "spectral_norm": False, "d_norm": "batch",
     "mbstd_group": 0, "r1_gamma": 0.0, "r2_gamma": 0.0, "reg_every": 1, "augment": "auto", "ada_target": 0.0,
     "ema": 0.999, "ema_rampup": 10.0, "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "beta2": 0.999, "grid": "cache",
+    "condition": "none", "condition_aux": 0.0,
 }
 
 _R3 = {"loss": "rpgan", "r1_gamma": 0.1, "r2_gamma": 0.1, "d_norm": "none"}
@@ -80,13 +81,14 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 #: The product's recipes. "cpu" is the default recipe (TrainConfig's defaults: the row of docs/quality.md best
-#: at `train --minutes 10` so far, "former"). "gpu" is argued for long GPU budgets, not measured on a GPU
+#: at `train --minutes 10`, "demo-w16-b16-cond-ac3", with --condition auto so that a collection without
+#: traits trains as "demo-w16-b16"). "gpu" is argued for long GPU budgets, not measured on a GPU
 #: here: hinge + spectral norm (the standard stabiliser of long runs, SNGAN/BigGAN) plus minibatch stddev and
 #: adaptive augmentation, the pair that drew the most distinct trait sets in the CPU screen and whose worth
 #: grows with the steps (D overfits a small collection more the longer it trains, which ADA answers).
 PRODUCT: dict[str, dict[str, Any]] = {
     "cpu": {},
-    "gpu": {"loss": "hinge", "spectral_norm": True, "base_width": 64, "ema": 0.999, "augment": "auto",
+    "gpu": {"loss": "hinge", "spectral_norm": True, "base_width": 64, "batch_size": 64, "ema": 0.999, "augment": "auto",
             "mbstd_group": 4, "ada_target": 0.6},
 }
 

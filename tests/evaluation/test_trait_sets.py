@@ -111,7 +111,7 @@ def test_an_export_writes_the_classifiers_sets_as_attributes(punks, tmp_path) ->
     from training.train import train
 
     train(punks, "punks", tiny_config(size_px=SIZE, base_width=4, z_dim=8, batch_size=4, steps=2, sample_every=0,
-                                      checkpoint_every=2, run="t"))
+                                      checkpoint_every=2, run="t", condition="none"))  # labelled afterwards
     vary(punks.run("punks", "t"), 2)  # a 2-step generator draws one gray token: make its tokens differ
     out = tmp_path / "out"
     summary = export_collection(punks, "punks", "t", ExportConfig(n=6, out=out, extractor="tiny", device="cpu"))

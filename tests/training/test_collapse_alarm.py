@@ -38,7 +38,7 @@ def demo(tmp_path_factory) -> Workspace:
 def test_a_collapsing_recipe_triggers_the_alarm_everywhere(demo, capsys) -> None:
     capsys.readouterr()
     args = ["--home", str(demo.root), "train", "demo", "--run", "collapse", "--z-dim", "2", "--lr-g", "0.004",
-            "--augment", "none"]
+            "--augment", "none", "--condition", "none"]  # unconditioned: the traits would keep it diverse
     for key, value in DEMO.items():
         args += [f"--{'size' if key == 'size_px' else key.replace('_', '-')}", str(value)]
     with pytest.raises(SystemExit) as done:

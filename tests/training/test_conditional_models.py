@@ -134,11 +134,15 @@ def test_an_auxiliary_classifier_step_trains_d_to_classify_and_g_to_be_classifie
         raise AssertionError("a D without the classifier must refuse to classify")
 
 
-def test_condition_aux_needs_trait_conditioning() -> None:
+def test_condition_aux_belongs_to_conditioned_runs() -> None:
+    """The auxiliary classifier's weight is a default of conditioned runs; an unconditioned one has none
+    (it is recorded as 0, so its config says what it trained)."""
     import pytest
 
     from pipeline.errors import NftganError
     from training.config import TrainConfig
 
-    with pytest.raises(NftganError, match="--condition-aux needs --condition traits"):
-        TrainConfig(condition_aux=1.0)
+    assert TrainConfig(condition="none", condition_aux=1.0).condition_aux == 0.0
+    assert TrainConfig(condition="traits", condition_aux=1.0).condition_aux == 1.0
+    with pytest.raises(NftganError, match="--condition-aux must be 0 \\(off\\) or more"):
+        TrainConfig(condition="traits", condition_aux=-1.0)

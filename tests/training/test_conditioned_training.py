@@ -81,11 +81,11 @@ def test_resume_keeps_the_vocabulary_and_warm_starts_refuse_a_mismatch(punks) ->
     train(punks, "punks", conditioned("r", steps=2))
     resumed = train(punks, "punks", conditioned("r", steps=4, resume=True))
     assert resumed.steps_done == 4
-    train(punks, "punks", tiny_config(run="plain", steps=2, checkpoint_every=2, sample_every=0))
+    train(punks, "punks", tiny_config(run="plain", steps=2, checkpoint_every=2, sample_every=0, condition="none"))
     with pytest.raises(NftganError, match="was trained without trait conditioning"):
         train(punks, "punks", conditioned("w", warm_start="plain"))
     with pytest.raises(NftganError, match="is not trait-conditioned like this run"):
-        train(punks, "punks", tiny_config(run="w2", steps=2, warm_start="r"))
+        train(punks, "punks", tiny_config(run="w2", steps=2, warm_start="r", condition="none"))
     warm = train(punks, "punks", conditioned("w3", warm_start="r"))  # the same vocabulary: fine
     assert warm.steps_done == 4
 
@@ -111,7 +111,7 @@ def test_sample_asks_for_traits_row_by_row_and_refuses_unknown_values(punks, tmp
     assert code != 0 and "unknown value 'Martian' for trait type 'type': choose one of" in err
     assert len(err.strip().splitlines()) == 1
     if not punks.run("punks", "plain").config.exists():
-        train(punks, "punks", tiny_config(run="plain", steps=2, checkpoint_every=2, sample_every=0))
+        train(punks, "punks", tiny_config(run="plain", steps=2, checkpoint_every=2, sample_every=0, condition="none"))
     code, _, err = run_cli(punks, capsys, "sample", "punks", "plain", "--traits", "type=Dark")
     assert code != 0 and "is not trait-conditioned" in err
 
@@ -208,7 +208,7 @@ def test_bad_rarity_tables_and_runs_are_refused_in_one_line(punks, tmp_path) -> 
     with pytest.raises(NftganError, match=r"unknown value 'Martian' for 'type'"):
         export_collection(punks, "punks", "e", ExportConfig(n=4, out=tmp_path / "y", rarity=str(bad), **cfg))
     if not punks.run("punks", "plain").config.exists():
-        train(punks, "punks", tiny_config(run="plain", steps=2, checkpoint_every=2, sample_every=0))
+        train(punks, "punks", tiny_config(run="plain", steps=2, checkpoint_every=2, sample_every=0, condition="none"))
     with pytest.raises(NftganError, match="is not trait-conditioned: --rarity needs"):
         export_collection(punks, "punks", "plain", ExportConfig(n=4, out=tmp_path / "z", rarity="collection", **cfg))
 
@@ -247,7 +247,7 @@ def test_evaluation_measures_conditional_accuracy_against_the_classifiers_ceilin
     assert "**Conditional accuracy**" in report and "| accessory |" in report
     plain = "plain"
     if not punks.run("punks", plain).config.exists():
-        train(punks, "punks", tiny_config(run=plain, steps=2, checkpoint_every=2, sample_every=0))
+        train(punks, "punks", tiny_config(run=plain, steps=2, checkpoint_every=2, sample_every=0, condition="none"))
     other = evaluate(punks, "punks", plain, EvalConfig(extractor="tiny", samples=64, device="cpu",
                                                        metrics=("kid", "trait_cond")))
     assert other.records[-1]["trait_cond"] is None and "not trait-conditioned" in other.records[-1]["trait_cond_note"]
@@ -279,7 +279,7 @@ def test_a_conditioned_challenger_of_an_unconditioned_champion_starts_fresh_and_
     from pipeline.champion import record_decision
 
     if not punks.run("punks", "plain").config.exists():
-        train(punks, "punks", tiny_config(run="plain", steps=2, checkpoint_every=2, sample_every=0))
+        train(punks, "punks", tiny_config(run="plain", steps=2, checkpoint_every=2, sample_every=0, condition="none"))
     record_decision(punks, "punks", {"run": "plain", "step": 2, "decision": "promoted", "reason": "test"},
                     new_current={"run": "plain", "step": 2})
     summary = train(punks, "punks", conditioned("fresh", warm_start="champion"))

@@ -58,7 +58,8 @@ def test_every_size_trains_a_few_steps_and_writes_a_self_explaining_run(ws, make
     summary = train(ws, "tiny", config)
     run = ws.run("tiny", "t")
     assert summary.steps_done == 2 and summary.stopped_by == "steps"
-    assert json.loads(run.config.read_text()) == config.to_dict()
+    # recorded as trained: --condition auto on a cache without traits.csv resolved to no conditioning
+    assert json.loads(run.config.read_text()) == {**config.to_dict(), "condition": "none", "condition_aux": 0.0}
     rows = read_metrics(run)
     assert [r["step"] for r in rows] == [1, 2]
     assert all(math.isfinite(r[k]) for r in rows for k in ("loss_g", "loss_d", "d_real", "d_fake"))
