@@ -59,7 +59,9 @@ def export_cmd(
                           rich_help_panel=_CHECK)
     ] = EXPORT_DEFAULTS.phash_bits,
     max_draws_per_token: Annotated[
-        int, typer.Option(help="Give up after this many candidates per token.", rich_help_panel=_CHECK)
+        Optional[int], typer.Option(help="Give up after this many candidates per token (default: 4; 32 for a "
+                                    "trait-conditioned run, whose tokens must show the asked traits).",
+                                    rich_help_panel=_CHECK)
     ] = EXPORT_DEFAULTS.max_draws_per_token,
     traits: Annotated[
         bool, typer.Option("--traits/--no-traits", help="Attributes from the collection's trait classifier.",

@@ -14,6 +14,16 @@ from typing import Any
 from evaluation.config import EXTRACTOR_NAMES, EvalConfig
 from pipeline.errors import NftganError
 
+#: candidates an exported token may take (near-copies and duplicates are rare)
+DRAWS_PER_TOKEN = 4
+#: ...when the trait classifier must also see every asked trait: a conditioned generator at the 10-minute CPU
+#: budget shows all five of the pixel collection's in about one candidate of five (docs/quality.md)
+DRAWS_PER_ASKED_TOKEN = 32
+#: a token's trait set that the classifier has not seen in this many candidates is given up for another set
+#: of the rarity table (counted): at that budget about a third of the collection's sets hold a value the
+#: generator draws recognisably in under one candidate of ten (a bandana, a top hat, a pipe)
+TRIES_PER_TRAIT_SET = 8
+
 
 @dataclass(frozen=True)
 class ExportConfig:
@@ -40,8 +50,10 @@ class ExportConfig:
     #: default: on trait-layered collections distinct tokens are often this close (evaluation reads that
     #: count as an upper bound), so it would reject new tokens that differ from a training one by a trait
     phash_bits: int = -1
-    #: stop after drawing this many candidates per exported token (then: a clear error, nothing written)
-    max_draws_per_token: int = 4
+    #: stop after drawing this many candidates per exported token (then: a clear error, nothing written);
+    #: None: DRAWS_PER_TOKEN, or DRAWS_PER_ASKED_TOKEN for a trait-conditioned run, whose candidates must also
+    #: show every asked trait to the classifier (at the 10-minute CPU budget one in four or five does)
+    max_draws_per_token: int | None = None
     traits: bool = True  # label attributes with the collection's trait classifier (when it has traits)
     name_prefix: str | None = None  # token names are "<prefix> #<id>"; None: the collection slug
     description: str | None = None  # None: says which collection, run and step generated the token
@@ -75,7 +87,8 @@ class ExportConfig:
         _check(self.ratio_max is None or 0 < self.ratio_max <= 1,
                f"--ratio-max must be in (0, 1], got {self.ratio_max}")
         _check(-1 <= self.phash_bits <= 64, f"--phash-bits must be -1 (off) to 64, got {self.phash_bits}")
-        _check(self.max_draws_per_token >= 1, f"--max-draws-per-token must be at least 1, got {self.max_draws_per_token}")
+        _check(self.max_draws_per_token is None or self.max_draws_per_token >= 1,
+               f"--max-draws-per-token must be at least 1, got {self.max_draws_per_token}")
         _check(self.first_token_id >= 0, f"--first-token-id must be 0 or more, got {self.first_token_id}")
         _check(isinstance(self.upscale, int) and 1 <= self.upscale <= 32, f"--upscale must be 1 to 32, got {self.upscale}")
         _check(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}")
@@ -87,6 +100,12 @@ class ExportConfig:
             self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:") and self.device[5:].isdigit(),
             f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}",
         )
+
+    def draws_per_token(self, asked: bool) -> int:
+        """The candidates a token may take: the option, else the default for a run with or without traits asked."""
+        if self.max_draws_per_token is not None:
+            return self.max_draws_per_token
+        return DRAWS_PER_ASKED_TOKEN if asked and self.trait_check else DRAWS_PER_TOKEN
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -43,7 +43,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from export.config import ExportConfig
+from export.config import TRIES_PER_TRAIT_SET, ExportConfig
 from pipeline.atomic import remove_stale_temps, write_json
 from pipeline.cache import open_cache
 from pipeline.errors import NftganError
@@ -254,7 +254,7 @@ def _draw_stream(loaded: Any, config: ExportConfig, art: Any, check: "_Check | N
     """An unconditioned run's tokens: the first ``config.n`` accepted candidates of the seed's stream."""
     accepted: list[np.ndarray] = []
     seen: dict[bytes, int] = {}
-    limit = config.n * config.max_draws_per_token
+    limit = config.n * config.draws_per_token(asked=False)
     drawn, block = 0, 0
     while len(accepted) < config.n:
         if drawn >= limit:
@@ -285,8 +285,9 @@ def _draw_asked(loaded: Any, config: ExportConfig, art: Any, check: "_Check | No
     """A conditioned run's tokens. Each token's trait set is planned first (:meth:`_Asking.plan`: the
     rarity table in quotas of ``config.n``); a rejected candidate is replaced by another one for the *same*
     trait set (the next latents of the stream), so rejections do not tilt the table towards the traits the
-    generator draws easily. A trait set with ``max_draws_per_token`` rejected candidates is given up: the
-    token gets another set of the table (counted in the summary by the asked value the classifier missed)."""
+    generator draws easily. A trait set with :data:`TRIES_PER_TRAIT_SET` rejected candidates (at most the
+    token's draws) is given up: the token gets another set of the table, counted in the summary by the asked
+    value the classifier missed, and the achieved table shows what the generator could not draw."""
     n = config.n
     plan = asking.plan(n, config.seed)
     images: list[np.ndarray | None] = [None] * n
@@ -296,7 +297,8 @@ def _draw_asked(loaded: Any, config: ExportConfig, art: Any, check: "_Check | No
     missed: Counter[str] = Counter()
     seen: dict[bytes, int] = {}
     pending = list(range(n))
-    limit = n * config.max_draws_per_token
+    draws = config.draws_per_token(asked=True)
+    limit = n * draws
     drawn, block, done = 0, 0, 0
     while pending:
         if drawn >= limit:
@@ -318,7 +320,7 @@ def _draw_asked(loaded: Any, config: ExportConfig, art: Any, check: "_Check | No
             _reject(rejected, rejections, *why, candidate=block * BLOCK + slot,
                     token=config.first_token_id + token)
             tries[token] += 1
-            if tries[token] >= config.max_draws_per_token:
+            if tries[token] >= min(draws, TRIES_PER_TRAIT_SET):
                 if mismatches[slot] is not None:
                     m = mismatches[slot]
                     asked_value = m["asked"]

@@ -192,6 +192,12 @@ def test_a_rejected_token_is_redrawn_for_the_same_traits_and_an_undrawable_set_i
     assert "trait sets given up (drawn for another set of the table): 10 tokens; the classifier missed type=Dark" \
         in summary.describe()
 
+    # by default a token of a conditioned run may take 32 candidates (an unconditioned one: 4)
+    monkeypatch.setattr(mint._Asking, "mismatches", classifier_that_misses(lambda im, a: True))
+    with pytest.raises(NftganError, match=r"only 0 of 2 candidates passed after drawing 64 "):
+        mint.export_collection(punks, "punks", "redrawn", ExportConfig(n=2, out=tmp_path / "c",
+                                                                       **{**cfg, "trait_check": True}))
+
 
 def test_bad_rarity_tables_and_runs_are_refused_in_one_line(punks, tmp_path) -> None:
     from export.config import ExportConfig
