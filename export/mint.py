@@ -321,8 +321,8 @@ def _draw_asked(loaded: Any, config: ExportConfig, art: Any, check: "_Check | No
                     token=config.first_token_id + token)
             tries[token] += 1
             if tries[token] >= min(draws, TRIES_PER_TRAIT_SET):
-                if mismatches[slot] is not None:
-                    m = mismatches[slot]
+                m = mismatches[slot]
+                if m is not None:
                     asked_value = m["asked"]
                     value = "+".join(asked_value) if isinstance(asked_value, list) else str(asked_value)
                     missed[f"{m['type']}={value}"] += 1
@@ -330,7 +330,8 @@ def _draw_asked(loaded: Any, config: ExportConfig, art: Any, check: "_Check | No
                     missed[why[0]] += 1
                 redraws[token] += 1
                 tries[token] = 0
-                plan[token] = asking.redraw(config.seed, token, redraws[token])
+                plan[token] = asking.redraw(config.seed, token, redraws[token], plan[token],
+                                            None if m is None else m["type"])
             pending.append(token)
         block += 1
         report(progress, "export", done, n, unit="tokens", label="tokens accepted", candidates=drawn,
@@ -467,12 +468,33 @@ class _Asking:
         base = plan_conditions(*self.pool, n, rng)
         return base if self.table is None else quota_from_table(self.vocab, self.table, base, rng)
 
-    def redraw(self, seed: int, token: int, attempt: int) -> np.ndarray:
-        """Another trait set of the table for a token whose set was given up (seeded by the token)."""
+    def redraw(self, seed: int, token: int, attempt: int, current: np.ndarray, missed: str | None) -> np.ndarray:
+        """Another trait set for a token whose set was given up (seeded by the token). When the classifier
+        missed one type, only that type's value changes (to another of the table's shares, or to a set of the
+        collection that differs from this one in that type alone), so the other types keep their quotas;
+        otherwise (or when the collection holds no such set) a whole set of the table."""
         from training.conditioning import draw_from_table
 
         rng = np.random.default_rng([seed, token, attempt, 11])
         pool, weights = self.pool
+        if missed is not None and missed in self.vocab.names:
+            offset = 0
+            for t in self.vocab.types:
+                if t.name == missed:
+                    break
+                offset += t.width
+            block = np.zeros(pool.shape[1], bool)
+            block[offset : offset + self.vocab.type(missed).width] = True
+            if self.table is not None and missed in self.table:
+                for _ in range(8):  # another value of the table's shares, where it has one
+                    out = draw_from_table(self.vocab, {missed: self.table[missed]}, current[None], rng)[0]
+                    if not np.array_equal(out[block], current[block]):
+                        break
+                return out
+            near = np.flatnonzero((pool[:, ~block] == current[~block]).all(axis=1)
+                                  & (pool[:, block] != current[block]).any(axis=1))
+            if len(near):
+                return pool[rng.choice(near, p=weights[near] / weights[near].sum())].copy()
         base = pool[[rng.choice(len(pool), p=weights / weights.sum())]]
         return (base if self.table is None else draw_from_table(self.vocab, self.table, base, rng))[0]
 

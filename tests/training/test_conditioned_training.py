@@ -177,6 +177,7 @@ def test_a_rejected_token_is_redrawn_for_the_same_traits_and_an_undrawable_set_i
     summary = mint.export_collection(punks, "punks", "redrawn", ExportConfig(n=40, out=tmp_path / "a", max_draws_per_token=8,
                                                                        **cfg))
     doc = json.loads((tmp_path / "a" / "collection.json").read_text())
+    planned_accessories = doc["traits"]["achieved"]["accessory"]
     assert doc["rejected"].get("trait-mismatch:type", 0) >= 3 and summary.candidates == 40 + doc["rejected"]["trait-mismatch:type"]
     assert doc["traits"]["achieved"]["type"] == {"Dark": 0.25, "Light": 0.75}  # not tilted towards Dark
     assert doc["traits"]["given_up"] == {"tokens": 0, "trait_sets": 0, "missed": {}}
@@ -189,6 +190,7 @@ def test_a_rejected_token_is_redrawn_for_the_same_traits_and_an_undrawable_set_i
     given_up = doc["traits"]["given_up"]
     assert given_up["tokens"] == 10 and given_up["trait_sets"] >= 10 and set(given_up["missed"]) == {"type=Dark"}
     assert doc["traits"]["achieved"]["type"] == {"Light": 1.0} and doc["traits"]["total_variation"]["type"] == 0.25
+    assert doc["traits"]["achieved"]["accessory"] == planned_accessories  # only the missed type was redrawn
     assert "trait sets given up (drawn for another set of the table): 10 tokens; the classifier missed type=Dark" \
         in summary.describe()
 
