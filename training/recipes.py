@@ -75,6 +75,10 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     "demo-w16-b16-cond-ac3": ("demo-w16-b16-cond + D's auxiliary trait classifier (AC-GAN, weight 3)",
                               {"base_width": 16, "ema": 0.98, "batch_size": 16, "condition": "traits",
                                "condition_aux": 3.0}),
+    # #18's native-grid question, asked of the default: the 24x24 tokens trained on their own grid (3, 6, 12, 24)
+    "demo-w16-b16-cond-ac3-native": ("demo-w16-b16-cond-ac3 on the native pixel grid (24x24 from 3x3)",
+                                     {"base_width": 16, "ema": 0.98, "batch_size": 16, "condition": "traits",
+                                      "condition_aux": 3.0, "grid": "auto"}),
     "demo-w16-b16-cond-ac10": ("demo-w16-b16-cond + D's auxiliary trait classifier (AC-GAN, weight 10)",
                                {"base_width": 16, "ema": 0.98, "batch_size": 16, "condition": "traits",
                                 "condition_aux": 10.0}),
