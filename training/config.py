@@ -75,8 +75,8 @@ class TrainConfig:
     z_dim: int = 100
     # ngf = ndf; widths default to base * 2**k per stage, capped at base * 8. The defaults (width 16, batch 16,
     # EMA 0.98, --condition auto with the auxiliary classifier) are the recipe docs/quality.md measured best at
-    # `train --minutes 10` on the 10,000-token collection and at the demo's 3 minutes (its
-    # "demo-w16-b16-cond-ac3" row; "demo-w16-b16" where a collection lists no traits): a small model at many
+    # `train --minutes 10` on the 10,000-token collection (its "demo-w16-b16-cond-ac3-native" row, on the
+    # pixel grid when the cache has one; "demo-w16-b16" where a collection lists no traits): a small model at many
     # updates, told each image's traits. Width 16 at batch 64 (chosen once at 90 CPU seconds) drew a handful
     # of faces at 10 minutes
     base_width: int = 16
@@ -87,8 +87,10 @@ class TrainConfig:
     mbstd_group: int = 0  # minibatch standard deviation in D (ProGAN): images per group; 0 turns it off
     # pixel art: "native" trains on the collection's own grid (cache/<size>/pixel-art.json: a 24x24 token
     # trains as 24x24) and draws samples back onto the cache's canvas; "auto" does so when the cache has a
-    # square pixel grid; "cache" trains on the cache's pixels as they are
-    grid: str = "cache"
+    # square pixel grid (the default: on the 10,000-token collection at 10 minutes it beat the padded 32 px
+    # cache on trait_match, conditional accuracy and trait_fd, docs/quality.md); "cache" trains on the
+    # cache's pixels as they are
+    grid: str = "auto"
     # objective and regularization
     loss: str = "bce"  # bce (with logits, non-saturating G loss) | hinge | rpgan
     label_smoothing: float = 0.0  # one-sided: real targets are 1 - label_smoothing (bce only)
@@ -191,7 +193,7 @@ class TrainConfig:
         _check(self.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         _check(self.d_norm in D_NORMS, f"--d-norm must be one of {', '.join(D_NORMS)}, got {self.d_norm!r}")
         _check(self.grid in GRIDS, f"--grid must be one of {', '.join(GRIDS)}, got {self.grid!r}")
-        _check(self.grid == "cache" or self.arch == "dcgan", "--grid native/auto needs --arch dcgan")
+        _check(self.grid != "native" or self.arch == "dcgan", "--grid native needs --arch dcgan")
         _check(self.mbstd_group >= 0, f"--mbstd-group must be 0 (off) or more, got {self.mbstd_group}")
         for name in ("r1_gamma", "r2_gamma"):
             value = getattr(self, name)

@@ -137,7 +137,8 @@ def train(ws: Workspace, slug: str, config: TrainConfig, *, progress: Progress |
         if len(cache) == 0:
             raise NftganError(f"the {config.size_px}px cache of {slug!r} holds no images: nothing to train on")
         config = replace(config, run=distributed.broadcast_object(ctx, config.run or config.default_run_name()))
-        canvas = None if config.grid == "cache" else canvas_of(
+        on_cache = config.grid == "cache" or config.grid == "auto" and config.arch != "dcgan"  # mlp: no grid form
+        canvas = None if on_cache else canvas_of(
             read_pixel_art(ws, slug, config.size_px), cache.images, required=config.grid == "native")
         config = replace(config, canvas=canvas)
         conditions, pool, auto_note = None, None, None

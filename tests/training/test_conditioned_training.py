@@ -66,12 +66,16 @@ def test_the_loaded_generator_draws_trait_sets_from_latents_or_as_asked(punks) -
     train(punks, "punks", conditioned("d"))
     loaded = load_generator(punks.run("punks", "d"), "latest")
     vocab = Vocabulary.from_dict(loaded.config["conditioning"]["vocabulary"])
-    g = loaded.generator
+    from training.sampling import conditioned_core
+
+    g = loaded.generator  # pixel art: on its native grid by default, inside the canvas wrapper
+    core = conditioned_core(g)
+    assert core is not None and (loaded.config["grid"], loaded.config["canvas"] is not None) == ("auto", True)
     z = torch.randn(16, loaded.z_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        drawn = g.draw_conditions(z)
-        assert torch.equal(drawn, g.draw_conditions(z))  # a pure function of the latents
-        pool = {tuple(v.tolist()) for v in g.pool}
+        drawn = core.draw_conditions(z)
+        assert torch.equal(drawn, core.draw_conditions(z))  # a pure function of the latents
+        pool = {tuple(v.tolist()) for v in core.pool}
         assert all(tuple(v.tolist()) in pool for v in drawn)  # real trait sets of the collection
         asked = torch.from_numpy(np.stack([vocab.encode(vocab.parse_request("type=Dark,accessory=Earring"))] * 16))
         assert g(z).shape == (16, 3, 32, 32) and not torch.equal(g(z), g(z, asked))
