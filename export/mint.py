@@ -323,8 +323,9 @@ def _draw_asked(loaded: Any, config: ExportConfig, art: Any, check: "_Check | No
             if tries[token] >= min(draws, TRIES_PER_TRAIT_SET):
                 m = mismatches[slot]
                 if m is not None:
-                    asked_value = m["asked"]
-                    value = "+".join(asked_value) if isinstance(asked_value, list) else str(asked_value)
+                    asked_value = m["asked"]  # a value, a list of a set type's values, or None (not asked)
+                    value = ("+".join(asked_value) or "(no value)" if isinstance(asked_value, list) else
+                             "(not asked)" if asked_value is None else str(asked_value))
                     missed[f"{m['type']}={value}"] += 1
                 else:
                     missed[why[0]] += 1
@@ -478,13 +479,9 @@ class _Asking:
         rng = np.random.default_rng([seed, token, attempt, 11])
         pool, weights = self.pool
         if missed is not None and missed in self.vocab.names:
-            offset = 0
-            for t in self.vocab.types:
-                if t.name == missed:
-                    break
-                offset += t.width
+            offset, width, _, _ = self.vocab.blocks()[self.vocab.names.index(missed)]
             block = np.zeros(pool.shape[1], bool)
-            block[offset : offset + self.vocab.type(missed).width] = True
+            block[offset : offset + width] = True
             if self.table is not None and missed in self.table:
                 for _ in range(8):  # another value of the table's shares, where it has one
                     out = draw_from_table(self.vocab, {missed: self.table[missed]}, current[None], rng)[0]
