@@ -91,6 +91,10 @@ def train_cmd(
         float, typer.Option(help="A conditioned run: weight of D's auxiliary trait classifier, which G is trained "
                             "to satisfy (AC-GAN; 0 = off).", rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.condition_aux,
+    condition_aux_view: Annotated[
+        str, typer.Option(help="What the auxiliary classifier judges: augmented (the images D's loss sees) or "
+                          "clean (before DiffAugment; a second pass of D).", rich_help_panel=_MODEL)
+    ] = TRAIN_DEFAULTS.condition_aux_view,
     probe_every: Annotated[
         int, typer.Option(help="Collapse alarm: steps between diversity probes (0 = off).", rich_help_panel=_OUT)
     ] = TRAIN_DEFAULTS.probe_every,

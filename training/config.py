@@ -38,9 +38,10 @@ BEFORE_THE_FIELD: dict[str, Any] = {
     "d_norm": "batch", "mbstd_group": 0, "grid": "cache", "r1_gamma": 0.0, "r2_gamma": 0.0, "reg_every": 1,
     "ada_target": 0.0, "ada_kimg": 100.0, "ada_every": 4, "ema_rampup": 10.0, "probe_every": 0, "canvas": None,
     "condition": "none", "condition_on": None, "condition_min_count": 5, "conditioning": None,
-    "condition_aux": 0.0,
+    "condition_aux": 0.0, "condition_aux_view": "augmented",
 }
 CONDITIONS = ("none", "traits", "auto")
+AUX_VIEWS = ("augmented", "clean")
 
 # Fields that may change when a run is resumed: how long to train, how often to write, where and how fast
 # to run (a run started on a GPU in bf16 may continue on a CPU). Everything else shapes the training.
@@ -149,6 +150,10 @@ class TrainConfig:
     # D also predicts each real image's traits, and G is trained to make D see the traits it was asked for,
     # a direct signal for small traits (a mouth, a hair style) that the projection alone is slow to teach
     condition_aux: float = 3.0
+    # what the auxiliary classifier judges: "augmented", the images D's adversarial loss sees (one forward
+    # pass), or "clean", the images before DiffAugment (a second pass of D per side): cutout hides a mouth
+    # in a third of the augmented images and translation moves it, which teaches the classifier a prior
+    condition_aux_view: str = "augmented"
     # recorded by train(), not an option: the conditioning vocabulary and the size of its pool of trait sets
     conditioning: dict[str, Any] | None = field(default=None, hash=False)
 
@@ -158,6 +163,8 @@ class TrainConfig:
         _check(self.condition != "none" or not self.condition_on, "--condition-on needs --condition traits")
         _check(self.condition != "traits" or self.arch == "dcgan", "--condition traits needs --arch dcgan")
         _check(self.condition_aux >= 0, f"--condition-aux must be 0 (off) or more, got {self.condition_aux}")
+        _check(self.condition_aux_view in AUX_VIEWS,
+               f"--condition-aux-view must be one of {', '.join(AUX_VIEWS)}, got {self.condition_aux_view!r}")
         if self.condition == "none":  # the auxiliary classifier is a part of conditioned runs only
             object.__setattr__(self, "condition_aux", 0.0)
         _check(isinstance(self.condition_min_count, int) and self.condition_min_count >= 1,

@@ -385,7 +385,8 @@ def gan_step(
 
     ``cfg.condition_aux > 0`` (with ``blocks``, the vocabulary's ``Vocabulary.blocks()``): D's auxiliary
     classifier learns the real images' traits (real images only, so G cannot teach it what its own drawings
-    mean), and G's loss gains its verdict on the fakes against the traits they were drawn for.
+    mean), and G's loss gains its verdict on the fakes against the traits they were drawn for;
+    ``cfg.condition_aux_view == "clean"``: both verdicts on the images before DiffAugment, in a pass of their own.
     """
     m = models
     p = ada.p if ada is not None else None
@@ -398,7 +399,8 @@ def gan_step(
     d_net = m.d_reg if regularize and m.d_reg is not None else m.d_train
     c = () if cond is None else (cond,)  # the networks' extra argument, when conditioned
     aux = cfg.condition_aux if cond is not None and blocks is not None else 0.0
-    k = {"classify": True} if aux else {}
+    clean = bool(aux) and cfg.condition_aux_view == "clean" and bool(augment_ops)
+    k = {"classify": True} if aux and not clean else {}  # the classifier rides on the adversarial pass
     with m.autocast(device):
         fake = m.g_train(z, *c)
         real_in, fake_in = augment(real), augment(fake.detach())
@@ -407,14 +409,16 @@ def gan_step(
             fake_in = fake_in.detach().requires_grad_(cfg.r2_gamma > 0)
         if cfg.separate_batches:
             real_out, fake_out = d_net(real_in, *c, **k), d_net(fake_in, *c, **k)
-            (real_logits, real_traits), fake_logits = (real_out, fake_out[0]) if aux else ((real_out, None), fake_out)
+            (real_logits, real_traits), fake_logits = (real_out, fake_out[0]) if k else ((real_out, None), fake_out)
         else:
             both = d_net(torch.cat([real_in, fake_in]), *(torch.cat([cond, cond]),) if cond is not None else (), **k)
-            both, traits = both if aux else (both, None)
+            both, traits = both if k else (both, None)
             real_logits, fake_logits = both[:b], both[b:]
             real_traits = traits[:b] if traits is not None else None
         loss_d = losses.discriminator_loss(cfg.loss, real_logits, fake_logits, label_smoothing=cfg.label_smoothing)
         traits_d = traits_g = torch.zeros((), device=device)
+        if clean:  # the classifier's own pass, on the real images before augmentation
+            real_traits = d_net(real, *c, classify=True)[1]
         if aux:
             assert cond is not None and blocks is not None and real_traits is not None
             traits_d = losses.trait_classification_loss(real_traits, cond, blocks)
@@ -435,7 +439,9 @@ def gan_step(
     m.d.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
     with m.autocast(device):
         g_fake = m.d_frozen(augment(fake), *c, **k)
-        g_fake_logits, g_fake_traits = g_fake if aux else (g_fake, None)
+        g_fake_logits, g_fake_traits = g_fake if k else (g_fake, None)
+        if clean:
+            g_fake_traits = m.d_frozen(fake, *c, classify=True)[1]
         g_real_logits = None
         if losses.needs_real_logits_for_g(cfg.loss):
             with torch.no_grad():

@@ -134,6 +134,45 @@ def test_an_auxiliary_classifier_step_trains_d_to_classify_and_g_to_be_classifie
         raise AssertionError("a D without the classifier must refuse to classify")
 
 
+def test_the_clean_view_classifies_the_images_before_augmentation() -> None:
+    """--condition-aux-view clean: the classifier's loss on the real batch is its verdict on the images as
+    they are, not on the cutout/translated ones the adversarial loss sees (what "augmented" reports)."""
+    import copy
+
+    import numpy as np
+    import pytest
+
+    from pipeline.errors import NftganError
+
+    from training.build import build_models
+    from training.config import TrainConfig
+    from training.conditioning import build_vocabulary
+    from training.distributed import DistContext
+    from training.losses import trait_classification_loss
+    from training.train import gan_step
+
+    labels = [{"type": t} for t in "abcd"] * 4
+    vocab = build_vocabulary(labels, ["type"], min_count=1)
+    cond = torch.from_numpy(vocab.encode_all(labels)).float()
+    real = torch.from_numpy(np.random.default_rng(1).uniform(-1, 1, (16, 3, 32, 32)).astype(np.float32))
+    reported = {}
+    for view in ("clean", "augmented"):
+        torch.manual_seed(0)
+        cfg = TrainConfig(size_px=32, base_width=8, z_dim=16, batch_size=16, steps=1, device="cpu", amp="off",
+                          condition="traits", condition_aux=1.0, condition_aux_view=view)
+        models, _ = build_models(cfg, torch.device("cpu"), None, DistContext(), None, None, cond_dim=cond.shape[1])
+        before = copy.deepcopy(models.d)  # the step updates D; its classifier's verdict before the update
+        with torch.no_grad():
+            on_clean = trait_classification_loss(before(real, cond, classify=True)[1], cond, vocab.blocks())
+        out = gan_step(models, real, cfg, torch.device("cpu"), ("translation", "cutout"), cond=cond,
+                       blocks=vocab.blocks())
+        reported[view] = (out[4].item(), on_clean.item())
+    assert reported["clean"][0] == pytest.approx(reported["clean"][1], rel=1e-5)
+    assert abs(reported["augmented"][0] - reported["augmented"][1]) > 1e-3
+    with pytest.raises(NftganError, match="--condition-aux-view must be one of augmented, clean"):
+        TrainConfig(condition="traits", condition_aux_view="raw")
+
+
 def test_condition_aux_belongs_to_conditioned_runs() -> None:
     """The auxiliary classifier's weight is a default of conditioned runs; an unconditioned one has none
     (it is recorded as 0, so its config says what it trained)."""
