@@ -92,8 +92,9 @@ def train_cmd(
                             "to satisfy (AC-GAN; 0 = off).", rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.condition_aux,
     condition_aux_view: Annotated[
-        str, typer.Option(help="What the auxiliary classifier judges: augmented (the images D's loss sees) or "
-                          "clean (before DiffAugment; a second pass of D).", rich_help_panel=_MODEL)
+        str, typer.Option(help="What the auxiliary classifier judges: augmented (the images D's loss sees), "
+                          "uncut (augmented but for cutout) or clean (before DiffAugment); the last two take a "
+                          "second pass of D.", rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.condition_aux_view,
     probe_every: Annotated[
         int, typer.Option(help="Collapse alarm: steps between diversity probes (0 = off).", rich_help_panel=_OUT)

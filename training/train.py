@@ -386,7 +386,8 @@ def gan_step(
     ``cfg.condition_aux > 0`` (with ``blocks``, the vocabulary's ``Vocabulary.blocks()``): D's auxiliary
     classifier learns the real images' traits (real images only, so G cannot teach it what its own drawings
     mean), and G's loss gains its verdict on the fakes against the traits they were drawn for;
-    ``cfg.condition_aux_view == "clean"``: both verdicts on the images before DiffAugment, in a pass of their own.
+    ``cfg.condition_aux_view``: "clean", both verdicts on the images before DiffAugment, in a pass of their
+    own; "uncut", the same pass on the images with every op of the policy but cutout.
     """
     m = models
     p = ada.p if ada is not None else None
@@ -399,8 +400,14 @@ def gan_step(
     d_net = m.d_reg if regularize and m.d_reg is not None else m.d_train
     c = () if cond is None else (cond,)  # the networks' extra argument, when conditioned
     aux = cfg.condition_aux if cond is not None and blocks is not None else 0.0
-    clean = bool(aux) and cfg.condition_aux_view == "clean" and bool(augment_ops)
-    k = {"classify": True} if aux and not clean else {}  # the classifier rides on the adversarial pass
+    # the classifier's view: its own pass of D on the images before DiffAugment ("clean") or after all of it
+    # but cutout ("uncut"), or a ride on the adversarial pass ("augmented", or a view that would be the same)
+    aux_ops = () if cfg.condition_aux_view == "clean" else tuple(o for o in augment_ops if o != "cutout")
+    own_pass = bool(aux) and cfg.condition_aux_view != "augmented" and aux_ops != tuple(augment_ops)
+    k = {"classify": True} if aux and not own_pass else {}
+
+    def aux_view(x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, aux_ops, p) if aux_ops else x
     with m.autocast(device):
         fake = m.g_train(z, *c)
         real_in, fake_in = augment(real), augment(fake.detach())
@@ -417,8 +424,8 @@ def gan_step(
             real_traits = traits[:b] if traits is not None else None
         loss_d = losses.discriminator_loss(cfg.loss, real_logits, fake_logits, label_smoothing=cfg.label_smoothing)
         traits_d = traits_g = torch.zeros((), device=device)
-        if clean:  # the classifier's own pass, on the real images before augmentation
-            real_traits = d_net(real, *c, classify=True)[1]
+        if own_pass:
+            real_traits = d_net(aux_view(real), *c, classify=True)[1]
         if aux:
             assert cond is not None and blocks is not None and real_traits is not None
             traits_d = losses.trait_classification_loss(real_traits, cond, blocks)
@@ -440,8 +447,8 @@ def gan_step(
     with m.autocast(device):
         g_fake = m.d_frozen(augment(fake), *c, **k)
         g_fake_logits, g_fake_traits = g_fake if k else (g_fake, None)
-        if clean:
-            g_fake_traits = m.d_frozen(fake, *c, classify=True)[1]
+        if own_pass:
+            g_fake_traits = m.d_frozen(aux_view(fake), *c, classify=True)[1]
         g_real_logits = None
         if losses.needs_real_logits_for_g(cfg.loss):
             with torch.no_grad():

@@ -136,7 +136,8 @@ def test_an_auxiliary_classifier_step_trains_d_to_classify_and_g_to_be_classifie
 
 def test_the_clean_view_classifies_the_images_before_augmentation() -> None:
     """--condition-aux-view clean: the classifier's loss on the real batch is its verdict on the images as
-    they are, not on the cutout/translated ones the adversarial loss sees (what "augmented" reports)."""
+    they are, not on the cutout/translated ones the adversarial loss sees (what "augmented" reports); uncut
+    leaves out cutout only."""
     import copy
 
     import numpy as np
@@ -156,7 +157,8 @@ def test_the_clean_view_classifies_the_images_before_augmentation() -> None:
     cond = torch.from_numpy(vocab.encode_all(labels)).float()
     real = torch.from_numpy(np.random.default_rng(1).uniform(-1, 1, (16, 3, 32, 32)).astype(np.float32))
     reported = {}
-    for view in ("clean", "augmented"):
+    for view, ops in (("clean", ("translation", "cutout")), ("augmented", ("translation", "cutout")),
+                      ("uncut", ("cutout",))):  # uncut: every op of the policy but cutout, here none
         torch.manual_seed(0)
         cfg = TrainConfig(size_px=32, base_width=8, z_dim=16, batch_size=16, steps=1, device="cpu", amp="off",
                           condition="traits", condition_aux=1.0, condition_aux_view=view)
@@ -164,12 +166,12 @@ def test_the_clean_view_classifies_the_images_before_augmentation() -> None:
         before = copy.deepcopy(models.d)  # the step updates D; its classifier's verdict before the update
         with torch.no_grad():
             on_clean = trait_classification_loss(before(real, cond, classify=True)[1], cond, vocab.blocks())
-        out = gan_step(models, real, cfg, torch.device("cpu"), ("translation", "cutout"), cond=cond,
-                       blocks=vocab.blocks())
+        out = gan_step(models, real, cfg, torch.device("cpu"), ops, cond=cond, blocks=vocab.blocks())
         reported[view] = (out[4].item(), on_clean.item())
     assert reported["clean"][0] == pytest.approx(reported["clean"][1], rel=1e-5)
+    assert reported["uncut"][0] == pytest.approx(reported["uncut"][1], rel=1e-5)
     assert abs(reported["augmented"][0] - reported["augmented"][1]) > 1e-3
-    with pytest.raises(NftganError, match="--condition-aux-view must be one of augmented, clean"):
+    with pytest.raises(NftganError, match="--condition-aux-view must be one of augmented, uncut, clean"):
         TrainConfig(condition="traits", condition_aux_view="raw")
 
 
