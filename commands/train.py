@@ -93,8 +93,8 @@ def train_cmd(
     ] = TRAIN_DEFAULTS.condition_aux,
     condition_aux_view: Annotated[
         str, typer.Option(help="What the auxiliary classifier judges: augmented (the images D's loss sees), "
-                          "uncut (augmented but for cutout) or clean (before DiffAugment); the last two take a "
-                          "second pass of D.", rich_help_panel=_MODEL)
+                          "uncut (augmented but for cutout), clean (before DiffAugment) or both (augmented and "
+                          "clean); all but augmented take a second pass of D.", rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.condition_aux_view,
     probe_every: Annotated[
         int, typer.Option(help="Collapse alarm: steps between diversity probes (0 = off).", rich_help_panel=_OUT)

@@ -41,7 +41,7 @@ BEFORE_THE_FIELD: dict[str, Any] = {
     "condition_aux": 0.0, "condition_aux_view": "augmented",
 }
 CONDITIONS = ("none", "traits", "auto")
-AUX_VIEWS = ("augmented", "uncut", "clean")
+AUX_VIEWS = ("augmented", "uncut", "clean", "both")
 
 # Fields that may change when a run is resumed: how long to train, how often to write, where and how fast
 # to run (a run started on a GPU in bf16 may continue on a CPU). Everything else shapes the training.
@@ -153,7 +153,8 @@ class TrainConfig:
     # what the auxiliary classifier judges: "augmented", the images D's adversarial loss sees (one forward
     # pass); "clean", the images before DiffAugment, or "uncut", augmented by every op but cutout (a second
     # pass of D per side): cutout hides a mouth in a third of the augmented images, which teaches the
-    # classifier a prior instead of the mouth
+    # classifier a prior instead of the mouth; "both": the mean of the augmented and the clean losses (a
+    # classifier that only ever saw clean images is fooled by what G draws for it)
     condition_aux_view: str = "augmented"
     # recorded by train(), not an option: the conditioning vocabulary and the size of its pool of trait sets
     conditioning: dict[str, Any] | None = field(default=None, hash=False)

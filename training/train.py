@@ -387,7 +387,8 @@ def gan_step(
     classifier learns the real images' traits (real images only, so G cannot teach it what its own drawings
     mean), and G's loss gains its verdict on the fakes against the traits they were drawn for;
     ``cfg.condition_aux_view``: "clean", both verdicts on the images before DiffAugment, in a pass of their
-    own; "uncut", the same pass on the images with every op of the policy but cutout.
+    own; "uncut", the same pass on the images with every op of the policy but cutout; "both", the mean of
+    the augmented and the clean verdicts' losses.
     """
     m = models
     p = ada.p if ada is not None else None
@@ -400,11 +401,12 @@ def gan_step(
     d_net = m.d_reg if regularize and m.d_reg is not None else m.d_train
     c = () if cond is None else (cond,)  # the networks' extra argument, when conditioned
     aux = cfg.condition_aux if cond is not None and blocks is not None else 0.0
-    # the classifier's view: its own pass of D on the images before DiffAugment ("clean") or after all of it
-    # but cutout ("uncut"), or a ride on the adversarial pass ("augmented", or a view that would be the same)
-    aux_ops = () if cfg.condition_aux_view == "clean" else tuple(o for o in augment_ops if o != "cutout")
-    own_pass = bool(aux) and cfg.condition_aux_view != "augmented" and aux_ops != tuple(augment_ops)
-    k = {"classify": True} if aux and not own_pass else {}
+    # the classifier's views: a ride on the adversarial pass ("augmented"; "both"), and/or a pass of D of its
+    # own on the images before DiffAugment ("clean"; "both") or after every op of it but cutout ("uncut")
+    view = cfg.condition_aux_view
+    aux_ops = tuple(o for o in augment_ops if o != "cutout") if view == "uncut" else ()
+    own_pass = bool(aux) and view != "augmented" and aux_ops != tuple(augment_ops)
+    k = {"classify": True} if aux and (view in ("augmented", "both") or not own_pass) else {}
 
     def aux_view(x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, aux_ops, p) if aux_ops else x
@@ -424,11 +426,12 @@ def gan_step(
             real_traits = traits[:b] if traits is not None else None
         loss_d = losses.discriminator_loss(cfg.loss, real_logits, fake_logits, label_smoothing=cfg.label_smoothing)
         traits_d = traits_g = torch.zeros((), device=device)
-        if own_pass:
-            real_traits = d_net(aux_view(real), *c, classify=True)[1]
-        if aux:
-            assert cond is not None and blocks is not None and real_traits is not None
-            traits_d = losses.trait_classification_loss(real_traits, cond, blocks)
+        if aux:  # the mean of its views' losses
+            assert cond is not None and blocks is not None
+            views = [real_traits] if k else []
+            if own_pass:
+                views.append(d_net(aux_view(real), *c, classify=True)[1])
+            traits_d = sum(losses.trait_classification_loss(v, cond, blocks) for v in views) / len(views)
     if regularize:  # float32, outside autocast: the penalty is a sum of squares of small gradients
         penalty = torch.zeros((), device=device)
         if cfg.r1_gamma > 0:
@@ -447,16 +450,17 @@ def gan_step(
     with m.autocast(device):
         g_fake = m.d_frozen(augment(fake), *c, **k)
         g_fake_logits, g_fake_traits = g_fake if k else (g_fake, None)
-        if own_pass:
-            g_fake_traits = m.d_frozen(aux_view(fake), *c, classify=True)[1]
         g_real_logits = None
         if losses.needs_real_logits_for_g(cfg.loss):
             with torch.no_grad():
                 g_real_logits = m.d_frozen(augment(real), *c)
         loss_g = losses.generator_loss(cfg.loss, g_fake_logits, g_real_logits)
         if aux:
-            assert cond is not None and blocks is not None and g_fake_traits is not None
-            traits_g = losses.trait_classification_loss(g_fake_traits, cond, blocks)
+            assert cond is not None and blocks is not None
+            views = [g_fake_traits] if k else []
+            if own_pass:
+                views.append(m.d_frozen(aux_view(fake), *c, classify=True)[1])
+            traits_g = sum(losses.trait_classification_loss(v, cond, blocks) for v in views) / len(views)
         total_g = loss_g + aux * traits_g if aux else loss_g
     m.opt_g.zero_grad(set_to_none=True)
     m.scaler.scale(total_g).backward()

@@ -134,17 +134,17 @@ def test_an_auxiliary_classifier_step_trains_d_to_classify_and_g_to_be_classifie
         raise AssertionError("a D without the classifier must refuse to classify")
 
 
-def test_the_clean_view_classifies_the_images_before_augmentation() -> None:
-    """--condition-aux-view clean: the classifier's loss on the real batch is its verdict on the images as
-    they are, not on the cutout/translated ones the adversarial loss sees (what "augmented" reports); uncut
-    leaves out cutout only."""
+def test_the_classifier_views_judge_the_images_they_name() -> None:
+    """--condition-aux-view: the classifier's loss on the real batch is its verdict on the augmented images
+    D's adversarial loss sees ("augmented"), on the images as they are ("clean"), on both (their mean), or
+    on every op of the policy but cutout ("uncut"; here the policy is cutout alone, so the images as they are)."""
     import copy
 
     import numpy as np
     import pytest
 
     from pipeline.errors import NftganError
-
+    from training.augment import diff_augment
     from training.build import build_models
     from training.config import TrainConfig
     from training.conditioning import build_vocabulary
@@ -156,22 +156,28 @@ def test_the_clean_view_classifies_the_images_before_augmentation() -> None:
     vocab = build_vocabulary(labels, ["type"], min_count=1)
     cond = torch.from_numpy(vocab.encode_all(labels)).float()
     real = torch.from_numpy(np.random.default_rng(1).uniform(-1, 1, (16, 3, 32, 32)).astype(np.float32))
-    reported = {}
     for view, ops in (("clean", ("translation", "cutout")), ("augmented", ("translation", "cutout")),
-                      ("uncut", ("cutout",))):  # uncut: every op of the policy but cutout, here none
+                      ("both", ("translation", "cutout")), ("uncut", ("cutout",))):
         torch.manual_seed(0)
         cfg = TrainConfig(size_px=32, base_width=8, z_dim=16, batch_size=16, steps=1, device="cpu", amp="off",
                           condition="traits", condition_aux=1.0, condition_aux_view=view)
         models, _ = build_models(cfg, torch.device("cpu"), None, DistContext(), None, None, cond_dim=cond.shape[1])
-        before = copy.deepcopy(models.d)  # the step updates D; its classifier's verdict before the update
-        with torch.no_grad():
-            on_clean = trait_classification_loss(before(real, cond, classify=True)[1], cond, vocab.blocks())
+        before = copy.deepcopy(models.d)  # the step updates D; its classifier's verdicts before the update
+        torch.manual_seed(1)
+        torch.randn(16, cfg.z_dim)  # the step's latents, then its augmentation of the real batch
+        augmented = diff_augment(real, ops)
+
+        def loss(x: torch.Tensor) -> float:
+            with torch.no_grad():
+                return trait_classification_loss(before(x, cond, classify=True)[1], cond, vocab.blocks()).item()
+
+        expected = {"clean": loss(real), "augmented": loss(augmented), "uncut": loss(real),
+                    "both": (loss(real) + loss(augmented)) / 2}[view]
+        torch.manual_seed(1)
         out = gan_step(models, real, cfg, torch.device("cpu"), ops, cond=cond, blocks=vocab.blocks())
-        reported[view] = (out[4].item(), on_clean.item())
-    assert reported["clean"][0] == pytest.approx(reported["clean"][1], rel=1e-5)
-    assert reported["uncut"][0] == pytest.approx(reported["uncut"][1], rel=1e-5)
-    assert abs(reported["augmented"][0] - reported["augmented"][1]) > 1e-3
-    with pytest.raises(NftganError, match="--condition-aux-view must be one of augmented, uncut, clean"):
+        assert out[4].item() == pytest.approx(expected, rel=1e-5), view
+        assert abs(loss(real) - loss(augmented)) > 1e-3  # the views differ, so each check means something
+    with pytest.raises(NftganError, match="--condition-aux-view must be one of augmented, uncut, clean, both"):
         TrainConfig(condition="traits", condition_aux_view="raw")
 
 
