@@ -23,6 +23,9 @@ BASE: dict[str, Any] = {
 }
 
 _R3 = {"loss": "rpgan", "r1_gamma": 0.1, "r2_gamma": 0.1, "d_norm": "none"}
+#: the default's recipe ("demo-w16-b16-cond-ac3-native"), of which the variants below change one option
+_AC3_NATIVE = {"base_width": 16, "ema": 0.98, "batch_size": 16, "condition": "traits", "condition_aux": 3.0,
+               "grid": "auto"}
 
 #: name -> (what the docs' table says it is, overrides of BASE)
 CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -77,31 +80,26 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
                                "condition_aux": 3.0}),
     # #18's native-grid question, asked of the default: the 24x24 tokens trained on their own grid (3, 6, 12, 24)
     "demo-w16-b16-cond-ac3-native": ("demo-w16-b16-cond-ac3 on the native pixel grid (24x24 from 3x3)",
-                                     {"base_width": 16, "ema": 0.98, "batch_size": 16, "condition": "traits",
-                                      "condition_aux": 3.0, "grid": "auto"}),
+                                     dict(_AC3_NATIVE)),
     # D's auxiliary classifier of the default got 0.64 on the mouth on clean real images (0.56 augmented):
     # it cannot teach G a one-pixel smile it does not see itself. The same with the classifier on clean images
     "demo-w16-b16-cond-ac3-native-clean": ("demo-w16-b16-cond-ac3-native with the auxiliary classifier on the images "
                                            "before DiffAugment",
-                                           {"base_width": 16, "ema": 0.98, "batch_size": 16, "condition": "traits",
-                                            "condition_aux": 3.0, "grid": "auto", "condition_aux_view": "clean"}),
+                                           {**_AC3_NATIVE, "condition_aux_view": "clean"}),
     # the clean view raised the mouth and lowered hair: G learns to satisfy a classifier that never saw an
     # augmented image with what the trait classifier does not see. Two ways that keep it robust but let it see
     # the mouth: its own pass without cutout only, or no cutout in the run at all (no second pass)
     "demo-w16-b16-cond-ac3-native-uncut": ("demo-w16-b16-cond-ac3-native with the auxiliary classifier on images "
                                            "augmented but for cutout",
-                                           {"base_width": 16, "ema": 0.98, "batch_size": 16, "condition": "traits",
-                                            "condition_aux": 3.0, "grid": "auto", "condition_aux_view": "uncut"}),
+                                           {**_AC3_NATIVE, "condition_aux_view": "uncut"}),
     "demo-w16-b16-cond-ac3-native-nocut": ("demo-w16-b16-cond-ac3-native with DiffAugment color,translation "
                                            "(no cutout)",
-                                           {"base_width": 16, "ema": 0.98, "batch_size": 16, "condition": "traits",
-                                            "condition_aux": 3.0, "grid": "auto", "augment": "color,translation"}),
+                                           {**_AC3_NATIVE, "augment": "color,translation"}),
     # clean drew smiles and frowns as asked (0.94, 0.88) but cigarettes and masks as smiles: the classifier
     # that saw only clean images was fooled. Both views: the augmented one keeps it robust
     "demo-w16-b16-cond-ac3-native-both": ("demo-w16-b16-cond-ac3-native with the auxiliary classifier on the "
                                           "augmented and the clean images",
-                                          {"base_width": 16, "ema": 0.98, "batch_size": 16, "condition": "traits",
-                                           "condition_aux": 3.0, "grid": "auto", "condition_aux_view": "both"}),
+                                          {**_AC3_NATIVE, "condition_aux_view": "both"}),
     "demo-w16-b16-cond-ac10": ("demo-w16-b16-cond + D's auxiliary trait classifier (AC-GAN, weight 10)",
                                {"base_width": 16, "ema": 0.98, "batch_size": 16, "condition": "traits",
                                 "condition_aux": 10.0}),
