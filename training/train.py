@@ -408,8 +408,14 @@ def gan_step(
     own_pass = bool(aux) and view != "augmented" and aux_ops != tuple(augment_ops)
     k = {"classify": True} if aux and (view in ("augmented", "both") or not own_pass) else {}
 
-    def aux_view(x: torch.Tensor) -> torch.Tensor:
-        return diff_augment(x, aux_ops, p) if aux_ops else x
+    def aux_loss(shared: torch.Tensor | None, net: Any, images: torch.Tensor) -> torch.Tensor:
+        """The mean of the classifier's views' losses: ``shared``, its logits from the adversarial pass (when
+        ``k`` asked for them), and its own pass of ``net`` over ``images`` (``own_pass``)."""
+        assert cond is not None and blocks is not None
+        views = [shared] if k else []
+        if own_pass:
+            views.append(net(diff_augment(images, aux_ops, p) if aux_ops else images, *c, classify=True)[1])
+        return sum(losses.trait_classification_loss(v, cond, blocks) for v in views) / len(views)
     with m.autocast(device):
         fake = m.g_train(z, *c)
         real_in, fake_in = augment(real), augment(fake.detach())
@@ -426,12 +432,8 @@ def gan_step(
             real_traits = traits[:b] if traits is not None else None
         loss_d = losses.discriminator_loss(cfg.loss, real_logits, fake_logits, label_smoothing=cfg.label_smoothing)
         traits_d = traits_g = torch.zeros((), device=device)
-        if aux:  # the mean of its views' losses
-            assert cond is not None and blocks is not None
-            views = [real_traits] if k else []
-            if own_pass:
-                views.append(d_net(aux_view(real), *c, classify=True)[1])
-            traits_d = sum(losses.trait_classification_loss(v, cond, blocks) for v in views) / len(views)
+        if aux:
+            traits_d = aux_loss(real_traits, d_net, real)
     if regularize:  # float32, outside autocast: the penalty is a sum of squares of small gradients
         penalty = torch.zeros((), device=device)
         if cfg.r1_gamma > 0:
@@ -456,11 +458,7 @@ def gan_step(
                 g_real_logits = m.d_frozen(augment(real), *c)
         loss_g = losses.generator_loss(cfg.loss, g_fake_logits, g_real_logits)
         if aux:
-            assert cond is not None and blocks is not None
-            views = [g_fake_traits] if k else []
-            if own_pass:
-                views.append(m.d_frozen(aux_view(fake), *c, classify=True)[1])
-            traits_g = sum(losses.trait_classification_loss(v, cond, blocks) for v in views) / len(views)
+            traits_g = aux_loss(g_fake_traits, m.d_frozen, fake)
         total_g = loss_g + aux * traits_g if aux else loss_g
     m.opt_g.zero_grad(set_to_none=True)
     m.scaler.scale(total_g).backward()
