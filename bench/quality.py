@@ -71,7 +71,10 @@ CALIB_S = 40.0  # seconds of steps measured per recipe (after CALIB_WARMUP_S)
 CALIB_WARMUP_S = 10.0
 DEMO_MINUTES = 3.0  # commands.demo.run_demo's train_minutes (a test checks they agree)
 BUDGETS_S = {"demo": DEMO_MINUTES * 60, "10min": 600.0}
-ITEMS = {"pixel": 10_000, "demo": 200}
+#: collection -> items: "pixel", the 10,000-token pixel collection; "demo", the drawn demo collection `nftgan demo
+#: --art drawn` serves; "demo-pixel", the pixel one `nftgan demo --art pixel` serves (its first 200 tokens, at
+#: the 10x upscale the fixture's CDN sends)
+ITEMS = {"pixel": 10_000, "demo": 200, "demo-pixel": 200}
 #: the rows every table holds, whatever was chosen
 FIXED_ROWS = ("reference", "former", "today")
 
@@ -83,11 +86,11 @@ def build_collection(ws: Workspace, which: str, n_items: int, png_root: Path) ->
     from cleaning.prepare import PrepareConfig, prepare
     from pipeline.catalog import Catalog
 
-    if which == "pixel":
+    if which in ("pixel", "demo-pixel"):
         from marketplace import pixelcollection as mod
 
         def png(i: int) -> bytes:
-            return mod.render_png(i)
+            return mod.render_png(i, scale=1 if which == "pixel" else 10)
     else:
         from marketplace import democollection as mod
 
@@ -448,7 +451,8 @@ def write_doc(state: dict[str, Any]) -> None:
                      f"({check['recipe']}); the mapping says {check['mapped']:,} ({check['ratio'] - 1:+.1%}).\n")
     for which, budget, title in (("pixel", "10min", "10-minute budget, trait-layered pixel collection (10,000)"),
                                  ("pixel", "demo", "Demo budget (3 minutes), trait-layered pixel collection (10,000)"),
-                                 ("demo", "demo", "Demo budget (3 minutes), demo collection (200)")):
+                                 ("demo", "demo", "Demo budget (3 minutes), drawn demo collection (200)"),
+                                 ("demo-pixel", "demo", "Demo budget (3 minutes), pixel demo collection (200)")):
         info = state.get("collections", {}).get(which, {})
         parts.append(f"### {title}\n\n{info.get('count', '?')} images in the 32 px cache. Mean ± sample std over "
                      "seeds; **bold**: the best mean and every row whose spread overlaps it. ↓ lower is better, "
@@ -502,7 +506,7 @@ def main() -> None:  # noqa: C901 (one straight script)
     global DOC, GRIDS
     DOC, GRIDS = args.docs / "quality.md", args.docs / "quality"
     if args.smoke:
-        ITEMS.update(pixel=300, demo=60)
+        ITEMS.update({"pixel": 300, "demo": 60, "demo-pixel": 60})
         BUDGETS_S.update(demo=1.0, **{"10min": 2.0})
         global CALIB_S, CALIB_WARMUP_S  # noqa: PLW0603
         CALIB_S, CALIB_WARMUP_S = 3.0, 1.0

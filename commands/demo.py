@@ -33,6 +33,7 @@ class DemoConfig:
     eval_samples: int = 200
     extractor: str = "inception"
     seed: int = 0
+    art: str = "drawn"
 
 
 DEMO_DEFAULTS = DemoConfig()
@@ -47,12 +48,13 @@ def run_demo(
     eval_samples: int = DEMO_DEFAULTS.eval_samples,
     extractor: str = DEMO_DEFAULTS.extractor,
     seed: int = DEMO_DEFAULTS.seed,
+    art: str = DEMO_DEFAULTS.art,
 ) -> dict[str, Any]:
     """Serve the demo collection locally and run ``refresh-collection`` on it; returns the flow's result."""
     from flows import refresh_collection
     from marketplace.fixture import serve_fixture
 
-    with serve_fixture(collection=DEMO_SLUG, n_items=items, seed=seed, mode="os2") as fixture:
+    with serve_fixture(collection=DEMO_SLUG, n_items=items, seed=seed, mode="os2", art=art) as fixture:
         return refresh_collection(
             slug=DEMO_SLUG,
             home=str(home),
@@ -90,10 +92,18 @@ def register(app: typer.Typer) -> None:
         extractor: Annotated[
             str, typer.Option(help="'inception' (standard FID) or 'tiny' (quick, not comparable).")
         ] = DEMO_DEFAULTS.extractor,
+        art: Annotated[
+            str, typer.Option(help="The demo collection's tokens: 'drawn' avatars or 24x24 'pixel' art.")
+        ] = DEMO_DEFAULTS.art,
     ) -> None:
         """Run the whole pipeline offline on the built-in demo collection (what `make demo` runs)."""
         from commands._common import workspace
 
+        from marketplace.fixture import ARTS
+        from pipeline.errors import NftganError
+
+        if art not in ARTS:
+            raise NftganError(f"--art must be one of {', '.join(ARTS)}, got {art!r}")
         ws = workspace(ctx)
         started = time.monotonic()
         # offline: the ephemeral server's telemetry would only log an ERROR about a failed DNS lookup
@@ -104,7 +114,7 @@ def register(app: typer.Typer) -> None:
         if not os.environ.get("PREFECT_API_URL"):
             typer.echo("  Prefect: ephemeral mode (set PREFECT_API_URL, e.g. after `make server`, to see the run in the UI)")
         result = run_demo(ws.root, items=items, size_px=size, train_minutes=minutes,
-                          eval_samples=eval_samples, extractor=extractor)
+                          eval_samples=eval_samples, extractor=extractor, art=art)
         run = ws.run(DEMO_SLUG, result["run"])
         evaluated = result.get("evaluate", {})
         typer.echo("")

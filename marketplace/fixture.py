@@ -1,6 +1,8 @@
 """A local marketplace on 127.0.0.1 that imitates an OpenSea collection, for tests, benchmarks and the demo.
 
-It serves, for one collection of :mod:`marketplace.democollection` avatars:
+It serves, for one collection of :mod:`marketplace.democollection` avatars (``art="drawn"``) or of
+:mod:`marketplace.pixelcollection`'s 24x24 pixel tokens (``art="pixel"``, served upscaled by nearest to the
+asked width, as OpenSea's CDN serves CryptoPunks):
 
 - ``/collection/<slug>``: a page with an infinite, virtualized grid (cards far off-screen are removed),
   lazy images and item links ``/item/<chain>/<contract>/<token_id>`` (every 7th ``/assets/...``); the
@@ -42,12 +44,14 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from marketplace import democollection, fixture_os2
+from marketplace import democollection, fixture_os2, pixelcollection
 
 CHAIN = "ethereum"
 #: "os2": the page as OpenSea serves it since its 2025 redesign (see marketplace.fixture_os2);
 #: "classic": an infinite grid fed by a plain JSON feed (kept for the regression tests)
 MODES = ("os2", "classic")
+#: what the collection's tokens are: smooth drawn avatars, or 24x24 trait-layered pixel art
+ARTS = ("drawn", "pixel")
 MIN_WIDTH_PX, MAX_WIDTH_PX = 8, 2048
 #: creation (mint) time of item 0, Unix seconds; item i was created CREATED_STEP_S * i later
 CREATED_EPOCH = 1_704_067_200  # 2024-01-01T00:00:00Z
@@ -113,12 +117,15 @@ class MarketplaceFixture:
     def __init__(
         self, *, collection: str, n_items: int, seed: int, faults: Faults, latency_s: float, page_size: int,
         card_px: int, thumb_px: int, image_px: int, feed: str, card_links: bool, api_key: str | None,
-        mode: str = "os2", listed_share: float = 0.05, chain: str = CHAIN,
+        mode: str = "os2", listed_share: float = 0.05, chain: str = CHAIN, art: str = "drawn",
     ) -> None:
         if feed not in ("graphql", "opaque"):
             raise ValueError(f"feed must be 'graphql' or 'opaque', got {feed!r}")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if art not in ARTS:
+            raise ValueError(f"art must be one of {ARTS}, got {art!r}")
+        self.art = art
         self.mode = mode
         self.listed_share = listed_share
         self.slug = collection
@@ -155,8 +162,22 @@ class MarketplaceFixture:
         self.next_index += 1
         if self.chain == "solana":  # every item is its own mint: token id and "contract" alike
             mint = fixture_os2.solana_mint(self.seed, i)
-            return FixtureItem(i, mint, "solana", mint, democollection.item_name(i))
-        return FixtureItem(i, str(i), self.chain, self.contract, democollection.item_name(i))
+            return FixtureItem(i, mint, "solana", mint, self._art.item_name(i))
+        return FixtureItem(i, str(i), self.chain, self.contract, self._art.item_name(i))
+
+    @property
+    def _art(self) -> Any:
+        return pixelcollection if self.art == "pixel" else democollection
+
+    def item_traits(self, index: int) -> dict[str, str]:
+        """Token ``index``'s traits (trait type -> value), as its metadata lists them."""
+        return self._art.item_traits(index, seed=self.seed)
+
+    def _render_png(self, index: int, width_px: int) -> bytes:
+        if self.art == "pixel":  # whole pixels: the largest nearest-neighbour upscale that fits the width
+            return pixelcollection.render_png(index, seed=self.seed,
+                                              scale=max(1, width_px // pixelcollection.NATIVE_PX))
+        return democollection.render_png(index, seed=self.seed, size_px=width_px)
 
     # -- the collection changing while it is served ---------------------------------------------------
     def grow(self, n: int) -> list[FixtureItem]:
@@ -231,7 +252,7 @@ class MarketplaceFixture:
         key = (item.index, width, version)
         data = self._images.get(key)
         if data is None:
-            data = democollection.render_png(item.index, seed=self.seed, size_px=width)
+            data = self._render_png(item.index, width)
             if version:  # a changed image: the drawing turned and inverted, once per change
                 data = _altered_png(data, version)
             self._images[key] = data
@@ -317,7 +338,7 @@ class MarketplaceFixture:
                 record["original_image_url"] = original
                 record["traits"] = [
                     {"trait_type": k, "value": v, "display_type": None, "max_value": None}
-                    for k, v in democollection.item_traits(it.index, seed=self.seed).items()
+                    for k, v in self.item_traits(it.index).items()
                 ]
                 if it.token_id in self.faults.original_only:
                     record["image_url"] = record["display_image_url"] = None
@@ -650,7 +671,7 @@ class _Handler(BaseHTTPRequestHandler):
         if item is None:
             self._json(404, {"error": "no such token"})
             return
-        traits = democollection.item_traits(item.index, seed=fx.seed)
+        traits = fx.item_traits(item.index)
         self._json(200, {
             "name": item.name, "image": fx.image_url(token),
             "attributes": [{"trait_type": k, "value": v} for k, v in traits.items()],
@@ -721,6 +742,7 @@ def serve_fixture(
     mode: str = "classic",
     listed_share: float = 0.05,
     chain: str = CHAIN,
+    art: str = "drawn",
 ) -> Iterator[MarketplaceFixture]:
     """Serve a fixture marketplace on 127.0.0.1 (``port`` 0: a free one) for the ``with`` block.
 
@@ -733,7 +755,7 @@ def serve_fixture(
     fixture = MarketplaceFixture(
         collection=collection, n_items=n_items, seed=seed, faults=faults or Faults(), latency_s=latency_s,
         page_size=page_size, card_px=card_px, thumb_px=thumb_px, image_px=image_px, feed=feed,
-        card_links=card_links, api_key=api_key, mode=mode, listed_share=listed_share, chain=chain,
+        card_links=card_links, api_key=api_key, mode=mode, listed_share=listed_share, chain=chain, art=art,
     )
     server = _Server(fixture, port)
     fixture.base_url = f"http://127.0.0.1:{server.server_address[1]}"

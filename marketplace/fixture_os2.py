@@ -25,8 +25,6 @@ import json
 import random
 from typing import TYPE_CHECKING, Any
 
-from marketplace import democollection
-
 if TYPE_CHECKING:
     from marketplace.fixture import FixtureItem, MarketplaceFixture
 
@@ -78,7 +76,7 @@ def item_node(fx: MarketplaceFixture, it: FixtureItem) -> dict[str, Any]:
     if price is not None:
         listing = {"id": f"l{it.index}", "pricePerItem": {"usd": round(price * 3000, 2), "token": {
             "unit": price, "symbol": "ETH", "contractAddress": "0x0", "chain": chain}}, "quantityRemaining": 1}
-    traits = democollection.item_traits(it.index, seed=fx.seed)
+    traits = fx.item_traits(it.index)
     return {
         "id": f"{it.chain}/{it.contract}/{it.token_id}", "tokenId": it.token_id, "name": it.name,
         "imageUrl": f"{fx.base_url}/cdn/{fx.slug}/{fx.cdn_name(it.token_id)}.png?w=500",

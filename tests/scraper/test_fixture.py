@@ -92,3 +92,25 @@ def test_the_grid_is_virtualized_and_its_images_are_lazy() -> None:
         in_dom = page.eval_on_selector_all("a.card", "els => els.map(a => a.getAttribute('href'))")
         browser.close()
     assert 0 < len(in_dom) < 400 and first_href not in in_dom  # cards far off-screen left the DOM
+
+
+def test_a_pixel_art_collection_is_served_in_whole_pixels_with_its_own_traits() -> None:
+    import numpy as np
+
+    from marketplace import pixelcollection
+
+    with serve_fixture(n_items=3, art="pixel", mode="os2") as fx:
+        cdn = f"{fx.base_url}/cdn/demo"
+        token = np.asarray(pixelcollection.render_item(1))
+        for width, scale in ((500, 20), (64, 2), (10, 1)):  # the largest whole upscale that fits, at least 1x
+            got = np.asarray(Image.open(io.BytesIO(httpx.get(f"{cdn}/1.png", params={"w": width}).content)).convert("RGB"))
+            assert got.shape == (24 * scale, 24 * scale, 3)
+            assert (got[::scale, ::scale] == token).all()  # each cell one colour: the token's own pixel
+            assert (got == np.repeat(np.repeat(token, scale, 0), scale, 1)).all()
+        doc = httpx.get(f"{fx.api_base_url}/api/v2/collection/demo/nfts", params={"limit": 3}).json()
+        listed = {n["identifier"]: {t["trait_type"]: t["value"] for t in n["traits"]} for n in doc["nfts"]}
+        assert listed == {str(i): pixelcollection.item_traits(i) for i in range(3)}
+        assert [n["name"] for n in doc["nfts"]] == [pixelcollection.item_name(i) for i in range(3)]
+    with pytest.raises(ValueError, match="art must be one of"):
+        with serve_fixture(n_items=1, art="vector"):
+            pass
