@@ -71,7 +71,11 @@ def demo_home(tmp_path_factory) -> Path:
     done = subprocess.run([str(VENV_BIN / "nftgan"), "--home", str(home), "demo", "--items", "32", "--minutes", "0.1",
                            "--eval-samples", "16", "--extractor", "tiny"],
                           env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    # a failure shows where the items went (the scrape's coverage, the downloads, the cache) before the tail
+    said = done.stdout + done.stderr
+    stages = [line for line in said.splitlines()
+              if any(w in line for w in ("scrape done", "partial", "download", "images of", "WARNING", "reject"))]
+    assert done.returncode == 0, "\n".join(stages[-40:]) + "\n...\n" + said[-3000:]
     assert "nftgan studio" in done.stdout, done.stdout[-2000:]  # the demo says how to open the studio
     return home
 
