@@ -96,6 +96,11 @@ def train_cmd(
                           "uncut (augmented but for cutout), clean (before DiffAugment) or both (augmented and "
                           "clean); all but augmented take a second pass of D.", rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.condition_aux_view,
+    condition_aux_snap: Annotated[
+        bool, typer.Option("--condition-aux-snap/--no-condition-aux-snap",
+                           help="A native-grid run: the classifier's own pass judges G's fakes snapped to the "
+                           "palette, as the export's trait check sees them.", rich_help_panel=_MODEL)
+    ] = TRAIN_DEFAULTS.condition_aux_snap,
     probe_every: Annotated[
         int, typer.Option(help="Collapse alarm: steps between diversity probes (0 = off).", rich_help_panel=_OUT)
     ] = TRAIN_DEFAULTS.probe_every,

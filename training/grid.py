@@ -85,3 +85,18 @@ class OnCanvas(nn.Module):
         out = self.background.to(x.dtype).expand(x.shape[0], 3, size, size).clone()
         out[:, :, oy : oy + x.shape[2], ox : ox + x.shape[3]] = x
         return out
+
+
+def palette_tensor(art: PixelArt, device: torch.device) -> torch.Tensor:
+    """The collection's palette as float (K, 3) on the networks' scale, [-1, 1]."""
+    return torch.as_tensor(np.asarray(art.palette, np.float32) / 127.5 - 1.0, device=device)
+
+
+def snap_straight_through(images: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
+    """``images`` (N, 3, H, W), each pixel replaced by its nearest ``palette`` colour (K, 3, Euclidean on the
+    networks' scale) in the forward pass, with the gradient passed straight through to ``images`` (the
+    straight-through estimator, Bengio et al. 2013): what a classifier of the snapped image says, and how
+    each pixel should move to change it."""
+    distance = (images.float().unsqueeze(1) - palette.view(1, -1, 3, 1, 1)).pow(2).sum(2)  # (N, K, H, W)
+    nearest = palette[distance.argmin(1)].permute(0, 3, 1, 2).to(images.dtype)
+    return images + (nearest - images).detach()

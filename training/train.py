@@ -39,7 +39,7 @@ from training.conditioning import Vocabulary, build_vocabulary
 from training.config import DEFAULT_STEPS, TrainConfig
 from training.data import DeviceBatches
 from training.devices import resolve_amp, resolve_device
-from training.grid import canvas_of, native_images
+from training.grid import canvas_of, native_images, palette_tensor, snap_straight_through
 from training.outputs import RunOutputs, checkpoint_state
 from training.pixelart import read_pixel_art
 from training.sampling import latents
@@ -138,8 +138,8 @@ def train(ws: Workspace, slug: str, config: TrainConfig, *, progress: Progress |
             raise NftganError(f"the {config.size_px}px cache of {slug!r} holds no images: nothing to train on")
         config = replace(config, run=distributed.broadcast_object(ctx, config.run or config.default_run_name()))
         on_cache = config.grid == "cache" or config.grid == "auto" and config.arch != "dcgan"  # mlp: no grid form
-        canvas = None if on_cache else canvas_of(
-            read_pixel_art(ws, slug, config.size_px), cache.images, required=config.grid == "native")
+        art = None if on_cache else read_pixel_art(ws, slug, config.size_px)
+        canvas = None if on_cache else canvas_of(art, cache.images, required=config.grid == "native")
         config = replace(config, canvas=canvas)
         conditions, pool, auto_note = None, None, None
         if config.condition == "auto":
@@ -158,10 +158,14 @@ def train(ws: Workspace, slug: str, config: TrainConfig, *, progress: Progress |
             if config.conditioning:
                 notes.append(Vocabulary.from_dict(config.conditioning["vocabulary"]).describe())
             images = native_images(cache.images, canvas) if canvas else cache.images
+            snap = config.condition_aux_snap and bool(config.condition_aux) and config.conditioning is not None
+            palette = palette_tensor(art, device) if snap and canvas and art is not None else None
+            if snap and palette is None:
+                notes.append("--condition-aux-snap: off, the run is not on a native pixel grid (no palette to snap to)")
             batches = build_batches(config, images, device, ctx, start, conditions=conditions)
             try:
-                return _loop(_Run(run, config, cache, device, ctx, models, batches, outputs, notes, images), start,
-                             ckpt, progress)
+                return _loop(_Run(run, config, cache, device, ctx, models, batches, outputs, notes, images, palette),
+                             start, ckpt, progress)
             finally:
                 batches.close()
                 outputs.close()
@@ -257,6 +261,7 @@ class _Run:
     outputs: RunOutputs
     notes: list[str]
     images: Any  # what D sees: the cache's images, or their native grid
+    palette: torch.Tensor | None = None  # --condition-aux-snap on a native grid: the palette, on the networks' scale
 
 
 def _loop(r: _Run, start: Counters, ckpt: dict[str, Any] | None, progress: Progress | None) -> TrainSummary:
@@ -306,7 +311,7 @@ def _loop(r: _Run, start: Counters, ckpt: dict[str, Any] | None, progress: Progr
         torch.manual_seed(step_seed(cfg.seed, ctx.rank, step))  # exact resume: each step is reseeded
         regularize = (cfg.r1_gamma > 0 or cfg.r2_gamma > 0) and step % cfg.reg_every == 0
         window.add(gan_step(models, r.batches.get(step), cfg, r.device, augment_ops, ada=ada, regularize=regularize,
-                            cond=r.batches.conditions(step), blocks=blocks))
+                            cond=r.batches.conditions(step), blocks=blocks, palette=r.palette))
         update_ema(models, cfg.ema, step + ema_offset, rampup=cfg.ema_rampup)
         step, images_seen = step + 1, images_seen + per_step
         elapsed = start.elapsed_s + time.monotonic() - t0
@@ -370,7 +375,7 @@ def _loop(r: _Run, start: Counters, ckpt: dict[str, Any] | None, progress: Progr
 def gan_step(
     models: Models, real: torch.Tensor, cfg: TrainConfig, device: torch.device, augment_ops: tuple[str, ...],
     *, ada: AdaptiveStrength | None = None, regularize: bool = False, cond: torch.Tensor | None = None,
-    blocks: tuple[tuple[int, int, bool, int | None], ...] | None = None,
+    blocks: tuple[tuple[int, int, bool, int | None], ...] | None = None, palette: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One D update then one G update; returns (loss_g, loss_d, D(x), D(G(z)), traits_d, traits_g) on the device
     (the last two: the auxiliary classifier's loss on the real batch and G's on its fakes; 0 without it).
@@ -388,7 +393,8 @@ def gan_step(
     mean), and G's loss gains its verdict on the fakes against the traits they were drawn for;
     ``cfg.condition_aux_view``: "clean", both verdicts on the images before DiffAugment, in a pass of their
     own; "uncut", the same pass on the images with every op of the policy but cutout; "both", the mean of
-    the augmented and the clean verdicts' losses.
+    the augmented and the clean verdicts' losses. ``palette`` (``cfg.condition_aux_snap`` on a native grid): that
+    own pass judges G's fakes snapped to it, straight through (:func:`training.grid.snap_straight_through`).
     """
     m = models
     p = ada.p if ada is not None else None
@@ -405,7 +411,8 @@ def gan_step(
     # own on the images before DiffAugment ("clean"; "both") or after every op of it but cutout ("uncut")
     view = cfg.condition_aux_view
     aux_ops = tuple(o for o in augment_ops if o != "cutout") if view == "uncut" else ()
-    own_pass = bool(aux) and view != "augmented" and aux_ops != tuple(augment_ops)
+    # (the snapped fakes differ from what the adversarial pass saw, even where the policy has no op)
+    own_pass = bool(aux) and view != "augmented" and (aux_ops != tuple(augment_ops) or palette is not None)
     k = {"classify": True} if aux and (view in ("augmented", "both") or not own_pass) else {}
 
     def aux_loss(shared: torch.Tensor | None, net: Any, images: torch.Tensor) -> torch.Tensor:
@@ -458,7 +465,8 @@ def gan_step(
                 g_real_logits = m.d_frozen(augment(real), *c)
         loss_g = losses.generator_loss(cfg.loss, g_fake_logits, g_real_logits)
         if aux:
-            traits_g = aux_loss(g_fake_traits, m.d_frozen, fake)
+            traits_g = aux_loss(g_fake_traits, m.d_frozen,
+                                fake if palette is None else snap_straight_through(fake, palette))
         total_g = loss_g + aux * traits_g if aux else loss_g
     m.opt_g.zero_grad(set_to_none=True)
     m.scaler.scale(total_g).backward()

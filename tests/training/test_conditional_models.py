@@ -193,3 +193,54 @@ def test_condition_aux_belongs_to_conditioned_runs() -> None:
     assert TrainConfig(condition="traits", condition_aux=1.0).condition_aux == 1.0
     with pytest.raises(NftganError, match="--condition-aux must be 0 \\(off\\) or more"):
         TrainConfig(condition="traits", condition_aux=-1.0)
+
+
+def test_the_snapped_view_judges_gs_fakes_on_the_palette_with_gradients_straight_through() -> None:
+    """--condition-aux-snap: the classifier's own pass on G's side sees each fake pixel as its nearest palette
+    colour (what the export's trait check sees), while G's gradient passes through the snap unchanged."""
+    import copy
+
+    import numpy as np
+    import pytest
+
+    from pipeline.errors import NftganError
+    from training.build import build_models
+    from training.conditioning import build_vocabulary
+    from training.config import TrainConfig
+    from training.distributed import DistContext
+    from training.grid import snap_straight_through
+    from training.losses import trait_classification_loss
+    from training.train import gan_step
+
+    palette = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0], [1.0, -0.5, -1.0], [0.0, 0.2, 0.9]])
+    x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (4, 3, 5, 5)).astype(np.float32)).requires_grad_()
+    y = snap_straight_through(x, palette)
+    pixels, colours = y.detach().permute(0, 2, 3, 1).reshape(-1, 3), x.detach().permute(0, 2, 3, 1).reshape(-1, 3)
+    nearest = torch.cdist(colours, palette).argmin(1)
+    assert torch.allclose(pixels, palette[nearest], atol=1e-6) and len(set(nearest.tolist())) > 1
+    (y * torch.arange(y.numel()).view_as(y)).sum().backward()
+    assert torch.equal(x.grad, torch.arange(y.numel()).view_as(y).float())  # straight through: the identity
+
+    labels = [{"type": t} for t in "abcd"] * 4
+    vocab = build_vocabulary(labels, ["type"], min_count=1)
+    cond = torch.from_numpy(vocab.encode_all(labels)).float()
+    real = torch.from_numpy(np.random.default_rng(1).uniform(-1, 1, (16, 3, 32, 32)).astype(np.float32))
+    cfg = TrainConfig(size_px=32, base_width=8, z_dim=16, batch_size=16, steps=1, device="cpu", amp="off",
+                      condition="traits", condition_aux=1.0, condition_aux_view="clean", condition_aux_snap=True)
+    said = {}
+    for snapped, ops in ((False, ("translation",)), (True, ("translation",)), (True, ())):
+        torch.manual_seed(0)
+        models, _ = build_models(cfg, torch.device("cpu"), None, DistContext(), None, None, cond_dim=cond.shape[1])
+        torch.manual_seed(1)
+        fake = copy.deepcopy(models.g)(torch.randn(16, cfg.z_dim), cond).detach()  # the step's fakes
+        torch.manual_seed(1)
+        out = gan_step(models, real, cfg, torch.device("cpu"), ops, cond=cond, blocks=vocab.blocks(),
+                       palette=palette if snapped else None)
+        with torch.no_grad():  # D after its update, as G's side of the step saw it
+            judged = snap_straight_through(fake, palette) if snapped else fake
+            expected = trait_classification_loss(models.d(judged, cond, classify=True)[1], cond, vocab.blocks())
+        assert out[5].item() == pytest.approx(expected.item(), rel=1e-5), (snapped, ops)
+        said[snapped, ops] = out[5].item()
+    assert abs(said[True, ("translation",)] - said[False, ("translation",)]) > 1e-4  # the snap changed the verdict
+    with pytest.raises(NftganError, match="--condition-aux-snap needs a --condition-aux-view with a pass of its own"):
+        TrainConfig(condition="traits", condition_aux_view="augmented", condition_aux_snap=True)
