@@ -97,6 +97,7 @@ def snap_straight_through(images: torch.Tensor, palette: torch.Tensor) -> torch.
     networks' scale) in the forward pass, with the gradient passed straight through to ``images`` (the
     straight-through estimator, Bengio et al. 2013): what a classifier of the snapped image says, and how
     each pixel should move to change it."""
-    distance = (images.float().unsqueeze(1) - palette.view(1, -1, 3, 1, 1)).pow(2).sum(2)  # (N, K, H, W)
-    nearest = palette[distance.argmin(1)].permute(0, 3, 1, 2).to(images.dtype)
+    with torch.no_grad():  # argmin |x - p|^2 = argmax (x . p - |p|^2 / 2): one matmul, no autograd record
+        score = torch.einsum("nchw,kc->nkhw", images.float(), palette) - 0.5 * palette.pow(2).sum(1).view(1, -1, 1, 1)
+        nearest = palette[score.argmax(1)].permute(0, 3, 1, 2).to(images.dtype)
     return images + (nearest - images).detach()
