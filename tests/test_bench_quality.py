@@ -40,9 +40,12 @@ def test_the_demo_budget_is_the_demos_training_time() -> None:
     from commands.demo import run_demo
 
     assert inspect.signature(run_demo).parameters["train_minutes"].default == quality.DEMO_MINUTES
-    from commands.demo import DEMO_RECIPE
+    from commands.demo import DEMO_DEFAULTS, DEMO_RECIPES
+    from marketplace.fixture import ARTS
 
-    assert DEMO_RECIPE in CANDIDATES  # the demo trains a measured row of docs/quality.md
+    # the demo trains a measured row of docs/quality.md for each kind of demo collection, and the bench has both
+    assert set(DEMO_RECIPES) == set(ARTS) and set(DEMO_RECIPES.values()) <= set(CANDIDATES)
+    assert DEMO_DEFAULTS.art in ARTS and {"demo", "demo-pixel"} <= set(quality.ITEMS)
 
 
 def test_calibration_train_job_scores_and_table(ws: Workspace, tmp_path: Path, monkeypatch) -> None:

@@ -22,7 +22,7 @@ from training.visuals import read_metrics
 # the collapsing recipe's base: the demo's former options (width 32, batch 32), at a step budget a test can afford
 DEMO = dict(size_px=32, device="cpu", amp="off", batch_size=32, base_width=32, ema=0.98, sample_every=0,
             log_every=50, probe_every=100, steps=700, checkpoint_every=100, keep_last=10)
-#: what `nftgan demo` trains today (commands.demo.DEMO_RECIPE), past the alarm's warm-up (20,000 images)
+#: what `nftgan demo` trains today (commands.demo.DEMO_RECIPES), past the alarm's warm-up (20,000 images)
 HEALTHY = dict(size_px=32, device="cpu", amp="off", sample_every=0, log_every=100, probe_every=200, steps=1400,
                checkpoint_every=1400)
 
@@ -64,12 +64,17 @@ def test_a_collapsing_recipe_triggers_the_alarm_everywhere(demo, capsys) -> None
     assert "Collapse suspected" in report
 
 
-def test_a_healthy_demo_run_does_not_trigger_it(demo) -> None:
-    from commands.demo import DEMO_RECIPE
+@pytest.mark.parametrize("art", ["pixel", "drawn"])
+def test_a_healthy_demo_run_does_not_trigger_it(demo, art, tmp_path) -> None:
+    """Either demo collection (`nftgan demo --art ...`) with the recipe the demo trains on it."""
+    from commands.demo import DEMO_RECIPES
     from training.recipes import recipe_config
 
-    summary = train(demo, "demo", recipe_config(DEMO_RECIPE, run="healthy", **HEALTHY))
-    rows = read_metrics(demo.run("demo", "healthy"))
+    slug = {"drawn": "demo", "pixel": "demo-pixel"}[art]
+    if art == "pixel":
+        build_collection(demo, slug, 200, tmp_path / "png")
+    summary = train(demo, slug, recipe_config(DEMO_RECIPES[art], run="healthy", **HEALTHY))
+    rows = read_metrics(demo.run(slug, "healthy"))
     diversity = [r["probe_diversity"] for r in rows if "probe_diversity" in r]
     assert len(diversity) == 7 and summary.collapse == ()
     assert diversity[-1] >= probe.COLLAPSE_SHARE  # what the alarm reads past the warm-up
