@@ -54,6 +54,12 @@ def evaluate_cmd(
         typer.Option(help="Pick the best checkpoint by: auto (FID, else KID), fid, kid, trait_fd or trait_match "
                           "(lower is better)."),
     ] = EVAL_DEFAULTS.select_by,
+    pixel_art: Annotated[
+        Optional[bool],
+        typer.Option("--pixel-art/--no-pixel-art",
+                     help="Score the images snapped to the collection's pixel grid and palette, as sample and export "
+                          "draw them (default: when the collection is pixel art)."),
+    ] = EVAL_DEFAULTS.pixel_art,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Score a run's checkpoints (FID, KID, precision/recall, memorization, trait metrics), write eval/report.md,

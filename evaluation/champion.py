@@ -161,6 +161,7 @@ def challenge(ws: Workspace, slug: str, run: str, config: ChampionConfig | EvalC
     from evaluation.features import real_side
     from training.checkpoints import best_step, load_generator, require_run
     from training.devices import resolve_device
+    from training.sampling import pixel_art_for
 
     cfg = _as_champion_config(config)
     paths = ws.run(slug, run)
@@ -173,10 +174,12 @@ def challenge(ws: Workspace, slug: str, run: str, config: ChampionConfig | EvalC
     cache = open_cache(ws, slug, challenger.size_px)
     extractor = create_extractor(cfg.extractor, weights=cfg.weights, device=device)
     real = real_side(ws.collection(slug), cache, extractor, batch_size=cfg.batch_size)
-    protocol = _protocol(cfg, cache, extractor)
+    # a pixel-art collection's generators are scored snapped to its palette, as the sweep scores them
+    art = pixel_art_for(ws, slug, cache.size_px, None)
+    protocol = {**_protocol(cfg, cache, extractor), **({"pixel_art_snapped": True} if art is not None else {})}
     rule = cfg.rule(len(cache), extractor.extractor_id)
     out = ws.collection(slug).comparison(run)
-    challenger_scores = _score(challenger.generator, challenger.z_dim, cfg, real, extractor, device, cache)
+    challenger_scores = _score(challenger.generator, challenger.z_dim, cfg, real, extractor, device, cache, art)
     challenger_grid = _grid(challenger.generator, challenger.z_dim, cfg.seed, out / "challenger.png")
 
     before = read_champion(ws, slug)
@@ -191,7 +194,7 @@ def challenge(ws: Workspace, slug: str, run: str, config: ChampionConfig | EvalC
     else:
         try:
             champion_scores, rescored, champion_grid = _champion_scores(
-                ws, slug, before, cfg, protocol, real, extractor, device, cache, out)
+                ws, slug, before, cfg, protocol, real, extractor, device, cache, out, art)
             unscorable = None
         except NftganError as e:
             unscorable = str(e)
@@ -199,7 +202,8 @@ def challenge(ws: Workspace, slug: str, run: str, config: ChampionConfig | EvalC
             assert champion_scores is not None
             promoted, margin, reason = _compare(champion_scores, challenger_scores, cfg, "the champion")
         else:  # never crash the refresh on a lost champion, never promote without passing on its own
-            baseline = _score(_untrained(challenger.config), challenger.z_dim, cfg, real, extractor, device, cache)
+            baseline = _score(_untrained(challenger.config), challenger.z_dim, cfg, real, extractor, device, cache,
+                              art)
             passed, margin, why = _compare(baseline, challenger_scores, cfg, "an untrained generator")
             promoted = passed
             reason = (f"the champion {before.run}@{before.step} could not be scored ({unscorable}); "
@@ -259,7 +263,7 @@ def _protocol(cfg: ChampionConfig, cache: TensorCache, extractor: FeatureExtract
 
 def _champion_scores(
     ws: Workspace, slug: str, champion: ChampionFile, cfg: ChampionConfig, protocol: dict[str, Any],
-    real: RealSide, extractor: FeatureExtractor, device: str, cache: TensorCache, out: Path,
+    real: RealSide, extractor: FeatureExtractor, device: str, cache: TensorCache, out: Path, art: Any = None,
 ) -> tuple[dict[str, Any], bool, Path | None]:
     """The champion's scores under ``protocol`` (recorded ones when made under it), whether it was re-scored,
     and its grid. :class:`NftganError` when it cannot be scored."""
@@ -276,7 +280,7 @@ def _champion_scores(
     recorded = _recorded_scores(champion, protocol)
     if recorded is not None:
         return recorded, False, grid
-    return _score(loaded.generator, loaded.z_dim, cfg, real, extractor, device, cache), True, grid
+    return _score(loaded.generator, loaded.z_dim, cfg, real, extractor, device, cache, art), True, grid
 
 
 def _recorded_scores(champion: ChampionFile, protocol: dict[str, Any]) -> dict[str, Any] | None:
@@ -299,15 +303,17 @@ def _usable(scores: Any) -> bool:
 
 def _score(
     generator: Any, z_dim: int, cfg: ChampionConfig, real: RealSide, extractor: FeatureExtractor, device: str,
-    cache: TensorCache,
+    cache: TensorCache, art: Any = None,
 ) -> dict[str, Any]:
     """Metrics of ``cfg.samples`` images of ``generator`` (latents from ``cfg.seed``) against ``real``, by the
-    sweep's own scorer (:func:`evaluation.scoring.score_generator`), plus the KID noise the rule needs."""
+    sweep's own scorer (:func:`evaluation.scoring.score_generator`, snapped to ``art``'s palette when given),
+    plus the KID noise the rule needs."""
     from evaluation.metrics import kid_spread
     from evaluation.scoring import score_generator
 
     scored = score_generator(generator, z_dim, samples=cfg.samples, seed=cfg.seed, metrics=cfg.metrics, real=real,
-                             extractor=extractor, cache=cache, batch_size=cfg.batch_size, device=device)
+                             extractor=extractor, cache=cache, batch_size=cfg.batch_size, device=device,
+                             pixel_art=art)
     values = scored.values
     noise = values.get("kid_std")
     if noise is None:  # every subset was the whole set: measure the spread on half-size subsets

@@ -37,6 +37,9 @@ class EvalConfig:
     #: score checkpoints trained on another tensor cache than the current one (e.g. after a re-prepare)
     allow_other_cache: bool = False
     select_by: str = "auto"  # auto (FID, else KID) | fid | kid | trait_fd | trait_match: picks the best checkpoint
+    #: score the images snapped to the collection's pixel grid and palette, as `sample` and `export` draw them:
+    #: None (auto) when the cache has one (pixel-art.json), True (an error without one), False: the raw output
+    pixel_art: bool | None = None
 
     def __post_init__(self) -> None:
         metrics = self.metrics.split(",") if isinstance(self.metrics, str) else self.metrics

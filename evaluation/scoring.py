@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from evaluation.features import RealSide
     from evaluation.traits import RealTraitSide
     from pipeline.cache import TensorCache
+    from training.pixelart import PixelArt
 
 
 @dataclass
@@ -52,12 +53,14 @@ def score_generator(
     progress: Progress | None = None,
     label: str = "generated features",
     step: int | None = None,
+    pixel_art: PixelArt | None = None,
 ) -> Scored:
     """Score ``samples`` images of ``generator`` (latents from ``seed``) on ``metrics``.
 
     ``cache`` gives the real images and their item ids (memorization needs them); ``traits`` the trait
     classifier's real side (the trait metrics need it). A metric that lacks its input is the registry's
-    one-line error, never a silent skip.
+    one-line error, never a silent skip. ``pixel_art``: the images are scored snapped to its grid and palette,
+    as ``sample`` and ``export`` draw them for a pixel-art collection (what a user gets is what is scored).
     """
     from evaluation.extractors import extract_features
     from evaluation.metrics import MetricInputs, compute_from_features
@@ -66,6 +69,8 @@ def score_generator(
     started = time.perf_counter()
     z = latents(samples, z_dim, seed)
     fake = generate_from(generator.to(device).eval(), z, batch_size=batch_size)
+    if pixel_art is not None:
+        fake = pixel_art.snap(fake)
     asked = asked_labels(generator, z)
     generated = time.perf_counter()
     fake_features = extract_features(

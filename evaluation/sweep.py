@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from pipeline.cache import TensorCache, hash_strings, open_cache
 from pipeline.errors import NftganError
 from pipeline.progress import Progress, report, warn
 from pipeline.workspace import EvalPaths, RunPaths, Workspace
+
+if TYPE_CHECKING:
+    from training.pixelart import PixelArt
 
 PROTOCOL = "nftgan-eval-1"
 
@@ -138,6 +141,7 @@ def evaluate(
     """Score the chosen checkpoints of a run; write metrics.json and the report; mark the best checkpoint."""
     from training.checkpoints import list_checkpoints, load_generator, require_run
     from training.devices import resolve_device
+    from training.sampling import pixel_art_for
 
     def emit(event: str, done: float | None = None, total: float | None = None, **detail: Any) -> None:
         report(progress, "evaluate", done, total, event=event, **detail)
@@ -166,8 +170,10 @@ def evaluate(
     report(progress, "evaluate", 0, len(cache), **REAL)
     real = real_side(ws.collection(slug), cache, extractor, batch_size=config.batch_size, progress=progress)
     metrics, skipped, classifier = _trait_classifier(ws, slug, cache, config, device, progress)
+    art = pixel_art_for(ws, slug, cache.size_px, config.pixel_art)
     key = hash_strings([PROTOCOL, real.key, str(config.samples), str(config.seed), ",".join(config.metrics),
-                        classifier.key if classifier is not None else "no-trait-classifier"])
+                        classifier.key if classifier is not None else "no-trait-classifier",
+                        *(["snapped to the pixel art's palette"] if art is not None else [])])
     trait_side: list[RealTraitSide] = []  # computed when a checkpoint is scored
 
     def traits() -> RealTraitSide | None:
@@ -189,7 +195,7 @@ def evaluate(
         emit("checkpoint", i, len(steps), step=step, unit="checkpoints", label="checkpoints")
         loaded = first if step == first.step else load_generator(run, step, device=device)
         records[step] = _score_checkpoint(loaded, config, cache, real, extractor, key, paths, device, progress,
-                                          metrics=metrics, skipped=skipped, traits=traits())
+                                          metrics=metrics, skipped=skipped, traits=traits(), pixel_art=art)
         evaluated.append(step)
         write_json(paths.metrics, _metrics_document(records, key))
         emit("checkpoint_done", i + 1, len(steps), step=step, record=_brief(records[step]), unit="checkpoints",
@@ -276,6 +282,7 @@ def _score_checkpoint(
     metrics: tuple[str, ...] | None = None,
     skipped: dict[str, str] | None = None,
     traits: RealTraitSide | None = None,
+    pixel_art: PixelArt | None = None,
 ) -> dict[str, Any]:
     from evaluation.report import save_memorization_panel, save_nearest_table, save_sample_grid
     from evaluation.scoring import score_generator
@@ -285,9 +292,10 @@ def _score_checkpoint(
         loaded.generator, loaded.z_dim, samples=config.samples, seed=config.seed,
         metrics=config.metrics if metrics is None else metrics, real=real, extractor=extractor, cache=cache,
         traits=traits, batch_size=config.batch_size, device=device, progress=progress, step=step,
-        label=f"step {step}: generated features",
+        label=f"step {step}: generated features", pixel_art=pixel_art,
     )
     values, fake = scored.values, scored.fake
+    values["pixel_art_snapped"] = pixel_art is not None
     files = {"samples": paths.samples(step).name}
     save_sample_grid(fake, paths.samples(step))
     if skipped:

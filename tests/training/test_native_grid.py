@@ -98,3 +98,27 @@ def test_grid_native_without_a_pixel_grid_is_a_one_line_error(ws) -> None:
         train(ws, "noise", tiny_config(grid="native"))
     summary = train(ws, "noise", tiny_config(grid="auto", run="auto"))  # auto: trains on the cache as it is
     assert summary.canvas is None
+
+
+def test_evaluation_scores_a_pixel_art_run_snapped_to_the_palette_as_users_get_it(native) -> None:
+    """A pixel-art collection's samples are scored as `sample` and `export` draw them (snapped to the palette),
+    recorded as such; --no-pixel-art scores the raw output, and the two protocols are never mixed."""
+    from evaluation import EvalConfig, evaluate
+
+    ws, _ = native
+    art = read_pixel_art(ws, "pix", 32)
+    palette = {tuple(c) for c in art.palette.tolist()}
+    run = ws.run("pix", "t")
+    seen = {}
+    for wanted in (None, False):
+        summary = evaluate(ws, "pix", "t", EvalConfig(samples=16, metrics=("kid",), extractor="tiny", device="cpu",
+                                                      checkpoints="latest", pixel_art=wanted))
+        (record,) = summary.records
+        assert record["pixel_art_snapped"] is (wanted is None)
+        with Image.open(run.eval.samples(record["step"])) as im:
+            colours = {tuple(c) for c in np.unique(np.asarray(im.convert("RGB")).reshape(-1, 3), axis=0)}
+        seen[wanted] = colours, record["kid_mean"]
+    black = {(0, 0, 0)}  # the grid's gaps between samples
+    assert seen[None][0] <= palette | black
+    assert not seen[False][0] <= palette | black  # the raw output holds in-between colours
+    assert seen[None][1] != seen[False][1]  # scored again under the other protocol, not reused
