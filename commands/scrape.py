@@ -142,13 +142,14 @@ def fixture_serve(
     ] = "os2",
     listed: Annotated[float, typer.Option(help="os2: share of the items that are listed for sale.")] = 0.05,
     chain: Annotated[str, typer.Option(help="'ethereum', or 'solana' (items are mints).")] = "ethereum",
+    art: Annotated[str, typer.Option(help="'drawn' avatars, or 24x24 'pixel' art (what `nftgan demo` serves).")] = "drawn",
 ) -> None:
     """Serve a fake marketplace for the demo collection on 127.0.0.1 until Ctrl-C (or SIGTERM)."""
     import time
 
     from commands._common import fail
     from pipeline.workspace import validate_slug
-    from marketplace.fixture import serve_fixture
+    from marketplace.fixture import ARTS, serve_fixture
 
     validate_slug(slug)
     if not 1 <= items <= 100_000:
@@ -161,11 +162,14 @@ def fixture_serve(
         fail("--chain must be 'ethereum' or 'solana'")
     if not 0 <= listed <= 1:
         fail("--listed must be within 0..1")
+    if art not in ARTS:
+        fail(f"--art must be one of {', '.join(ARTS)}")
     faults = sample_faults(items) if with_faults else None
     signal.signal(signal.SIGTERM, _stop)  # `kill PID` stops it as cleanly as Ctrl-C
     try:
         with serve_fixture(collection=slug, n_items=items, seed=seed, port=port, latency_s=latency_ms / 1000,
-                           image_px=image_px, faults=faults, mode=mode, listed_share=listed, chain=chain) as fx:
+                           image_px=image_px, faults=faults, mode=mode, listed_share=listed, chain=chain,
+                           art=art) as fx:
             if prerender:
                 fx.prerender(prerender)
             typer.echo(f"fixture marketplace at {fx.base_url}  ({items} items of {slug!r}, seed {seed}, {mode} page, "
