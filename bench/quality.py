@@ -72,8 +72,8 @@ CALIB_WARMUP_S = 10.0
 DEMO_MINUTES = 3.0  # commands.demo.run_demo's train_minutes (a test checks they agree)
 BUDGETS_S = {"demo": DEMO_MINUTES * 60, "10min": 600.0}
 #: collection -> items: "pixel", the 10,000-token pixel collection; "demo", the drawn demo collection `nftgan demo
-#: --art drawn` serves; "demo-pixel", the pixel one `nftgan demo --art pixel` serves (its first 200 tokens, at
-#: the 10x upscale the fixture's CDN sends)
+#: --art drawn` serves; "demo-pixel", the pixel one `nftgan demo --art pixel` serves (its first 200 tokens, here
+#: upscaled 10x; the demo downloads them 21x: prepare makes the same 32 px cache of either, checked 2026-12-03)
 ITEMS = {"pixel": 10_000, "demo": 200, "demo-pixel": 200}
 #: the rows every table holds, whatever was chosen
 FIXED_ROWS = ("reference", "former", "today")

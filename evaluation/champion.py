@@ -176,7 +176,7 @@ def challenge(ws: Workspace, slug: str, run: str, config: ChampionConfig | EvalC
     real = real_side(ws.collection(slug), cache, extractor, batch_size=cfg.batch_size)
     # a pixel-art collection's generators are scored snapped to its palette, as the sweep scores them
     art = pixel_art_for(ws, slug, cache.size_px, None)
-    protocol = {**_protocol(cfg, cache, extractor), **({"pixel_art_snapped": True} if art is not None else {})}
+    protocol = _protocol(cfg, cache, extractor, snapped=art is not None)
     rule = cfg.rule(len(cache), extractor.extractor_id)
     out = ws.collection(slug).comparison(run)
     challenger_scores = _score(challenger.generator, challenger.z_dim, cfg, real, extractor, device, cache, art)
@@ -252,12 +252,15 @@ def _as_champion_config(config: ChampionConfig | EvalConfig | None) -> ChampionC
     return config
 
 
-def _protocol(cfg: ChampionConfig, cache: TensorCache, extractor: FeatureExtractor) -> dict[str, Any]:
-    """What must be equal for two sets of scores to be compared."""
+def _protocol(cfg: ChampionConfig, cache: TensorCache, extractor: FeatureExtractor, *, snapped: bool = False
+              ) -> dict[str, Any]:
+    """What must be equal for two sets of scores to be compared (``snapped``: the images were scored snapped to
+    a pixel-art collection's palette; absent otherwise, so a protocol recorded before the field still matches)."""
     return {
         "cache_hash": cache.content_hash, "size_px": cache.size_px, "n_real": len(cache),
         "extractor": extractor.extractor_id, "weights_sha256": extractor.weights_sha256,
         "samples": cfg.samples, "seed": cfg.seed, "metrics": list(cfg.metrics),
+        **({"pixel_art_snapped": True} if snapped else {}),
     }
 
 
