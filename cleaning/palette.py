@@ -16,6 +16,12 @@ from the tensor cache), plus the background when the drawing is padded. All dist
 are at most :data:`MAX_PALETTE`; else a median-cut palette of :data:`MAX_PALETTE` colours (PIL's
 ``quantize``) of an evenly strided sample of at most :data:`QUANTIZE_SAMPLE` cells.
 
+**Backgrounds.** The colours the collection draws its backgrounds in: per item, the most common colour of
+the drawn grid's outer ring of cells (a palette colour), kept when at least :data:`MIN_BACKGROUND_ITEMS`
+items have it, with their counts. ``training.pixelart`` snaps a generated image's background to the nearest
+of them, so a background the generator drew a little off is one of the collection's, not a palette colour
+that only hair or skin ever had.
+
 The file names the cache's ``content_hash``: a re-run of ``prepare`` that reuses the cache keeps it when
 it matches and recomputes it otherwise (a pass killed between the manifest and this file heals).
 """
@@ -43,6 +49,10 @@ MIN_SHARE = 0.8
 MAX_PALETTE = 256
 #: cells fed to median cut at most (an even stride over all cells)
 QUANTIZE_SAMPLE = 1_000_000
+#: items a ring colour must be the background of to be listed among the collection's backgrounds
+MIN_BACKGROUND_ITEMS = 2
+#: backgrounds listed at most (the most common)
+MAX_BACKGROUNDS = 64
 _CHUNK = 1024
 
 
@@ -117,6 +127,32 @@ def palette_of(images: np.ndarray, rows: Sequence[int], grid: tuple[int, int], c
     return palette, len(distinct), "median-cut"
 
 
+def backgrounds_of(images: np.ndarray, rows: Sequence[int], grid: tuple[int, int], cell: int,
+                   origin: tuple[int, int], palette: np.ndarray) -> list[tuple[tuple[int, int, int], int]]:
+    """The collection's background colours, most common first, with the items drawn on each: per item the
+    most common colour of the drawn grid's outer ring of cells, as its nearest palette colour (the palette
+    itself when it holds every distinct colour), kept when :data:`MIN_BACKGROUND_ITEMS` items share it."""
+    (gw, gh), (ox, oy) = grid, origin
+    ring = np.ones((gh, gw), bool)
+    if gh > 2 and gw > 2:
+        ring[1:-1, 1:-1] = False
+    pal = palette.astype(np.int64)
+    counts: Counter[tuple[int, int, int]] = Counter()
+    for start in range(0, len(rows), _CHUNK):
+        chunk = np.asarray(images[list(rows[start : start + _CHUNK])])
+        cells = chunk[:, :, oy : oy + gh * cell : cell, ox : ox + gw * cell : cell]  # one pixel per cell
+        rgb = cells.transpose(0, 2, 3, 1)[:, ring].astype(np.int64)  # (n, ring cells, 3)
+        packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+        for row in packed:
+            values, n = np.unique(row, return_counts=True)
+            mode = int(values[n.argmax()])
+            colour = np.array([(mode >> 16) & 255, (mode >> 8) & 255, mode & 255])
+            nearest = pal[np.square(pal - colour).sum(1).argmin()]
+            counts[(int(nearest[0]), int(nearest[1]), int(nearest[2]))] += 1
+    kept = [(c, n) for c, n in counts.most_common() if n >= MIN_BACKGROUND_ITEMS]
+    return kept[:MAX_BACKGROUNDS]
+
+
 def update_pixel_art(
     col: CollectionPaths, size_px: int, items: Sequence[Item], manifest: dict[str, Any],
     images: np.ndarray, *, fit: str, resample: str, background: tuple[int, int, int],
@@ -128,7 +164,8 @@ def update_pixel_art(
     path = col.cache_pixel_art(size_px)
     content_hash = str(manifest.get("content_hash"))
     existing = _read(path)
-    if existing is not None and existing.get("format") == FORMAT and existing.get("content_hash") == content_hash:
+    if (existing is not None and existing.get("format") == FORMAT and existing.get("content_hash") == content_hash
+            and "backgrounds" in existing):  # a file of before the backgrounds were listed is recomputed
         return existing
     decision = decide(items, size_px, fit, resample)
     if not decision["pixel_art"]:
@@ -140,6 +177,7 @@ def update_pixel_art(
     grid, cell, origin = geometry
     rows = [r for r, it in enumerate(items) if it.pixel_art and (it.native_w, it.native_h) == native]
     palette, n_distinct, method = palette_of(images, rows, grid, cell, origin)
+    backgrounds = backgrounds_of(images, rows, grid, cell, origin, palette)
     padded = grid[0] * cell < size_px or grid[1] * cell < size_px
     if padded and not (palette == np.array(background, np.uint8)).all(axis=1).any():
         palette = np.concatenate([palette, np.array([background], np.uint8)])
@@ -155,6 +193,8 @@ def update_pixel_art(
         "background": _hex(background),
         "palette": [_hex(c) for c in palette],
         "palette_size": len(palette),
+        "backgrounds": [_hex(c) for c, _ in backgrounds],
+        "background_items": [n for _, n in backgrounds],
         "palette_method": method,
         "distinct_colors": n_distinct,
         "rule": (

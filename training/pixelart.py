@@ -12,10 +12,16 @@ makes a generated image look drawn on that grid:
    step of the same size looks about as different everywhere.
 3. **Flat backgrounds.** A generated background is a plain colour plus a little noise, and the noise
    of a cell can land nearer another palette colour (a collection's palette has many near the
-   background): speckles. So each image's background colours are found first: the palette colour nearest
-   the median of the drawn grid's outer ring of cells, and that of the padding around the grid. Every cell
-   whose colour, or the palette colour it snapped to, is within ``BACKGROUND_TOLERANCE`` (CIELAB ΔE) of
-   one of them takes it, so a plain background stays flat.
+   background): speckles. So each image's background is found first, per region (the drawn grid's outer
+   ring of cells, and the padding around the grid): its colour as drawn, the median of the region's cells,
+   and the colour it stands for, the nearest of the collection's backgrounds (``backgrounds`` in
+   pixel-art.json; the padding's colour for the padding; the whole palette for a file without them). A
+   cell takes that background when it is within ``BACKGROUND_TOLERANCE`` (CIELAB ΔE) of the drawn colour
+   and not more than ``BACKGROUND_SLACK`` farther from it than from its own nearest palette colour (a
+   cell that already holds a palette colour keeps it), or when its nearest palette colour is within
+   ``BACKGROUND_SLACK`` of the background (a speckle no eye tells from it). So a plain background stays flat, a generator's
+   slightly-off gray is the collection's gray, and a face next to a background of a similar colour
+   (light skin on gold, 12 ΔE apart) is kept: snapping a real token changes nothing.
 4. **Upscale** with nearest neighbour: every pixel of a cell takes its colour.
 
 The result holds only palette colours and is constant on every cell. Vectorized numpy throughout.
@@ -38,6 +44,9 @@ from pipeline.workspace import Workspace
 
 #: CIELAB ΔE (CIE76) within which a cell is taken for the image's background (step 3 of the module docstring)
 BACKGROUND_TOLERANCE = 12.0
+#: CIELAB ΔE a cell may be farther from its image's drawn background than from its own nearest palette
+#: colour and still be taken for the background (a speckle of noise; step 3)
+BACKGROUND_SLACK = 3.0
 FORMAT = "nftgan-pixel-art-1"  # cleaning.palette.FORMAT (training never imports cleaning; a test checks)
 _CELLS_PER_CHUNK = 1 << 16
 
@@ -54,9 +63,12 @@ class PixelArt:
     share: float  # of the kept items that are pixel art on that grid
     path: Path
     doc: dict[str, Any]
+    backgrounds: np.ndarray | None = None  # uint8 (B, 3): the collection's background colours (None: not listed)
+    padding: tuple[int, int, int] | None = None  # the cache's padding colour around the grid (None: not padded)
 
     def snap(self, images_uint8: np.ndarray) -> np.ndarray:
-        return snap_to_pixel_art(images_uint8, self.grid_wh, self.palette)
+        return snap_to_pixel_art(images_uint8, self.grid_wh, self.palette, backgrounds=self.backgrounds,
+                                 padding=self.padding)
 
     def settings(self) -> dict[str, Any]:
         """What an output records about the snapping it went through."""
@@ -65,6 +77,8 @@ class PixelArt:
             "origin": list(self.origin_xy), "palette_size": len(self.palette),
             "palette_method": self.doc.get("palette_method"), "share": self.share, "source": str(self.path),
             "content_hash": self.doc.get("content_hash"), "color_space": "CIELAB (D50, LittleCMS via PIL)",
+            "backgrounds": (None if self.backgrounds is None else
+                            ["#{:02x}{:02x}{:02x}".format(*c) for c in self.backgrounds.tolist()]),
         }
 
 
@@ -84,6 +98,9 @@ def read_pixel_art(ws: Workspace, slug: str, size_px: int) -> PixelArt | None:
             origin_xy=(int(doc["origin"][0]), int(doc["origin"][1])),
             native_grid_wh=(int(doc["native_grid"][0]), int(doc["native_grid"][1])), share=float(doc["share"]),
             path=path, doc=doc,
+            backgrounds=(np.array([_rgb(c) for c in doc["backgrounds"]], dtype=np.uint8).reshape(-1, 3)
+                         if doc.get("backgrounds") else None),
+            padding=_rgb(doc["background"]) if doc.get("padded") and doc.get("background") else None,
         )
     except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
         raise NftganError(f"{path} is malformed ({e}): re-run `nftgan prepare {slug} --size {size_px}`") from e
@@ -100,9 +117,13 @@ def _rgb(text: str) -> tuple[int, int, int]:
     return (v >> 16) & 255, (v >> 8) & 255, v & 255
 
 
-def snap_to_pixel_art(images_uint8: np.ndarray, grid_wh: tuple[int, int], palette: np.ndarray) -> np.ndarray:
+def snap_to_pixel_art(images_uint8: np.ndarray, grid_wh: tuple[int, int], palette: np.ndarray, *,
+                      backgrounds: np.ndarray | None = None, padding: tuple[int, int, int] | None = None
+                      ) -> np.ndarray:
     """uint8 (N, 3, H, W) -> uint8 (N, 3, H, W): box-averaged to the grid, each cell the nearest palette colour
-    (CIELAB), upscaled with nearest neighbour (see the module docstring)."""
+    (CIELAB), backgrounds flat, upscaled with nearest neighbour (see the module docstring). ``backgrounds``
+    (palette colours) are the collection's background colours and ``padding`` the colour around the grid;
+    without them any palette colour may be a background."""
     images = np.asarray(images_uint8)
     if images.ndim != 4 or images.shape[1] != 3 or images.dtype != np.uint8:
         raise ValueError(f"expected uint8 (N, 3, H, W) images, got {images.dtype} {images.shape}")
@@ -126,10 +147,17 @@ def snap_to_pixel_art(images_uint8: np.ndarray, grid_wh: tuple[int, int], palett
     cells = means.transpose(0, 2, 3, 1).reshape(-1, 3)
     cells_lab, palette_lab = to_lab(cells), to_lab(palette)
     shape = (n, len(ys) - 1, len(xs) - 1)
-    index = _nearest(cells, palette, cells_lab, palette_lab).reshape(shape)
+    index, exact = _nearest(cells, palette, cells_lab, palette_lab)
+    index, exact = index.reshape(shape), exact.reshape(shape)
     # 3. flat backgrounds
-    index = _flatten_backgrounds(index, cells_lab.reshape(*shape, 3), palette_lab,
-                                 _drawn_cells(ys, h, gh, cell), _drawn_cells(xs, w, gw, cell))
+    everything = np.arange(len(palette))
+    ring_candidates = _indices_of(backgrounds, palette) if backgrounds is not None else everything
+    pad_candidates = (np.union1d(_indices_of(np.array([padding], np.uint8), palette), ring_candidates)
+                      if padding is not None else ring_candidates)
+    index = _flatten_backgrounds(index, exact, cells_lab.reshape(*shape, 3), palette_lab,
+                                 _drawn_cells(ys, h, gh, cell), _drawn_cells(xs, w, gw, cell),
+                                 ring_candidates if len(ring_candidates) else everything,
+                                 pad_candidates if len(pad_candidates) else everything)
     snapped_cells = palette[index]
     # 4. nearest-neighbour upscale
     out = np.repeat(np.repeat(snapped_cells, np.diff(ys), axis=1), np.diff(xs), axis=2)
@@ -151,30 +179,40 @@ def _drawn_cells(edges: np.ndarray, size: int, grid: int, cell: int) -> slice:
     return slice(first, first + grid)
 
 
-def _flatten_backgrounds(index: np.ndarray, cell_lab: np.ndarray, palette_lab: np.ndarray, rows: slice,
-                         cols: slice) -> np.ndarray:
-    """(N, cy, cx) palette indices with every cell near one of its image's background colours set to it."""
+def _flatten_backgrounds(index: np.ndarray, exact: np.ndarray, cell_lab: np.ndarray, palette_lab: np.ndarray,
+                         rows: slice, cols: slice, ring_candidates: np.ndarray, pad_candidates: np.ndarray
+                         ) -> np.ndarray:
+    """(N, cy, cx) palette indices with every cell near one of its image's drawn backgrounds set to the
+    background colour it stands for (step 3 of the module docstring). ``exact``: the cells that already hold
+    a palette colour; the candidates: the palette indices a region's background may be."""
     n, cy, cx = index.shape
     inner = np.zeros((cy, cx), bool)
     inner[rows, cols] = True
     ring = inner.copy()
     ring[rows.start + 1 : rows.stop - 1, cols.start + 1 : cols.stop - 1] = False
     out = index.copy()
-    best = np.full((n, cy, cx), BACKGROUND_TOLERANCE**2)
-    for region in (ring, ~inner):
+    own = np.sqrt(np.square(cell_lab - palette_lab[index]).sum(-1))  # each cell to its nearest palette colour
+    best = np.full((n, cy, cx), np.inf)
+    for region, candidates in ((ring, ring_candidates), (~inner, pad_candidates)):
         if not region.any():
             continue
-        # each image's background there: the palette colour nearest the median (per Lab channel) of the
-        # region's cells, robust to the few cells a drawing puts on the border and to the noise of the rest
-        median = np.median(cell_lab[:, region], axis=1)  # (N, 3)
-        bg = np.square(median[:, None, :] - palette_lab[None]).sum(-1).argmin(axis=1)  # (N,)
-        target = palette_lab[bg][:, None, None, :]
-        # near the background: the cell's own colour, or the palette colour it snapped to (a speckle)
-        d = np.minimum(np.square(cell_lab - target).sum(-1), np.square(palette_lab[index] - target).sum(-1))
-        closer = d <= best
-        out = np.where(closer, bg[:, None, None], out)
-        best = np.where(closer, d, best)
+        # each image's background there as drawn: the median (per Lab channel) of the region's cells, robust
+        # to the few cells a drawing puts on the border and to the noise of the rest; and the colour it
+        # stands for, the nearest candidate
+        drawn = np.median(cell_lab[:, region], axis=1)  # (N, 3)
+        bg = candidates[np.square(drawn[:, None, :] - palette_lab[candidates][None]).sum(-1).argmin(axis=1)]  # (N,)
+        d = np.sqrt(np.square(cell_lab - drawn[:, None, None, :]).sum(-1))
+        near_bg = np.sqrt(np.square(palette_lab[index] - palette_lab[bg][:, None, None, :]).sum(-1)) <= BACKGROUND_SLACK
+        taken = (d <= best) & ((~exact & (d <= BACKGROUND_TOLERANCE) & (d <= own + BACKGROUND_SLACK)) | near_bg)
+        out = np.where(taken, bg[:, None, None], out)
+        best = np.where(taken, d, best)
     return out
+
+
+def _indices_of(colours: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """The palette indices of ``colours`` (uint8 (B, 3)) that the palette holds."""
+    packed_palette = _pack(palette)
+    return np.flatnonzero(np.isin(packed_palette, _pack(colours)))
 
 
 @functools.lru_cache(maxsize=1)
@@ -192,10 +230,11 @@ def to_lab(rgb_uint8: np.ndarray) -> np.ndarray:
     return out
 
 
-def _nearest(rgb_uint8: np.ndarray, palette: np.ndarray, lab: np.ndarray, pal: np.ndarray) -> np.ndarray:
+def _nearest(rgb_uint8: np.ndarray, palette: np.ndarray, lab: np.ndarray, pal: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
     """Index of the nearest palette colour of each row: itself when it is one, else by CIELAB distance
-    (ties to the lower index; 8-bit Lab may not tell two near palette colours apart). ``lab`` and ``pal``
-    are the rows and the palette in CIELAB (:func:`to_lab`)."""
+    (ties to the lower index; 8-bit Lab may not tell two near palette colours apart), and whether the row is
+    one exactly. ``lab`` and ``pal`` are the rows and the palette in CIELAB (:func:`to_lab`)."""
     out = np.empty(len(rgb_uint8), np.int64)
     for start in range(0, len(rgb_uint8), _CELLS_PER_CHUNK):
         chunk = lab[start : start + _CELLS_PER_CHUNK]
@@ -207,7 +246,7 @@ def _nearest(rgb_uint8: np.ndarray, palette: np.ndarray, lab: np.ndarray, pal: n
     at = np.searchsorted(packed_palette[order], packed).clip(0, len(order) - 1)
     exact = packed_palette[order][at] == packed
     out[exact] = order[at[exact]]
-    return out
+    return out, exact
 
 
 def _pack(rgb_uint8: np.ndarray) -> np.ndarray:

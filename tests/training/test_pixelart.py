@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +111,49 @@ def test_prepare_writes_the_grid_and_palette_of_a_pixel_art_collection(pix: Work
     path.unlink()
     prepare(pix, "pix", PrepareConfig(size_px=64, workers=1))
     assert path.read_bytes() == before
+
+
+def test_prepare_lists_the_collections_backgrounds_and_an_older_file_gets_them(pix: Workspace) -> None:
+    path = pix.collection("pix").cache_pixel_art(64)
+    doc = json.loads(path.read_text())
+    drawn = Counter(pixelcollection.item_traits(i)["Background"] for i in range(24))
+    want = {"#{:02x}{:02x}{:02x}".format(*pixelcollection.BACKGROUNDS[name]): n for name, n in drawn.items() if n >= 2}
+    assert dict(zip(doc["backgrounds"], doc["background_items"])) == want
+    assert doc["background_items"] == sorted(doc["background_items"], reverse=True)
+    art = read_pixel_art(pix, "pix", 64)
+    assert art is not None and art.padding == (128, 128, 128)
+    assert {"#{:02x}{:02x}{:02x}".format(*c) for c in art.backgrounds.tolist()} == set(want)
+    # a file written before the backgrounds were listed is recomputed by the next prepare (the cache is reused)
+    old = {k: v for k, v in doc.items() if k not in ("backgrounds", "background_items")}
+    path.write_text(json.dumps(old))
+    assert read_pixel_art(pix, "pix", 64).backgrounds is None  # still readable: any palette colour may be one
+    summary = prepare(pix, "pix", PrepareConfig(size_px=64, workers=1))
+    assert summary.reused and json.loads(path.read_text())["backgrounds"] == doc["backgrounds"]
+
+
+def test_snapping_a_real_token_changes_nothing(pix: Workspace) -> None:
+    # light skin lies 12 CIELAB units from the gold background: a flat-background rule that took every cell
+    # within 12 of the background erased such faces
+    cache = np.load(pix.collection("pix").cache_array(64))
+    art = read_pixel_art(pix, "pix", 64)
+    assert (art.snap(cache) == cache).all()
+    traits = {"Background": "Gold", "Skin": "Light", "Hair": "None", "Eyes": "Normal", "Mouth": "Smile"}
+    token = np.asarray(pixelcollection.render_traits(traits))[None].transpose(0, 3, 1, 2)
+    palette = np.unique(token.transpose(0, 2, 3, 1).reshape(-1, 3), axis=0)
+    assert (snap_to_pixel_art(token, (24, 24), palette, backgrounds=palette) == token).all()
+
+
+def test_an_off_colour_background_snaps_to_the_collections_background_not_the_nearest_colour() -> None:
+    gray, hair_gray = (90, 90, 100), (120, 120, 120)  # a background; a colour only hair is drawn in
+    palette = np.array([gray, hair_gray, (219, 177, 128), (0, 0, 0)], np.uint8)
+    drawn_as = (114, 112, 122)  # how a generator drew the gray background: 6 from the hair colour, 9.5 from gray
+    image = np.broadcast_to(np.array(drawn_as, np.uint8), (24, 24, 3)).copy()
+    image[8:16, 8:16] = (219, 177, 128)
+    chw = image.transpose(2, 0, 1)[None]
+    without = snap_to_pixel_art(chw, (24, 24), palette)[0].transpose(1, 2, 0)
+    assert (without[0, 0] == hair_gray).all()  # the palette alone: the nearest colour
+    snapped = snap_to_pixel_art(chw, (24, 24), palette, backgrounds=np.array([gray], np.uint8))[0].transpose(1, 2, 0)
+    assert (snapped[:8] == gray).all() and (snapped[8:16, 8:16] == (219, 177, 128)).all()
 
 
 def test_prepare_writes_no_pixel_art_file_for_a_photo_like_collection(ws: Workspace, tmp_path: Path) -> None:
