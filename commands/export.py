@@ -63,6 +63,11 @@ def export_cmd(
                                     "trait-conditioned run, whose tokens must show the asked traits).",
                                     rich_help_panel=_CHECK)
     ] = EXPORT_DEFAULTS.max_draws_per_token,
+    tries_per_trait_set: Annotated[
+        int, typer.Option(help="A trait-conditioned run's token whose traits the classifier has not seen in "
+                          f"this many candidates gets another trait set of the table (counted; default: "
+                          f"{EXPORT_DEFAULTS.tries_per_trait_set}).", rich_help_panel=_CHECK)
+    ] = EXPORT_DEFAULTS.tries_per_trait_set,
     traits: Annotated[
         bool, typer.Option("--traits/--no-traits", help="Attributes from the collection's trait classifier.",
                            rich_help_panel=_META)

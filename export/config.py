@@ -54,6 +54,9 @@ class ExportConfig:
     #: None: DRAWS_PER_TOKEN, or DRAWS_PER_ASKED_TOKEN for a trait-conditioned run, whose candidates must also
     #: show every asked trait to the classifier (at the 10-minute CPU budget one in four or five does)
     max_draws_per_token: int | None = None
+    #: a conditioned run's token whose trait set the classifier has not seen in this many candidates gets
+    #: another set of the table (counted in collection.json); at most the token's draws
+    tries_per_trait_set: int = TRIES_PER_TRAIT_SET
     traits: bool = True  # label attributes with the collection's trait classifier (when it has traits)
     name_prefix: str | None = None  # token names are "<prefix> #<id>"; None: the collection slug
     description: str | None = None  # None: says which collection, run and step generated the token
@@ -89,6 +92,8 @@ class ExportConfig:
         _check(-1 <= self.phash_bits <= 64, f"--phash-bits must be -1 (off) to 64, got {self.phash_bits}")
         _check(self.max_draws_per_token is None or self.max_draws_per_token >= 1,
                f"--max-draws-per-token must be at least 1, got {self.max_draws_per_token}")
+        _check(self.tries_per_trait_set >= 1,
+               f"--tries-per-trait-set must be at least 1, got {self.tries_per_trait_set}")
         _check(self.first_token_id >= 0, f"--first-token-id must be 0 or more, got {self.first_token_id}")
         _check(isinstance(self.upscale, int) and 1 <= self.upscale <= 32, f"--upscale must be 1 to 32, got {self.upscale}")
         _check(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}")

@@ -43,7 +43,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from export.config import TRIES_PER_TRAIT_SET, ExportConfig
+from export.config import ExportConfig
 from pipeline.atomic import remove_stale_temps, write_json
 from pipeline.cache import open_cache
 from pipeline.errors import NftganError
@@ -285,7 +285,7 @@ def _draw_asked(loaded: Any, config: ExportConfig, art: Any, check: "_Check | No
     """A conditioned run's tokens. Each token's trait set is planned first (:meth:`_Asking.plan`: the
     rarity table in quotas of ``config.n``); a rejected candidate is replaced by another one for the *same*
     trait set (the next latents of the stream), so rejections do not tilt the table towards the traits the
-    generator draws easily. A trait set with :data:`TRIES_PER_TRAIT_SET` rejected candidates (at most the
+    generator draws easily. A trait set with ``config.tries_per_trait_set`` rejected candidates (at most the
     token's draws) is given up: the token gets another set of the table, counted in the summary by the asked
     value the classifier missed, and the achieved table shows what the generator could not draw."""
     n = config.n
@@ -320,7 +320,7 @@ def _draw_asked(loaded: Any, config: ExportConfig, art: Any, check: "_Check | No
             _reject(rejected, rejections, *why, candidate=block * BLOCK + slot,
                     token=config.first_token_id + token)
             tries[token] += 1
-            if tries[token] >= min(draws, TRIES_PER_TRAIT_SET):
+            if tries[token] >= min(draws, config.tries_per_trait_set):
                 m = mismatches[slot]
                 if m is not None:
                     asked_value = m["asked"]  # a value, a list of a set type's values, or None (not asked)

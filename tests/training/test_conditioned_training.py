@@ -198,6 +198,16 @@ def test_a_rejected_token_is_redrawn_for_the_same_traits_and_an_undrawable_set_i
     assert "trait sets given up (drawn for another set of the table): 10 tokens; the classifier missed type=Dark" \
         in summary.describe()
 
+    # --tries-per-trait-set: a set is given up after that many candidates (here 2), however many the token may take
+    summary = mint.export_collection(punks, "punks", "redrawn", ExportConfig(n=40, out=tmp_path / "t", max_draws_per_token=8,
+                                                                       tries_per_trait_set=2, **cfg))
+    doc = json.loads((tmp_path / "t" / "collection.json").read_text())
+    assert doc["traits"]["given_up"]["tokens"] == 10
+    assert doc["rejected"]["trait-mismatch:type"] == 2 * doc["traits"]["given_up"]["trait_sets"]
+    assert doc["config"]["tries_per_trait_set"] == 2
+    with pytest.raises(NftganError, match="--tries-per-trait-set must be at least 1, got 0"):
+        ExportConfig(tries_per_trait_set=0)
+
     # by default a token of a conditioned run may take 32 candidates (an unconditioned one: 4)
     monkeypatch.setattr(mint._Asking, "mismatches", classifier_that_misses(lambda im, a: True))
     with pytest.raises(NftganError, match=r"only 0 of 2 candidates passed after drawing 64 "):
