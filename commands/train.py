@@ -101,6 +101,11 @@ def train_cmd(
                            help="A native-grid run: the classifier's own pass judges G's fakes snapped to the "
                            "palette, as the export's trait check sees them.", rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.condition_aux_snap,
+    condition_aux_focal: Annotated[
+        float, typer.Option(help="A conditioned run: G's side of the classifier's loss weights each fake by "
+                            "(1 - p)**FOCAL, p the classifier's probability of the asked traits (focal loss; "
+                            "0 = off).", rich_help_panel=_MODEL)
+    ] = TRAIN_DEFAULTS.condition_aux_focal,
     probe_every: Annotated[
         int, typer.Option(help="Collapse alarm: steps between diversity probes (0 = off).", rich_help_panel=_OUT)
     ] = TRAIN_DEFAULTS.probe_every,

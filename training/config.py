@@ -39,6 +39,7 @@ BEFORE_THE_FIELD: dict[str, Any] = {
     "ada_target": 0.0, "ada_kimg": 100.0, "ada_every": 4, "ema_rampup": 10.0, "probe_every": 0, "canvas": None,
     "condition": "none", "condition_on": None, "condition_min_count": 5, "conditioning": None,
     "condition_aux": 0.0, "condition_aux_view": "augmented", "condition_aux_snap": False,
+    "condition_aux_focal": 0.0,
 }
 CONDITIONS = ("none", "traits", "auto")
 AUX_VIEWS = ("augmented", "uncut", "clean", "both")
@@ -162,6 +163,10 @@ class TrainConfig:
     # pixel its nearest palette colour; straight-through gradients), as the export's trait check sees them, so
     # G cannot satisfy it with in-between colours that the palette snap turns into another trait
     condition_aux_snap: bool = False
+    # G's side of the classifier's loss weights each fake by (1 - p)**focal (p: the classifier's probability
+    # of the asked value), normalized to the same mean: the pull moves to the values G does not draw yet
+    # (0: off, every fake alike)
+    condition_aux_focal: float = 0.0
     # recorded by train(), not an option: the conditioning vocabulary and the size of its pool of trait sets
     conditioning: dict[str, Any] | None = field(default=None, hash=False)
 
@@ -175,6 +180,8 @@ class TrainConfig:
                f"--condition-aux-view must be one of {', '.join(AUX_VIEWS)}, got {self.condition_aux_view!r}")
         _check(not self.condition_aux_snap or self.condition_aux_view != "augmented",
                "--condition-aux-snap needs a --condition-aux-view with a pass of its own (uncut, clean or both)")
+        _check(self.condition_aux_focal >= 0,
+               f"--condition-aux-focal must be 0 (off) or more, got {self.condition_aux_focal}")
         if self.condition == "none":  # the auxiliary classifier is a part of conditioned runs only
             object.__setattr__(self, "condition_aux", 0.0)
         _check(isinstance(self.condition_min_count, int) and self.condition_min_count >= 1,

@@ -71,13 +71,19 @@ def overfitting_sign(kind: str, real_logits: torch.Tensor, fake_logits: torch.Te
 
 
 def trait_classification_loss(logits: torch.Tensor, cond: torch.Tensor,
-                              blocks: tuple[tuple[int, int, bool, int | None], ...]) -> torch.Tensor:
+                              blocks: tuple[tuple[int, int, bool, int | None], ...], *, focal: float = 0.0
+                              ) -> torch.Tensor:
     """The auxiliary trait classifier's loss (AC-GAN, Odena et al. 2017): cross-entropy of each single-valued
     type's slots against the condition's class, binary cross-entropy per slot of a set type (summed over its
     slots), averaged over
     types. A token whose traits were never listed teaches nothing: its rows are left out (every single-valued
     type at UNKNOWN), as is a single-valued type's UNKNOWN class wherever it is the target.
-    ``blocks``: ``Vocabulary.blocks()``."""
+    ``blocks``: ``Vocabulary.blocks()``.
+
+    ``focal`` > 0 weights each row of a type by ``(1 - p)**focal`` (p: the probability the classifier gives the
+    target; focal loss, Lin et al. 2017), normalized to mean 1 over the type's kept rows, not differentiated:
+    the same total pull, moved from the rows the classifier already sees as asked to those it does not (the
+    values a generator has not learned yet)."""
     logits, cond = logits.float(), cond.float()
     singles = [(o, w, u) for o, w, is_set, u in blocks if not is_set]
     targets = {o: cond[:, o:o + w].argmax(1) for o, w, _ in singles}
@@ -93,5 +99,10 @@ def trait_classification_loss(logits: torch.Tensor, cond: torch.Tensor,
         else:
             keep = listed if u is None else listed & (targets[o] != u)
             per_row = F.cross_entropy(logits[:, o:o + w], targets[o], reduction="none")
+        if focal > 0:  # p = exp(-loss): the target's probability (a set type's: of its whole set)
+            with torch.no_grad():
+                weight = (1 - torch.exp(-per_row)).clamp(min=0).pow(focal) * keep
+                weight = weight / (weight.sum() / keep.sum().clamp(min=1)).clamp(min=1e-12)
+            per_row = per_row * weight
         total = total + (per_row * keep).sum() / keep.sum().clamp(min=1)
     return total / max(1, len(blocks))

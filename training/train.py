@@ -415,14 +415,14 @@ def gan_step(
     own_pass = bool(aux) and view != "augmented" and (aux_ops != tuple(augment_ops) or palette is not None)
     k = {"classify": True} if aux and (view in ("augmented", "both") or not own_pass) else {}
 
-    def aux_loss(shared: torch.Tensor | None, net: Any, images: torch.Tensor) -> torch.Tensor:
+    def aux_loss(shared: torch.Tensor | None, net: Any, images: torch.Tensor, focal: float = 0.0) -> torch.Tensor:
         """The mean of the classifier's views' losses: ``shared``, its logits from the adversarial pass (when
         ``k`` asked for them), and its own pass of ``net`` over ``images`` (``own_pass``)."""
         assert cond is not None and blocks is not None
         views = [shared] if k else []
         if own_pass:
             views.append(net(diff_augment(images, aux_ops, p) if aux_ops else images, *c, classify=True)[1])
-        return sum(losses.trait_classification_loss(v, cond, blocks) for v in views) / len(views)
+        return sum(losses.trait_classification_loss(v, cond, blocks, focal=focal) for v in views) / len(views)
     with m.autocast(device):
         fake = m.g_train(z, *c)
         real_in, fake_in = augment(real), augment(fake.detach())
@@ -466,7 +466,8 @@ def gan_step(
         loss_g = losses.generator_loss(cfg.loss, g_fake_logits, g_real_logits)
         if aux:
             traits_g = aux_loss(g_fake_traits, m.d_frozen,
-                                fake if palette is None else snap_straight_through(fake, palette))
+                                fake if palette is None else snap_straight_through(fake, palette),
+                                focal=cfg.condition_aux_focal)
         total_g = loss_g + aux * traits_g if aux else loss_g
     m.opt_g.zero_grad(set_to_none=True)
     m.scaler.scale(total_g).backward()

@@ -100,6 +100,34 @@ def test_the_trait_classification_loss_follows_the_targets_and_skips_unlisted_to
     assert torch.allclose(trait_classification_loss(garbage, cond, blocks), trait_classification_loss(right, cond, blocks))
 
 
+def test_the_focal_weighting_moves_the_pull_to_the_rows_the_classifier_misses() -> None:
+    """--condition-aux-focal: the same loss where every row is as hard as the others (the weights have mean 1),
+    and a larger share of the gradient on a row the classifier gets wrong than without it."""
+    from training.conditioning import build_vocabulary
+    from training.losses import trait_classification_loss
+
+    labels = [{"type": t} for t in "abcabcab"]
+    vocab = build_vocabulary(labels, ["type"], set(), min_count=1)
+    cond = torch.from_numpy(vocab.encode_all(labels))
+    blocks = vocab.blocks()
+    right = (cond * 2 - 1) * 2.0
+    same = trait_classification_loss(right, cond, blocks)
+    assert torch.allclose(trait_classification_loss(right, cond, blocks, focal=2.0), same)
+    mixed = right.clone()
+    mixed[0] = -mixed[0]  # the classifier misses row 0 only
+
+    def share_of_row0(focal: float) -> float:
+        logits = mixed.clone().requires_grad_(True)
+        trait_classification_loss(logits, cond, blocks, focal=focal).backward()
+        per_row = logits.grad.norm(dim=1)
+        return float(per_row[0] / per_row.sum())
+
+    plain, focal = share_of_row0(0.0), share_of_row0(2.0)
+    assert focal > 0.95 > plain + 0.1  # row 0 draws nearly all of the pull with it, clearly less without
+    assert torch.allclose(trait_classification_loss(mixed, cond, blocks, focal=0.0),
+                          trait_classification_loss(mixed, cond, blocks))
+
+
 def test_an_auxiliary_classifier_step_trains_d_to_classify_and_g_to_be_classified() -> None:
     import numpy as np
 
