@@ -20,6 +20,8 @@ from 28% down to 0.9%, rare hats, eyes and mouths); ``demo``: the 200-item demo 
 - ``screen``: every candidate at the ``demo`` budget on ``pixel`` and on ``demo``, ``--seeds`` seeds;
 - ``final``: the reference, the former and today's defaults and the chosen candidates (``--final``) at
   ``10min`` on ``pixel``, with Inception KID on ``--inception-fake`` samples;
+- ``rescore``: the trait scores of the kept samples of every run of ``--collections`` (``--only``: of these
+  recipes) again, no training (after a change of the classifier's view or of the palette snap);
 - ``doc``: rewrite docs/quality.md's measured block from results.json.
 
 **Scores**, from the EMA generator's ``--samples`` (2,000) samples on fixed latents:
@@ -27,7 +29,10 @@ the trait classifier's view (``evaluation.traits``, trained on the collection): 
 distinct trait sets (against as many real tokens), rare values drawn, and precision/recall and
 density/coverage in its features (k-NN on 2,000 vs 2,000 real); KID on Inception-v3 (the first
 ``--inception-fake`` samples against ``--inception-real`` real images) where the stage asks for it
-(Inception costs ~0.5 CPU s per image here); the collapse probe's last reading.
+(Inception costs ~0.5 CPU s per image here); the collapse probe's last reading. On a pixel-art collection
+the trait scores are also taken of the samples snapped to its grid and palette (``traits_snapped``), as
+``sample``, ``export`` and ``evaluate`` give them to users; the tables' columns score the samples as drawn,
+the per-type table of conditioned runs shows both.
 
     .venv/bin/python bench/quality.py --stage calibrate            # ~1 min per recipe, machine otherwise idle
     .venv/bin/python bench/quality.py --stage screen --seeds 3
@@ -260,10 +265,22 @@ class TraitView:
         from evaluation.traits import fit_trait_classifier, read_trait_table, real_trait_side
         from pipeline.cache import open_cache
 
+        from training.pixelart import read_pixel_art
+
         self.classifier = fit_trait_classifier(ws, which, SIZE_PX, device="cpu")
+        self.art = read_pixel_art(ws, which, SIZE_PX)  # a pixel-art collection's grid and palette (else None)
         cache = open_cache(ws, which, SIZE_PX)
         table = read_trait_table(ws, which, SIZE_PX, cache)
         self.real = real_trait_side(self.classifier, cache, table) if self.classifier is not None else None
+
+    def score_record(self, rec: dict[str, Any]) -> None:
+        """``rec["traits"]``: the scores of the run's samples as the generator drew them; for a pixel-art
+        collection also ``rec["traits_snapped"]``: as ``sample``, ``export`` and ``evaluate`` see them, snapped
+        to the collection's grid and palette."""
+        samples, asked = np.load(rec["samples"]), read_asked(rec["samples"])
+        rec["traits"] = self.scores(samples, asked)
+        if self.art is not None:
+            rec["traits_snapped"] = self.scores(self.art.snap(samples), asked)
 
     def scores(self, samples: np.ndarray, asked: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The trait classifier's scores of ``samples``; with ``asked`` (a conditioned run's requested trait
@@ -407,6 +424,35 @@ def table(state: dict[str, Any], which: str, budget: str) -> str:
     return "\n".join(lines)
 
 
+def cond_table(state: dict[str, Any], which: str, budget: str) -> str:
+    """Conditioned rows: per trait type the share of samples in which the classifier sees the asked value, as
+    drawn and snapped to the palette (mean ± sample std over seeds), beside the classifier's ceiling."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for rec in state["runs"].values():
+        if rec["collection"] == which and rec["budget"] == budget and rec.get("traits", {}).get("trait_cond_per_type"):
+            groups.setdefault(rec["recipe"], []).append(rec)
+    if not groups:
+        return ""
+    kinds = sorted({k for recs in groups.values() for r in recs for k in r["traits"]["trait_cond_per_type"]})
+    ceiling = next(r["traits"]["trait_cond_ceiling"] for recs in groups.values() for r in recs)
+
+    def cell(recs: list[dict[str, Any]], key: str, kind: str) -> str:
+        values = [r[key]["trait_cond_per_type"][kind] for r in recs
+                  if kind in r.get(key, {}).get("trait_cond_per_type", {})]
+        if not values:
+            return "–"
+        spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
+        return f"{statistics.mean(values):.2f}{spread}"
+
+    lines = ["| recipe | seeds | " + " | ".join(f"{k} (ceiling {ceiling.get(k, float('nan')):.2f})" for k in kinds) + " |",
+             "| --- | ---: |" + " ---: |" * len(kinds)]
+    for recipe, recs in sorted(groups.items()):
+        cells = [f"{cell(recs, 'traits', k)} / {cell(recs, 'traits_snapped', k)}" for k in kinds]
+        lines.append(f"| `{recipe}` | {len(recs)} | " + " | ".join(cells) + " |")
+    return ("Conditional accuracy per trait type, as drawn / snapped to the palette (what `sample`, `export` and "
+            "`evaluate` give):\n\n" + "\n".join(lines) + "\n")
+
+
 def grids(state: dict[str, Any], which: str, budget: str) -> str:
     recs = sorted((r for r in state["runs"].values()
                    if r["collection"] == which and r["budget"] == budget and r["seed"] == 0 and r.get("grid")),
@@ -456,7 +502,8 @@ def write_doc(state: dict[str, Any]) -> None:
         info = state.get("collections", {}).get(which, {})
         parts.append(f"### {title}\n\n{info.get('count', '?')} images in the 32 px cache. Mean ± sample std over "
                      "seeds; **bold**: the best mean and every row whose spread overlaps it. ↓ lower is better, "
-                     "↑ higher.\n\n" + table(state, which, budget) + "\n\n" + grids(state, which, budget) + "\n")
+                     "↑ higher.\n\n" + table(state, which, budget) + "\n\n" + cond_table(state, which, budget)
+                     + "\n" + grids(state, which, budget) + "\n")
     for png in GRIDS.glob("*.png"):
         shrink_grid(png)
     block = "<!-- quality:results -->\n" + "\n".join(parts).strip() + "\n<!-- /quality:results -->"
@@ -487,7 +534,8 @@ def main() -> None:  # noqa: C901 (one straight script)
     parser.add_argument("--docs", type=Path, default=ROOT / "docs",
                         help="where quality.md, its grids and results.json live (committed: the measurements "
                         "outlive the machine, so a later session resumes them)")
-    parser.add_argument("--stage", choices=("calibrate", "screen", "final", "check", "doc"), default="screen")
+    parser.add_argument("--stage", choices=("calibrate", "screen", "final", "check", "rescore", "doc"),
+                        default="screen")
     parser.add_argument("--recipes", default=",".join(CANDIDATES), help="screened recipes")
     parser.add_argument("--final", default="", help="candidates of the final table (beside the fixed rows)")
     parser.add_argument("--collections", default="pixel,demo", help="screened collections")
@@ -585,6 +633,24 @@ def main() -> None:  # noqa: C901 (one straight script)
         print(f"check: {state['check']}", flush=True)
         save()
 
+    if args.stage == "rescore":  # the trait scores of every run's kept samples again (no training)
+        views: dict[str, TraitView] = {}
+        which_ones = {c.strip() for c in args.collections.split(",") if c.strip()}
+        recipes = {r.strip() for r in args.only.split(",") if r.strip()}
+        for key, rec in sorted(state["runs"].items()):
+            if rec["collection"] not in which_ones or recipes and rec["recipe"] not in recipes:
+                continue
+            if not Path(rec.get("samples", "-")).is_file():
+                print(f"skipped {key}: its samples are not on this machine", flush=True)
+                continue
+            which = rec["collection"]
+            if which not in views:
+                views[which] = TraitView(ws, which)
+            views[which].score_record(rec)
+            snapped = rec.get("traits_snapped", {}).get("trait_cond")
+            print(f"rescored {key}: cond {rec['traits'].get('trait_cond')} snapped {snapped}", flush=True)
+        save()
+
     if args.stage in ("screen", "final"):
         jobs: list[tuple[str, str, str, int]] = []
         seeds = [int(x) for x in args.seed_list.split(",") if x.strip()] or list(range(args.seeds))
@@ -669,7 +735,7 @@ def main() -> None:  # noqa: C901 (one straight script)
                         which = rec["collection"]
                         if which not in views:
                             views[which] = TraitView(ws, which)
-                        rec["traits"] = views[which].scores(np.load(rec["samples"]), read_asked(rec["samples"]))
+                        views[which].score_record(rec)
                         if want_inception:
                             want_features(key)
                     fill_kid()

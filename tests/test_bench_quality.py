@@ -97,6 +97,18 @@ def test_calibration_train_job_scores_and_table(ws: Workspace, tmp_path: Path, m
     assert 0 <= cs["trait_cond"] <= 1 and set(cs["trait_cond_per_type"]) == set(cs["trait_cond_ceiling"])
     assert "trait_cond" not in scores
 
+    # a pixel-art collection's samples are also scored snapped to its palette, as users get them
+    assert view.art is not None
+    view.score_record(cond)
+    snapped = view.art.snap(np.load(cond["samples"]))
+    assert not np.array_equal(snapped, np.load(cond["samples"]))  # the snap changes a 4-step generator's samples
+    assert cond["traits_snapped"] == view.scores(snapped, asked) and cond["traits"] == cs
+    cstate = {**state, "runs": {f"pixel/demo/demo-w16-b16-cond/s{i}": {**cond, "seed": i} for i in (0, 1)}}
+    per_type = quality.cond_table(cstate, "pixel", "demo")
+    kind = sorted(cs["trait_cond_per_type"])[0]
+    raw_v, snap_v = cs["trait_cond_per_type"][kind], cond["traits_snapped"]["trait_cond_per_type"][kind]
+    assert f"| `demo-w16-b16-cond` | 2 | {raw_v:.2f} ± 0.00 / {snap_v:.2f} ± 0.00 |" in per_type
+
 
 def test_inception_features_left_by_a_dead_benchmark_are_recognised(tmp_path) -> None:
     """A benchmark process that died after an Inception job wrote its file must not recompute it (7 CPU-minutes)
