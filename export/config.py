@@ -21,8 +21,11 @@ DRAWS_PER_TOKEN = 4
 DRAWS_PER_ASKED_TOKEN = 32
 #: a token's trait set that the classifier has not seen in this many candidates is given up for another set
 #: of the rarity table (counted): at that budget about a third of the collection's sets hold a value the
-#: generator draws recognisably in under one candidate of ten (a bandana, a top hat, a pipe)
-TRIES_PER_TRAIT_SET = 8
+#: generator draws recognisably in under one candidate of ten (a bandana, a top hat, a pipe). 32 rather than
+#: 8: exports of 1,000 from four 10-minute checkpoints came 0.013 to 0.027 nearer the collection's table in
+#: their worst type (total variation) for 2.2x to 2.6x the candidates, one to three minutes here
+#: (docs/quality.md); the draws per token still cap the whole export
+TRIES_PER_TRAIT_SET = 32
 
 
 @dataclass(frozen=True)
