@@ -34,6 +34,11 @@ def champion_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the generated images' latents.")] = CHAMPION_DEFAULTS.seed,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = CHAMPION_DEFAULTS.device,
     weights: Annotated[Optional[Path], typer.Option(help="Inception weights file (see nftgan evaluate).")] = CHAMPION_DEFAULTS.weights,
+    pixel_art: Annotated[
+        Optional[bool], typer.Option("--pixel-art/--no-pixel-art",
+                                     help="Score a pixel-art collection's images snapped to its palette (default: "
+                                     "when prepare found the collection drawn as pixel art), as evaluate does.")
+    ] = CHAMPION_DEFAULTS.pixel_art,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Show the collection's champion and its history, or (--challenge RUN) decide whether RUN replaces it."""
@@ -49,7 +54,7 @@ def champion_cmd(
         from evaluation.champion import challenge as run_challenge
 
         config = ChampionConfig(extractor=extractor, samples=samples, seed=seed, device=device,
-                                weights=None if weights is None else str(weights))
+                                weights=None if weights is None else str(weights), pixel_art=pixel_art)
         decision = run_challenge(ws, slug, challenge, config)
         typer.echo(json.dumps(decision.to_dict(), sort_keys=True) if as_json else decision.describe())
         return

@@ -72,6 +72,9 @@ class ChampionConfig:
     metrics: tuple[str, ...] = ("kid", "fid", "pr")  # KID decides; the others are shown
     rel_margin: float = 0.05  # the challenger must be at least this much better, relatively...
     sigmas: float = 2.0  # ...and by more than this many combined KID standard deviations
+    #: snap a pixel-art collection's images to its grid and palette before scoring, as ``nftgan evaluate
+    #: --pixel-art`` does: None (auto) when prepare found the collection drawn as pixel art, True, False (raw)
+    pixel_art: bool | None = _EVAL.pixel_art
 
     def __post_init__(self) -> None:
         metrics = tuple(dict.fromkeys(m.strip().lower() for m in self.metrics if m.strip()))
@@ -86,9 +89,9 @@ class ChampionConfig:
 
     @classmethod
     def from_eval(cls, config: EvalConfig, **overrides: Any) -> "ChampionConfig":
-        """The champion protocol of an evaluation's options (extractor, samples, seed, device, weights)."""
+        """The champion protocol of an evaluation's options (extractor, samples, seed, device, weights, pixel art)."""
         return cls(extractor=config.extractor, samples=config.samples, seed=config.seed, device=config.device,
-                   weights=config.weights, batch_size=config.batch_size, **overrides)
+                   weights=config.weights, batch_size=config.batch_size, pixel_art=config.pixel_art, **overrides)
 
     def rule(self, n_real: int | str = "N", extractor: str | None = None) -> str:
         return RULE.format(rel_margin=self.rel_margin, sigmas=self.sigmas, samples=self.samples, n_real=n_real,
@@ -175,7 +178,7 @@ def challenge(ws: Workspace, slug: str, run: str, config: ChampionConfig | EvalC
     extractor = create_extractor(cfg.extractor, weights=cfg.weights, device=device)
     real = real_side(ws.collection(slug), cache, extractor, batch_size=cfg.batch_size)
     # a pixel-art collection's generators are scored snapped to its palette, as the sweep scores them
-    art = pixel_art_for(ws, slug, cache.size_px, None)
+    art = pixel_art_for(ws, slug, cache.size_px, cfg.pixel_art)
     protocol = _protocol(cfg, cache, extractor, snapped=art is not None)
     rule = cfg.rule(len(cache), extractor.extractor_id)
     out = ws.collection(slug).comparison(run)

@@ -122,3 +122,21 @@ def test_evaluation_scores_a_pixel_art_run_snapped_to_the_palette_as_users_get_i
     assert seen[None][0] <= palette | black
     assert not seen[False][0] <= palette | black  # the raw output holds in-between colours
     assert seen[None][1] != seen[False][1]  # scored again under the other protocol, not reused
+
+
+def test_the_champion_decision_scores_raw_when_evaluate_was_asked_to(native) -> None:
+    """`evaluate --no-pixel-art` and the champion decision it feeds agree: the challenger is scored raw (the
+    protocol says so), and by default snapped, as evaluate does."""
+    from evaluation import EvalConfig, evaluate
+    from evaluation.champion import ChampionConfig, challenge
+
+    ws, _ = native
+    evaluate(ws, "pix", "t", EvalConfig(samples=16, metrics=("kid",), extractor="tiny", device="cpu",
+                                        checkpoints="latest"))
+    protocols = {}
+    for wanted in (None, False):
+        config = EvalConfig(samples=16, metrics=("kid",), extractor="tiny", device="cpu", pixel_art=wanted)
+        assert ChampionConfig.from_eval(config).pixel_art is wanted
+        protocols[wanted] = challenge(ws, "pix", "t", config).protocol
+    assert protocols[None].get("pixel_art_snapped") is True
+    assert "pixel_art_snapped" not in protocols[False]
