@@ -264,7 +264,6 @@ class TraitView:
     def __init__(self, ws: Workspace, which: str) -> None:
         from evaluation.traits import fit_trait_classifier, read_trait_table, real_trait_side
         from pipeline.cache import open_cache
-
         from training.pixelart import read_pixel_art
 
         self.classifier = fit_trait_classifier(ws, which, SIZE_PX, device="cpu")

@@ -136,8 +136,7 @@ def backgrounds_of(images: np.ndarray, rows: Sequence[int], grid: tuple[int, int
     ring = np.ones((gh, gw), bool)
     if gh > 2 and gw > 2:
         ring[1:-1, 1:-1] = False
-    pal = palette.astype(np.int64)
-    counts: Counter[tuple[int, int, int]] = Counter()
+    modes: Counter[int] = Counter()  # packed ring colour -> items
     for start in range(0, len(rows), _CHUNK):
         chunk = np.asarray(images[list(rows[start : start + _CHUNK])])
         cells = chunk[:, :, oy : oy + gh * cell : cell, ox : ox + gw * cell : cell]  # one pixel per cell
@@ -145,10 +144,13 @@ def backgrounds_of(images: np.ndarray, rows: Sequence[int], grid: tuple[int, int
         packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
         for row in packed:
             values, n = np.unique(row, return_counts=True)
-            mode = int(values[n.argmax()])
-            colour = np.array([(mode >> 16) & 255, (mode >> 8) & 255, mode & 255])
-            nearest = pal[np.square(pal - colour).sum(1).argmin()]
-            counts[(int(nearest[0]), int(nearest[1]), int(nearest[2]))] += 1
+            modes[int(values[n.argmax()])] += 1
+    pal = palette.astype(np.int64)
+    counts: Counter[tuple[int, int, int]] = Counter()
+    for mode, n in modes.items():  # each distinct ring colour as its nearest palette colour, once
+        colour = np.array([(mode >> 16) & 255, (mode >> 8) & 255, mode & 255])
+        nearest = pal[np.square(pal - colour).sum(1).argmin()]
+        counts[(int(nearest[0]), int(nearest[1]), int(nearest[2]))] += n
     kept = [(c, n) for c, n in counts.most_common() if n >= MIN_BACKGROUND_ITEMS]
     return kept[:MAX_BACKGROUNDS]
 
