@@ -106,6 +106,12 @@ def train_cmd(
                             "(1 - p)**FOCAL, p the classifier's probability of the asked traits (focal loss; "
                             "0 = off).", rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.condition_aux_focal,
+    palette_head: Annotated[
+        bool, typer.Option("--palette-head/--no-palette-head",
+                           help="A native-grid run: G draws every pixel as one of the collection's palette "
+                           "colours (straight-through softmax over the palette) instead of free RGB.",
+                           rich_help_panel=_MODEL)
+    ] = TRAIN_DEFAULTS.palette_head,
     probe_every: Annotated[
         int, typer.Option(help="Collapse alarm: steps between diversity probes (0 = off).", rich_help_panel=_OUT)
     ] = TRAIN_DEFAULTS.probe_every,

@@ -23,6 +23,7 @@ from pipeline.atomic import atomic_path, remove_stale_temps, write_json
 from pipeline.errors import NftganError
 from pipeline.workspace import RunPaths
 from training.config import TrainConfig
+from training.grid import head_palette
 from training.models import make_generator
 
 log = logging.getLogger(__name__)
@@ -191,7 +192,8 @@ def load_generator(
     config = TrainConfig.from_dict(ckpt["config"])
     cond = config.conditioning or {}
     g = make_generator(config.arch, config.model_px, config.z_dim, config.resolved_widths(),
-                       cond_dim=int(cond.get("width", 0)), pool_size=int(cond.get("pool_size", 0)))
+                       cond_dim=int(cond.get("width", 0)), pool_size=int(cond.get("pool_size", 0)),
+                       palette=head_palette(config.canvas))
     weights = ckpt["ema"] if ema and ckpt.get("ema") is not None else ckpt["generator"]
     try:
         g.load_state_dict(weights)

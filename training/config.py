@@ -39,7 +39,7 @@ BEFORE_THE_FIELD: dict[str, Any] = {
     "ada_target": 0.0, "ada_kimg": 100.0, "ada_every": 4, "ema_rampup": 10.0, "probe_every": 0, "canvas": None,
     "condition": "none", "condition_on": None, "condition_min_count": 5, "conditioning": None,
     "condition_aux": 0.0, "condition_aux_view": "augmented", "condition_aux_snap": False,
-    "condition_aux_focal": 0.0,
+    "condition_aux_focal": 0.0, "palette_head": False,
 }
 CONDITIONS = ("none", "traits", "auto")
 AUX_VIEWS = ("augmented", "uncut", "clean", "both")
@@ -93,6 +93,10 @@ class TrainConfig:
     # cache on trait_match, conditional accuracy and trait_fd, docs/quality.md); "cache" trains on the
     # cache's pixels as they are
     grid: str = "auto"
+    # a native-grid run: G draws every pixel as one of the collection's palette colours (a softmax over the
+    # palette per pixel, the chosen colour forward, the softmax's gradient backward: straight-through), so D
+    # judges, and users get, images holding the palette's colours only (training.models.PaletteHead)
+    palette_head: bool = False
     # objective and regularization
     loss: str = "bce"  # bce (with logits, non-saturating G loss) | hinge | rpgan
     label_smoothing: float = 0.0  # one-sided: real targets are 1 - label_smoothing (bce only)

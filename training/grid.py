@@ -87,6 +87,16 @@ class OnCanvas(nn.Module):
         return out
 
 
+def head_palette(canvas: dict[str, Any] | None) -> torch.Tensor | None:
+    """A palette-head run's palette (``--palette-head``: recorded in its canvas as hex colours) as float (K, 3)
+    on the networks' scale; None for any other run."""
+    colours = (canvas or {}).get("palette")
+    if not colours:
+        return None
+    rgb = [[int(c.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4)] for c in colours]
+    return torch.tensor(rgb, dtype=torch.float32).div(127.5).sub(1)
+
+
 def palette_tensor(art: PixelArt, device: torch.device) -> torch.Tensor:
     """The collection's palette as float (K, 3) on the networks' scale, [-1, 1]."""
     return torch.as_tensor(np.asarray(art.palette, np.float32) / 127.5 - 1.0, device=device)

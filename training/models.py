@@ -56,12 +56,41 @@ class ConditionalBatchNorm2d(nn.Module):
         return self.bn(x) * gamma[:, :, None, None] + beta[:, :, None, None]
 
 
+class PaletteHead(nn.Module):
+    """A pixel-art generator's last step: logits over the collection's palette per pixel (N, K, H, W) to an
+    image (N, 3, H, W) on the networks' scale whose every pixel is one palette colour.
+
+    Forward: the most likely colour (what D judges and users get; no in-between colours for a snap to turn
+    into another trait). Backward: the gradient of the softmax-weighted mean of the palette (the
+    straight-through estimator, Bengio et al. 2013, as Gumbel-softmax's "hard" mode and VQ-VAE use it), so a
+    pixel's logits learn which colour D and the trait classifier want there."""
+
+    def __init__(self, palette: torch.Tensor) -> None:
+        super().__init__()
+        if palette.ndim != 2 or palette.shape[1] != 3 or len(palette) < 2:
+            raise ValueError(f"a palette head needs a (K >= 2, 3) palette, got {tuple(palette.shape)}")
+        self.register_buffer("palette", palette.detach().float().clone())
+
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        index = logits.argmax(1)  # (N, H, W)
+        hard = self.palette[index].permute(0, 3, 1, 2)  # (N, 3, H, W)
+        if not torch.is_grad_enabled() or not logits.requires_grad:
+            return hard.to(logits.dtype)
+        soft = torch.einsum("nkhw,kc->nchw", logits.float().softmax(1), self.palette)
+        return (hard + (soft - soft.detach())).to(logits.dtype)  # exactly hard forward, soft backward
+
+    def extra_repr(self) -> str:
+        return f"colours={len(self.palette)}"
+
+
 class DCGANGenerator(nn.Module):
     """``cond_dim > 0``: a trait-conditioned generator; every batch norm is conditional on a learned
-    embedding of the condition vector (one-hot and multi-hot blocks, :mod:`training.conditioning`)."""
+    embedding of the condition vector (one-hot and multi-hot blocks, :mod:`training.conditioning`).
+    ``palette`` (K, 3, on the networks' scale): the last layer draws K logits per pixel and a
+    :class:`PaletteHead` turns them into palette colours, instead of RGB through tanh."""
 
     def __init__(self, size_px: int, z_dim: int, widths: tuple[int, ...], *, cond_dim: int = 0,
-                 embed_dim: int = 128, pool_size: int = 0) -> None:
+                 embed_dim: int = 128, pool_size: int = 0, palette: torch.Tensor | None = None) -> None:
         super().__init__()
         if len(widths) != stage_count(size_px):
             raise ValueError(f"{size_px} px needs {stage_count(size_px)} widths, got {len(widths)}")
@@ -88,9 +117,10 @@ class DCGANGenerator(nn.Module):
                 nn.ReLU(inplace=True),
                 # c_out x side x side
             ]
+        out = 3 if palette is None else len(palette)
         layers += [
-            nn.ConvTranspose2d(widths[-1], 3, 4, 2, 1, bias=False),
-            nn.Tanh(),
+            nn.ConvTranspose2d(widths[-1], out, 4, 2, 1, bias=False),
+            nn.Tanh() if palette is None else PaletteHead(palette),
             # 3 x size_px x size_px
         ]
         self.main = nn.Sequential(*layers)
@@ -288,11 +318,13 @@ def init_weights(module: nn.Module) -> None:
 
 
 def make_generator(arch: str, size_px: int, z_dim: int, widths: tuple[int, ...], *, cond_dim: int = 0,
-                   pool_size: int = 0) -> nn.Module:
+                   pool_size: int = 0, palette: torch.Tensor | None = None) -> nn.Module:
     if cond_dim and arch != "dcgan":
         raise ValueError("trait conditioning needs the dcgan architecture")
+    if palette is not None and arch != "dcgan":
+        raise ValueError("a palette head needs the dcgan architecture")
     if arch == "dcgan":
-        return DCGANGenerator(size_px, z_dim, widths, cond_dim=cond_dim, pool_size=pool_size)
+        return DCGANGenerator(size_px, z_dim, widths, cond_dim=cond_dim, pool_size=pool_size, palette=palette)
     return MLPGenerator(size_px, z_dim, widths)
 
 

@@ -20,7 +20,7 @@ BASE: dict[str, Any] = {
     "mbstd_group": 0, "r1_gamma": 0.0, "r2_gamma": 0.0, "reg_every": 1, "augment": "auto", "ada_target": 0.0,
     "ema": 0.999, "ema_rampup": 10.0, "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "beta2": 0.999, "grid": "cache",
     "condition": "none", "condition_aux": 0.0, "condition_aux_view": "augmented", "condition_aux_snap": False,
-    "condition_aux_focal": 0.0,
+    "condition_aux_focal": 0.0, "palette_head": False,
 }
 
 _R3 = {"loss": "rpgan", "r1_gamma": 0.1, "r2_gamma": 0.1, "d_norm": "none"}
@@ -115,6 +115,16 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
                                                 "focal (gamma 2): weighted towards the fakes it misses",
                                                 {**_AC3_NATIVE, "condition_aux_view": "both",
                                                  "condition_aux_focal": 2.0}),
+    # snapped samples lose a tenth of their mouths and a few hairs to the palette snap (in-between colours the
+    # snap turns into another value), and the demo's snapped samples are speckled where the output was between
+    # two colours: G draws the palette's colours itself (a softmax over the palette per pixel, straight-through)
+    "demo-w16-b16-cond-ac3-native-palette": ("demo-w16-b16-cond-ac3-native with G drawing palette colours "
+                                             "(straight-through softmax over the palette per pixel)",
+                                             {**_AC3_NATIVE, "palette_head": True}),
+    "demo-w16-b16-cond-ac3-native-both-palette": ("demo-w16-b16-cond-ac3-native-both with G drawing palette "
+                                                  "colours (straight-through softmax over the palette per pixel)",
+                                                  {**_AC3_NATIVE, "condition_aux_view": "both",
+                                                   "palette_head": True}),
     "demo-w16-b16-cond-ac10": ("demo-w16-b16-cond + D's auxiliary trait classifier (AC-GAN, weight 10)",
                                {"base_width": 16, "ema": 0.98, "batch_size": 16, "condition": "traits",
                                 "condition_aux": 10.0}),

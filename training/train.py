@@ -140,6 +140,11 @@ def train(ws: Workspace, slug: str, config: TrainConfig, *, progress: Progress |
         on_cache = config.grid == "cache" or config.grid == "auto" and config.arch != "dcgan"  # mlp: no grid form
         art = None if on_cache else read_pixel_art(ws, slug, config.size_px)
         canvas = None if on_cache else canvas_of(art, cache.images, required=config.grid == "native")
+        head_note = None
+        if config.palette_head and canvas is not None and art is not None:  # G draws the palette's colours only
+            canvas = {**canvas, "palette": ["#%02x%02x%02x" % tuple(int(v) for v in c) for c in art.palette]}
+        elif config.palette_head:
+            head_note = "--palette-head: off, the run is not on a native pixel grid (no palette to draw with)"
         config = replace(config, canvas=canvas)
         conditions, pool, auto_note = None, None, None
         if config.condition == "auto":
@@ -148,7 +153,7 @@ def train(ws: Workspace, slug: str, config: TrainConfig, *, progress: Progress |
             config, conditions, pool = _conditioning(ws, slug, config, cache)
         run = ws.run(slug, config.run)
         with _run_lock(run) if ctx.is_main else contextlib.nullcontext():
-            notes: list[str] = [] if auto_note is None else [auto_note]
+            notes: list[str] = [n for n in (auto_note, head_note) if n is not None]
             ckpt = resume_point(run, config, cache, ctx, slug, notes)
             config, warm = _warm_start(ws, slug, config, ckpt, notes)
             outputs = RunOutputs(run, config, enabled=ctx.is_main)

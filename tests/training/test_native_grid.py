@@ -140,3 +140,57 @@ def test_the_champion_decision_scores_raw_when_evaluate_was_asked_to(native) -> 
         protocols[wanted] = challenge(ws, "pix", "t", config).protocol
     assert protocols[None].get("pixel_art_snapped") is True
     assert "pixel_art_snapped" not in protocols[False]
+
+
+def test_the_palette_heads_gradient_is_the_softmax_means_and_its_forward_the_chosen_colour() -> None:
+    import torch
+
+    from training.models import PaletteHead
+
+    palette = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 0.5, -0.5], [0.2, -0.3, 0.9]])
+    head = PaletteHead(palette)
+    logits = torch.randn(2, 3, 4, 5, requires_grad=True)
+    out = head(logits)
+    expected = palette[logits.argmax(1)].permute(0, 3, 1, 2)
+    assert torch.equal(out.detach(), expected)  # every pixel is exactly a palette colour
+    weights = torch.randn_like(out)
+    (out * weights).sum().backward()
+    straight = logits.grad.clone()
+    logits.grad = None
+    soft = torch.einsum("nkhw,kc->nchw", logits.softmax(1), palette)
+    (soft * weights).sum().backward()
+    assert torch.allclose(straight, logits.grad)  # the gradient of the softmax-weighted palette mean
+    with torch.no_grad():
+        assert torch.equal(head(logits), expected)
+    with pytest.raises(ValueError, match="palette head"):
+        PaletteHead(torch.zeros(1, 3))
+
+
+def test_a_palette_head_run_draws_only_palette_colours_and_resumes(native, tmp_path) -> None:
+    """--palette-head: the raw generator output (no snap) holds the collection's palette colours only, the
+    palette is recorded in the run's canvas, the checkpoint loads and the run resumes; a run off the native
+    grid says the head is off."""
+    import torch
+
+    ws, _ = native
+    art = read_pixel_art(ws, "pix", 32)
+    palette = {tuple(c) for c in art.palette.tolist()}
+    config = tiny_config(size_px=32, grid="native", base_width=8, z_dim=8, batch_size=8, steps=6, run="ph",
+                         palette_head=True, checkpoint_every=3, sample_every=0)
+    summary = train(ws, "pix", config)
+    assert len(summary.canvas["palette"]) == len(art.palette)
+    loaded = load_generator(ws.run("pix", "ph"))
+    raw = loaded.generator(torch.randn(6, 8))  # OnCanvas(native G), no snap anywhere
+    colours = np.unique(((raw + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+                        .reshape(-1, 3).numpy(), axis=0)
+    assert {tuple(c) for c in colours.tolist()} <= palette | {GRAY}
+    resumed = train(ws, "pix", replace_config(config, steps=9, resume=True))
+    assert resumed.resumed_from == 6 and resumed.steps_done == 9
+    off = train(ws, "pix", tiny_config(size_px=32, grid="cache", palette_head=True, run="ph-off", steps=2))
+    assert any("--palette-head: off" in n for n in off.notes)
+
+
+def replace_config(config, **changes):
+    from dataclasses import replace
+
+    return replace(config, **changes)
