@@ -112,6 +112,11 @@ def train_cmd(
                            "colours (straight-through softmax over the palette) instead of free RGB.",
                            rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.palette_head,
+    snap_fakes: Annotated[
+        bool, typer.Option("--snap-fakes/--no-snap-fakes",
+                           help="A native-grid run: D judges G's fakes snapped to the collection's palette "
+                           "(straight-through), as samples and exports are drawn.", rich_help_panel=_MODEL)
+    ] = TRAIN_DEFAULTS.snap_fakes,
     probe_every: Annotated[
         int, typer.Option(help="Collapse alarm: steps between diversity probes (0 = off).", rich_help_panel=_OUT)
     ] = TRAIN_DEFAULTS.probe_every,

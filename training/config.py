@@ -39,7 +39,7 @@ BEFORE_THE_FIELD: dict[str, Any] = {
     "ada_target": 0.0, "ada_kimg": 100.0, "ada_every": 4, "ema_rampup": 10.0, "probe_every": 0, "canvas": None,
     "condition": "none", "condition_on": None, "condition_min_count": 5, "conditioning": None,
     "condition_aux": 0.0, "condition_aux_view": "augmented", "condition_aux_snap": False,
-    "condition_aux_focal": 0.0, "palette_head": False,
+    "condition_aux_focal": 0.0, "palette_head": False, "snap_fakes": False,
 }
 CONDITIONS = ("none", "traits", "auto")
 AUX_VIEWS = ("augmented", "uncut", "clean", "both")
@@ -97,6 +97,10 @@ class TrainConfig:
     # palette per pixel, the chosen colour forward, the softmax's gradient backward: straight-through), so D
     # judges, and users get, images holding the palette's colours only (training.models.PaletteHead)
     palette_head: bool = False
+    # a native-grid run: D judges G's fakes snapped to the collection's palette (each pixel its nearest palette
+    # colour, Euclidean; straight-through gradients to G's colours), as sample and export give them to users, so
+    # G is judged on what the snap makes of its in-between colours (speckles, another hair) and not on them
+    snap_fakes: bool = False
     # objective and regularization
     loss: str = "bce"  # bce (with logits, non-saturating G loss) | hinge | rpgan
     label_smoothing: float = 0.0  # one-sided: real targets are 1 - label_smoothing (bce only)

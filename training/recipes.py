@@ -21,6 +21,7 @@ BASE: dict[str, Any] = {
     "ema": 0.999, "ema_rampup": 10.0, "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "beta2": 0.999, "grid": "cache",
     "condition": "none", "condition_aux": 0.0, "condition_aux_view": "augmented", "condition_aux_snap": False,
     "condition_aux_focal": 0.0, "palette_head": False,
+    "snap_fakes": False,
 }
 
 _R3 = {"loss": "rpgan", "r1_gamma": 0.1, "r2_gamma": 0.1, "d_norm": "none"}
@@ -125,6 +126,14 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
                                                   "colours (straight-through softmax over the palette per pixel)",
                                                   {**_AC3_NATIVE, "condition_aux_view": "both",
                                                    "palette_head": True}),
+    # the palette head drew wrong colours at the demo budget (straight-through over 75 logits from near-uniform
+    # softmaxes): G keeps its RGB output, and D judges it snapped to the palette (straight-through, one matmul)
+    "demo-w16-b16-cond-ac3-native-snapd": ("demo-w16-b16-cond-ac3-native with D judging G's fakes snapped to the "
+                                           "palette (straight-through)",
+                                           {**_AC3_NATIVE, "snap_fakes": True}),
+    "demo-w16-b16-cond-ac3-native-both-snapd": ("demo-w16-b16-cond-ac3-native-both with D judging G's fakes snapped "
+                                                "to the palette (straight-through)",
+                                                {**_AC3_NATIVE, "condition_aux_view": "both", "snap_fakes": True}),
     "demo-w16-b16-cond-ac10": ("demo-w16-b16-cond + D's auxiliary trait classifier (AC-GAN, weight 10)",
                                {"base_width": 16, "ema": 0.98, "batch_size": 16, "condition": "traits",
                                 "condition_aux": 10.0}),

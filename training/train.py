@@ -164,9 +164,11 @@ def train(ws: Workspace, slug: str, config: TrainConfig, *, progress: Progress |
                 notes.append(Vocabulary.from_dict(config.conditioning["vocabulary"]).describe())
             images = native_images(cache.images, canvas) if canvas else cache.images
             snap = config.condition_aux_snap and bool(config.condition_aux) and config.conditioning is not None
-            palette = palette_tensor(art, device) if snap and canvas and art is not None else None
-            if snap and palette is None:
-                notes.append("--condition-aux-snap: off, the run is not on a native pixel grid (no palette to snap to)")
+            wanted = snap or config.snap_fakes
+            palette = palette_tensor(art, device) if wanted and canvas and art is not None else None
+            for asked, flag in ((snap, "--condition-aux-snap"), (config.snap_fakes, "--snap-fakes")):
+                if asked and palette is None:
+                    notes.append(f"{flag}: off, the run is not on a native pixel grid (no palette to snap to)")
             batches = build_batches(config, images, device, ctx, start, conditions=conditions)
             try:
                 return _loop(_Run(run, config, cache, device, ctx, models, batches, outputs, notes, images, palette),
@@ -398,8 +400,10 @@ def gan_step(
     mean), and G's loss gains its verdict on the fakes against the traits they were drawn for;
     ``cfg.condition_aux_view``: "clean", both verdicts on the images before DiffAugment, in a pass of their
     own; "uncut", the same pass on the images with every op of the policy but cutout; "both", the mean of
-    the augmented and the clean verdicts' losses. ``palette`` (``cfg.condition_aux_snap`` on a native grid): that
-    own pass judges G's fakes snapped to it, straight through (:func:`training.grid.snap_straight_through`).
+    the augmented and the clean verdicts' losses. ``palette`` (a native grid's, when ``cfg.condition_aux_snap``
+    or ``cfg.snap_fakes`` asks for it): with ``condition_aux_snap``, that own pass judges G's fakes snapped to
+    it, straight through (:func:`training.grid.snap_straight_through`); with ``snap_fakes``, every verdict
+    on the fakes does (the adversarial loss's and the classifier's, D's step and G's).
     """
     m = models
     p = ada.p if ada is not None else None
@@ -417,7 +421,8 @@ def gan_step(
     view = cfg.condition_aux_view
     aux_ops = tuple(o for o in augment_ops if o != "cutout") if view == "uncut" else ()
     # (the snapped fakes differ from what the adversarial pass saw, even where the policy has no op)
-    own_pass = bool(aux) and view != "augmented" and (aux_ops != tuple(augment_ops) or palette is not None)
+    aux_palette = palette if cfg.condition_aux_snap else None  # the classifier's own pass of snapped fakes
+    own_pass = bool(aux) and view != "augmented" and (aux_ops != tuple(augment_ops) or aux_palette is not None)
     k = {"classify": True} if aux and (view in ("augmented", "both") or not own_pass) else {}
 
     def aux_loss(shared: torch.Tensor | None, net: Any, images: torch.Tensor, focal: float = 0.0) -> torch.Tensor:
@@ -430,6 +435,8 @@ def gan_step(
         return sum(losses.trait_classification_loss(v, cond, blocks, focal=focal) for v in views) / len(views)
     with m.autocast(device):
         fake = m.g_train(z, *c)
+        if cfg.snap_fakes and palette is not None:  # D judges (and G is judged on) the fakes as users get them
+            fake = snap_straight_through(fake, palette)
         real_in, fake_in = augment(real), augment(fake.detach())
         if regularize:
             real_in = real_in.detach().requires_grad_(cfg.r1_gamma > 0)
@@ -471,7 +478,7 @@ def gan_step(
         loss_g = losses.generator_loss(cfg.loss, g_fake_logits, g_real_logits)
         if aux:
             traits_g = aux_loss(g_fake_traits, m.d_frozen,
-                                fake if palette is None else snap_straight_through(fake, palette),
+                                fake if aux_palette is None or cfg.snap_fakes else snap_straight_through(fake, aux_palette),
                                 focal=cfg.condition_aux_focal)
         total_g = loss_g + aux * traits_g if aux else loss_g
     m.opt_g.zero_grad(set_to_none=True)

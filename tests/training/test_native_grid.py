@@ -194,3 +194,37 @@ def replace_config(config, **changes):
     from dataclasses import replace
 
     return replace(config, **changes)
+
+
+def test_snap_fakes_has_d_judge_gs_fakes_snapped_to_the_palette() -> None:
+    """--snap-fakes: G's loss is D's verdict on its fakes snapped to the palette (what users get), not on the
+    raw output; the step's loss differs from an unsnapped step's."""
+    import copy
+
+    import torch
+
+    from training.build import build_models
+    from training.config import TrainConfig
+    from training.distributed import DistContext
+    from training.grid import snap_straight_through
+    from training.losses import generator_loss
+    from training.train import gan_step
+
+    palette = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0], [1.0, -0.5, -1.0], [0.0, 0.2, 0.9]])
+    real = palette[torch.randint(0, 4, (16, 32, 32), generator=torch.Generator().manual_seed(2))].permute(0, 3, 1, 2)
+    said = {}
+    for snapped in (False, True):
+        cfg = TrainConfig(size_px=32, base_width=8, z_dim=16, batch_size=16, steps=1, device="cpu", amp="off",
+                          condition="none", augment="none", snap_fakes=snapped)
+        torch.manual_seed(0)
+        models, _ = build_models(cfg, torch.device("cpu"), None, DistContext(), None, None)
+        torch.manual_seed(1)
+        fake = copy.deepcopy(models.g)(torch.randn(16, cfg.z_dim)).detach()  # the step's fakes
+        torch.manual_seed(1)
+        out = gan_step(models, real.contiguous(), cfg, torch.device("cpu"), (), palette=palette)
+        with torch.no_grad():  # D after its update, as G's side of the step saw it
+            judged = snap_straight_through(fake, palette) if snapped else fake
+            expected = generator_loss("bce", models.d(judged), None)
+        assert out[0].item() == pytest.approx(expected.item(), rel=1e-5), snapped
+        said[snapped] = out[0].item()
+    assert abs(said[True] - said[False]) > 1e-4
