@@ -107,10 +107,10 @@ def train_cmd(
                             "0 = off).", rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.condition_aux_focal,
     palette_head: Annotated[
-        bool, typer.Option("--palette-head/--no-palette-head",
-                           help="A native-grid run: G draws every pixel as one of the collection's palette "
-                           "colours (straight-through softmax over the palette) instead of free RGB.",
-                           rich_help_panel=_MODEL)
+        str, typer.Option(help="A native-grid run: G draws every pixel from a softmax over the collection's "
+                          "palette, its samples the most likely colour: straight (that colour in training too, "
+                          "straight-through), soft (the softmax-weighted palette in training) or off (RGB).",
+                          rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.palette_head,
     snap_fakes: Annotated[
         bool, typer.Option("--snap-fakes/--no-snap-fakes",

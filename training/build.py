@@ -122,7 +122,7 @@ def build_models(
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and device
     widths = cfg.resolved_widths()
     g = make_generator(cfg.arch, cfg.model_px, cfg.z_dim, widths, cond_dim=cond_dim,
-                       pool_size=0 if pool is None else len(pool[0]), palette=head_palette(cfg.canvas))
+                       pool_size=0 if pool is None else len(pool[0]), **head_palette(cfg.canvas))
     if pool is not None:  # the collection's trait sets, for a call with latents only (sample grids, probes)
         g.set_pool(torch.as_tensor(pool[0], dtype=torch.float32), torch.as_tensor(pool[1], dtype=torch.float32))
     d = make_discriminator(cfg.arch, cfg.model_px, widths, spectral_norm=cfg.spectral_norm, dropout=cfg.dropout,

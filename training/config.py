@@ -39,10 +39,11 @@ BEFORE_THE_FIELD: dict[str, Any] = {
     "ada_target": 0.0, "ada_kimg": 100.0, "ada_every": 4, "ema_rampup": 10.0, "probe_every": 0, "canvas": None,
     "condition": "none", "condition_on": None, "condition_min_count": 5, "conditioning": None,
     "condition_aux": 0.0, "condition_aux_view": "augmented", "condition_aux_snap": False,
-    "condition_aux_focal": 0.0, "palette_head": False, "snap_fakes": False,
+    "condition_aux_focal": 0.0, "palette_head": "off", "snap_fakes": False,
 }
 CONDITIONS = ("none", "traits", "auto")
 AUX_VIEWS = ("augmented", "uncut", "clean", "both")
+PALETTE_HEADS = ("off", "straight", "soft")
 
 # Fields that may change when a run is resumed: how long to train, how often to write, where and how fast
 # to run (a run started on a GPU in bf16 may continue on a CPU). Everything else shapes the training.
@@ -93,10 +94,11 @@ class TrainConfig:
     # cache on trait_match, conditional accuracy and trait_fd, docs/quality.md); "cache" trains on the
     # cache's pixels as they are
     grid: str = "auto"
-    # a native-grid run: G draws every pixel as one of the collection's palette colours (a softmax over the
-    # palette per pixel, the chosen colour forward, the softmax's gradient backward: straight-through), so D
-    # judges, and users get, images holding the palette's colours only (training.models.PaletteHead)
-    palette_head: bool = False
+    # a native-grid run: G draws every pixel from a softmax over the collection's palette colours
+    # (training.models.PaletteHead) instead of free RGB, and its samples are each pixel's most likely colour:
+    # "straight", the chosen colour in training too (the softmax's gradient backward: straight-through);
+    # "soft", the softmax-weighted palette in training (D pushes it towards single colours); "off": RGB
+    palette_head: str = "off"
     # a native-grid run: D judges G's fakes snapped to the collection's palette (each pixel its nearest palette
     # colour, Euclidean; straight-through gradients to G's colours), as sample and export give them to users, so
     # G is judged on what the snap makes of its in-between colours (speckles, another hair) and not on them
@@ -188,6 +190,8 @@ class TrainConfig:
                f"--condition-aux-view must be one of {', '.join(AUX_VIEWS)}, got {self.condition_aux_view!r}")
         _check(not self.condition_aux_snap or self.condition_aux_view != "augmented",
                "--condition-aux-snap needs a --condition-aux-view with a pass of its own (uncut, clean or both)")
+        _check(self.palette_head in PALETTE_HEADS,
+               f"--palette-head must be one of {', '.join(PALETTE_HEADS)}, got {self.palette_head!r}")
         _check(self.condition_aux_focal >= 0,
                f"--condition-aux-focal must be 0 (off) or more, got {self.condition_aux_focal}")
         if self.condition == "none":  # the auxiliary classifier is a part of conditioned runs only

@@ -87,14 +87,16 @@ class OnCanvas(nn.Module):
         return out
 
 
-def head_palette(canvas: dict[str, Any] | None) -> torch.Tensor | None:
-    """A palette-head run's palette (``--palette-head``: recorded in its canvas as hex colours) as float (K, 3)
-    on the networks' scale; None for any other run."""
+def head_palette(canvas: dict[str, Any] | None) -> dict[str, Any]:
+    """A palette-head run's generator options (``--palette-head``: the palette recorded in its canvas as hex
+    colours, as float (K, 3) on the networks' scale, and whether training is straight-through); none for any
+    other run. ``make_generator(..., **head_palette(config.canvas))``."""
     colours = (canvas or {}).get("palette")
     if not colours:
-        return None
+        return {}
     rgb = [[int(c.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4)] for c in colours]
-    return torch.tensor(rgb, dtype=torch.float32).div(127.5).sub(1)
+    return {"palette": torch.tensor(rgb, dtype=torch.float32).div(127.5).sub(1),
+            "straight_through": canvas.get("palette_head", "straight") == "straight"}
 
 
 def palette_tensor(art: PixelArt, device: torch.device) -> torch.Tensor:

@@ -58,18 +58,21 @@ class ConditionalBatchNorm2d(nn.Module):
 
 class PaletteHead(nn.Module):
     """A pixel-art generator's last step: logits over the collection's palette per pixel (N, K, H, W) to an
-    image (N, 3, H, W) on the networks' scale whose every pixel is one palette colour.
+    image (N, 3, H, W) on the networks' scale.
 
-    Forward: the most likely colour (what D judges and users get; no in-between colours for a snap to turn
-    into another trait). Backward: the gradient of the softmax-weighted mean of the palette (the
-    straight-through estimator, Bengio et al. 2013, as Gumbel-softmax's "hard" mode and VQ-VAE use it), so a
-    pixel's logits learn which colour D and the trait classifier want there."""
+    Without gradients (samples, exports, the EMA generator): each pixel's most likely colour, so every pixel
+    is one palette colour (no in-between colours for a snap to turn into another trait). In training,
+    ``straight_through``: the same colour forward and the gradient of the softmax-weighted mean of the
+    palette backward (the straight-through estimator, Bengio et al. 2013, as Gumbel-softmax's "hard" mode
+    uses it); otherwise the softmax-weighted mean itself, with its exact gradient (D, which sees only single
+    colours in real images, pushes each pixel's softmax towards one colour)."""
 
-    def __init__(self, palette: torch.Tensor) -> None:
+    def __init__(self, palette: torch.Tensor, *, straight_through: bool = True) -> None:
         super().__init__()
         if palette.ndim != 2 or palette.shape[1] != 3 or len(palette) < 2:
             raise ValueError(f"a palette head needs a (K >= 2, 3) palette, got {tuple(palette.shape)}")
         self.register_buffer("palette", palette.detach().float().clone())
+        self.straight_through = straight_through
 
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
         index = logits.argmax(1)  # (N, H, W)
@@ -77,10 +80,12 @@ class PaletteHead(nn.Module):
         if not torch.is_grad_enabled() or not logits.requires_grad:
             return hard.to(logits.dtype)
         soft = torch.einsum("nkhw,kc->nchw", logits.float().softmax(1), self.palette)
+        if not self.straight_through:
+            return soft.to(logits.dtype)
         return (hard + (soft - soft.detach())).to(logits.dtype)  # exactly hard forward, soft backward
 
     def extra_repr(self) -> str:
-        return f"colours={len(self.palette)}"
+        return f"colours={len(self.palette)}, straight_through={self.straight_through}"
 
 
 class DCGANGenerator(nn.Module):
@@ -90,7 +95,8 @@ class DCGANGenerator(nn.Module):
     :class:`PaletteHead` turns them into palette colours, instead of RGB through tanh."""
 
     def __init__(self, size_px: int, z_dim: int, widths: tuple[int, ...], *, cond_dim: int = 0,
-                 embed_dim: int = 128, pool_size: int = 0, palette: torch.Tensor | None = None) -> None:
+                 embed_dim: int = 128, pool_size: int = 0, palette: torch.Tensor | None = None,
+                 straight_through: bool = True) -> None:
         super().__init__()
         if len(widths) != stage_count(size_px):
             raise ValueError(f"{size_px} px needs {stage_count(size_px)} widths, got {len(widths)}")
@@ -120,7 +126,7 @@ class DCGANGenerator(nn.Module):
         out = 3 if palette is None else len(palette)
         layers += [
             nn.ConvTranspose2d(widths[-1], out, 4, 2, 1, bias=False),
-            nn.Tanh() if palette is None else PaletteHead(palette),
+            nn.Tanh() if palette is None else PaletteHead(palette, straight_through=straight_through),
             # 3 x size_px x size_px
         ]
         self.main = nn.Sequential(*layers)
@@ -318,13 +324,15 @@ def init_weights(module: nn.Module) -> None:
 
 
 def make_generator(arch: str, size_px: int, z_dim: int, widths: tuple[int, ...], *, cond_dim: int = 0,
-                   pool_size: int = 0, palette: torch.Tensor | None = None) -> nn.Module:
+                   pool_size: int = 0, palette: torch.Tensor | None = None, straight_through: bool = True
+                   ) -> nn.Module:
     if cond_dim and arch != "dcgan":
         raise ValueError("trait conditioning needs the dcgan architecture")
     if palette is not None and arch != "dcgan":
         raise ValueError("a palette head needs the dcgan architecture")
     if arch == "dcgan":
-        return DCGANGenerator(size_px, z_dim, widths, cond_dim=cond_dim, pool_size=pool_size, palette=palette)
+        return DCGANGenerator(size_px, z_dim, widths, cond_dim=cond_dim, pool_size=pool_size, palette=palette,
+                              straight_through=straight_through)
     return MLPGenerator(size_px, z_dim, widths)
 
 

@@ -20,7 +20,7 @@ BASE: dict[str, Any] = {
     "mbstd_group": 0, "r1_gamma": 0.0, "r2_gamma": 0.0, "reg_every": 1, "augment": "auto", "ada_target": 0.0,
     "ema": 0.999, "ema_rampup": 10.0, "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "beta2": 0.999, "grid": "cache",
     "condition": "none", "condition_aux": 0.0, "condition_aux_view": "augmented", "condition_aux_snap": False,
-    "condition_aux_focal": 0.0, "palette_head": False,
+    "condition_aux_focal": 0.0, "palette_head": "off",
     "snap_fakes": False,
 }
 
@@ -121,11 +121,22 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     # two colours: G draws the palette's colours itself (a softmax over the palette per pixel, straight-through)
     "demo-w16-b16-cond-ac3-native-palette": ("demo-w16-b16-cond-ac3-native with G drawing palette colours "
                                              "(straight-through softmax over the palette per pixel)",
-                                             {**_AC3_NATIVE, "palette_head": True}),
+                                             {**_AC3_NATIVE, "palette_head": "straight"}),
     "demo-w16-b16-cond-ac3-native-both-palette": ("demo-w16-b16-cond-ac3-native-both with G drawing palette "
                                                   "colours (straight-through softmax over the palette per pixel)",
                                                   {**_AC3_NATIVE, "condition_aux_view": "both",
-                                                   "palette_head": True}),
+                                                   "palette_head": "straight"}),
+    # the straight-through head drew faces in wrong, saturated colours at the demo budget (the argmax of
+    # near-uniform softmaxes, steered by the averaged colour's gradient): the softmax-weighted palette in
+    # training, its exact gradient, and the most likely colour only in samples
+    "demo-w16-b16-cond-ac3-native-softpal": ("demo-w16-b16-cond-ac3-native with G drawing a softmax over the "
+                                             "palette per pixel (soft in training, the most likely colour in "
+                                             "samples)", {**_AC3_NATIVE, "palette_head": "soft"}),
+    "demo-w16-b16-cond-ac3-native-both-softpal": ("demo-w16-b16-cond-ac3-native-both with G drawing a softmax over "
+                                                  "the palette per pixel (soft in training, the most likely colour "
+                                                  "in samples)",
+                                                  {**_AC3_NATIVE, "condition_aux_view": "both",
+                                                   "palette_head": "soft"}),
     # the palette head drew wrong colours at the demo budget (straight-through over 75 logits from near-uniform
     # softmaxes): G keeps its RGB output, and D judges it snapped to the palette (straight-through, one matmul)
     "demo-w16-b16-cond-ac3-native-snapd": ("demo-w16-b16-cond-ac3-native with D judging G's fakes snapped to the "

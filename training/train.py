@@ -141,9 +141,11 @@ def train(ws: Workspace, slug: str, config: TrainConfig, *, progress: Progress |
         art = None if on_cache else read_pixel_art(ws, slug, config.size_px)
         canvas = None if on_cache else canvas_of(art, cache.images, required=config.grid == "native")
         head_note = None
-        if config.palette_head and canvas is not None and art is not None:  # G draws the palette's colours only
-            canvas = {**canvas, "palette": ["#%02x%02x%02x" % tuple(int(v) for v in c) for c in art.palette]}
-        elif config.palette_head:
+        heads = config.palette_head != "off"
+        if heads and canvas is not None and art is not None:  # G draws the palette's colours only
+            canvas = {**canvas, "palette": ["#%02x%02x%02x" % tuple(int(v) for v in c) for c in art.palette],
+                      "palette_head": config.palette_head}
+        elif heads:
             head_note = "--palette-head: off, the run is not on a native pixel grid (no palette to draw with)"
         config = replace(config, canvas=canvas)
         conditions, pool, auto_note = None, None, None

@@ -162,6 +162,10 @@ def test_the_palette_heads_gradient_is_the_softmax_means_and_its_forward_the_cho
     assert torch.allclose(straight, logits.grad)  # the gradient of the softmax-weighted palette mean
     with torch.no_grad():
         assert torch.equal(head(logits), expected)
+    soft_head = PaletteHead(palette, straight_through=False)
+    assert torch.allclose(soft_head(logits), soft)  # soft in training, with its exact gradient
+    with torch.no_grad():
+        assert torch.equal(soft_head(logits), expected)  # the most likely colour without gradients
     with pytest.raises(ValueError, match="palette head"):
         PaletteHead(torch.zeros(1, 3))
 
@@ -176,7 +180,7 @@ def test_a_palette_head_run_draws_only_palette_colours_and_resumes(native, tmp_p
     art = read_pixel_art(ws, "pix", 32)
     palette = {tuple(c) for c in art.palette.tolist()}
     config = tiny_config(size_px=32, grid="native", base_width=8, z_dim=8, batch_size=8, steps=6, run="ph",
-                         palette_head=True, checkpoint_every=3, sample_every=0)
+                         palette_head="straight", checkpoint_every=3, sample_every=0)
     summary = train(ws, "pix", config)
     assert len(summary.canvas["palette"]) == len(art.palette)
     loaded = load_generator(ws.run("pix", "ph"))
@@ -186,7 +190,7 @@ def test_a_palette_head_run_draws_only_palette_colours_and_resumes(native, tmp_p
     assert {tuple(c) for c in colours.tolist()} <= palette | {GRAY}
     resumed = train(ws, "pix", replace_config(config, steps=9, resume=True))
     assert resumed.resumed_from == 6 and resumed.steps_done == 9
-    off = train(ws, "pix", tiny_config(size_px=32, grid="cache", palette_head=True, run="ph-off", steps=2))
+    off = train(ws, "pix", tiny_config(size_px=32, grid="cache", palette_head="soft", run="ph-off", steps=2))
     assert any("--palette-head: off" in n for n in off.notes)
 
 
