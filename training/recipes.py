@@ -126,6 +126,15 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
                                                   "colours (straight-through softmax over the palette per pixel)",
                                                   {**_AC3_NATIVE, "condition_aux_view": "both",
                                                    "palette_head": "straight"}),
+    # both and both-snap leave hair (0.82 / 0.85 drawn, 0.79 / 0.83 snapped) and the snapped mouth (0.78 / 0.82)
+    # under #20's bar of 0.85; the classifier's pull on G at weight 5 (10 was unstable on the padded cache)
+    "demo-w16-b16-cond-ac5-native-both": ("demo-w16-b16-cond-ac3-native-both with the auxiliary classifier at "
+                                          "weight 5", {**_AC3_NATIVE, "condition_aux_view": "both",
+                                                       "condition_aux": 5.0}),
+    "demo-w16-b16-cond-ac5-native-both-snap": ("demo-w16-b16-cond-ac3-native-both-snap with the auxiliary "
+                                               "classifier at weight 5",
+                                               {**_AC3_NATIVE, "condition_aux_view": "both",
+                                                "condition_aux_snap": True, "condition_aux": 5.0}),
     # the straight-through head drew faces in wrong, saturated colours at the demo budget (the argmax of
     # near-uniform softmaxes, steered by the averaged colour's gradient): the softmax-weighted palette in
     # training, its exact gradient, and the most likely colour only in samples
