@@ -362,18 +362,22 @@ def alarms(rec: dict[str, Any]) -> list[int]:
             and probe.warmed_up(r["step"], cfg.probe_every, r["step"] * cfg.batch_size, r["step"] / rec["steps"])]
 
 
-def aggregate(state: dict[str, Any], which: str, budget: str) -> list[dict[str, Any]]:
-    """One row per recipe: mean and spread (sample std over seeds) of every column."""
+def aggregate(state: dict[str, Any], which: str, budget: str, view: str = "traits") -> list[dict[str, Any]]:
+    """One row per recipe: mean and spread (sample std over seeds) of every column. ``view``: "traits", the
+    trait columns of the samples as drawn; "traits_snapped", of the samples snapped to the palette, as users
+    get them (a pixel-art collection's; KID stays on the samples as drawn). A run without that view is left
+    out."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for rec in state["runs"].values():
-        if rec["collection"] == which and rec["budget"] == budget and rec.get("traits"):
+        if rec["collection"] == which and rec["budget"] == budget and rec.get("traits") and rec.get(view):
             groups.setdefault(rec["recipe"], []).append(rec)
     rows = []
     for recipe, recs in groups.items():
         row: dict[str, Any] = {"recipe": recipe, "seeds": sorted(r["seed"] for r in recs),
                                "steps": statistics.mean(r["steps"] for r in recs)}
         for name, path, _, _ in COLUMNS:
-            values = [v for v in (_value(r, path) for r in recs) if v is not None]
+            viewed = (view, *path[1:]) if path[0] == "traits" else path
+            values = [v for v in (_value(r, viewed) for r in recs) if v is not None]
             row[name] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None,
                          len(values)) if values else None
         row["collapse"] = sum(bool(alarms(r)) for r in recs)
@@ -397,8 +401,8 @@ def _cell(row: dict[str, Any], name: str, fmt: str, best: tuple[float, float | N
     return text
 
 
-def table(state: dict[str, Any], which: str, budget: str) -> str:
-    rows = aggregate(state, which, budget)
+def table(state: dict[str, Any], which: str, budget: str, view: str = "traits") -> str:
+    rows = aggregate(state, which, budget, view)
     if not rows:
         return "_not measured yet_"
     head = "| recipe | what | seeds | steps | " + " | ".join(f"{c[0]} {'↓' if c[3] else '↑'}" for c in COLUMNS) + " | alarm |"
@@ -421,6 +425,15 @@ def table(state: dict[str, Any], which: str, budget: str) -> str:
                      f"| {real['trait_match_floor']:.3f} (floor) | {real['sets_real']} | {real['rare_values']} | | | | "
                      f"| {ceiling} | |")
     return "\n".join(lines)
+
+
+def snapped_table(state: dict[str, Any], which: str, budget: str) -> str:
+    """A pixel-art collection's table again with the trait columns of the samples snapped to its palette, as
+    ``sample``, ``export`` and ``evaluate`` give them to users ("" when no run has that view)."""
+    if not aggregate(state, which, budget, "traits_snapped"):
+        return ""
+    return ("The same runs scored as users get them, each sample snapped to the collection's grid and palette "
+            "(trait columns; KID as drawn):\n\n" + table(state, which, budget, "traits_snapped") + "\n\n")
 
 
 def cond_table(state: dict[str, Any], which: str, budget: str) -> str:
@@ -501,8 +514,8 @@ def write_doc(state: dict[str, Any]) -> None:
         info = state.get("collections", {}).get(which, {})
         parts.append(f"### {title}\n\n{info.get('count', '?')} images in the 32 px cache. Mean ± sample std over "
                      "seeds; **bold**: the best mean and every row whose spread overlaps it. ↓ lower is better, "
-                     "↑ higher.\n\n" + table(state, which, budget) + "\n\n" + cond_table(state, which, budget)
-                     + "\n" + grids(state, which, budget) + "\n")
+                     "↑ higher.\n\n" + table(state, which, budget) + "\n\n" + snapped_table(state, which, budget)
+                     + cond_table(state, which, budget) + "\n" + grids(state, which, budget) + "\n")
     for png in GRIDS.glob("*.png"):
         shrink_grid(png)
     block = "<!-- quality:results -->\n" + "\n".join(parts).strip() + "\n<!-- /quality:results -->"

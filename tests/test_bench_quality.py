@@ -108,6 +108,12 @@ def test_calibration_train_job_scores_and_table(ws: Workspace, tmp_path: Path, m
     kind = sorted(cs["trait_cond_per_type"])[0]
     raw_v, snap_v = cs["trait_cond_per_type"][kind], cond["traits_snapped"]["trait_cond_per_type"][kind]
     assert f"| `demo-w16-b16-cond` | 2 | {raw_v:.2f} ± 0.00 / {snap_v:.2f} ± 0.00 |" in per_type
+    # the main table again on the snapped view: its trait columns are the snapped samples' scores
+    snapped_rows = quality.aggregate(cstate, "pixel", "demo", "traits_snapped")
+    assert snapped_rows[0]["trait_fd"][0] == pytest.approx(cond["traits_snapped"]["trait_fd"])
+    assert snapped_rows[0]["trait_fd"][0] != pytest.approx(cs["trait_fd"])
+    assert "snapped to the collection's grid and palette" in quality.snapped_table(cstate, "pixel", "demo")
+    assert quality.snapped_table(state, "pixel", "demo") == ""  # runs without a snapped view: no such table
 
 
 def test_inception_features_left_by_a_dead_benchmark_are_recognised(tmp_path) -> None:
