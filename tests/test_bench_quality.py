@@ -22,7 +22,7 @@ def test_every_recipe_builds_a_valid_config_and_spells_out_the_former_defaults()
         assert isinstance(cfg, TrainConfig) and cfg.steps == 5
     assert recipe_config("cpu") == TrainConfig()  # the product's cpu recipe is the defaults
     # ...which are the measured row of docs/quality.md, conditioned wherever the collection lists traits
-    measured = {**RECIPES["demo-w16-b16-cond-ac3-native-both"], "condition": "auto"}
+    measured = {**RECIPES["demo-w16-b16-cond-ac5-native-both-snap"], "condition": "auto"}
     assert {k: getattr(TrainConfig(), k) for k in measured} == measured
     # the reference is pytorch/examples' DCGAN: width 64, bce, no EMA, no augmentation, BN in D
     ref = recipe_config("reference")

@@ -160,7 +160,7 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 #: The product's recipes. "cpu" is the default recipe (TrainConfig's defaults: the row of docs/quality.md best
-#: at `train --minutes 10`, "demo-w16-b16-cond-ac3-native-both", with --condition auto and --grid auto, so that a
+#: at `train --minutes 10`, "demo-w16-b16-cond-ac5-native-both-snap", with --condition auto and --grid auto, so that a
 #: collection without traits or pixel grid trains as "demo-w16-b16"). "gpu" is argued for long GPU budgets,
 #: not measured on a GPU here: hinge + spectral norm (the standard stabiliser of long runs, SNGAN/BigGAN) plus minibatch stddev and
 #: adaptive augmentation, the pair that drew the most distinct trait sets in the CPU screen and whose worth

@@ -171,6 +171,9 @@ def train(ws: Workspace, slug: str, config: TrainConfig, *, progress: Progress |
             for asked, flag in ((snap, "--condition-aux-snap"), (config.snap_fakes, "--snap-fakes")):
                 if asked and palette is None:
                     notes.append(f"{flag}: off, the run is not on a native pixel grid (no palette to snap to)")
+            if snap and palette is not None and config.condition_aux_view == "augmented":
+                notes.append("--condition-aux-snap: off, --condition-aux-view augmented has no pass of its own to "
+                             "snap (uncut, clean or both have)")
             batches = build_batches(config, images, device, ctx, start, conditions=conditions)
             try:
                 return _loop(_Run(run, config, cache, device, ctx, models, batches, outputs, notes, images, palette),

@@ -231,7 +231,6 @@ def test_the_snapped_view_judges_gs_fakes_on_the_palette_with_gradients_straight
     import numpy as np
     import pytest
 
-    from pipeline.errors import NftganError
     from training.build import build_models
     from training.conditioning import build_vocabulary
     from training.config import TrainConfig
@@ -270,5 +269,5 @@ def test_the_snapped_view_judges_gs_fakes_on_the_palette_with_gradients_straight
         assert out[5].item() == pytest.approx(expected.item(), rel=1e-5), (snapped, ops)
         said[snapped, ops] = out[5].item()
     assert abs(said[True, ("translation",)] - said[False, ("translation",)]) > 1e-4  # the snap changed the verdict
-    with pytest.raises(NftganError, match="--condition-aux-snap needs a --condition-aux-view with a pass of its own"):
-        TrainConfig(condition="traits", condition_aux_view="augmented", condition_aux_snap=True)
+    # the snap is the default: a run that asks for the augmented view alone (no pass of its own) is not refused
+    assert TrainConfig(condition="traits", condition_aux_view="augmented").condition_aux_snap is True
