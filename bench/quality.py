@@ -430,7 +430,8 @@ def table(state: dict[str, Any], which: str, budget: str, view: str = "traits") 
 def snapped_table(state: dict[str, Any], which: str, budget: str) -> str:
     """A pixel-art collection's table again with the trait columns of the samples snapped to its palette, as
     ``sample``, ``export`` and ``evaluate`` give them to users ("" when no run has that view)."""
-    if not aggregate(state, which, budget, "traits_snapped"):
+    if not any(rec["collection"] == which and rec["budget"] == budget and rec.get("traits_snapped")
+               for rec in state["runs"].values()):
         return ""
     return ("The same runs scored as users get them, each sample snapped to the collection's grid and palette "
             "(trait columns; KID as drawn):\n\n" + table(state, which, budget, "traits_snapped") + "\n\n")

@@ -19,7 +19,7 @@ from torch import nn
 
 from pipeline.errors import NftganError
 from training.geometry import start_and_stages
-from training.pixelart import PixelArt
+from training.pixelart import PixelArt, hex_rgb
 
 def canvas_of(art: PixelArt | None, images: np.ndarray, *, required: bool) -> dict[str, Any] | None:
     """The native-grid record of a cache (``TrainConfig.canvas``), or None when training stays on the cache.
@@ -72,8 +72,7 @@ class OnCanvas(nn.Module):
         self.canvas = dict(canvas)
         self.z_dim = getattr(native, "z_dim", None)
         self.size_px = int(canvas["canvas_px"])
-        bg = canvas.get("background") or "#000000"
-        rgb = [int(bg.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4)]
+        rgb = hex_rgb(canvas.get("background") or "#000000")
         self.register_buffer("background", torch.tensor(rgb, dtype=torch.float32).div(127.5).sub(1).view(1, 3, 1, 1),
                              persistent=False)
 
@@ -94,8 +93,7 @@ def head_palette(canvas: dict[str, Any] | None) -> dict[str, Any]:
     colours = (canvas or {}).get("palette")
     if not colours:
         return {}
-    rgb = [[int(c.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4)] for c in colours]
-    return {"palette": torch.tensor(rgb, dtype=torch.float32).div(127.5).sub(1),
+    return {"palette": torch.tensor([hex_rgb(c) for c in colours], dtype=torch.float32).div(127.5).sub(1),
             "straight_through": canvas.get("palette_head", "straight") == "straight"}
 
 

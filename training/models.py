@@ -75,13 +75,14 @@ class PaletteHead(nn.Module):
         self.straight_through = straight_through
 
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
-        index = logits.argmax(1)  # (N, H, W)
-        hard = self.palette[index].permute(0, 3, 1, 2)  # (N, 3, H, W)
-        if not torch.is_grad_enabled() or not logits.requires_grad:
+        training = torch.is_grad_enabled() and logits.requires_grad
+        if training:
+            soft = torch.einsum("nkhw,kc->nchw", logits.float().softmax(1), self.palette)
+            if not self.straight_through:
+                return soft.to(logits.dtype)
+        hard = self.palette[logits.argmax(1)].permute(0, 3, 1, 2)  # (N, 3, H, W): each pixel's likeliest colour
+        if not training:
             return hard.to(logits.dtype)
-        soft = torch.einsum("nkhw,kc->nchw", logits.float().softmax(1), self.palette)
-        if not self.straight_through:
-            return soft.to(logits.dtype)
         return (hard + (soft - soft.detach())).to(logits.dtype)  # exactly hard forward, soft backward
 
     def extra_repr(self) -> str:

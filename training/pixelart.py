@@ -92,15 +92,15 @@ def read_pixel_art(ws: Workspace, slug: str, size_px: int) -> PixelArt | None:
         doc = json.loads(path.read_text())
         if doc.get("format") != FORMAT:
             raise ValueError(f"format {doc.get('format')!r}, expected {FORMAT}")
-        palette = np.array([_rgb(c) for c in doc["palette"]], dtype=np.uint8).reshape(-1, 3)
+        palette = np.array([hex_rgb(c) for c in doc["palette"]], dtype=np.uint8).reshape(-1, 3)
         art = PixelArt(
             grid_wh=(int(doc["grid"][0]), int(doc["grid"][1])), palette=palette, cell_px=int(doc["cell_px"]),
             origin_xy=(int(doc["origin"][0]), int(doc["origin"][1])),
             native_grid_wh=(int(doc["native_grid"][0]), int(doc["native_grid"][1])), share=float(doc["share"]),
             path=path, doc=doc,
-            backgrounds=(np.array([_rgb(c) for c in doc["backgrounds"]], dtype=np.uint8).reshape(-1, 3)
+            backgrounds=(np.array([hex_rgb(c) for c in doc["backgrounds"]], dtype=np.uint8).reshape(-1, 3)
                          if doc.get("backgrounds") else None),
-            padding=_rgb(doc["background"]) if doc.get("padded") and doc.get("background") else None,
+            padding=hex_rgb(doc["background"]) if doc.get("padded") and doc.get("background") else None,
         )
     except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
         raise NftganError(f"{path} is malformed ({e}): re-run `nftgan prepare {slug} --size {size_px}`") from e
@@ -112,7 +112,8 @@ def read_pixel_art(ws: Workspace, slug: str, size_px: int) -> PixelArt | None:
     return art
 
 
-def _rgb(text: str) -> tuple[int, int, int]:
+def hex_rgb(text: str) -> tuple[int, int, int]:
+    """"#rrggbb" (as pixel-art.json and a run's canvas write colours) -> (r, g, b)."""
     v = int(str(text).lstrip("#"), 16)
     return (v >> 16) & 255, (v >> 8) & 255, v & 255
 

@@ -143,8 +143,7 @@ def train(ws: Workspace, slug: str, config: TrainConfig, *, progress: Progress |
         head_note = None
         heads = config.palette_head != "off"
         if heads and canvas is not None and art is not None:  # G draws the palette's colours only
-            canvas = {**canvas, "palette": ["#%02x%02x%02x" % tuple(int(v) for v in c) for c in art.palette],
-                      "palette_head": config.palette_head}
+            canvas = {**canvas, "palette": list(art.doc["palette"]), "palette_head": config.palette_head}
         elif heads:
             head_note = "--palette-head: off, the run is not on a native pixel grid (no palette to draw with)"
         config = replace(config, canvas=canvas)

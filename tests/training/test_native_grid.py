@@ -3,6 +3,7 @@ canvas, snapped to the palette, and a plain background stays flat."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -188,16 +189,11 @@ def test_a_palette_head_run_draws_only_palette_colours_and_resumes(native, tmp_p
     colours = np.unique(((raw + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
                         .reshape(-1, 3).numpy(), axis=0)
     assert {tuple(c) for c in colours.tolist()} <= palette | {GRAY}
-    resumed = train(ws, "pix", replace_config(config, steps=9, resume=True))
+    resumed = train(ws, "pix", dataclasses.replace(config, steps=9, resume=True))
     assert resumed.resumed_from == 6 and resumed.steps_done == 9
     off = train(ws, "pix", tiny_config(size_px=32, grid="cache", palette_head="soft", run="ph-off", steps=2))
     assert any("--palette-head: off" in n for n in off.notes)
 
-
-def replace_config(config, **changes):
-    from dataclasses import replace
-
-    return replace(config, **changes)
 
 
 def test_snap_fakes_has_d_judge_gs_fakes_snapped_to_the_palette() -> None:
