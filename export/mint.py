@@ -58,6 +58,9 @@ FORMAT = "nftgan-export-1"
 BLOCK = 64
 #: tokens shown on the contact sheet at most (the first ones)
 CONTACT_SHEET_MAX = 1024
+#: a conditioned export's given-up trait set first keeps the value the classifier missed this many times, in
+#: another set of the collection that holds it (:meth:`_Asking.redraw`), before that value is given up
+KEEP_VALUE_REDRAWS = 2
 #: rejections listed one by one in collection.json at most (all are counted)
 LISTED_REJECTIONS_MAX = 1000
 
@@ -290,6 +293,7 @@ def _draw_asked(loaded: Any, config: ExportConfig, art: Any, check: "_Check | No
     value the classifier missed, and the achieved table shows what the generator could not draw."""
     n = config.n
     plan = asking.plan(n, config.seed)
+    quotas = plan.sum(axis=0)  # each value's tokens in the table (a redraw takes the set these owe most)
     images: list[np.ndarray | None] = [None] * n
     labels: list[dict[str, Any]] = [{} for _ in range(n)]
     tries = [0] * n
@@ -332,7 +336,7 @@ def _draw_asked(loaded: Any, config: ExportConfig, art: Any, check: "_Check | No
                 redraws[token] += 1
                 tries[token] = 0
                 plan[token] = asking.redraw(config.seed, token, redraws[token], plan[token],
-                                            None if m is None else m["type"])
+                                            None if m is None else m["type"], quotas - plan.sum(axis=0) + plan[token])
             pending.append(token)
         block += 1
         report(progress, "export", done, n, unit="tokens", label="tokens accepted", candidates=drawn,
@@ -469,11 +473,32 @@ class _Asking:
         base = plan_conditions(*self.pool, n, rng)
         return base if self.table is None else quota_from_table(self.vocab, self.table, base, rng)
 
-    def redraw(self, seed: int, token: int, attempt: int, current: np.ndarray, missed: str | None) -> np.ndarray:
-        """Another trait set for a token whose set was given up (seeded by the token). When the classifier
-        missed one type, only that type's value changes (to another of the table's shares, or to a set of the
-        collection that differs from this one in that type alone), so the other types keep their quotas;
-        otherwise (or when the collection holds no such set) a whole set of the table."""
+    def _owed_most(self, rows: np.ndarray, owed: np.ndarray | None, rng: np.random.Generator) -> int:
+        """One of the pool's ``rows``: of :data:`~training.conditioning.PLAN_CANDIDATES` drawn by the
+        collection's weights, the one the plan owes most (``owed``: the table's quotas minus the other
+        tokens' sets, as the plan kernel-herds), so the redraws that succeed beside easy traits do not pile
+        up on them; without ``owed``, one draw."""
+        from training.conditioning import PLAN_CANDIDATES
+
+        weights = self.pool[1][rows]
+        if owed is None:
+            return int(rows[rng.choice(len(rows), p=weights / weights.sum())])
+        drawn = rows[rng.choice(len(rows), size=PLAN_CANDIDATES, p=weights / weights.sum())]
+        return int(drawn[int(np.argmax(self.pool[0][drawn] @ owed))])
+
+    def redraw(self, seed: int, token: int, attempt: int, current: np.ndarray, missed: str | None,
+               owed: np.ndarray | None = None) -> np.ndarray:
+        """Another trait set for a token whose set was given up (seeded by the token; ``attempt`` counts the
+        token's sets given up, from 1). When the classifier missed one type, the first
+        :data:`KEEP_VALUE_REDRAWS` attempts keep its value and draw the rest of the set anew from the
+        collection's sets that hold it (the types of a designed table keep theirs too): a value the generator
+        misses beside one hair or skin it often draws beside another, and the draw, from the collection's joint
+        distribution given that value, keeps the other types' shares in expectation. Later attempts change
+        only that type's value (to another of the table's shares, or to a set of the collection that differs
+        from this one in that type alone), so the other types keep their quotas and the value's shortfall
+        shows in the achieved table; otherwise (or when the collection holds no such set) a whole set of the
+        table. Of the collection's sets that qualify, the one the plan owes most (``owed``,
+        :meth:`_owed_most`)."""
         from training.conditioning import draw_from_table
 
         rng = np.random.default_rng([seed, token, attempt, 11])
@@ -482,6 +507,17 @@ class _Asking:
             offset, width, _, _ = self.vocab.blocks()[self.vocab.names.index(missed)]
             block = np.zeros(pool.shape[1], bool)
             block[offset : offset + width] = True
+            if attempt <= KEEP_VALUE_REDRAWS:
+                keep = block.copy()
+                for name in self.table or {}:  # a designed table's types keep their exact quotas
+                    o, w, _, _ = self.vocab.blocks()[self.vocab.names.index(name)]
+                    keep[o : o + w] = True
+                same = np.flatnonzero((pool[:, block] == current[block]).all(axis=1)
+                                      & (pool[:, ~keep] != current[~keep]).any(axis=1))
+                if len(same):
+                    out = pool[self._owed_most(same, owed, rng)].copy()
+                    out[keep] = current[keep]
+                    return out
             if self.table is not None and missed in self.table:
                 for _ in range(8):  # another value of the table's shares, where it has one
                     out = draw_from_table(self.vocab, {missed: self.table[missed]}, current[None], rng)[0]
@@ -491,7 +527,7 @@ class _Asking:
             near = np.flatnonzero((pool[:, ~block] == current[~block]).all(axis=1)
                                   & (pool[:, block] != current[block]).any(axis=1))
             if len(near):
-                return pool[rng.choice(near, p=weights[near] / weights[near].sum())].copy()
+                return pool[self._owed_most(near, owed, rng)].copy()
         base = pool[[rng.choice(len(pool), p=weights / weights.sum())]]
         return (base if self.table is None else draw_from_table(self.vocab, self.table, base, rng))[0]
 
