@@ -280,6 +280,24 @@ class TraitView:
         rec["traits"] = self.scores(samples, asked)
         if self.art is not None:
             rec["traits_snapped"] = self.scores(self.art.snap(samples), asked)
+            rec["snap"] = self.snap_description()
+
+    def snap_description(self) -> dict[str, Any]:
+        """Which snap scored ``traits_snapped`` (the cell palettes changed it; a record scored before says nothing)."""
+        assert self.art is not None
+        return {"cell_palettes": self.art.settings()["cell_palettes"]}
+
+    def inception_snapped(self, rec: dict[str, Any], rows: int, out: Path, home: str,
+                          real: dict[str, Any]) -> None:
+        """``rec["inception_snapped"]``: Inception KID of the first ``rows`` samples snapped, against the real
+        features (``real``), the snapped images and their features kept in ``out``."""
+        assert self.art is not None
+        stem = Path(rec["samples"]).stem
+        images, feats = out / f"{stem}-snapped.npy", out / f"{stem}-snapped-inception.npy"
+        snapped = self.art.snap(np.load(rec["samples"])[:rows])
+        np.save(images, snapped)
+        inception_job(home, rec["collection"], str(images), rows, str(feats))
+        rec["inception_snapped"] = {**kid_of(np.load(real["path"]), np.load(feats)), "snap": self.snap_description()}
 
     def scores(self, samples: np.ndarray, asked: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The trait classifier's scores of ``samples``; with ``asked`` (a conditioned run's requested trait
@@ -343,7 +361,7 @@ def _value(rec: dict[str, Any], path: tuple[str, ...]) -> float | None:
         v = v.get(key) if isinstance(v, dict) else None
     if not isinstance(v, (int, float)):
         return None
-    return float(v) * (1e3 if path == ("inception", "kid") else 1)
+    return float(v) * (1e3 if path[-1] == "kid" else 1)
 
 
 def alarms(rec: dict[str, Any]) -> list[int]:
@@ -365,8 +383,8 @@ def alarms(rec: dict[str, Any]) -> list[int]:
 def aggregate(state: dict[str, Any], which: str, budget: str, view: str = "traits") -> list[dict[str, Any]]:
     """One row per recipe: mean and spread (sample std over seeds) of every column. ``view``: "traits", the
     trait columns of the samples as drawn; "traits_snapped", of the samples snapped to the palette, as users
-    get them (a pixel-art collection's; KID stays on the samples as drawn). A run without that view is left
-    out."""
+    get them (a pixel-art collection's; KID too, where ``rescore --inception-snapped`` measured it). A run
+    without that view is left out."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for rec in state["runs"].values():
         if rec["collection"] == which and rec["budget"] == budget and rec.get("traits") and rec.get(view):
@@ -376,11 +394,14 @@ def aggregate(state: dict[str, Any], which: str, budget: str, view: str = "trait
         row: dict[str, Any] = {"recipe": recipe, "seeds": sorted(r["seed"] for r in recs),
                                "steps": statistics.mean(r["steps"] for r in recs)}
         for name, path, _, _ in COLUMNS:
-            viewed = (view, *path[1:]) if path[0] == "traits" else path
+            viewed = ((view, *path[1:]) if path[0] == "traits" else
+                      ("inception_snapped", "kid") if path == ("inception", "kid") and view == "traits_snapped" else path)
             values = [v for v in (_value(r, viewed) for r in recs) if v is not None]
             row[name] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None,
                          len(values)) if values else None
         row["collapse"] = sum(bool(alarms(r)) for r in recs)
+        cells = {bool(r.get("snap", {}).get("cell_palettes")) for r in recs}
+        row["snap"] = "cell palettes" if cells == {True} else "palette" if cells == {False} else "mixed"
         rows.append(row)
     rows.sort(key=lambda r: r["trait_fd"][0] if r["trait_fd"] else 1e18)
     return rows
@@ -405,8 +426,10 @@ def table(state: dict[str, Any], which: str, budget: str, view: str = "traits") 
     rows = aggregate(state, which, budget, view)
     if not rows:
         return "_not measured yet_"
-    head = "| recipe | what | seeds | steps | " + " | ".join(f"{c[0]} {'↓' if c[3] else '↑'}" for c in COLUMNS) + " | alarm |"
-    lines = [head, "|" + " --- |" * 4 + " ---: |" * len(COLUMNS) + " ---: |"]
+    snapped = view == "traits_snapped"  # which snap scored each row: the cell palettes changed it
+    head = ("| recipe | what | seeds | steps | " + " | ".join(f"{c[0]} {'↓' if c[3] else '↑'}" for c in COLUMNS)
+            + " | alarm |" + (" snap |" if snapped else ""))
+    lines = [head, "|" + " --- |" * 4 + " ---: |" * len(COLUMNS) + " ---: |" + (" --- |" if snapped else "")]
     bests: dict[str, tuple[float, float | None] | None] = {}
     for name, _, _, lower in COLUMNS:
         present = [r[name] for r in rows if r[name]]
@@ -414,7 +437,7 @@ def table(state: dict[str, Any], which: str, budget: str, view: str = "traits") 
     for r in rows:
         cells = [_cell(r, name, fmt, bests[name], lower) for name, _, fmt, lower in COLUMNS]
         lines.append(f"| `{r['recipe']}` | {CANDIDATES.get(r['recipe'], ('(not in this checkout)',))[0]} | {len(r['seeds'])} | {r['steps']:,.0f} | "
-                     + " | ".join(cells) + f" | {r['collapse']}/{len(r['seeds'])} |")
+                     + " | ".join(cells) + f" | {r['collapse']}/{len(r['seeds'])} |" + (f" {r['snap']} |" if snapped else ""))
     real = next((rec["traits"] for rec in state["runs"].values()
                  if rec["collection"] == which and rec.get("traits")), None)
     if real:
@@ -423,7 +446,7 @@ def table(state: dict[str, Any], which: str, budget: str, view: str = "traits") 
         ceiling = f"{statistics.mean(ceilings.values()):.3f} (ceiling)" if ceilings else ""
         lines.append(f"| real tokens | {real['sets_n']:,} real images through the same classifier | | | "
                      f"| {real['trait_match_floor']:.3f} (floor) | {real['sets_real']} | {real['rare_values']} | | | | "
-                     f"| {ceiling} | |")
+                     f"| {ceiling} | |" + (" |" if snapped else ""))
     return "\n".join(lines)
 
 
@@ -434,7 +457,11 @@ def snapped_table(state: dict[str, Any], which: str, budget: str) -> str:
                for rec in state["runs"].values()):
         return ""
     return ("The same runs scored as users get them, each sample snapped to the collection's grid and palette "
-            "(trait columns; KID as drawn):\n\n" + table(state, which, budget, "traits_snapped") + "\n\n")
+            "(`training.pixelart`, with the colours the collection draws at each cell), KID too where measured "
+            "(`--stage rescore --inception-snapped 1000`; '–': not measured). The last column says which snap "
+            "scored a row: with the cell palettes (today's) or the palette alone (rows whose samples are not on the "
+            "machine that rescored them):\n\n"
+            + table(state, which, budget, "traits_snapped") + "\n\n")
 
 
 def cond_table(state: dict[str, Any], which: str, budget: str) -> str:
@@ -560,6 +587,9 @@ def main() -> None:  # noqa: C901 (one straight script)
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--inception-fake", type=int, default=1000)
     parser.add_argument("--inception-real", type=int, default=2000)
+    parser.add_argument("--budgets", default="", help="--stage rescore: only the runs of these budgets (demo,10min)")
+    parser.add_argument("--inception-snapped", type=int, default=0,
+                        help="--stage rescore: also Inception KID of this many samples snapped to the palette")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-doc", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="seconds: tiny collections and budgets, no Inception")
@@ -650,8 +680,10 @@ def main() -> None:  # noqa: C901 (one straight script)
         views: dict[str, TraitView] = {}
         which_ones = {c.strip() for c in args.collections.split(",") if c.strip()}
         recipes = {r.strip() for r in args.only.split(",") if r.strip()}
+        budgets = {b.strip() for b in args.budgets.split(",") if b.strip()}
         for key, rec in sorted(state["runs"].items()):
-            if rec["collection"] not in which_ones or recipes and rec["recipe"] not in recipes:
+            if (rec["collection"] not in which_ones or recipes and rec["recipe"] not in recipes
+                    or budgets and rec["budget"] not in budgets):
                 continue
             if not Path(rec.get("samples", "-")).is_file():
                 print(f"skipped {key}: its samples are not on this machine", flush=True)
@@ -662,7 +694,11 @@ def main() -> None:  # noqa: C901 (one straight script)
             views[which].score_record(rec)
             snapped = rec.get("traits_snapped", {}).get("trait_cond")
             print(f"rescored {key}: cond {rec['traits'].get('trait_cond')} snapped {snapped}", flush=True)
-        save()
+            real = state["inception_real"].get(which)
+            if args.inception_snapped and views[which].art is not None and real:
+                views[which].inception_snapped(rec, args.inception_snapped, out, str(ws.root), real)
+                print(f"  snapped KID×10³ {rec['inception_snapped']['kid'] * 1e3:.1f}", flush=True)
+            save()
 
     if args.stage in ("screen", "final"):
         jobs: list[tuple[str, str, str, int]] = []

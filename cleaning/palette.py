@@ -22,6 +22,12 @@ items have it, with their counts. ``training.pixelart`` snaps a generated image'
 of them, so a background the generator drew a little off is one of the collection's, not a palette colour
 that only hair or skin ever had.
 
+**Cell palettes.** Per cell of the drawn grid, the palette colours the collection's pixel-art items draw
+there (``cell_palettes``: palette indices, row-major). A trait-layered collection draws few colours at a
+cell (about five of 75 on the 10,000-token pixel collection): skins, a mouth's brown, a mask. ``training.pixelart``
+snaps a generated cell to one of those when it is nearly as near as the nearest colour of the whole
+palette, so a faint shadow on a cheek is skin, not the darker skin that only a mole elsewhere has.
+
 The file names the cache's ``content_hash``: a re-run of ``prepare`` that reuses the cache keeps it when
 it matches and recomputes it otherwise (a pass killed between the manifest and this file heals).
 """
@@ -155,6 +161,32 @@ def backgrounds_of(images: np.ndarray, rows: Sequence[int], grid: tuple[int, int
     return kept[:MAX_BACKGROUNDS]
 
 
+def cell_palettes_of(images: np.ndarray, rows: Sequence[int], grid: tuple[int, int], cell: int,
+                     origin: tuple[int, int], palette: np.ndarray) -> list[list[int]]:
+    """Per cell of the drawn grid (row-major), the sorted palette indices of the colours ``images[rows]``
+    draw there (each colour as its nearest palette colour, RGB, for a median-cut palette)."""
+    (gw, gh), (ox, oy) = grid, origin
+    pal = palette.astype(np.int64)
+    packed_palette = (pal[:, 0] << 16) | (pal[:, 1] << 8) | pal[:, 2]
+    seen = np.zeros((gh * gw, len(palette)), bool)
+    positions = np.arange(gh * gw)
+    for start in range(0, len(rows), _CHUNK):
+        chunk = np.asarray(images[list(rows[start : start + _CHUNK])])
+        cells = chunk[:, :, oy : oy + gh * cell : cell, ox : ox + gw * cell : cell]  # one pixel per cell
+        rgb = cells.transpose(0, 2, 3, 1).reshape(len(chunk), gh * gw, 3).astype(np.int64)
+        packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+        colours, inverse = np.unique(packed, return_inverse=True)
+        exact = np.flatnonzero(np.isin(colours, packed_palette))
+        index = np.empty(len(colours), np.int64)  # each distinct colour's palette index
+        index[exact] = np.searchsorted(np.sort(packed_palette), colours[exact])
+        index[exact] = np.argsort(packed_palette, kind="stable")[index[exact]]
+        for i in np.flatnonzero(~np.isin(colours, packed_palette)):  # median cut: the nearest palette colour
+            c = np.array([(colours[i] >> 16) & 255, (colours[i] >> 8) & 255, colours[i] & 255])
+            index[i] = int(np.square(pal - c).sum(1).argmin())
+        seen[np.broadcast_to(positions, packed.shape), index[inverse.reshape(packed.shape)]] = True
+    return [np.flatnonzero(row).tolist() for row in seen]
+
+
 def update_pixel_art(
     col: CollectionPaths, size_px: int, items: Sequence[Item], manifest: dict[str, Any],
     images: np.ndarray, *, fit: str, resample: str, background: tuple[int, int, int],
@@ -167,7 +199,8 @@ def update_pixel_art(
     content_hash = str(manifest.get("content_hash"))
     existing = _read(path)
     if (existing is not None and existing.get("format") == FORMAT and existing.get("content_hash") == content_hash
-            and "backgrounds" in existing):  # a file of before the backgrounds were listed is recomputed
+            and "backgrounds" in existing and "cell_palettes" in existing):
+        # (a file of before the backgrounds or the cell palettes were listed is recomputed)
         return existing
     decision = decide(items, size_px, fit, resample)
     if not decision["pixel_art"]:
@@ -180,6 +213,7 @@ def update_pixel_art(
     rows = [r for r, it in enumerate(items) if it.pixel_art and (it.native_w, it.native_h) == native]
     palette, n_distinct, method = palette_of(images, rows, grid, cell, origin)
     backgrounds = backgrounds_of(images, rows, grid, cell, origin, palette)
+    cell_palettes = cell_palettes_of(images, rows, grid, cell, origin, palette)
     padded = grid[0] * cell < size_px or grid[1] * cell < size_px
     if padded and not (palette == np.array(background, np.uint8)).all(axis=1).any():
         palette = np.concatenate([palette, np.array([background], np.uint8)])
@@ -199,6 +233,7 @@ def update_pixel_art(
         "background_items": [n for _, n in backgrounds],
         "palette_method": method,
         "distinct_colors": n_distinct,
+        "cell_palettes": cell_palettes,
         "rule": (
             f"at least {MIN_SHARE:.0%} of the kept items drawn as pixel art on one native grid, normalized with "
             "nearest-neighbour, the grid fitting the cache"

@@ -10,6 +10,14 @@ makes a generated image look drawn on that grid:
 2. **Nearest palette colour** of each cell's mean, by Euclidean distance in **CIELAB** (LittleCMS through
    PIL's ``ImageCms``: sRGB -> Lab, D50 white point, 8 bits per channel), a perceptual-ish space where a
    step of the same size looks about as different everywhere.
+   **Colours the collection draws at that cell** (``cell_palettes`` in pixel-art.json: per cell of the
+   drawn grid, the palette colours its items have there). When a drawn cell's nearest palette colour is
+   one the collection never draws at that cell, and one it does draw there is at most ``CELL_MARGIN``
+   (CIELAB ΔE) farther, the cell takes that one. A faint shadow on a cheek is then the skin, not the darker
+   skin that only a mole elsewhere has, nor another layer's colour: the speckles a generator's in-between
+   colours became. A cell that already holds a palette colour keeps it, and a colour clearly unlike every
+   one the collection draws there stays the nearest of the whole palette (a new drawing is not forced into
+   old ones). Measured on the 10,000-token pixel collection at the 10-minute budget (docs/quality.md).
 3. **Flat backgrounds.** A generated background is a plain colour plus a little noise, and the noise
    of a cell can land nearer another palette colour (a collection's palette has many near the
    background): speckles. So each image's background is found first, per region (the drawn grid's outer
@@ -47,6 +55,9 @@ BACKGROUND_TOLERANCE = 12.0
 #: CIELAB ΔE a cell may be farther from its image's drawn background than from its own nearest palette
 #: colour and still be taken for the background (a speckle of noise; step 3)
 BACKGROUND_SLACK = 3.0
+#: CIELAB ΔE a drawn cell's colour may be farther from a colour the collection draws at that cell than from
+#: its nearest palette colour and still take it (step 2 of the module docstring; docs/quality.md measured 3 to 20)
+CELL_MARGIN = 10.0
 FORMAT = "nftgan-pixel-art-1"  # cleaning.palette.FORMAT (training never imports cleaning; a test checks)
 _CELLS_PER_CHUNK = 1 << 16
 
@@ -65,10 +76,12 @@ class PixelArt:
     doc: dict[str, Any]
     backgrounds: np.ndarray | None = None  # uint8 (B, 3): the collection's background colours (None: not listed)
     padding: tuple[int, int, int] | None = None  # the cache's padding colour around the grid (None: not padded)
+    #: bool (grid_h, grid_w, K): the palette colours the collection draws at each cell (None: not listed)
+    cell_palettes: np.ndarray | None = None
 
     def snap(self, images_uint8: np.ndarray) -> np.ndarray:
         return snap_to_pixel_art(images_uint8, self.grid_wh, self.palette, backgrounds=self.backgrounds,
-                                 padding=self.padding)
+                                 padding=self.padding, cell_palettes=self.cell_palettes)
 
     def settings(self) -> dict[str, Any]:
         """What an output records about the snapping it went through."""
@@ -79,6 +92,9 @@ class PixelArt:
             "content_hash": self.doc.get("content_hash"), "color_space": "CIELAB (D50, LittleCMS via PIL)",
             "backgrounds": (None if self.backgrounds is None else
                             ["#{:02x}{:02x}{:02x}".format(*c) for c in self.backgrounds.tolist()]),
+            "cell_palettes": (None if self.cell_palettes is None else
+                              {"mean_colours_per_cell": round(float(self.cell_palettes.sum(-1).mean()), 2),
+                               "cell_margin": CELL_MARGIN}),
         }
 
 
@@ -101,6 +117,8 @@ def read_pixel_art(ws: Workspace, slug: str, size_px: int) -> PixelArt | None:
             backgrounds=(np.array([hex_rgb(c) for c in doc["backgrounds"]], dtype=np.uint8).reshape(-1, 3)
                          if doc.get("backgrounds") else None),
             padding=hex_rgb(doc["background"]) if doc.get("padded") and doc.get("background") else None,
+            cell_palettes=_cell_palettes(doc.get("cell_palettes"), (int(doc["grid"][0]), int(doc["grid"][1])),
+                                         len(palette)),
         )
     except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
         raise NftganError(f"{path} is malformed ({e}): re-run `nftgan prepare {slug} --size {size_px}`") from e
@@ -112,6 +130,20 @@ def read_pixel_art(ws: Workspace, slug: str, size_px: int) -> PixelArt | None:
     return art
 
 
+def _cell_palettes(listed: Any, grid_wh: tuple[int, int], k: int) -> np.ndarray | None:
+    """pixel-art.json's ``cell_palettes`` (per cell, row-major, palette indices) as bool (grid_h, grid_w, k);
+    None for a file without them (written before they were listed: the snap uses the whole palette)."""
+    if listed is None:
+        return None
+    gw, gh = grid_wh
+    if len(listed) != gw * gh:
+        raise ValueError(f"cell_palettes lists {len(listed)} cells, the grid has {gw * gh}")
+    out = np.zeros((gh * gw, k), bool)
+    for cell, indices in enumerate(listed):
+        out[cell, [int(i) for i in indices]] = True  # an index >= k raises IndexError: malformed
+    return out.reshape(gh, gw, k)
+
+
 def hex_rgb(text: str) -> tuple[int, int, int]:
     """"#rrggbb" (as pixel-art.json and a run's canvas write colours) -> (r, g, b)."""
     v = int(str(text).lstrip("#"), 16)
@@ -119,12 +151,14 @@ def hex_rgb(text: str) -> tuple[int, int, int]:
 
 
 def snap_to_pixel_art(images_uint8: np.ndarray, grid_wh: tuple[int, int], palette: np.ndarray, *,
-                      backgrounds: np.ndarray | None = None, padding: tuple[int, int, int] | None = None
-                      ) -> np.ndarray:
+                      backgrounds: np.ndarray | None = None, padding: tuple[int, int, int] | None = None,
+                      cell_palettes: np.ndarray | None = None) -> np.ndarray:
     """uint8 (N, 3, H, W) -> uint8 (N, 3, H, W): box-averaged to the grid, each cell the nearest palette colour
-    (CIELAB), backgrounds flat, upscaled with nearest neighbour (see the module docstring). ``backgrounds``
-    (palette colours) are the collection's background colours and ``padding`` the colour around the grid;
-    without them any palette colour may be a background."""
+    (CIELAB), or a colour the collection draws at that cell when nearly as near, backgrounds flat, upscaled
+    with nearest neighbour (see the module docstring). ``backgrounds`` (palette colours) are the
+    collection's background colours and ``padding`` the colour around the grid; without them any palette
+    colour may be a background. ``cell_palettes``: bool (grid_h, grid_w, K), the colours drawn at each cell
+    of the grid (None: any)."""
     images = np.asarray(images_uint8)
     if images.ndim != 4 or images.shape[1] != 3 or images.dtype != np.uint8:
         raise ValueError(f"expected uint8 (N, 3, H, W) images, got {images.dtype} {images.shape}")
@@ -150,19 +184,49 @@ def snap_to_pixel_art(images_uint8: np.ndarray, grid_wh: tuple[int, int], palett
     shape = (n, len(ys) - 1, len(xs) - 1)
     index, exact = _nearest(cells, palette, cells_lab, palette_lab)
     index, exact = index.reshape(shape), exact.reshape(shape)
+    rows, cols = _drawn_cells(ys, h, gh, cell), _drawn_cells(xs, w, gw, cell)
+    if cell_palettes is not None:
+        if cell_palettes.shape != (gh, gw, len(palette)):
+            raise ValueError(f"cell palettes of shape {cell_palettes.shape} for a {gw}x{gh} grid and "
+                             f"{len(palette)} colours")
+        lab_cells = cells_lab.reshape(*shape, 3)[:, rows, cols]
+        index[:, rows, cols] = _prefer_cell_colours(index[:, rows, cols], exact[:, rows, cols], lab_cells,
+                                                    palette_lab, cell_palettes)
     # 3. flat backgrounds
     everything = np.arange(len(palette))
     ring_candidates = _indices_of(backgrounds, palette) if backgrounds is not None else everything
     pad_candidates = (np.union1d(_indices_of(np.array([padding], np.uint8), palette), ring_candidates)
                       if padding is not None else ring_candidates)
     index = _flatten_backgrounds(index, exact, cells_lab.reshape(*shape, 3), palette_lab,
-                                 _drawn_cells(ys, h, gh, cell), _drawn_cells(xs, w, gw, cell),
-                                 ring_candidates if len(ring_candidates) else everything,
+                                 rows, cols, ring_candidates if len(ring_candidates) else everything,
                                  pad_candidates if len(pad_candidates) else everything)
     snapped_cells = palette[index]
     # 4. nearest-neighbour upscale
     out = np.repeat(np.repeat(snapped_cells, np.diff(ys), axis=1), np.diff(xs), axis=2)
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+def _prefer_cell_colours(index: np.ndarray, exact: np.ndarray, cell_lab: np.ndarray, palette_lab: np.ndarray,
+                         allowed: np.ndarray) -> np.ndarray:
+    """(N, gh, gw) palette indices of the drawn grid's cells, each whose nearest colour the collection never
+    draws at that cell taking the nearest one it does draw there when at most ``CELL_MARGIN`` farther (step
+    2 of the module docstring). ``allowed``: bool (gh, gw, K)."""
+    out = index.copy()
+    off = ~exact & ~np.take_along_axis(np.broadcast_to(allowed, (*index.shape, allowed.shape[-1])),
+                                       index[..., None], axis=-1)[..., 0]
+    where = np.nonzero(off)
+    if not len(where[0]):
+        return out
+    for start in range(0, len(where[0]), _CELLS_PER_CHUNK):
+        at = tuple(w[start : start + _CELLS_PER_CHUNK] for w in where)
+        d = np.sqrt(np.square(cell_lab[at][:, None, :] - palette_lab[None]).sum(-1))  # (M, K)
+        rows = np.arange(len(d))
+        own = d[rows, index[at]]
+        d = np.where(allowed[at[1], at[2]], d, np.inf)
+        best = d.argmin(axis=1)
+        take = d[rows, best] <= own + CELL_MARGIN
+        out[tuple(w[take] for w in at)] = best[take]
+    return out
 
 
 def _edges(size: int, grid: int, cell: int) -> np.ndarray:

@@ -16,6 +16,7 @@ from cleaning.prepare import PrepareConfig, prepare
 from commands import main
 from marketplace import pixelcollection
 from pipeline.champion import record_decision
+from pipeline.errors import NftganError
 from pipeline.workspace import Workspace
 from training import pixelart
 from training.pixelart import read_pixel_art, snap_to_pixel_art
@@ -129,6 +130,53 @@ def test_prepare_lists_the_collections_backgrounds_and_an_older_file_gets_them(p
     assert read_pixel_art(pix, "pix", 64).backgrounds is None  # still readable: any palette colour may be one
     summary = prepare(pix, "pix", PrepareConfig(size_px=64, workers=1))
     assert summary.reused and json.loads(path.read_text())["backgrounds"] == doc["backgrounds"]
+
+
+def test_prepare_lists_the_colours_each_cell_draws_and_an_older_file_gets_them(pix: Workspace) -> None:
+    path = pix.collection("pix").cache_pixel_art(64)
+    doc = json.loads(path.read_text())
+    tokens = np.stack([np.asarray(pixelcollection.render_item(i)) for i in range(24)])  # (24, 24, 24, 3)
+    assert len(doc["cell_palettes"]) == 24 * 24
+    for y, x in ((0, 0), (16, 12), (11, 10), (23, 12)):  # a background corner, the mouth, an eye, the chin
+        want = {"#{:02x}{:02x}{:02x}".format(*c) for c in colours(tokens[:, y, x])}
+        assert {doc["palette"][i] for i in doc["cell_palettes"][y * 24 + x]} == want, (y, x)
+    art = read_pixel_art(pix, "pix", 64)
+    assert art.cell_palettes.shape == (24, 24, len(art.palette)) and art.settings()["cell_palettes"]["cell_margin"] == 10
+    # a file written before the cells' colours were listed snaps with the whole palette; the next prepare adds them
+    path.write_text(json.dumps({k: v for k, v in doc.items() if k != "cell_palettes"}))
+    assert read_pixel_art(pix, "pix", 64).cell_palettes is None
+    summary = prepare(pix, "pix", PrepareConfig(size_px=64, workers=1))
+    assert summary.reused and json.loads(path.read_text())["cell_palettes"] == doc["cell_palettes"]
+    path.write_text(json.dumps({**doc, "cell_palettes": doc["cell_palettes"][:-1]}))
+    with pytest.raises(NftganError, match="is malformed .*cell_palettes lists 575 cells, the grid has 576"):
+        read_pixel_art(pix, "pix", 64)
+    path.write_text(json.dumps(doc))
+
+
+def test_a_cell_takes_a_colour_the_collection_draws_there_when_nearly_as_near() -> None:
+    """A generator's faint shadow on a cheek snapped to the darker skin that only a mole elsewhere is drawn in
+    (a speckle; on the pixel collection a Normal mouth then read as a Smile); the colours the collection
+    draws at the cell decide when one is nearly as near."""
+    skin, mole, brown, gray = (219, 177, 128), (131, 106, 77), (90, 40, 30), (128, 128, 128)
+    palette = np.array([skin, mole, brown, gray], np.uint8)
+    allowed = np.zeros((24, 24, 4), bool)
+    allowed[..., [0, 3]] = True  # skin and the background everywhere; the mole colour and brown nowhere here
+    shadow = (172, 139, 101)  # between skin and the mole colour, nearer the mole colour, within the margin of skin
+    d = lambda a, b: float(np.linalg.norm(pixelart.to_lab(np.array([a], np.uint8)) - pixelart.to_lab(np.array([b], np.uint8))))
+    assert d(shadow, mole) < d(shadow, skin) <= d(shadow, mole) + pixelart.CELL_MARGIN
+    near_brown = (96, 46, 36)  # nearest brown, far from both colours drawn at its cell: a new drawing, kept
+    assert d(near_brown, skin) > d(near_brown, brown) + pixelart.CELL_MARGIN
+    image = np.broadcast_to(np.array(gray, np.uint8), (24, 24, 3)).copy()
+    image[6:20, 6:18] = skin
+    image[12, 8], image[14, 14], image[16, 10] = shadow, near_brown, mole  # the last: exactly a palette colour
+    chw = image.transpose(2, 0, 1)[None]
+    plain = snap_to_pixel_art(chw, (24, 24), palette)[0].transpose(1, 2, 0)
+    assert tuple(plain[12, 8]) == mole  # the whole palette: the nearest colour, a speckle
+    snapped = snap_to_pixel_art(chw, (24, 24), palette, cell_palettes=allowed)[0].transpose(1, 2, 0)
+    assert tuple(snapped[12, 8]) == skin and tuple(snapped[14, 14]) == brown and tuple(snapped[16, 10]) == mole
+    assert (snapped[6:20, 6:18] == skin).all(-1).sum() == 14 * 12 - 2 and (snapped[:6] == gray).all()
+    with pytest.raises(ValueError, match="cell palettes of shape"):
+        snap_to_pixel_art(chw, (24, 24), palette, cell_palettes=allowed[:, :, :3])
 
 
 def test_snapping_a_real_token_changes_nothing(pix: Workspace) -> None:
