@@ -294,9 +294,10 @@ class TraitView:
         assert self.art is not None
         stem = Path(rec["samples"]).stem
         images, feats = out / f"{stem}-snapped.npy", out / f"{stem}-snapped-inception.npy"
-        snapped = self.art.snap(np.load(rec["samples"])[:rows])
-        np.save(images, snapped)
-        inception_job(home, rec["collection"], str(images), rows, str(feats))
+        if not (features_done(str(feats), rows) and feats.stat().st_mtime > max(self.art.path.stat().st_mtime,
+                                                                                 Path(rec["samples"]).stat().st_mtime)):
+            np.save(images, self.art.snap(np.load(rec["samples"])[:rows]))  # (features of this snap: reused)
+            inception_job(home, rec["collection"], str(images), rows, str(feats))
         rec["inception_snapped"] = {**kid_of(np.load(real["path"]), np.load(feats)), "snap": self.snap_description()}
 
     def scores(self, samples: np.ndarray, asked: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -681,7 +682,8 @@ def main() -> None:  # noqa: C901 (one straight script)
         which_ones = {c.strip() for c in args.collections.split(",") if c.strip()}
         recipes = {r.strip() for r in args.only.split(",") if r.strip()}
         budgets = {b.strip() for b in args.budgets.split(",") if b.strip()}
-        for key, rec in sorted(state["runs"].items()):
+        for key in sorted(state["runs"]):
+            rec = state["runs"][key]  # the entry as it is now: each save() replaces state's entries with merged ones
             if (rec["collection"] not in which_ones or recipes and rec["recipe"] not in recipes
                     or budgets and rec["budget"] not in budgets):
                 continue
