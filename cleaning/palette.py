@@ -180,9 +180,12 @@ def cell_palettes_of(images: np.ndarray, rows: Sequence[int], grid: tuple[int, i
         index = np.empty(len(colours), np.int64)  # each distinct colour's palette index
         index[exact] = np.searchsorted(np.sort(packed_palette), colours[exact])
         index[exact] = np.argsort(packed_palette, kind="stable")[index[exact]]
-        for i in np.flatnonzero(~np.isin(colours, packed_palette)):  # median cut: the nearest palette colour
-            c = np.array([(colours[i] >> 16) & 255, (colours[i] >> 8) & 255, colours[i] & 255])
-            index[i] = int(np.square(pal - c).sum(1).argmin())
+        other = np.flatnonzero(~np.isin(colours, packed_palette))  # median cut: the nearest palette colour
+        for start in range(0, len(other), _CHUNK * 8):
+            at = other[start : start + _CHUNK * 8]
+            rgb_other = np.stack([(colours[at] >> 16) & 255, (colours[at] >> 8) & 255, colours[at] & 255],
+                                 axis=1).astype(np.int32)
+            index[at] = np.square(rgb_other[:, None, :] - pal.astype(np.int32)[None]).sum(-1).argmin(axis=1)
         seen[np.broadcast_to(positions, packed.shape), index[inverse.reshape(packed.shape)]] = True
     return [np.flatnonzero(row).tolist() for row in seen]
 

@@ -153,6 +153,20 @@ def test_prepare_lists_the_colours_each_cell_draws_and_an_older_file_gets_them(p
     path.write_text(json.dumps(doc))
 
 
+def test_cell_palettes_map_colours_a_median_cut_palette_lacks_to_their_nearest() -> None:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 3, 12, 12), dtype=np.uint8)  # drawn at 2 px per cell from (2, 2)
+    images = np.repeat(np.repeat(images, 2, axis=2), 2, axis=3)
+    images = np.pad(images, ((0, 0), (0, 0), (2, 2), (2, 2)))
+    palette = np.concatenate([images[:5, :, 2, 2], rng.integers(0, 256, (20, 3), dtype=np.uint8)])  # 5 exact colours
+    cells = cleaning_palette.cell_palettes_of(images, list(range(3, 40)), (12, 12), 2, (2, 2), palette)
+    assert len(cells) == 144
+    for y, x in ((0, 0), (5, 7), (11, 11)):
+        drawn = images[3:, :, 2 + 2 * y, 2 + 2 * x].astype(int)
+        nearest = np.square(drawn[:, None, :] - palette.astype(int)[None]).sum(-1).argmin(axis=1)
+        assert cells[y * 12 + x] == sorted(set(nearest.tolist())), (y, x)
+
+
 def test_a_cell_takes_a_colour_the_collection_draws_there_when_nearly_as_near() -> None:
     """A generator's faint shadow on a cheek snapped to the darker skin that only a mole elsewhere is drawn in
     (a speckle; on the pixel collection a Normal mouth then read as a Smile); the colours the collection
