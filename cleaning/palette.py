@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,27 +102,22 @@ def decide(items: Sequence[Item], size_px: int, fit: str, resample: str) -> dict
 def palette_of(images: np.ndarray, rows: Sequence[int], grid: tuple[int, int], cell: int,
                origin: tuple[int, int]) -> tuple[np.ndarray, int, str]:
     """(palette uint8 (K, 3), distinct colours seen, method) of the cells of ``images[rows]``."""
-    (gw, gh), (ox, oy) = grid, origin
     values, counts = [], []
-    n_cells = len(rows) * gw * gh
+    n_cells = len(rows) * grid[0] * grid[1]
     stride = max(1, math.ceil(n_cells / QUANTIZE_SAMPLE))
     sample, seen = [], 0
-    for start in range(0, len(rows), _CHUNK):
-        chunk = np.asarray(images[list(rows[start : start + _CHUNK])])
-        cells = chunk[:, :, oy : oy + gh * cell : cell, ox : ox + gw * cell : cell]  # one pixel per cell
-        rgb = cells.transpose(0, 2, 3, 1).reshape(-1, 3)
-        packed = (rgb[:, 0].astype(np.uint32) << 16) | (rgb[:, 1].astype(np.uint32) << 8) | rgb[:, 2]
-        v, c = np.unique(packed, return_counts=True)
+    for cells in _grid_cells(images, rows, grid, cell, origin):
+        rgb = cells.reshape(-1, 3)
+        v, c = np.unique(_pack(rgb), return_counts=True)
         values.append(v)
         counts.append(c)
         first = (-seen) % stride  # the same stride across chunk borders
         sample.append(rgb[first::stride])
         seen += len(rgb)
-    all_values = np.concatenate(values) if values else np.zeros(0, np.uint32)
+    all_values = np.concatenate(values) if values else np.zeros(0, np.int64)
     distinct = np.unique(all_values)
     if len(distinct) <= MAX_PALETTE:
-        palette = np.stack([(distinct >> 16) & 255, (distinct >> 8) & 255, distinct & 255], axis=1)
-        return palette.astype(np.uint8), len(distinct), "distinct"
+        return _unpack(distinct).astype(np.uint8), len(distinct), "distinct"
     pixels = np.concatenate(sample).reshape(-1, 1, 3)
     quantized = Image.fromarray(np.ascontiguousarray(pixels), "RGB").quantize(
         colors=MAX_PALETTE, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
@@ -138,25 +133,20 @@ def backgrounds_of(images: np.ndarray, rows: Sequence[int], grid: tuple[int, int
     """The collection's background colours, most common first, with the items drawn on each: per item the
     most common colour of the drawn grid's outer ring of cells, as its nearest palette colour (the palette
     itself when it holds every distinct colour), kept when :data:`MIN_BACKGROUND_ITEMS` items share it."""
-    (gw, gh), (ox, oy) = grid, origin
+    gw, gh = grid
     ring = np.ones((gh, gw), bool)
     if gh > 2 and gw > 2:
         ring[1:-1, 1:-1] = False
     modes: Counter[int] = Counter()  # packed ring colour -> items
-    for start in range(0, len(rows), _CHUNK):
-        chunk = np.asarray(images[list(rows[start : start + _CHUNK])])
-        cells = chunk[:, :, oy : oy + gh * cell : cell, ox : ox + gw * cell : cell]  # one pixel per cell
-        rgb = cells.transpose(0, 2, 3, 1)[:, ring].astype(np.int64)  # (n, ring cells, 3)
-        packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-        for row in packed:
+    for cells in _grid_cells(images, rows, grid, cell, origin):
+        for row in _pack(cells[:, ring]):  # (n, ring cells)
             values, n = np.unique(row, return_counts=True)
             modes[int(values[n.argmax()])] += 1
-    pal = palette.astype(np.int64)
     counts: Counter[tuple[int, int, int]] = Counter()
-    for mode, n in modes.items():  # each distinct ring colour as its nearest palette colour, once
-        colour = np.array([(mode >> 16) & 255, (mode >> 8) & 255, mode & 255])
-        nearest = pal[np.square(pal - colour).sum(1).argmin()]
-        counts[(int(nearest[0]), int(nearest[1]), int(nearest[2]))] += n
+    # each distinct ring colour as its nearest palette colour, once
+    nearest = _nearest_rgb(np.array(list(modes), np.int64), palette)
+    for (mode, n), i in zip(modes.items(), nearest):
+        counts[(int(palette[i][0]), int(palette[i][1]), int(palette[i][2]))] += n
     kept = [(c, n) for c, n in counts.most_common() if n >= MIN_BACKGROUND_ITEMS]
     return kept[:MAX_BACKGROUNDS]
 
@@ -165,29 +155,51 @@ def cell_palettes_of(images: np.ndarray, rows: Sequence[int], grid: tuple[int, i
                      origin: tuple[int, int], palette: np.ndarray) -> list[list[int]]:
     """Per cell of the drawn grid (row-major), the sorted palette indices of the colours ``images[rows]``
     draw there (each colour as its nearest palette colour, RGB, for a median-cut palette)."""
-    (gw, gh), (ox, oy) = grid, origin
-    pal = palette.astype(np.int64)
-    packed_palette = (pal[:, 0] << 16) | (pal[:, 1] << 8) | pal[:, 2]
+    gw, gh = grid
+    packed_palette = _pack(palette)
+    order = np.argsort(packed_palette, kind="stable")
     seen = np.zeros((gh * gw, len(palette)), bool)
     positions = np.arange(gh * gw)
-    for start in range(0, len(rows), _CHUNK):
-        chunk = np.asarray(images[list(rows[start : start + _CHUNK])])
-        cells = chunk[:, :, oy : oy + gh * cell : cell, ox : ox + gw * cell : cell]  # one pixel per cell
-        rgb = cells.transpose(0, 2, 3, 1).reshape(len(chunk), gh * gw, 3).astype(np.int64)
-        packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    for cells in _grid_cells(images, rows, grid, cell, origin):
+        packed = _pack(cells.reshape(len(cells), gh * gw, 3))
         colours, inverse = np.unique(packed, return_inverse=True)
-        exact = np.flatnonzero(np.isin(colours, packed_palette))
+        known = np.isin(colours, packed_palette)
         index = np.empty(len(colours), np.int64)  # each distinct colour's palette index
-        index[exact] = np.searchsorted(np.sort(packed_palette), colours[exact])
-        index[exact] = np.argsort(packed_palette, kind="stable")[index[exact]]
-        other = np.flatnonzero(~np.isin(colours, packed_palette))  # median cut: the nearest palette colour
-        for start in range(0, len(other), _CHUNK * 8):
-            at = other[start : start + _CHUNK * 8]
-            rgb_other = np.stack([(colours[at] >> 16) & 255, (colours[at] >> 8) & 255, colours[at] & 255],
-                                 axis=1).astype(np.int32)
-            index[at] = np.square(rgb_other[:, None, :] - pal.astype(np.int32)[None]).sum(-1).argmin(axis=1)
+        index[known] = order[np.searchsorted(packed_palette[order], colours[known])]
+        index[~known] = _nearest_rgb(colours[~known], palette)  # median cut: the nearest palette colour
         seen[np.broadcast_to(positions, packed.shape), index[inverse.reshape(packed.shape)]] = True
     return [np.flatnonzero(row).tolist() for row in seen]
+
+
+def _grid_cells(images: np.ndarray, rows: Sequence[int], grid: tuple[int, int], cell: int,
+                origin: tuple[int, int]) -> Iterator[np.ndarray]:
+    """``images[rows]`` a chunk at a time, one pixel per cell of the drawn grid: uint8 (n, grid_h, grid_w, 3)."""
+    (gw, gh), (ox, oy) = grid, origin
+    for start in range(0, len(rows), _CHUNK):
+        chunk = np.asarray(images[list(rows[start : start + _CHUNK])])
+        yield chunk[:, :, oy : oy + gh * cell : cell, ox : ox + gw * cell : cell].transpose(0, 2, 3, 1)
+
+
+def _pack(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3) colours -> (...) int64 0xRRGGBB."""
+    rgb = np.asarray(rgb).astype(np.int64)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def _unpack(packed: np.ndarray) -> np.ndarray:
+    """(...) 0xRRGGBB -> (..., 3) int64 colours."""
+    return np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255], axis=-1)
+
+
+def _nearest_rgb(packed: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Index of each packed colour's nearest palette colour (squared RGB distance, ties to the lower index),
+    in chunks of :data:`_CHUNK` x 4 colours."""
+    pal = palette.astype(np.int64)
+    out = np.empty(len(packed), np.int64)
+    for start in range(0, len(packed), _CHUNK * 4):
+        rgb = _unpack(packed[start : start + _CHUNK * 4])
+        out[start : start + len(rgb)] = np.square(rgb[:, None, :] - pal[None]).sum(-1).argmin(axis=1)
+    return out
 
 
 def update_pixel_art(

@@ -473,6 +473,15 @@ class _Asking:
         base = plan_conditions(*self.pool, n, rng)
         return base if self.table is None else quota_from_table(self.vocab, self.table, base, rng)
 
+    def _columns(self, names: list[str]) -> np.ndarray:
+        """The condition vectors' columns of these trait types (bool mask)."""
+        mask = np.zeros(self.pool[0].shape[1], bool)
+        blocks = self.vocab.blocks()
+        for name in names:
+            offset, width, _, _ = blocks[self.vocab.names.index(name)]
+            mask[offset : offset + width] = True
+        return mask
+
     def _owed_most(self, rows: np.ndarray, owed: np.ndarray | None, rng: np.random.Generator) -> int:
         """One of the pool's ``rows``: of :data:`~training.conditioning.PLAN_CANDIDATES` drawn by the
         collection's weights, the one the plan owes most (``owed``: the table's quotas minus the other
@@ -504,14 +513,9 @@ class _Asking:
         rng = np.random.default_rng([seed, token, attempt, 11])
         pool, weights = self.pool
         if missed is not None and missed in self.vocab.names:
-            offset, width, _, _ = self.vocab.blocks()[self.vocab.names.index(missed)]
-            block = np.zeros(pool.shape[1], bool)
-            block[offset : offset + width] = True
+            block = self._columns([missed])
             if attempt <= KEEP_VALUE_REDRAWS:
-                keep = block.copy()
-                for name in self.table or {}:  # a designed table's types keep their exact quotas
-                    o, w, _, _ = self.vocab.blocks()[self.vocab.names.index(name)]
-                    keep[o : o + w] = True
+                keep = self._columns([missed, *(self.table or {})])  # a designed table's types keep their quotas
                 same = np.flatnonzero((pool[:, block] == current[block]).all(axis=1)
                                       & (pool[:, ~keep] != current[~keep]).any(axis=1))
                 if len(same):

@@ -212,11 +212,8 @@ def _prefer_cell_colours(index: np.ndarray, exact: np.ndarray, cell_lab: np.ndar
     draws at that cell taking the nearest one it does draw there when at most ``CELL_MARGIN`` farther (step
     2 of the module docstring). ``allowed``: bool (gh, gw, K)."""
     out = index.copy()
-    off = ~exact & ~np.take_along_axis(np.broadcast_to(allowed, (*index.shape, allowed.shape[-1])),
-                                       index[..., None], axis=-1)[..., 0]
-    where = np.nonzero(off)
-    if not len(where[0]):
-        return out
+    gh, gw = index.shape[1:]
+    where = np.nonzero(~exact & ~allowed[np.arange(gh)[:, None], np.arange(gw), index])
     for start in range(0, len(where[0]), _CELLS_PER_CHUNK):
         at = tuple(w[start : start + _CELLS_PER_CHUNK] for w in where)
         d = np.sqrt(np.square(cell_lab[at][:, None, :] - palette_lab[None]).sum(-1))  # (M, K)
