@@ -117,6 +117,11 @@ def train_cmd(
                            help="A native-grid run: D judges G's fakes snapped to the collection's palette "
                            "(straight-through), as samples and exports are drawn.", rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.snap_fakes,
+    snap_rule: Annotated[
+        str, typer.Option(help="How training's palette snaps (--condition-aux-snap, --snap-fakes) pick a pixel's "
+                          "colour: rgb (the nearest of the palette) or cells (as samples are snapped: CIELAB, "
+                          "preferring the colours the collection draws at that cell).", rich_help_panel=_MODEL)
+    ] = TRAIN_DEFAULTS.snap_rule,
     probe_every: Annotated[
         int, typer.Option(help="Collapse alarm: steps between diversity probes (0 = off).", rich_help_panel=_OUT)
     ] = TRAIN_DEFAULTS.probe_every,

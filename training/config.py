@@ -39,11 +39,12 @@ BEFORE_THE_FIELD: dict[str, Any] = {
     "ada_target": 0.0, "ada_kimg": 100.0, "ada_every": 4, "ema_rampup": 10.0, "probe_every": 0, "canvas": None,
     "condition": "none", "condition_on": None, "condition_min_count": 5, "conditioning": None,
     "condition_aux": 0.0, "condition_aux_view": "augmented", "condition_aux_snap": False,
-    "condition_aux_focal": 0.0, "palette_head": "off", "snap_fakes": False,
+    "condition_aux_focal": 0.0, "palette_head": "off", "snap_fakes": False, "snap_rule": "rgb",
 }
 CONDITIONS = ("none", "traits", "auto")
 AUX_VIEWS = ("augmented", "uncut", "clean", "both")
 PALETTE_HEADS = ("off", "straight", "soft")
+SNAP_RULES = ("rgb", "cells")
 
 # Fields that may change when a run is resumed: how long to train, how often to write, where and how fast
 # to run (a run started on a GPU in bf16 may continue on a CPU). Everything else shapes the training.
@@ -103,6 +104,11 @@ class TrainConfig:
     # colour, Euclidean; straight-through gradients to G's colours), as sample and export give them to users, so
     # G is judged on what the snap makes of its in-between colours (speckles, another hair) and not on them
     snap_fakes: bool = False
+    # how training's snaps (--condition-aux-snap, --snap-fakes) choose each pixel's palette colour: "rgb", the
+    # nearest of the whole palette in RGB; "cells", the rule of the snap users get (training.pixelart): the
+    # nearest in CIELAB, then a colour the collection draws at that cell when one is at most CELL_MARGIN
+    # farther (the whole palette's rule for a pixel-art.json without cell palettes)
+    snap_rule: str = "rgb"
     # objective and regularization
     loss: str = "bce"  # bce (with logits, non-saturating G loss) | hinge | rpgan
     label_smoothing: float = 0.0  # one-sided: real targets are 1 - label_smoothing (bce only)
@@ -194,6 +200,8 @@ class TrainConfig:
                f"--condition-aux-view must be one of {', '.join(AUX_VIEWS)}, got {self.condition_aux_view!r}")
         _check(self.palette_head in PALETTE_HEADS,
                f"--palette-head must be one of {', '.join(PALETTE_HEADS)}, got {self.palette_head!r}")
+        _check(self.snap_rule in SNAP_RULES,
+               f"--snap-rule must be one of {', '.join(SNAP_RULES)}, got {self.snap_rule!r}")
         _check(self.condition_aux_focal >= 0,
                f"--condition-aux-focal must be 0 (off) or more, got {self.condition_aux_focal}")
         if self.condition == "none":  # the auxiliary classifier is a part of conditioned runs only

@@ -19,7 +19,7 @@ from torch import nn
 
 from pipeline.errors import NftganError
 from training.geometry import start_and_stages
-from training.pixelart import PixelArt, hex_rgb
+from training.pixelart import CELL_MARGIN, PixelArt, hex_rgb
 
 def canvas_of(art: PixelArt | None, images: np.ndarray, *, required: bool) -> dict[str, Any] | None:
     """The native-grid record of a cache (``TrainConfig.canvas``), or None when training stays on the cache.
@@ -102,12 +102,63 @@ def palette_tensor(art: PixelArt, device: torch.device) -> torch.Tensor:
     return torch.as_tensor(np.asarray(art.palette, np.float32) / 127.5 - 1.0, device=device)
 
 
-def snap_straight_through(images: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
-    """``images`` (N, 3, H, W), each pixel replaced by its nearest ``palette`` colour (K, 3, Euclidean on the
-    networks' scale) in the forward pass, with the gradient passed straight through to ``images`` (the
-    straight-through estimator, Bengio et al. 2013): what a classifier of the snapped image says, and how
-    each pixel should move to change it."""
-    with torch.no_grad():  # argmin |x - p|^2 = argmax (x . p - |p|^2 / 2): one matmul, no autograd record
-        score = torch.einsum("nchw,kc->nkhw", images.float(), palette) - 0.5 * palette.pow(2).sum(1).view(1, -1, 1, 1)
-        nearest = palette[score.argmax(1)].permute(0, 3, 1, 2).to(images.dtype)
-    return images + (nearest - images).detach()
+#: linear sRGB -> CIE XYZ relative to D50 (sRGB's matrix adapted to D50 with Bradford, as ICC profiles and so
+#: LittleCMS, which training.pixelart.to_lab uses, do), and D50's white point
+_SRGB_TO_XYZ_D50 = ((0.4360747, 0.3850649, 0.1430804), (0.2225045, 0.7168786, 0.0606169),
+                    (0.0139322, 0.0971045, 0.7141733))
+_WHITE_D50 = (0.9642, 1.0, 0.8249)
+
+
+def lab_of(rgb: torch.Tensor) -> torch.Tensor:
+    """(..., 3) colours on the networks' scale ([-1, 1], sRGB) -> (..., 3) CIELAB (D50): the space of the
+    palette snap users get (training.pixelart), in torch for training's snaps."""
+    c = rgb.float().add(1).mul(0.5).clamp(0, 1)
+    linear = torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055).pow(2.4))
+    xyz = linear @ torch.tensor(_SRGB_TO_XYZ_D50, device=rgb.device).T / torch.tensor(_WHITE_D50, device=rgb.device)
+    eps = (6 / 29) ** 3
+    f = torch.where(xyz > eps, xyz.clamp_min(eps).pow(1 / 3), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    fx, fy, fz = f.unbind(-1)
+    return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=-1)
+
+
+class PaletteSnap:
+    """Training's palette snap of a native-grid run (``--condition-aux-snap``, ``--snap-fakes``): each pixel of
+    an (N, 3, grid, grid) batch replaced by a palette colour in the forward pass, with the gradient passed
+    straight through to the pixel (the straight-through estimator, Bengio et al. 2013): what a classifier of
+    the snapped image says, and how each pixel should move to change it.
+
+    ``rule`` (``TrainConfig.snap_rule``): "rgb", the nearest palette colour in RGB; "cells", the rule of the
+    snap users get (:mod:`training.pixelart`, step 2): the nearest in CIELAB, and where the collection never
+    draws that colour at the pixel's cell, the nearest one it does draw there when at most ``CELL_MARGIN``
+    farther (``cell_palettes``: bool (grid, grid, K); None: the nearest in CIELAB)."""
+
+    def __init__(self, palette: torch.Tensor, rule: str = "rgb", cell_palettes: np.ndarray | None = None) -> None:
+        self.palette, self.rule = palette, rule
+        self.lab = lab_of(palette) if rule == "cells" else None
+        self.allowed = (None if rule != "cells" or cell_palettes is None else
+                        torch.as_tensor(np.asarray(cell_palettes, bool), device=palette.device))
+
+    @torch.no_grad()
+    def indices(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, H, W) palette indices of ``images`` (N, 3, H, W) under the rule."""
+        x = images.float()
+        if self.rule == "rgb":  # argmin |x - p|^2 = argmax (x . p - |p|^2 / 2): one matmul
+            p = self.palette
+            score = torch.einsum("nchw,kc->nkhw", x, p) - 0.5 * p.pow(2).sum(1).view(1, -1, 1, 1)
+            return score.argmax(1)
+        d = torch.cdist(lab_of(x.permute(0, 2, 3, 1)).flatten(0, 2), self.lab).view(*x.shape[:1], *x.shape[2:], -1)
+        nearest = d.argmin(-1)  # (N, H, W)
+        if self.allowed is None or self.allowed.shape[:2] != nearest.shape[1:]:
+            return nearest
+        allowed = self.allowed.expand(len(x), -1, -1, -1)
+        own = d.gather(-1, nearest[..., None])[..., 0]
+        drawn = d.masked_fill(~allowed, float("inf"))
+        best = drawn.argmin(-1)
+        take = ~allowed.gather(-1, nearest[..., None])[..., 0] & (drawn.gather(-1, best[..., None])[..., 0]
+                                                                <= own + CELL_MARGIN)
+        return torch.where(take, best, nearest)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        snapped = self.palette[self.indices(images)].permute(0, 3, 1, 2).to(images.dtype)
+        return images + (snapped - images).detach()
+

@@ -21,7 +21,7 @@ BASE: dict[str, Any] = {
     "ema": 0.999, "ema_rampup": 10.0, "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "beta2": 0.999, "grid": "cache",
     "condition": "none", "condition_aux": 0.0, "condition_aux_view": "augmented", "condition_aux_snap": False,
     "condition_aux_focal": 0.0, "palette_head": "off",
-    "snap_fakes": False,
+    "snap_fakes": False, "snap_rule": "rgb",
 }
 
 _R3 = {"loss": "rpgan", "r1_gamma": 0.1, "r2_gamma": 0.1, "d_norm": "none"}
@@ -135,6 +135,14 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
                                                "classifier at weight 5",
                                                {**_AC3_NATIVE, "condition_aux_view": "both",
                                                 "condition_aux_snap": True, "condition_aux": 5.0}),
+    # the classifier's snapped pass snapped as users get samples (CIELAB, the colours drawn at each cell), not
+    # to the nearest of the palette in RGB: the snap users get reads a Normal mouth as a Smile in a fifth of the
+    # default's samples, and a shadow that RGB snaps to the background, CIELAB to the skin
+    "demo-w16-b16-cond-ac5-native-both-snap-cells": ("demo-w16-b16-cond-ac5-native-both-snap with training's snap "
+                                                     "as users get samples (CIELAB, the colours drawn at each cell)",
+                                                     {**_AC3_NATIVE, "condition_aux_view": "both",
+                                                      "condition_aux_snap": True, "condition_aux": 5.0,
+                                                      "snap_rule": "cells"}),
     # the straight-through head drew faces in wrong, saturated colours at the demo budget (the argmax of
     # near-uniform softmaxes, steered by the averaged colour's gradient): the softmax-weighted palette in
     # training, its exact gradient, and the most likely colour only in samples

@@ -39,7 +39,7 @@ from training.conditioning import Vocabulary, build_vocabulary
 from training.config import DEFAULT_STEPS, TrainConfig
 from training.data import DeviceBatches
 from training.devices import resolve_amp, resolve_device
-from training.grid import canvas_of, native_images, palette_tensor, snap_straight_through
+from training.grid import PaletteSnap, canvas_of, native_images, palette_tensor
 from training.outputs import RunOutputs, checkpoint_state
 from training.pixelart import read_pixel_art
 from training.sampling import latents
@@ -166,7 +166,8 @@ def train(ws: Workspace, slug: str, config: TrainConfig, *, progress: Progress |
             images = native_images(cache.images, canvas) if canvas else cache.images
             snap = config.condition_aux_snap and bool(config.condition_aux) and config.conditioning is not None
             wanted = snap or config.snap_fakes
-            palette = palette_tensor(art, device) if wanted and canvas and art is not None else None
+            palette = (PaletteSnap(palette_tensor(art, device), config.snap_rule, art.cell_palettes)
+                       if wanted and canvas and art is not None else None)
             for asked, flag in ((snap, "--condition-aux-snap"), (config.snap_fakes, "--snap-fakes")):
                 if asked and palette is None:
                     notes.append(f"{flag}: off, the run is not on a native pixel grid (no palette to snap to)")
@@ -272,7 +273,7 @@ class _Run:
     outputs: RunOutputs
     notes: list[str]
     images: Any  # what D sees: the cache's images, or their native grid
-    palette: torch.Tensor | None = None  # --condition-aux-snap on a native grid: the palette, on the networks' scale
+    palette: PaletteSnap | None = None  # --condition-aux-snap / --snap-fakes on a native grid: its palette snap
 
 
 def _loop(r: _Run, start: Counters, ckpt: dict[str, Any] | None, progress: Progress | None) -> TrainSummary:
@@ -386,7 +387,8 @@ def _loop(r: _Run, start: Counters, ckpt: dict[str, Any] | None, progress: Progr
 def gan_step(
     models: Models, real: torch.Tensor, cfg: TrainConfig, device: torch.device, augment_ops: tuple[str, ...],
     *, ada: AdaptiveStrength | None = None, regularize: bool = False, cond: torch.Tensor | None = None,
-    blocks: tuple[tuple[int, int, bool, int | None], ...] | None = None, palette: torch.Tensor | None = None,
+    blocks: tuple[tuple[int, int, bool, int | None], ...] | None = None,
+    palette: PaletteSnap | None = None,
 ) -> torch.Tensor:
     """One D update then one G update; returns (loss_g, loss_d, D(x), D(G(z)), traits_d, traits_g) on the device
     (the last two: the auxiliary classifier's loss on the real batch and G's on its fakes; 0 without it).
@@ -404,10 +406,10 @@ def gan_step(
     mean), and G's loss gains its verdict on the fakes against the traits they were drawn for;
     ``cfg.condition_aux_view``: "clean", both verdicts on the images before DiffAugment, in a pass of their
     own; "uncut", the same pass on the images with every op of the policy but cutout; "both", the mean of
-    the augmented and the clean verdicts' losses. ``palette`` (a native grid's, when ``cfg.condition_aux_snap``
-    or ``cfg.snap_fakes`` asks for it): with ``condition_aux_snap``, that own pass judges G's fakes snapped to
-    it, straight through (:func:`training.grid.snap_straight_through`); with ``snap_fakes``, every verdict
-    on the fakes does (the adversarial loss's and the classifier's, D's step and G's).
+    the augmented and the clean verdicts' losses. ``palette`` (a native grid's snap, when
+    ``cfg.condition_aux_snap`` or ``cfg.snap_fakes`` asks for it, :class:`training.grid.PaletteSnap`): with ``condition_aux_snap``, that own pass judges G's fakes
+    snapped, straight through; with ``snap_fakes``, every verdict on the fakes does (the adversarial loss's
+    and the classifier's, D's step and G's).
     """
     m = models
     p = ada.p if ada is not None else None
@@ -440,7 +442,7 @@ def gan_step(
     with m.autocast(device):
         fake = m.g_train(z, *c)
         if cfg.snap_fakes and palette is not None:  # D judges (and G is judged on) the fakes as users get them
-            fake = snap_straight_through(fake, palette)
+            fake = palette(fake)
         real_in, fake_in = augment(real), augment(fake.detach())
         if regularize:
             real_in = real_in.detach().requires_grad_(cfg.r1_gamma > 0)
@@ -482,7 +484,7 @@ def gan_step(
         loss_g = losses.generator_loss(cfg.loss, g_fake_logits, g_real_logits)
         if aux:
             traits_g = aux_loss(g_fake_traits, m.d_frozen,
-                                fake if aux_palette is None or cfg.snap_fakes else snap_straight_through(fake, aux_palette),
+                                fake if aux_palette is None or cfg.snap_fakes else aux_palette(fake),
                                 focal=cfg.condition_aux_focal)
         total_g = loss_g + aux * traits_g if aux else loss_g
     m.opt_g.zero_grad(set_to_none=True)

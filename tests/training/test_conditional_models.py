@@ -235,13 +235,13 @@ def test_the_snapped_view_judges_gs_fakes_on_the_palette_with_gradients_straight
     from training.conditioning import build_vocabulary
     from training.config import TrainConfig
     from training.distributed import DistContext
-    from training.grid import snap_straight_through
+    from training.grid import PaletteSnap
     from training.losses import trait_classification_loss
     from training.train import gan_step
 
     palette = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0], [1.0, -0.5, -1.0], [0.0, 0.2, 0.9]])
     x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (4, 3, 5, 5)).astype(np.float32)).requires_grad_()
-    y = snap_straight_through(x, palette)
+    y = PaletteSnap(palette)(x)
     pixels, colours = y.detach().permute(0, 2, 3, 1).reshape(-1, 3), x.detach().permute(0, 2, 3, 1).reshape(-1, 3)
     nearest = torch.cdist(colours, palette).argmin(1)
     assert torch.allclose(pixels, palette[nearest], atol=1e-6) and len(set(nearest.tolist())) > 1
@@ -262,9 +262,9 @@ def test_the_snapped_view_judges_gs_fakes_on_the_palette_with_gradients_straight
         fake = copy.deepcopy(models.g)(torch.randn(16, cfg.z_dim), cond).detach()  # the step's fakes
         torch.manual_seed(1)
         out = gan_step(models, real, cfg, torch.device("cpu"), ops, cond=cond, blocks=vocab.blocks(),
-                       palette=palette if snapped else None)
+                       palette=PaletteSnap(palette) if snapped else None)
         with torch.no_grad():  # D after its update, as G's side of the step saw it
-            judged = snap_straight_through(fake, palette) if snapped else fake
+            judged = PaletteSnap(palette)(fake) if snapped else fake
             expected = trait_classification_loss(models.d(judged, cond, classify=True)[1], cond, vocab.blocks())
         assert out[5].item() == pytest.approx(expected.item(), rel=1e-5), (snapped, ops)
         said[snapped, ops] = out[5].item()

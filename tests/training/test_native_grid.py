@@ -206,7 +206,7 @@ def test_snap_fakes_has_d_judge_gs_fakes_snapped_to_the_palette() -> None:
     from training.build import build_models
     from training.config import TrainConfig
     from training.distributed import DistContext
-    from training.grid import snap_straight_through
+    from training.grid import PaletteSnap
     from training.losses import generator_loss
     from training.train import gan_step
 
@@ -221,10 +221,50 @@ def test_snap_fakes_has_d_judge_gs_fakes_snapped_to_the_palette() -> None:
         torch.manual_seed(1)
         fake = copy.deepcopy(models.g)(torch.randn(16, cfg.z_dim)).detach()  # the step's fakes
         torch.manual_seed(1)
-        out = gan_step(models, real.contiguous(), cfg, torch.device("cpu"), (), palette=palette)
+        out = gan_step(models, real.contiguous(), cfg, torch.device("cpu"), (), palette=PaletteSnap(palette))
         with torch.no_grad():  # D after its update, as G's side of the step saw it
-            judged = snap_straight_through(fake, palette) if snapped else fake
+            judged = PaletteSnap(palette)(fake) if snapped else fake
             expected = generator_loss("bce", models.d(judged), None)
         assert out[0].item() == pytest.approx(expected.item(), rel=1e-5), snapped
         said[snapped] = out[0].item()
     assert abs(said[True] - said[False]) > 1e-4
+
+
+def test_the_cells_snap_rule_of_training_snaps_as_users_get_samples() -> None:
+    """--snap-rule cells: training's straight-through snap picks the colour the users' snap
+    (training.pixelart) picks: CIELAB, and a colour the collection draws at the cell when nearly as near."""
+    import torch
+
+    from training import pixelart
+    from training.grid import PaletteSnap, lab_of
+
+    rng = np.random.default_rng(0)
+    colours = rng.integers(0, 256, (4000, 3)).astype(np.uint8)
+    on_scale = lambda a: torch.from_numpy(np.asarray(a, np.float32) / 127.5 - 1)  # noqa: E731
+    # LittleCMS's 8-bit Lab rounds L to 100/255 and a, b to whole numbers
+    assert np.abs(lab_of(on_scale(colours)).numpy() - pixelart.to_lab(colours)).max() < 1.0
+
+    skin, mole, brown, gray = (219, 177, 128), (131, 106, 77), (90, 40, 30), (128, 128, 128)
+    palette = np.array([skin, mole, brown, gray], np.uint8)
+    allowed = np.zeros((24, 24, 4), bool)
+    allowed[..., [0, 3]] = True
+    image = np.broadcast_to(np.array(gray, np.uint8), (24, 24, 3)).copy()
+    image[6:20, 6:18] = skin
+    image[12, 8], image[14, 14], image[16, 10] = (172, 139, 101), (96, 46, 36), mole  # shadow, near brown, mole
+    chw = image.transpose(2, 0, 1)[None]
+    users = pixelart.snap_to_pixel_art(chw, (24, 24), palette, cell_palettes=allowed)
+    cells = PaletteSnap(on_scale(palette), "cells", allowed)(on_scale(chw))
+    assert torch.equal(cells, on_scale(users))  # the shadow is the skin, a near brown brown, the mole the mole
+    rgb = PaletteSnap(on_scale(palette), "rgb")(on_scale(chw))
+    assert rgb[0, :, 12, 8].tolist() == on_scale(gray).tolist()  # nearest in RGB: a hole of background
+
+    # random colours on random cell palettes: the same colour but where 8-bit Lab ties or the users' snap
+    # flattens a background
+    palette = rng.integers(0, 256, (16, 3)).astype(np.uint8)
+    allowed = rng.random((24, 24, 16)) < 0.3
+    images = rng.integers(0, 256, (32, 3, 24, 24)).astype(np.uint8)
+    users = pixelart.snap_to_pixel_art(images, (24, 24), palette, cell_palettes=allowed)
+    drawn = palette[PaletteSnap(on_scale(palette), "cells", allowed).indices(on_scale(images)).numpy()]
+    assert (drawn.transpose(0, 3, 1, 2) == users).all(1).mean() > 0.97
+    nearest = palette[PaletteSnap(on_scale(palette), "rgb").indices(on_scale(images)).numpy()]
+    assert (nearest.transpose(0, 3, 1, 2) == users).all(1).mean() < 0.8
