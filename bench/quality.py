@@ -566,11 +566,21 @@ def steps_for(state: dict[str, Any], recipe: str, budget: str) -> int:
 # -- main -----------------------------------------------------------------------------------------------
 def merge_state(state: dict[str, Any], as_read: dict[str, Any], disk: dict[str, Any], keys: tuple[str, ...]) -> None:
     """Merge results.json as another benchmark process left it (``disk``) into this process's ``state``, per
-    entry: what this process added or changed since it read the file (``as_read``) wins, every other entry
-    takes the file's version, so two processes never overwrite each other's newer records."""
+    entry and, for an entry both changed, per field: what this process added or changed since it read the
+    file (``as_read``) wins, everything else takes the file's version, so two processes never overwrite
+    each other's newer records (a rescore's snapped KID and a final stage's raw KID of the same run)."""
     for key in keys:
-        mine = {k: v for k, v in state[key].items() if k not in disk.get(key, {}) or v != as_read[key].get(k)}
-        state[key] = {**disk.get(key, {}), **mine}
+        read, saved = as_read.get(key, {}), disk.get(key, {})
+        mine = {}
+        for k, v in state[key].items():
+            if k in saved and v == read.get(k):
+                continue  # unchanged here: the file's version
+            before = read.get(k)
+            if isinstance(v, dict) and isinstance(before, dict) and isinstance(saved.get(k), dict):
+                changed = {f: fv for f, fv in v.items() if f not in before or fv != before[f]}
+                v = {**saved[k], **changed}  # both changed it: the file's fields, then the ones changed here
+            mine[k] = v
+        state[key] = {**saved, **mine}
 
 
 def main() -> None:  # noqa: C901 (one straight script)
