@@ -144,3 +144,8 @@ def test_two_benchmark_processes_keep_each_others_newer_records() -> None:
     disk = {"runs": {"x/s0": {"kid": 0.1}, "x/s1": {"kid": 0.9}, "z/s0": {"kid": 0.5}}}  # B saved meanwhile
     merge_state(a, read_by_a, disk, keys)
     assert a["runs"] == {"x/s0": {"kid": 0.1}, "x/s1": {"kid": 0.2}, "y/s0": {"kid": 0.3}, "z/s0": {"kid": 0.5}}
+    # both changed one run, each another field (a final stage its raw KID, a rescore its snapped KID): both kept
+    read = {"runs": {"r/s0": {"traits": 1}}}
+    a = {"runs": {"r/s0": {"traits": 2, "kid": 0.4}}}
+    merge_state(a, read, {"runs": {"r/s0": {"traits": 1, "kid_snapped": 0.3}}}, keys)
+    assert a["runs"] == {"r/s0": {"traits": 2, "kid": 0.4, "kid_snapped": 0.3}}
