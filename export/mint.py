@@ -61,6 +61,11 @@ CONTACT_SHEET_MAX = 1024
 #: a conditioned export's given-up trait set first keeps the value the classifier missed this many times, in
 #: another set of the collection that holds it (:meth:`_Asking.redraw`), before that value is given up
 KEEP_VALUE_REDRAWS = 2
+#: a value the classifier missed in this many given-up trait sets, with no token accepted holding it, is one
+#: the generator does not draw: a later set holding it is given up at its first such rejection, and its value
+#: changed at once (a 10-minute checkpoint that never learned 3D Glasses spent 96 candidates on each of ~94
+#: tokens asking for them and ran out of draws: docs/quality.md)
+UNDRAWABLE_AFTER = 3
 #: rejections listed one by one in collection.json at most (all are counted)
 LISTED_REJECTIONS_MAX = 1000
 
@@ -104,6 +109,9 @@ class ExportSummary:
             missed = ", ".join(f"{k} {v}" for k, v in list(self.given_up["missed"].items())[:5])
             lines.append(f"  trait sets given up (drawn for another set of the table): {self.given_up['tokens']} tokens; "
                          f"the classifier missed {missed}{', ...' if len(self.given_up['missed']) > 5 else ''}")
+        if self.given_up.get("undrawable"):
+            lines.append(f"  values this generator does not draw (given up at once after {UNDRAWABLE_AFTER} sets): "
+                         + ", ".join(self.given_up["undrawable"]))
         if self.pixel_art is not None:
             w, h = self.pixel_art["grid"]
             lines.append(f"  snapped to the {w}x{h} pixel grid and {self.pixel_art['palette_size']}-colour palette")
@@ -299,6 +307,8 @@ def _draw_asked(loaded: Any, config: ExportConfig, art: Any, check: "_Check | No
     tries = [0] * n
     redraws = [0] * n
     missed: Counter[str] = Counter()
+    accepted_with: Counter[str] = Counter()  # accepted tokens per asked value ("Type=value", as missed counts)
+    undrawable: set[str] = set()  # values given up UNDRAWABLE_AFTER times and never accepted
     seen: dict[bytes, int] = {}
     pending = list(range(n))
     draws = config.draws_per_token(asked=True)
@@ -319,31 +329,38 @@ def _draw_asked(loaded: Any, config: ExportConfig, art: Any, check: "_Check | No
             if why is None:
                 seen[digest] = token
                 images[token], labels[token] = shown[slot], asked[slot] or {}
+                accepted_with.update(_missed_key(t, v) for t, v in (asked[slot] or {}).items())
                 done += 1
                 continue
             _reject(rejected, rejections, *why, candidate=block * BLOCK + slot,
                     token=config.first_token_id + token)
             tries[token] += 1
-            if tries[token] >= min(draws, config.tries_per_trait_set):
-                m = mismatches[slot]
-                if m is not None:
-                    asked_value = m["asked"]  # a value, a list of a set type's values, or None (not asked)
-                    value = ("+".join(asked_value) or "(no value)" if isinstance(asked_value, list) else
-                             "(not asked)" if asked_value is None else str(asked_value))
-                    missed[f"{m['type']}={value}"] += 1
-                else:
-                    missed[why[0]] += 1
+            m = mismatches[slot]
+            key = None if m is None else _missed_key(m["type"], m["asked"])
+            if tries[token] >= min(draws, config.tries_per_trait_set) or key in undrawable:
+                missed[why[0] if key is None else key] += 1
+                if key is not None and missed[key] >= UNDRAWABLE_AFTER and not accepted_with[key]:
+                    undrawable.add(key)
                 redraws[token] += 1
                 tries[token] = 0
-                plan[token] = asking.redraw(config.seed, token, redraws[token], plan[token],
+                attempt = max(redraws[token], KEEP_VALUE_REDRAWS + 1) if key in undrawable else redraws[token]
+                plan[token] = asking.redraw(config.seed, token, attempt, plan[token],
                                             None if m is None else m["type"], quotas - plan.sum(axis=0) + plan[token])
             pending.append(token)
         block += 1
         report(progress, "export", done, n, unit="tokens", label="tokens accepted", candidates=drawn,
                rejected=sum(rejected.values()))
     given_up = {"tokens": sum(1 for r in redraws if r), "trait_sets": sum(redraws),
-                "missed": dict(sorted(missed.items(), key=lambda kv: (-kv[1], kv[0])))}
+                "missed": dict(sorted(missed.items(), key=lambda kv: (-kv[1], kv[0]))), "undrawable": sorted(undrawable)}
     return [im for im in images if im is not None], labels, drawn, given_up
+
+
+def _missed_key(kind: str, asked_value: Any) -> str:
+    """"Type=value" of an asked value: a value, a list of a set type's values ("a+b", "(no value)"), or None
+    ("(not asked)"): how given-up sets are counted and values judged undrawable."""
+    value = ("+".join(asked_value) or "(no value)" if isinstance(asked_value, list) else
+             "(not asked)" if asked_value is None else str(asked_value))
+    return f"{kind}={value}"
 
 
 def _claim(out: Path, slug: str) -> None:

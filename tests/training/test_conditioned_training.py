@@ -184,22 +184,26 @@ def test_a_rejected_token_is_redrawn_for_the_same_traits_and_an_undrawable_set_i
     planned_accessories = doc["traits"]["achieved"]["accessory"]
     assert doc["rejected"].get("trait-mismatch:type", 0) >= 3 and summary.candidates == 40 + doc["rejected"]["trait-mismatch:type"]
     assert doc["traits"]["achieved"]["type"] == {"Dark": 0.25, "Light": 0.75}  # not tilted towards Dark
-    assert doc["traits"]["given_up"] == {"tokens": 0, "trait_sets": 0, "missed": {}}
+    assert doc["traits"]["given_up"] == {"tokens": 0, "trait_sets": 0, "missed": {}, "undrawable": []}
 
-    # the classifier never sees a Dark skin: each of the 10 Dark tokens tries 3 candidates of its set, then
-    # (KEEP_VALUE_REDRAWS = 2) two other sets of the collection with a Dark skin, 3 candidates each, before
-    # the skin is given up for another value
-    assert mint.KEEP_VALUE_REDRAWS == 2
+    # the classifier never sees a Dark skin. The 10 Dark tokens are drawn together, a pass at a time: each is
+    # rejected 3 times (tries_per_trait_set); the first 2 to give up their set keep the Dark skin in another set
+    # of the collection (KEEP_VALUE_REDRAWS); the third give-up (UNDRAWABLE_AFTER) with no token accepted with a
+    # Dark skin makes Dark a value this generator does not draw: that token and the other 7 change it at once,
+    # and the first 2 give up their second Dark set at its first rejection. Before, each token spent 3 sets of 3 candidates
+    # (90 rejections), and a 10-minute checkpoint that never drew 3D Glasses ran an export out of draws
+    assert (mint.KEEP_VALUE_REDRAWS, mint.UNDRAWABLE_AFTER) == (2, 3)
     monkeypatch.setattr(mint._Asking, "mismatches", classifier_that_misses(lambda im, a: a.get("type") == "Dark"))
     summary = mint.export_collection(punks, "punks", "redrawn", ExportConfig(n=40, out=tmp_path / "b", max_draws_per_token=8,
                                                                        tries_per_trait_set=3, **cfg))
     doc = json.loads((tmp_path / "b" / "collection.json").read_text())
     given_up = doc["traits"]["given_up"]
-    assert given_up == {"tokens": 10, "trait_sets": 30, "missed": {"type=Dark": 30}}
-    assert doc["rejected"]["trait-mismatch:type"] == 10 * 3 * 3  # only Dark candidates are rejected: 3 Dark sets each
+    assert given_up == {"tokens": 10, "trait_sets": 2 * 2 + 8, "missed": {"type=Dark": 12}, "undrawable": ["type=Dark"]}
+    assert doc["rejected"]["trait-mismatch:type"] == 2 * (3 + 1) + 8 * 3  # only Dark candidates are rejected
     assert doc["traits"]["achieved"]["type"] == {"Light": 1.0} and doc["traits"]["total_variation"]["type"] == 0.25
     assert "trait sets given up (drawn for another set of the table): 10 tokens; the classifier missed type=Dark" \
         in summary.describe()
+    assert "values this generator does not draw (given up at once after 3 sets): type=Dark" in summary.describe()
 
     # the classifier misses a Dark skin only beside an earring: another Dark set of the collection (drawn for
     # the token's skin kept) rescues those tokens, so the table's skins come out exact; before, each such
@@ -220,8 +224,8 @@ def test_a_rejected_token_is_redrawn_for_the_same_traits_and_an_undrawable_set_i
     summary = mint.export_collection(punks, "punks", "redrawn", ExportConfig(n=40, out=tmp_path / "t", max_draws_per_token=8,
                                                                        tries_per_trait_set=2, **cfg))
     doc = json.loads((tmp_path / "t" / "collection.json").read_text())
-    assert doc["traits"]["given_up"]["tokens"] == 10 and doc["traits"]["given_up"]["trait_sets"] == 30
-    assert doc["rejected"]["trait-mismatch:type"] == 2 * doc["traits"]["given_up"]["trait_sets"]
+    assert doc["traits"]["given_up"]["tokens"] == 10 and doc["traits"]["given_up"]["trait_sets"] == 2 * 2 + 8
+    assert doc["rejected"]["trait-mismatch:type"] == 2 * (2 + 1) + 8 * 2  # 2 candidates a set until Dark is undrawable
     assert doc["config"]["tries_per_trait_set"] == 2
     with pytest.raises(NftganError, match="--tries-per-trait-set must be at least 1, got 0"):
         ExportConfig(tries_per_trait_set=0)
