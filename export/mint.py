@@ -63,8 +63,9 @@ CONTACT_SHEET_MAX = 1024
 KEEP_VALUE_REDRAWS = 2
 #: a value the classifier missed in this many given-up trait sets, with no token accepted holding it, is one
 #: the generator does not draw: a later set holding it is given up at its first such rejection, and its value
-#: changed at once (a 10-minute checkpoint that never learned 3D Glasses spent 96 candidates on each of ~94
-#: tokens asking for them and ran out of draws: docs/quality.md)
+#: changed at once (exports of 1,000 from two 10-minute checkpoints that never drew a Tiara and seldom 3D
+#: Glasses spent 96 candidates on each token asking for them and ran out of draws; they now finish:
+#: docs/quality.md)
 UNDRAWABLE_AFTER = 3
 #: rejections listed one by one in collection.json at most (all are counted)
 LISTED_REJECTIONS_MAX = 1000

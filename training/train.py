@@ -407,9 +407,9 @@ def gan_step(
     ``cfg.condition_aux_view``: "clean", both verdicts on the images before DiffAugment, in a pass of their
     own; "uncut", the same pass on the images with every op of the policy but cutout; "both", the mean of
     the augmented and the clean verdicts' losses. ``palette`` (a native grid's snap, when
-    ``cfg.condition_aux_snap`` or ``cfg.snap_fakes`` asks for it, :class:`training.grid.PaletteSnap`): with ``condition_aux_snap``, that own pass judges G's fakes
-    snapped, straight through; with ``snap_fakes``, every verdict on the fakes does (the adversarial loss's
-    and the classifier's, D's step and G's).
+    ``cfg.condition_aux_snap`` or ``cfg.snap_fakes`` asks for it, :class:`training.grid.PaletteSnap`): with
+    ``condition_aux_snap``, that own pass judges G's fakes snapped, straight through; with ``snap_fakes``,
+    every verdict on the fakes does (the adversarial loss's and the classifier's, D's step and G's).
     """
     m = models
     p = ada.p if ada is not None else None
