@@ -29,6 +29,8 @@ _R3 = {"loss": "rpgan", "r1_gamma": 0.1, "r2_gamma": 0.1, "d_norm": "none"}
 #: (the default is now its "both" variant)
 _AC3_NATIVE = {"base_width": 16, "ema": 0.98, "batch_size": 16, "condition": "traits", "condition_aux": 3.0,
                "grid": "auto"}
+#: the default's row ("demo-w16-b16-cond-ac5-native-both-snap"), of which the snap-rule variants change one option
+_AC5_SNAP = {**_AC3_NATIVE, "condition_aux_view": "both", "condition_aux_snap": True, "condition_aux": 5.0}
 
 #: name -> (what the docs' table says it is, overrides of BASE)
 CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -132,24 +134,19 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
                                           "weight 5", {**_AC3_NATIVE, "condition_aux_view": "both",
                                                        "condition_aux": 5.0}),
     "demo-w16-b16-cond-ac5-native-both-snap": ("demo-w16-b16-cond-ac3-native-both-snap with the auxiliary "
-                                               "classifier at weight 5",
-                                               {**_AC3_NATIVE, "condition_aux_view": "both",
-                                                "condition_aux_snap": True, "condition_aux": 5.0}),
+                                               "classifier at weight 5", _AC5_SNAP),
     # the classifier's snapped pass snapped as users get samples (CIELAB, the colours drawn at each cell), not
     # to the nearest of the palette in RGB: the snap users get reads a Normal mouth as a Smile in a fifth of the
     # default's samples, and a shadow that RGB snaps to the background, CIELAB to the skin
     "demo-w16-b16-cond-ac5-native-both-snap-cells": ("demo-w16-b16-cond-ac5-native-both-snap with training's snap "
                                                      "as users get samples (CIELAB, the colours drawn at each cell)",
-                                                     {**_AC3_NATIVE, "condition_aux_view": "both",
-                                                      "condition_aux_snap": True, "condition_aux": 5.0,
-                                                      "snap_rule": "cells"}),
+                                                     {**_AC5_SNAP, "snap_rule": "cells"}),
     # with it the mouth was drawn as asked in every seed (0.86 ± 0.01 snapped) but one seed or another never drew
     # a rarer eye value (3D Glasses 0.00, VR 0.08): the focal weights move G's classifier pull to such values
     "demo-w16-b16-cond-ac5-native-both-snap-cells-focal": ("demo-w16-b16-cond-ac5-native-both-snap-cells with G's "
                                                            "classifier loss focal (gamma 2)",
-                                                           {**_AC3_NATIVE, "condition_aux_view": "both",
-                                                            "condition_aux_snap": True, "condition_aux": 5.0,
-                                                            "snap_rule": "cells", "condition_aux_focal": 2.0}),
+                                                           {**_AC5_SNAP, "snap_rule": "cells",
+                                                            "condition_aux_focal": 2.0}),
     # the straight-through head drew faces in wrong, saturated colours at the demo budget (the argmax of
     # near-uniform softmaxes, steered by the averaged colour's gradient): the softmax-weighted palette in
     # training, its exact gradient, and the most likely colour only in samples
