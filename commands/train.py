@@ -106,6 +106,11 @@ def train_cmd(
                             "(1 - p)**FOCAL, p the classifier's probability of the asked traits (focal loss; "
                             "0 = off).", rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.condition_aux_focal,
+    condition_balance: Annotated[
+        float, typer.Option(help="A conditioned run: G's trait sets in training are the collection's, drawn with "
+                            "each type's value shares raised to 1 - BALANCE (0 = as in the collection, 1 = every "
+                            "value alike), so rare values are asked for more often.", rich_help_panel=_MODEL)
+    ] = TRAIN_DEFAULTS.condition_balance,
     palette_head: Annotated[
         str, typer.Option(help="A native-grid run: G draws every pixel from a softmax over the collection's "
                           "palette, its samples the most likely colour: straight (that colour in training too, "

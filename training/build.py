@@ -18,6 +18,7 @@ from pipeline.cache import TensorCache
 from pipeline.errors import NftganError
 from pipeline.workspace import RunPaths
 from training import checkpoints, devices, distributed
+from training.conditioning import Vocabulary, balance_weights
 from training.config import TrainConfig
 from training.data import DeviceBatches
 from training.grid import head_palette
@@ -194,9 +195,15 @@ def build_batches(
     config: TrainConfig, images: Any, device: torch.device, ctx: distributed.DistContext, start: Counters,
     conditions: Any = None,
 ) -> DeviceBatches:
-    """Batches of ``images`` (the cache's, or their native grid: training.grid), with their conditions."""
+    """Batches of ``images`` (the cache's, or their native grid: training.grid), with their conditions (and,
+    with ``config.condition_balance``, G's own draw of them: training.conditioning.balance_weights)."""
+    weights = None
+    if conditions is not None and config.condition_balance > 0 and config.conditioning:
+        blocks = Vocabulary.from_dict(config.conditioning["vocabulary"]).blocks()
+        weights = balance_weights(conditions, blocks, config.condition_balance)
     return DeviceBatches(
         images, batch_size=config.batch_size, device=device, seed=config.seed,
         world_size=ctx.world_size, rank=ctx.rank, mode=config.data_on_device,
         start_step=start.step, images_seen_at_start=start.images_seen, conditions=conditions,
+        fake_weights=weights,
     )  # fmt: skip

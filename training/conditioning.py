@@ -161,6 +161,24 @@ class Vocabulary:
                    f"{UNKNOWN}" if unknown else ""))
 
 
+def balance_weights(conditions: np.ndarray, blocks: Sequence[tuple[int, int, bool, int | None]],
+                    balance: float) -> np.ndarray:
+    """Per-row weights (float64, summing to 1) that draw the collection's trait sets with rarer values more
+    often: each row's weight is the product over trait types of the share of rows whose block equals its own
+    (a single-valued type's class; a set type's exact set), raised to ``-balance``. Where types are
+    independent, each type's values are then drawn with their shares raised to ``1 - balance``, renormalized
+    (0: as in the collection; 1: every value alike), and every drawn set is one the collection holds."""
+    if not 0.0 <= balance <= 1.0:
+        raise NftganError(f"--condition-balance must be between 0 and 1, got {balance}")
+    log_w = np.zeros(len(conditions), np.float64)
+    for offset, width, _is_set, _unknown in blocks:
+        _, inverse, counts = np.unique(conditions[:, offset:offset + width], axis=0, return_inverse=True,
+                                       return_counts=True)
+        log_w -= balance * np.log(counts[inverse.reshape(-1)] / len(conditions))
+    w = np.exp(log_w - log_w.max())
+    return w / w.sum()
+
+
 def build_vocabulary(
     labels: Sequence[Labels | None],
     trait_types: Sequence[str],

@@ -40,6 +40,7 @@ BEFORE_THE_FIELD: dict[str, Any] = {
     "condition": "none", "condition_on": None, "condition_min_count": 5, "conditioning": None,
     "condition_aux": 0.0, "condition_aux_view": "augmented", "condition_aux_snap": False,
     "condition_aux_focal": 0.0, "palette_head": "off", "snap_fakes": False, "snap_rule": "rgb",
+    "condition_balance": 0.0,
 }
 CONDITIONS = ("none", "traits", "auto")
 AUX_VIEWS = ("augmented", "uncut", "clean", "both")
@@ -190,6 +191,10 @@ class TrainConfig:
     # of the asked value), normalized to the same mean: the pull moves to the values G does not draw yet
     # (0: off, every fake alike)
     condition_aux_focal: float = 0.0
+    # G's trait sets in training: those of the real batch (0), or the collection's trait sets drawn with each
+    # type's value shares raised to 1 - BALANCE (training.conditioning.balance_weights; 1: every value alike),
+    # so G is asked for rare values (a Tiara on 1.5% of the tokens) more often than the collection holds them
+    condition_balance: float = 0.0
     # recorded by train(), not an option: the conditioning vocabulary and the size of its pool of trait sets
     conditioning: dict[str, Any] | None = field(default=None, hash=False)
 
@@ -207,6 +212,8 @@ class TrainConfig:
                f"--snap-rule must be one of {', '.join(SNAP_RULES)}, got {self.snap_rule!r}")
         _check(self.condition_aux_focal >= 0,
                f"--condition-aux-focal must be 0 (off) or more, got {self.condition_aux_focal}")
+        _check(0 <= self.condition_balance <= 1,
+               f"--condition-balance must be between 0 and 1, got {self.condition_balance}")
         if self.condition == "none":  # the auxiliary classifier is a part of conditioned runs only
             object.__setattr__(self, "condition_aux", 0.0)
         _check(isinstance(self.condition_min_count, int) and self.condition_min_count >= 1,

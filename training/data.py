@@ -74,6 +74,7 @@ class DeviceBatches:
         start_step: int = 0,
         images_seen_at_start: int = 0,
         conditions: np.ndarray | None = None,
+        fake_weights: np.ndarray | None = None,
     ) -> None:
         self.images = images
         self.batch_size = batch_size
@@ -94,6 +95,11 @@ class DeviceBatches:
             self._resident = _to_device(images, device)
         # a trait-conditioned run: one condition vector per image (float32 (N, C), small), kept on the device
         self._conditions = None if conditions is None else torch.from_numpy(np.asarray(conditions, np.float32)).to(device)
+        # a balanced run (training.conditioning.balance_weights): G's trait sets are the rows' vectors drawn
+        # with these weights, a draw of its own per step (seeded by seed, rank and step: exact on resume)
+        self._seed = seed
+        self._fake_weights = (None if fake_weights is None or conditions is None
+                              else torch.from_numpy(np.asarray(fake_weights, np.float64)))
 
     def positions(self, step: int) -> tuple[int, int]:
         """First stream position of this rank's batch at ``step``, and the batch size."""
@@ -119,6 +125,15 @@ class DeviceBatches:
         if self._conditions is None:
             return None
         return self._conditions.index_select(0, self.indices(step).to(self.device))
+
+    def fake_conditions(self, step: int) -> torch.Tensor | None:
+        """The condition vectors G draws the fakes of ``step`` for: the real batch's (``conditions(step)``),
+        or with ``fake_weights`` a draw of their own, with replacement."""
+        if self._fake_weights is None or self._conditions is None:
+            return self.conditions(step)
+        g = torch.Generator().manual_seed((((self._seed * 1_000_003 + step) * 4099 + self.rank) * 7919 + 1) % 2**63)
+        rows = torch.multinomial(self._fake_weights, self.batch_size, replacement=True, generator=g)
+        return self._conditions.index_select(0, rows.to(self.device))
 
     # -- streaming ------------------------------------------------------------------------------------
     def _load_chunk(self, chunk_id: int) -> torch.Tensor:

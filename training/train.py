@@ -323,7 +323,8 @@ def _loop(r: _Run, start: Counters, ckpt: dict[str, Any] | None, progress: Progr
         torch.manual_seed(step_seed(cfg.seed, ctx.rank, step))  # exact resume: each step is reseeded
         regularize = (cfg.r1_gamma > 0 or cfg.r2_gamma > 0) and step % cfg.reg_every == 0
         window.add(gan_step(models, r.batches.get(step), cfg, r.device, augment_ops, ada=ada, regularize=regularize,
-                            cond=r.batches.conditions(step), blocks=blocks, palette=r.palette))
+                            cond=r.batches.conditions(step), blocks=blocks, palette=r.palette,
+                            fake_cond=r.batches.fake_conditions(step)))
         update_ema(models, cfg.ema, step + ema_offset, rampup=cfg.ema_rampup)
         step, images_seen = step + 1, images_seen + per_step
         elapsed = start.elapsed_s + time.monotonic() - t0
@@ -388,14 +389,16 @@ def gan_step(
     models: Models, real: torch.Tensor, cfg: TrainConfig, device: torch.device, augment_ops: tuple[str, ...],
     *, ada: AdaptiveStrength | None = None, regularize: bool = False, cond: torch.Tensor | None = None,
     blocks: tuple[tuple[int, int, bool, int | None], ...] | None = None,
-    palette: PaletteSnap | None = None,
+    palette: PaletteSnap | None = None, fake_cond: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One D update then one G update; returns (loss_g, loss_d, D(x), D(G(z)), traits_d, traits_g) on the device
     (the last two: the auxiliary classifier's loss on the real batch and G's on its fakes; 0 without it).
 
     ``cond``: a trait-conditioned run's condition vectors of the real batch (training.conditioning); G draws
     the fakes for the same conditions, so both sides follow the collection's trait distribution, and D
-    judges each image with its condition (projection).
+    judges each image with its condition (projection). ``fake_cond``: G draws the fakes for these conditions
+    instead (``cfg.condition_balance``: trait sets drawn with rarer values more often; D judges each fake with
+    its own condition, and G's classifier loss asks for it).
 
     ``regularize``: this step's D update also carries the R1/R2 penalties (``reg_every`` times their weight,
     StyleGAN2's lazy regularization), through the uncompiled D (it is differentiated twice). ``ada``: the
@@ -421,6 +424,9 @@ def gan_step(
     z = torch.randn(b, cfg.z_dim, device=device)
     d_net = m.d_reg if regularize and m.d_reg is not None else m.d_train
     c = () if cond is None else (cond,)  # the networks' extra argument, when conditioned
+    if fake_cond is None:
+        fake_cond = cond
+    cf = () if fake_cond is None else (fake_cond,)  # the fakes' (the real batch's, unless balanced)
     aux = cfg.condition_aux if cond is not None and blocks is not None else 0.0
     # the classifier's views: a ride on the adversarial pass ("augmented"; "both"), and/or a pass of D of its
     # own on the images before DiffAugment ("clean"; "both") or after every op of it but cutout ("uncut")
@@ -431,16 +437,18 @@ def gan_step(
     own_pass = bool(aux) and view != "augmented" and (aux_ops != tuple(augment_ops) or aux_palette is not None)
     k = {"classify": True} if aux and (view in ("augmented", "both") or not own_pass) else {}
 
-    def aux_loss(shared: torch.Tensor | None, net: Any, images: torch.Tensor, focal: float = 0.0) -> torch.Tensor:
-        """The mean of the classifier's views' losses: ``shared``, its logits from the adversarial pass (when
-        ``k`` asked for them), and its own pass of ``net`` over ``images`` (``own_pass``)."""
-        assert cond is not None and blocks is not None
+    def aux_loss(shared: torch.Tensor | None, net: Any, images: torch.Tensor, target: torch.Tensor,
+                 focal: float = 0.0) -> torch.Tensor:
+        """The mean of the classifier's views' losses against ``target`` (the images' condition vectors):
+        ``shared``, its logits from the adversarial pass (when ``k`` asked for them), and its own pass of
+        ``net`` over ``images`` (``own_pass``)."""
+        assert blocks is not None
         views = [shared] if k else []
         if own_pass:
-            views.append(net(diff_augment(images, aux_ops, p) if aux_ops else images, *c, classify=True)[1])
-        return sum(losses.trait_classification_loss(v, cond, blocks, focal=focal) for v in views) / len(views)
+            views.append(net(diff_augment(images, aux_ops, p) if aux_ops else images, target, classify=True)[1])
+        return sum(losses.trait_classification_loss(v, target, blocks, focal=focal) for v in views) / len(views)
     with m.autocast(device):
-        fake = m.g_train(z, *c)
+        fake = m.g_train(z, *cf)
         if cfg.snap_fakes and palette is not None:  # D judges (and G is judged on) the fakes as users get them
             fake = palette(fake)
         real_in, fake_in = augment(real), augment(fake.detach())
@@ -448,17 +456,17 @@ def gan_step(
             real_in = real_in.detach().requires_grad_(cfg.r1_gamma > 0)
             fake_in = fake_in.detach().requires_grad_(cfg.r2_gamma > 0)
         if cfg.separate_batches:
-            real_out, fake_out = d_net(real_in, *c, **k), d_net(fake_in, *c, **k)
+            real_out, fake_out = d_net(real_in, *c, **k), d_net(fake_in, *cf, **k)
             (real_logits, real_traits), fake_logits = (real_out, fake_out[0]) if k else ((real_out, None), fake_out)
         else:
-            both = d_net(torch.cat([real_in, fake_in]), *(torch.cat([cond, cond]),) if cond is not None else (), **k)
+            both = d_net(torch.cat([real_in, fake_in]), *(torch.cat([cond, fake_cond]),) if cond is not None else (), **k)
             both, traits = both if k else (both, None)
             real_logits, fake_logits = both[:b], both[b:]
             real_traits = traits[:b] if traits is not None else None
         loss_d = losses.discriminator_loss(cfg.loss, real_logits, fake_logits, label_smoothing=cfg.label_smoothing)
         traits_d = traits_g = torch.zeros((), device=device)
         if aux:
-            traits_d = aux_loss(real_traits, d_net, real)
+            traits_d = aux_loss(real_traits, d_net, real, cond)
     if regularize:  # float32, outside autocast: the penalty is a sum of squares of small gradients
         penalty = torch.zeros((), device=device)
         if cfg.r1_gamma > 0:
@@ -475,7 +483,7 @@ def gan_step(
 
     m.d.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
     with m.autocast(device):
-        g_fake = m.d_frozen(augment(fake), *c, **k)
+        g_fake = m.d_frozen(augment(fake), *cf, **k)
         g_fake_logits, g_fake_traits = g_fake if k else (g_fake, None)
         g_real_logits = None
         if losses.needs_real_logits_for_g(cfg.loss):
@@ -484,7 +492,7 @@ def gan_step(
         loss_g = losses.generator_loss(cfg.loss, g_fake_logits, g_real_logits)
         if aux:
             traits_g = aux_loss(g_fake_traits, m.d_frozen,
-                                fake if aux_palette is None or cfg.snap_fakes else aux_palette(fake),
+                                fake if aux_palette is None or cfg.snap_fakes else aux_palette(fake), fake_cond,
                                 focal=cfg.condition_aux_focal)
         total_g = loss_g + aux * traits_g if aux else loss_g
     m.opt_g.zero_grad(set_to_none=True)

@@ -79,6 +79,36 @@ def test_a_conditioned_gan_step_trains_both_networks_on_the_batch_conditions() -
     assert torch.isfinite(out).all() and not torch.equal(before, models.d.project.weight)
 
 
+def test_with_fake_conditions_g_draws_for_them_and_not_for_the_real_batchs() -> None:
+    """gan_step's ``fake_cond`` (a balanced run's own draw): G is asked for those trait sets only, so the
+    embedding columns of values that only the real batch holds get no update, and the value asked for does
+    (without ``fake_cond``, G draws for the real batch's and every column moves)."""
+    import numpy as np
+
+    from training.build import build_models
+    from training.config import TrainConfig
+    from training.distributed import DistContext
+    from training.train import gan_step
+
+    cfg = TrainConfig(size_px=32, base_width=8, z_dim=16, batch_size=8, steps=3, device="cpu", amp="off", ema=0.9,
+                      condition="traits", condition_aux=1.0, condition_aux_view="both")
+    device = torch.device("cpu")
+    real = torch.rand(8, 3, 32, 32) * 2 - 1
+    cond = torch.from_numpy(np.eye(4, dtype=np.float32)[np.arange(8) % 3])  # values 0, 1, 2
+    asked = torch.zeros(8, 4)
+    asked[:, 3] = 1  # value 3 only
+    blocks = ((0, 4, False, None),)
+    for fake_cond, moved in ((asked, [False, False, False, True]), (None, [True, True, True, False])):
+        torch.manual_seed(0)
+        models, _ = build_models(cfg, device, None, DistContext(), None, None, cond_dim=4)
+        before = models.g.embed.weight.detach().clone()
+        for _ in range(2):  # (the first step moves the batch norms' gains off zero; the second the embedding)
+            out = gan_step(models, real, cfg, device, (), cond=cond, blocks=blocks, fake_cond=fake_cond)
+            assert torch.isfinite(out).all()
+        changed = (models.g.embed.weight.detach() != before).any(0).tolist()
+        assert changed == moved
+
+
 def test_the_trait_classification_loss_follows_the_targets_and_skips_unlisted_tokens() -> None:
     """AC-GAN's auxiliary loss: low when the logits name each row's class (and a set type's values), high when
     they name another; a token whose traits were never listed, and a type at UNKNOWN, teach nothing."""

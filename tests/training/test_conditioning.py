@@ -9,7 +9,7 @@ import pytest
 from marketplace import pixelcollection as pc
 from pipeline.errors import NftganError
 from pipeline.traits_table import labels_of, set_types_of
-from training.conditioning import NONE, OTHER, UNKNOWN, Vocabulary, build_vocabulary, fill_from
+from training.conditioning import NONE, OTHER, UNKNOWN, Vocabulary, balance_weights, build_vocabulary, fill_from
 
 
 def punks(n: int) -> tuple[list, list[str], set[str]]:
@@ -82,3 +82,29 @@ def test_the_vocabulary_survives_a_round_trip() -> None:
     assert again == vocab and np.array_equal(again.encode_all(labels), vocab.encode_all(labels))
     with pytest.raises(NftganError, match="another version"):
         Vocabulary.from_dict({**vocab.to_dict(), "version": 99})
+
+
+def test_balanced_draws_flatten_each_types_shares_and_keep_the_collections_sets() -> None:
+    """--condition-balance: with two independent types (shares 0.8/0.2, and a set type whose exact sets are
+    held by 0.6/0.3/0.1 of the tokens), each type's drawn shares are its shares raised to 1 - balance,
+    renormalized; only rows of the collection are drawn, so no impossible set appears."""
+    a_values = [np.array([1, 0], np.float32)] * 4 + [np.array([0, 1], np.float32)]  # 0.8 / 0.2
+    sets = [np.array(s, np.float32) for s in ([1, 0, 0],) * 6 + ([1, 1, 0],) * 3 + ([0, 0, 1],)]  # 0.6/0.3/0.1
+    rows = np.stack([np.concatenate([a, b]) for a in a_values for b in sets])  # every pairing: independent
+    blocks = ((0, 2, False, None), (2, 3, True, None))
+
+    def shares(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        first = np.array([w[rows[:, 0] == 1].sum(), w[rows[:, 1] == 1].sum()])
+        second = np.array([w[(rows[:, 2:] == s).all(1)].sum() for s in (sets[0], sets[6], sets[9])])
+        return first, second
+
+    for balance in (0.0, 0.5, 1.0):
+        w = balance_weights(rows, blocks, balance)
+        assert w.shape == (len(rows),) and abs(w.sum() - 1) < 1e-12 and (w > 0).all()
+        first, second = shares(w)
+        want_a = np.array([0.8, 0.2]) ** (1 - balance)
+        want_b = np.array([0.6, 0.3, 0.1]) ** (1 - balance)
+        np.testing.assert_allclose(first, want_a / want_a.sum(), atol=1e-12)
+        np.testing.assert_allclose(second, want_b / want_b.sum(), atol=1e-12)
+    with pytest.raises(NftganError, match="--condition-balance must be between 0 and 1, got 1.5"):
+        balance_weights(rows, blocks, 1.5)

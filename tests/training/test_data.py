@@ -69,3 +69,27 @@ def test_auto_mode_keeps_a_small_cache_resident():
     assert data.choose_mode("auto", 1000, CPU) == "resident"
     assert data.choose_mode("auto", 2**62, CPU) == "stream"
     assert data.choose_mode("stream", 10, CPU) == "stream"
+
+
+def test_g_draws_its_own_trait_sets_with_the_balanced_weights_exactly_on_resume():
+    """DeviceBatches.fake_conditions: without weights, the real batch's conditions; with them, rows of the
+    collection's conditions drawn at the weights' rates, a pure function of the step (a run resumed at step 5
+    draws what a straight run drew)."""
+    conditions = np.eye(4, dtype=np.float32)[np.arange(12) % 4]
+    plain = DeviceBatches(_images(12), batch_size=8, device=CPU, seed=3, mode="resident", conditions=conditions)
+    assert torch.equal(plain.fake_conditions(2), plain.conditions(2))
+    weights = np.where(np.arange(12) % 4 == 0, 0.7 / 3, 0.1 / 3)  # class 0: 70% of the draws, each other: 10%
+    balanced = DeviceBatches(_images(12), batch_size=8, device=CPU, seed=3, mode="resident", conditions=conditions,
+                             fake_weights=weights)
+    draws = torch.cat([balanced.fake_conditions(s) for s in range(1000)])
+    assert draws.shape == (8000, 4) and torch.equal(draws.sum(1), torch.ones(8000))  # whole rows, one-hot
+    share = draws.mean(0).numpy()
+    # 8,000 draws: a share's standard error is at most 0.006; 4 of them are well inside 0.03
+    np.testing.assert_allclose(share, [0.7, 0.1, 0.1, 0.1], atol=0.03)
+    resumed = DeviceBatches(_images(12), batch_size=8, device=CPU, seed=3, mode="resident", conditions=conditions,
+                            fake_weights=weights, start_step=5, images_seen_at_start=40)
+    assert torch.equal(resumed.fake_conditions(7), balanced.fake_conditions(7))
+    assert not torch.equal(balanced.fake_conditions(7), balanced.fake_conditions(8))
+    other_seed = DeviceBatches(_images(12), batch_size=8, device=CPU, seed=4, mode="resident",
+                               conditions=conditions, fake_weights=weights)
+    assert not all(torch.equal(other_seed.fake_conditions(s), balanced.fake_conditions(s)) for s in range(5))
