@@ -128,7 +128,7 @@ def build_models(
         g.set_pool(torch.as_tensor(pool[0], dtype=torch.float32), torch.as_tensor(pool[1], dtype=torch.float32))
     d = make_discriminator(cfg.arch, cfg.model_px, widths, spectral_norm=cfg.spectral_norm, dropout=cfg.dropout,
                            norm=cfg.d_norm, mbstd_group=cfg.mbstd_group, cond_dim=cond_dim,
-                           classify=cfg.condition_aux > 0)
+                           classify=cfg.condition_aux > 0, fake_slots=fake_slots(cfg))
     memory_format = torch.channels_last if devices.channels_last(dev) else torch.preserve_format
     g, d = g.to(dev, memory_format=memory_format), d.to(dev, memory_format=memory_format)
     ema = copy.deepcopy(g).eval().requires_grad_(False) if cfg.ema > 0 else None
@@ -189,6 +189,13 @@ def load_warm_start(
             f"cannot warm-start from run {warm.run!r} step {warm.step}: its checkpoint does not fit this "
             f"model ({first})"
         ) from e
+
+
+def fake_slots(cfg: TrainConfig) -> int:
+    """How many "drawn by G" logits D's classifier head adds (``--condition-aux-fakes``): one per trait type."""
+    if not (cfg.condition_aux_fakes and cfg.condition_aux > 0 and cfg.conditioning):
+        return 0
+    return len(Vocabulary.from_dict(cfg.conditioning["vocabulary"]).types)
 
 
 def build_batches(

@@ -71,8 +71,8 @@ def overfitting_sign(kind: str, real_logits: torch.Tensor, fake_logits: torch.Te
 
 
 def trait_classification_loss(logits: torch.Tensor, cond: torch.Tensor,
-                              blocks: tuple[tuple[int, int, bool, int | None], ...], *, focal: float = 0.0
-                              ) -> torch.Tensor:
+                              blocks: tuple[tuple[int, int, bool, int | None], ...], *, focal: float = 0.0,
+                              fake_slots: bool = False, as_fake: bool = False) -> torch.Tensor:
     """The auxiliary trait classifier's loss (AC-GAN, Odena et al. 2017): cross-entropy of each single-valued
     type's slots against the condition's class, binary cross-entropy per slot of a set type (summed over its
     slots), averaged over
@@ -83,8 +83,18 @@ def trait_classification_loss(logits: torch.Tensor, cond: torch.Tensor,
     ``focal`` > 0 weights each row of a type by ``(1 - p)**focal`` (p: the probability the classifier gives the
     target; focal loss, Lin et al. 2017), normalized to mean 1 over the type's kept rows, not differentiated:
     the same total pull, moved from the rows the classifier already sees as asked to those it does not (the
-    values a generator has not learned yet)."""
+    values a generator has not learned yet).
+
+    ``fake_slots`` (``--condition-aux-fakes``; the semi-supervised GAN's discriminator, Salimans et al. 2016,
+    per trait type): the logits carry one more slot per type after the condition vector's, the class "drawn
+    by G"; a single-valued type is a softmax over its values and that slot, a set type gains a sigmoid slot
+    for it. Real images and G's own loss target the traits (the slot 0); ``as_fake`` (D's step on G's fakes):
+    every row targets the slot, whatever traits it was asked for. So a fake that shows only a part of a value
+    (a Cap where a Bandana was asked, with the bandana's colour) is "drawn by G" to the classifier, not a
+    Bandana, and G keeps being pulled towards what real tokens of the value look like."""
     logits, cond = logits.float(), cond.float()
+    if fake_slots:
+        return _with_fake_slots(logits, cond, blocks, as_fake=as_fake)
     singles = [(o, w, u) for o, w, is_set, u in blocks if not is_set]
     targets = {o: cond[:, o:o + w].argmax(1) for o, w, _ in singles}
     listed = torch.ones(cond.shape[0], dtype=torch.bool, device=cond.device)
@@ -104,5 +114,35 @@ def trait_classification_loss(logits: torch.Tensor, cond: torch.Tensor,
                 weight = (1 - torch.exp(-per_row)).clamp(min=0).pow(focal) * keep
                 weight = weight / (weight.sum() / keep.sum().clamp(min=1)).clamp(min=1e-12)
             per_row = per_row * weight
+        total = total + (per_row * keep).sum() / keep.sum().clamp(min=1)
+    return total / max(1, len(blocks))
+
+
+def _with_fake_slots(logits: torch.Tensor, cond: torch.Tensor, blocks: tuple[tuple[int, int, bool, int | None], ...],
+                     *, as_fake: bool) -> torch.Tensor:
+    """:func:`trait_classification_loss` with a "drawn by G" slot per type (logits' column ``width + i`` for
+    block ``i``). Real and G rows whose traits were never listed are left out as there; as fakes every row
+    counts (G drew it, whatever it was asked for)."""
+    width = cond.shape[1]
+    singles = [(o, w, u) for o, w, is_set, u in blocks if not is_set]
+    targets = {o: cond[:, o:o + w].argmax(1) for o, w, _ in singles}
+    listed = torch.ones(cond.shape[0], dtype=torch.bool, device=cond.device)
+    if not as_fake and singles and all(u is not None for _, _, u in singles):
+        listed = ~torch.stack([targets[o] == u for o, _, u in singles]).all(0)
+    total = logits.new_zeros(())
+    for i, (o, w, is_set, u) in enumerate(blocks):
+        block = torch.cat([logits[:, o:o + w], logits[:, width + i:width + i + 1]], 1)
+        if is_set:
+            keep = listed
+            target = torch.zeros_like(block)
+            if as_fake:
+                target[:, w] = 1.0
+            else:
+                target[:, :w] = cond[:, o:o + w]
+            per_row = F.binary_cross_entropy_with_logits(block, target, reduction="none").sum(1)
+        else:
+            keep = listed if (u is None or as_fake) else listed & (targets[o] != u)
+            target = torch.full_like(targets[o], w) if as_fake else targets[o]
+            per_row = F.cross_entropy(block, target, reduction="none")
         total = total + (per_row * keep).sum() / keep.sum().clamp(min=1)
     return total / max(1, len(blocks))

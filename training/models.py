@@ -206,6 +206,7 @@ class DCGANDiscriminator(nn.Module):
     def __init__(
         self, size_px: int, widths: tuple[int, ...], *, spectral_norm: bool = False, dropout: float = 0.0,
         norm: str = "batch", mbstd_group: int = 0, cond_dim: int = 0, classify: bool = False,
+        fake_slots: int = 0,
     ) -> None:
         super().__init__()
         if len(widths) != stage_count(size_px):
@@ -239,7 +240,8 @@ class DCGANDiscriminator(nn.Module):
             self.project = _spectral_norm(project) if spectral_norm else project
         self.classifies = bool(classify and cond_dim)
         if self.classifies:  # the auxiliary trait classifier (AC-GAN): one logit per slot of a condition vector,
-            head = nn.Linear(widths[-1] * start * start, cond_dim)  # on the whole map: where a trait is matters
+            # on the whole map (where a trait is matters); fake_slots: one more logit per type, after the vector's
+            head = nn.Linear(widths[-1] * start * start, cond_dim + fake_slots)
             nn.init.normal_(head.weight, 0.0, 0.02)
             nn.init.zeros_(head.bias)
             self.classifier = _spectral_norm(head) if spectral_norm else head
@@ -339,13 +341,15 @@ def make_generator(arch: str, size_px: int, z_dim: int, widths: tuple[int, ...],
 
 def make_discriminator(
     arch: str, size_px: int, widths: tuple[int, ...], *, spectral_norm: bool, dropout: float,
-    norm: str = "batch", mbstd_group: int = 0, cond_dim: int = 0, classify: bool = False,
+    norm: str = "batch", mbstd_group: int = 0, cond_dim: int = 0, classify: bool = False, fake_slots: int = 0,
 ) -> nn.Module:
     """``widths`` are the generator's; the DCGAN discriminator runs them in reverse (wide at the end).
-    ``classify``: a conditioned D that also classifies the traits (the auxiliary classifier)."""
+    ``classify``: a conditioned D that also classifies the traits (the auxiliary classifier); ``fake_slots``:
+    its head has that many more logits (one "drawn by G" class per trait type: ``--condition-aux-fakes``)."""
     if cond_dim and arch != "dcgan":
         raise ValueError("trait conditioning needs the dcgan architecture")
     if arch == "dcgan":
         return DCGANDiscriminator(size_px, widths[::-1], spectral_norm=spectral_norm, dropout=dropout, norm=norm,
-                                  mbstd_group=mbstd_group, cond_dim=cond_dim, classify=classify)
+                                  mbstd_group=mbstd_group, cond_dim=cond_dim, classify=classify,
+                                  fake_slots=fake_slots)
     return MLPDiscriminator(size_px, widths, spectral_norm=spectral_norm, dropout=dropout)

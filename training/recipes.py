@@ -22,6 +22,7 @@ BASE: dict[str, Any] = {
     "condition": "none", "condition_aux": 0.0, "condition_aux_view": "augmented", "condition_aux_snap": False,
     "condition_aux_focal": 0.0, "palette_head": "off",
     "snap_fakes": False, "snap_rule": "rgb", "condition_balance": 0.0,
+    "condition_aux_fakes": False,
 }
 
 _R3 = {"loss": "rpgan", "r1_gamma": 0.1, "r2_gamma": 0.1, "d_norm": "none"}
@@ -154,6 +155,12 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     "demo-w16-b16-cond-ac5-native-both-snap-bal": ("demo-w16-b16-cond-ac5-native-both-snap with G's trait sets "
                                                    "in training drawn with each type's value shares square-rooted",
                                                    {**_AC5_SNAP, "condition_balance": 0.5}),
+    # balanced asks did not help (4 seeds); D's classifier, trained on real images only, reads G's misses as the
+    # asked value (3D Glasses asked: the evaluation classifier saw Normal eyes, D's classifier 3D Glasses, in
+    # every sample): it learns G's fakes as a class of their own, so only a whole drawing of a value passes
+    "demo-w16-b16-cond-ac5-native-both-snap-fk": ("demo-w16-b16-cond-ac5-native-both-snap with D's classifier also "
+                                                  "learning G's fakes as a class of their own per trait type",
+                                                  {**_AC5_SNAP, "condition_aux_fakes": True}),
     # the straight-through head drew faces in wrong, saturated colours at the demo budget (the argmax of
     # near-uniform softmaxes, steered by the averaged colour's gradient): the softmax-weighted palette in
     # training, its exact gradient, and the most likely colour only in samples

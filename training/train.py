@@ -413,6 +413,8 @@ def gan_step(
     ``cfg.condition_aux_snap`` or ``cfg.snap_fakes`` asks for it, :class:`training.grid.PaletteSnap`): with
     ``condition_aux_snap``, that own pass judges G's fakes snapped, straight through; with ``snap_fakes``,
     every verdict on the fakes does (the adversarial loss's and the classifier's, D's step and G's).
+    ``cfg.condition_aux_fakes``: D's step also teaches the classifier G's fakes as "drawn by G", in the same
+    views as the real images (losses.trait_classification_loss's ``fake_slots``).
     """
     m = models
     p = ada.p if ada is not None else None
@@ -437,8 +439,10 @@ def gan_step(
     own_pass = bool(aux) and view != "augmented" and (aux_ops != tuple(augment_ops) or aux_palette is not None)
     k = {"classify": True} if aux and (view in ("augmented", "both") or not own_pass) else {}
 
+    fk = bool(aux) and cfg.condition_aux_fakes  # the classifier's "drawn by G" slots
+
     def aux_loss(shared: torch.Tensor | None, net: Any, images: torch.Tensor, target: torch.Tensor,
-                 focal: float = 0.0) -> torch.Tensor:
+                 focal: float = 0.0, as_fake: bool = False) -> torch.Tensor:
         """The mean of the classifier's views' losses against ``target`` (the images' condition vectors):
         ``shared``, its logits from the adversarial pass (when ``k`` asked for them), and its own pass of
         ``net`` over ``images`` (``own_pass``)."""
@@ -446,7 +450,8 @@ def gan_step(
         views = [shared] if k else []
         if own_pass:
             views.append(net(diff_augment(images, aux_ops, p) if aux_ops else images, target, classify=True)[1])
-        return sum(losses.trait_classification_loss(v, target, blocks, focal=focal) for v in views) / len(views)
+        return sum(losses.trait_classification_loss(v, target, blocks, focal=focal, fake_slots=fk, as_fake=as_fake)
+                   for v in views) / len(views)
     with m.autocast(device):
         fake = m.g_train(z, *cf)
         if cfg.snap_fakes and palette is not None:  # D judges (and G is judged on) the fakes as users get them
@@ -457,16 +462,22 @@ def gan_step(
             fake_in = fake_in.detach().requires_grad_(cfg.r2_gamma > 0)
         if cfg.separate_batches:
             real_out, fake_out = d_net(real_in, *c, **k), d_net(fake_in, *cf, **k)
-            (real_logits, real_traits), fake_logits = (real_out, fake_out[0]) if k else ((real_out, None), fake_out)
+            (real_logits, real_traits), (fake_logits, fake_traits) = (real_out, fake_out) if k else ((real_out, None),
+                                                                                                   (fake_out, None))
         else:
             both = d_net(torch.cat([real_in, fake_in]), *(torch.cat([cond, fake_cond]),) if cond is not None else (), **k)
             both, traits = both if k else (both, None)
             real_logits, fake_logits = both[:b], both[b:]
             real_traits = traits[:b] if traits is not None else None
+            fake_traits = traits[b:] if traits is not None else None
         loss_d = losses.discriminator_loss(cfg.loss, real_logits, fake_logits, label_smoothing=cfg.label_smoothing)
         traits_d = traits_g = torch.zeros((), device=device)
         if aux:
             traits_d = aux_loss(real_traits, d_net, real, cond)
+            if fk:  # and G's fakes as "drawn by G", in the same views (the snapped pass: snapped)
+                drawn = fake.detach()
+                traits_d = traits_d + aux_loss(fake_traits, d_net, drawn if aux_palette is None or cfg.snap_fakes
+                                               else aux_palette(drawn), fake_cond, as_fake=True)
     if regularize:  # float32, outside autocast: the penalty is a sum of squares of small gradients
         penalty = torch.zeros((), device=device)
         if cfg.r1_gamma > 0:

@@ -158,6 +158,65 @@ def test_the_focal_weighting_moves_the_pull_to_the_rows_the_classifier_misses() 
                           trait_classification_loss(mixed, cond, blocks))
 
 
+def test_the_drawn_by_g_slot_is_the_target_of_fakes_and_a_wrong_answer_for_real_images() -> None:
+    """--condition-aux-fakes: one more logit per trait type (after the vector's). Real images (and G's loss)
+    target the traits, so a classifier that answers "drawn by G" for them pays; D's step on fakes targets the
+    slot, whatever was asked, and counts the rows whose traits were never listed too. A set type gets a
+    sigmoid slot of its own."""
+    from training.conditioning import build_vocabulary
+    from training.losses import trait_classification_loss
+
+    labels = [{"type": t, "acc": frozenset(a)} for t, a in zip("abcab", ["x", "xy", "", "y", "x"])] + [None]
+    vocab = build_vocabulary(labels, ["acc", "type"], {"acc"}, min_count=1)
+    cond = torch.from_numpy(vocab.encode_all(labels))
+    blocks, width, n = vocab.blocks(), vocab.width, len(vocab.types)
+    assert [b[2] for b in blocks] == [True, False] and cond.shape == (6, width)
+    traits = torch.cat([(cond * 2 - 1) * 6.0, torch.full((6, n), -6.0)], 1)  # sure of the traits, not fake
+    fake = torch.cat([torch.full((6, width), -6.0), torch.full((6, n), 6.0)], 1)  # sure it is G's
+    kw = dict(fake_slots=True)
+    assert trait_classification_loss(traits, cond, blocks, **kw) < 0.05
+    assert trait_classification_loss(fake, cond, blocks, **kw) > 3.0
+    assert trait_classification_loss(fake, cond, blocks, as_fake=True, **kw) < 0.05
+    assert trait_classification_loss(traits, cond, blocks, as_fake=True, **kw) > 3.0
+    # the unlisted row (the last): left out for real images, counted as a fake
+    unlisted_only = traits.clone()
+    unlisted_only[5] = fake[5]
+    assert torch.allclose(trait_classification_loss(unlisted_only, cond, blocks, **kw),
+                          trait_classification_loss(traits, cond, blocks, **kw))
+    assert trait_classification_loss(unlisted_only, cond, blocks, as_fake=True, **kw) < \
+        trait_classification_loss(traits, cond, blocks, as_fake=True, **kw)
+
+
+def test_an_auxiliary_classifier_step_with_fake_slots_teaches_d_the_slot_on_gs_fakes() -> None:
+    """A D step of --condition-aux-fakes: the head has a "drawn by G" logit per type, and after a few steps
+    on one batch D's classifier gives G's fakes a higher probability of it than the real images."""
+    from training.build import build_models
+    from training.config import TrainConfig
+    from training.distributed import DistContext
+    from training.train import gan_step
+    from training.conditioning import build_vocabulary
+
+    labels = [{"type": t} for t in "abcdabcd"]
+    vocab = build_vocabulary(labels, ["type"], set(), min_count=1)
+    cfg = TrainConfig(size_px=32, base_width=8, z_dim=16, batch_size=8, steps=3, device="cpu", amp="off", ema=0.9,
+                      condition="traits", condition_aux=1.0, condition_aux_view="both", condition_aux_fakes=True,
+                      conditioning={"vocabulary": vocab.to_dict()}, lr_d=2e-3)
+    device = torch.device("cpu")
+    torch.manual_seed(0)
+    models, _ = build_models(cfg, device, None, DistContext(), None, None, cond_dim=vocab.width)
+    assert models.d.classifier.out_features == vocab.width + 1
+    real = torch.rand(8, 3, 32, 32) * 2 - 1
+    cond = torch.from_numpy(vocab.encode_all(labels))
+    for _ in range(20):
+        assert torch.isfinite(gan_step(models, real, cfg, device, (), cond=cond, blocks=vocab.blocks())).all()
+    with torch.no_grad():
+        fakes = models.g(torch.randn(8, 16), cond)
+        slot = vocab.width  # the type's "drawn by G" logit, after its values'
+        p_real = models.d(real, cond, classify=True)[1][:, :slot + 1].softmax(1)[:, slot].mean()
+        p_fake = models.d(fakes, cond, classify=True)[1][:, :slot + 1].softmax(1)[:, slot].mean()
+    assert p_fake > p_real + 0.2
+
+
 def test_an_auxiliary_classifier_step_trains_d_to_classify_and_g_to_be_classified() -> None:
     import numpy as np
 

@@ -388,15 +388,17 @@ def test_the_auxiliary_classifier_trains_on_a_set_type_logs_its_losses_and_resum
     assert any(k.startswith("classifier.") for k in a["discriminator"])
 
 
-def test_a_balanced_run_records_its_balance_and_resumes_exactly(punks) -> None:
-    """`--condition-balance`: G's own draws of trait sets (rows of the collection with 30% unknowns and a set
-    type) are recorded with the run, and a run stopped at step 2 and resumed ends bitwise where a straight run
-    does (each step's draw is seeded); the balanced run differs from the unbalanced one."""
+def test_a_balanced_run_with_fake_slots_records_its_options_and_resumes_exactly(punks) -> None:
+    """`--condition-balance` and `--condition-aux-fakes` on a collection with 30% unknowns and a set type: G's
+    own draws of trait sets and D's "drawn by G" slots (one per type) are recorded with the run, and a run
+    stopped at step 2 and resumed ends bitwise where a straight run does (each step's draw is seeded); the
+    balanced run differs from the unbalanced one."""
     from training.checkpoints import read_checkpoint
 
-    options = dict(condition_aux=1.0, deterministic=True, condition_balance=0.5)
+    options = dict(condition_aux=1.0, deterministic=True, condition_balance=0.5, condition_aux_fakes=True)
     train(punks, "punks", conditioned("bal", **options))
-    assert json.loads(punks.run("punks", "bal").config.read_text())["condition_balance"] == 0.5
+    config = json.loads(punks.run("punks", "bal").config.read_text())
+    assert config["condition_balance"] == 0.5 and config["condition_aux_fakes"] is True
     train(punks, "punks", conditioned("bal-split", steps=2, **options))
     train(punks, "punks", conditioned("bal-split", resume=True, **options))
     train(punks, "punks", conditioned("bal-off", **{**options, "condition_balance": 0.0}))
@@ -404,6 +406,8 @@ def test_a_balanced_run_records_its_balance_and_resumes_exactly(punks) -> None:
     assert all(torch.equal(a["generator"][k], b["generator"][k]) for k in a["generator"])
     assert all(torch.equal(a["discriminator"][k], b["discriminator"][k]) for k in a["discriminator"])
     assert not all(torch.equal(a["generator"][k], off["generator"][k]) for k in a["generator"])
+    width = config["conditioning"]["width"]
+    assert a["discriminator"]["classifier.weight"].shape[0] == width + 2  # accessory's slot, type's slot
 
 
 def test_condition_auto_conditions_a_collection_with_traits_and_says_why_not_otherwise(punks, make_cache, ws) -> None:
