@@ -112,10 +112,9 @@ def train_cmd(
                             "value alike), so rare values are asked for more often.", rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.condition_balance,
     condition_aux_fakes: Annotated[
-        bool, typer.Option("--condition-aux-fakes/--no-condition-aux-fakes",
-                           help="A conditioned run: D's trait classifier also learns G's fakes as a class of their "
-                           "own per trait type, so a partial drawing of a trait does not pass for it.",
-                           rich_help_panel=_MODEL)
+        float, typer.Option(help="A conditioned run: D's trait classifier also learns G's fakes as a class of "
+                            "their own per trait type, their loss at this weight beside the real images' (0 = off), "
+                            "so a partial drawing of a trait does not pass for it.", rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.condition_aux_fakes,
     palette_head: Annotated[
         str, typer.Option(help="A native-grid run: G draws every pixel from a softmax over the collection's "

@@ -193,7 +193,7 @@ def load_warm_start(
 
 def fake_slots(cfg: TrainConfig) -> int:
     """How many "drawn by G" logits D's classifier head adds (``--condition-aux-fakes``): one per trait type."""
-    if not (cfg.condition_aux_fakes and cfg.condition_aux > 0 and cfg.conditioning):
+    if not (cfg.condition_aux_fakes > 0 and cfg.condition_aux > 0 and cfg.conditioning):
         return 0
     return len(Vocabulary.from_dict(cfg.conditioning["vocabulary"]).types)
 

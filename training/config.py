@@ -40,7 +40,7 @@ BEFORE_THE_FIELD: dict[str, Any] = {
     "condition": "none", "condition_on": None, "condition_min_count": 5, "conditioning": None,
     "condition_aux": 0.0, "condition_aux_view": "augmented", "condition_aux_snap": False,
     "condition_aux_focal": 0.0, "palette_head": "off", "snap_fakes": False, "snap_rule": "rgb",
-    "condition_balance": 0.0, "condition_aux_fakes": False,
+    "condition_balance": 0.0, "condition_aux_fakes": 0.0,
 }
 CONDITIONS = ("none", "traits", "auto")
 AUX_VIEWS = ("augmented", "uncut", "clean", "both")
@@ -196,9 +196,10 @@ class TrainConfig:
     # so G is asked for rare values (a Tiara on 1.5% of the tokens) more often than the collection holds them
     condition_balance: float = 0.0
     # D's classifier also learns G's fakes, as a class of their own per trait type ("drawn by G", the
-    # semi-supervised GAN's discriminator): trained on real images only, it read G's partial drawings of a
-    # value (3D Glasses' lenses on normal eyes) as the value, and G stopped there
-    condition_aux_fakes: bool = False
+    # semi-supervised GAN's discriminator), their loss at this weight beside the real images' (0: off):
+    # trained on real images only, it read G's partial drawings of a value (3D Glasses' lenses on normal
+    # eyes) as the value, and G stopped there. At weight 1 D won outright (D(G(z)) 0.00 by step 4,000)
+    condition_aux_fakes: float = 0.0
     # recorded by train(), not an option: the conditioning vocabulary and the size of its pool of trait sets
     conditioning: dict[str, Any] | None = field(default=None, hash=False)
 
@@ -218,6 +219,8 @@ class TrainConfig:
                f"--condition-aux-focal must be 0 (off) or more, got {self.condition_aux_focal}")
         _check(0 <= self.condition_balance <= 1,
                f"--condition-balance must be between 0 and 1, got {self.condition_balance}")
+        _check(self.condition_aux_fakes >= 0,
+               f"--condition-aux-fakes must be 0 (off) or more, got {self.condition_aux_fakes}")
         _check(not (self.condition_aux_fakes and self.condition_aux_focal),
                "--condition-aux-fakes does not combine with --condition-aux-focal")
         if self.condition == "none":  # the auxiliary classifier is a part of conditioned runs only

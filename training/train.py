@@ -414,7 +414,7 @@ def gan_step(
     ``condition_aux_snap``, that own pass judges G's fakes snapped, straight through; with ``snap_fakes``,
     every verdict on the fakes does (the adversarial loss's and the classifier's, D's step and G's).
     ``cfg.condition_aux_fakes``: D's step also teaches the classifier G's fakes as "drawn by G", in the same
-    views as the real images (losses.trait_classification_loss's ``fake_slots``).
+    views as the real images (losses.trait_classification_loss's ``fake_slots``), at that weight beside them.
     """
     m = models
     p = ada.p if ada is not None else None
@@ -439,7 +439,7 @@ def gan_step(
     own_pass = bool(aux) and view != "augmented" and (aux_ops != tuple(augment_ops) or aux_palette is not None)
     k = {"classify": True} if aux and (view in ("augmented", "both") or not own_pass) else {}
 
-    fk = bool(aux) and cfg.condition_aux_fakes  # the classifier's "drawn by G" slots
+    fk = bool(aux) and cfg.condition_aux_fakes > 0  # the classifier's "drawn by G" slots
 
     def aux_loss(shared: torch.Tensor | None, net: Any, images: torch.Tensor, target: torch.Tensor,
                  focal: float = 0.0, as_fake: bool = False) -> torch.Tensor:
@@ -476,8 +476,9 @@ def gan_step(
             traits_d = aux_loss(real_traits, d_net, real, cond)
             if fk:  # and G's fakes as "drawn by G", in the same views (the snapped pass: snapped)
                 drawn = fake.detach()
-                traits_d = traits_d + aux_loss(fake_traits, d_net, drawn if aux_palette is None or cfg.snap_fakes
-                                               else aux_palette(drawn), fake_cond, as_fake=True)
+                traits_d = traits_d + cfg.condition_aux_fakes * aux_loss(
+                    fake_traits, d_net, drawn if aux_palette is None or cfg.snap_fakes else aux_palette(drawn),
+                    fake_cond, as_fake=True)
     if regularize:  # float32, outside autocast: the penalty is a sum of squares of small gradients
         penalty = torch.zeros((), device=device)
         if cfg.r1_gamma > 0:

@@ -199,7 +199,7 @@ def test_an_auxiliary_classifier_step_with_fake_slots_teaches_d_the_slot_on_gs_f
     labels = [{"type": t} for t in "abcdabcd"]
     vocab = build_vocabulary(labels, ["type"], set(), min_count=1)
     cfg = TrainConfig(size_px=32, base_width=8, z_dim=16, batch_size=8, steps=3, device="cpu", amp="off", ema=0.9,
-                      condition="traits", condition_aux=1.0, condition_aux_view="both", condition_aux_fakes=True,
+                      condition="traits", condition_aux=1.0, condition_aux_view="both", condition_aux_fakes=1.0,
                       conditioning={"vocabulary": vocab.to_dict()}, lr_d=2e-3)
     device = torch.device("cpu")
     torch.manual_seed(0)

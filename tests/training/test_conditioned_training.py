@@ -395,10 +395,10 @@ def test_a_balanced_run_with_fake_slots_records_its_options_and_resumes_exactly(
     balanced run differs from the unbalanced one."""
     from training.checkpoints import read_checkpoint
 
-    options = dict(condition_aux=1.0, deterministic=True, condition_balance=0.5, condition_aux_fakes=True)
+    options = dict(condition_aux=1.0, deterministic=True, condition_balance=0.5, condition_aux_fakes=0.5)
     train(punks, "punks", conditioned("bal", **options))
     config = json.loads(punks.run("punks", "bal").config.read_text())
-    assert config["condition_balance"] == 0.5 and config["condition_aux_fakes"] is True
+    assert config["condition_balance"] == 0.5 and config["condition_aux_fakes"] == 0.5
     train(punks, "punks", conditioned("bal-split", steps=2, **options))
     train(punks, "punks", conditioned("bal-split", resume=True, **options))
     train(punks, "punks", conditioned("bal-off", **{**options, "condition_balance": 0.0}))
