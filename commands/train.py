@@ -116,6 +116,11 @@ def train_cmd(
                             "their own per trait type, their loss at this weight beside the real images' (0 = off), "
                             "so a partial drawing of a trait does not pass for it.", rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.condition_aux_fakes,
+    condition_aux_fakes_g: Annotated[
+        str, typer.Option(help="With --condition-aux-fakes, what G's classifier loss asks: values (the asked value "
+                          "among the type's values) or slot (also against the \"drawn by G\" slot).",
+                          rich_help_panel=_MODEL)
+    ] = TRAIN_DEFAULTS.condition_aux_fakes_g,
     palette_head: Annotated[
         str, typer.Option(help="A native-grid run: G draws every pixel from a softmax over the collection's "
                           "palette, its samples the most likely colour: straight (that colour in training too, "

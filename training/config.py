@@ -40,12 +40,13 @@ BEFORE_THE_FIELD: dict[str, Any] = {
     "condition": "none", "condition_on": None, "condition_min_count": 5, "conditioning": None,
     "condition_aux": 0.0, "condition_aux_view": "augmented", "condition_aux_snap": False,
     "condition_aux_focal": 0.0, "palette_head": "off", "snap_fakes": False, "snap_rule": "rgb",
-    "condition_balance": 0.0, "condition_aux_fakes": 0.0,
+    "condition_balance": 0.0, "condition_aux_fakes": 0.0, "condition_aux_fakes_g": "slot",
 }
 CONDITIONS = ("none", "traits", "auto")
 AUX_VIEWS = ("augmented", "uncut", "clean", "both")
 PALETTE_HEADS = ("off", "straight", "soft")
 SNAP_RULES = ("rgb", "cells")
+FAKES_G = ("values", "slot")
 
 # Fields that may change when a run is resumed: how long to train, how often to write, where and how fast
 # to run (a run started on a GPU in bf16 may continue on a CPU). Everything else shapes the training.
@@ -200,6 +201,11 @@ class TrainConfig:
     # trained on real images only, it read G's partial drawings of a value (3D Glasses' lenses on normal
     # eyes) as the value, and G stopped there. At weight 1 D won outright (D(G(z)) 0.00 by step 4,000)
     condition_aux_fakes: float = 0.0
+    # with condition_aux_fakes, what G's classifier loss asks of its fakes: "values", the asked value among the
+    # type's values (the "drawn by G" slot left out: G is judged on which value it drew, not again on whether
+    # it drew it, which the adversarial loss judges); "slot", the asked value against the slot too (a second
+    # adversarial loss at the classifier's weight: D won outright at fakes' weights 1 and 0.1)
+    condition_aux_fakes_g: str = "values"
     # recorded by train(), not an option: the conditioning vocabulary and the size of its pool of trait sets
     conditioning: dict[str, Any] | None = field(default=None, hash=False)
 
@@ -219,6 +225,8 @@ class TrainConfig:
                f"--condition-aux-focal must be 0 (off) or more, got {self.condition_aux_focal}")
         _check(0 <= self.condition_balance <= 1,
                f"--condition-balance must be between 0 and 1, got {self.condition_balance}")
+        _check(self.condition_aux_fakes_g in FAKES_G,
+               f"--condition-aux-fakes-g must be one of {', '.join(FAKES_G)}, got {self.condition_aux_fakes_g!r}")
         _check(self.condition_aux_fakes >= 0,
                f"--condition-aux-fakes must be 0 (off) or more, got {self.condition_aux_fakes}")
         _check(not (self.condition_aux_fakes and self.condition_aux_focal),

@@ -22,7 +22,7 @@ BASE: dict[str, Any] = {
     "condition": "none", "condition_aux": 0.0, "condition_aux_view": "augmented", "condition_aux_snap": False,
     "condition_aux_focal": 0.0, "palette_head": "off",
     "snap_fakes": False, "snap_rule": "rgb", "condition_balance": 0.0,
-    "condition_aux_fakes": 0.0,
+    "condition_aux_fakes": 0.0, "condition_aux_fakes_g": "values",
 }
 
 _R3 = {"loss": "rpgan", "r1_gamma": 0.1, "r2_gamma": 0.1, "d_norm": "none"}
@@ -160,12 +160,24 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     # every sample): it learns G's fakes as a class of their own, so only a whole drawing of a value passes
     "demo-w16-b16-cond-ac5-native-both-snap-fk": ("demo-w16-b16-cond-ac5-native-both-snap with D's classifier also "
                                                   "learning G's fakes as a class of their own per trait type",
-                                                  {**_AC5_SNAP, "condition_aux_fakes": 1.0}),
+                                                  {**_AC5_SNAP, "condition_aux_fakes": 1.0,
+                                                   "condition_aux_fakes_g": "slot"}),
     # at weight 1 D won outright in both seeds (D(G(z)) 0.00 from step ~4,000, G's classifier loss 9 to 12): the
     # fakes' term at a tenth of the real images'
     "demo-w16-b16-cond-ac5-native-both-snap-fk-light": ("demo-w16-b16-cond-ac5-native-both-snap-fk with the "
                                                         "fakes' classifier loss at weight 0.1",
-                                                        {**_AC5_SNAP, "condition_aux_fakes": 0.1}),
+                                                        {**_AC5_SNAP, "condition_aux_fakes": 0.1,
+                                                         "condition_aux_fakes_g": "slot"}),
+    # it diverged too (both seeds: D(G(z)) 0.00, samples of noise): G's classifier loss against the slot is a
+    # second adversarial loss at 5 times the first. G judged on which value it drew only, D's classifier still
+    # learning the slot, at weights 0.1 and 1
+    "demo-w16-b16-cond-ac5-native-both-snap-fkv": ("demo-w16-b16-cond-ac5-native-both-snap with D's classifier "
+                                                   "learning G's fakes as a class of their own (weight 0.1), G's "
+                                                   "classifier loss over the values only",
+                                                   {**_AC5_SNAP, "condition_aux_fakes": 0.1}),
+    "demo-w16-b16-cond-ac5-native-both-snap-fkv1": ("demo-w16-b16-cond-ac5-native-both-snap-fkv with the fakes' "
+                                                    "classifier loss at weight 1",
+                                                    {**_AC5_SNAP, "condition_aux_fakes": 1.0}),
     # the straight-through head drew faces in wrong, saturated colours at the demo budget (the argmax of
     # near-uniform softmaxes, steered by the averaged colour's gradient): the softmax-weighted palette in
     # training, its exact gradient, and the most likely colour only in samples

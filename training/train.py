@@ -442,7 +442,7 @@ def gan_step(
     fk = bool(aux) and cfg.condition_aux_fakes > 0  # the classifier's "drawn by G" slots
 
     def aux_loss(shared: torch.Tensor | None, net: Any, images: torch.Tensor, target: torch.Tensor,
-                 focal: float = 0.0, as_fake: bool = False) -> torch.Tensor:
+                 focal: float = 0.0, as_fake: bool = False, slots: bool = True) -> torch.Tensor:
         """The mean of the classifier's views' losses against ``target`` (the images' condition vectors):
         ``shared``, its logits from the adversarial pass (when ``k`` asked for them), and its own pass of
         ``net`` over ``images`` (``own_pass``)."""
@@ -450,8 +450,10 @@ def gan_step(
         views = [shared] if k else []
         if own_pass:
             views.append(net(diff_augment(images, aux_ops, p) if aux_ops else images, target, classify=True)[1])
-        return sum(losses.trait_classification_loss(v, target, blocks, focal=focal, fake_slots=fk, as_fake=as_fake)
-                   for v in views) / len(views)
+        if fk and not slots:  # the values' logits only (they come first)
+            views = [v[:, :target.shape[1]] for v in views]
+        return sum(losses.trait_classification_loss(v, target, blocks, focal=focal, fake_slots=fk and slots,
+                                                    as_fake=as_fake) for v in views) / len(views)
     with m.autocast(device):
         fake = m.g_train(z, *cf)
         if cfg.snap_fakes and palette is not None:  # D judges (and G is judged on) the fakes as users get them
@@ -505,7 +507,7 @@ def gan_step(
         if aux:
             traits_g = aux_loss(g_fake_traits, m.d_frozen,
                                 fake if aux_palette is None or cfg.snap_fakes else aux_palette(fake), fake_cond,
-                                focal=cfg.condition_aux_focal)
+                                focal=cfg.condition_aux_focal, slots=cfg.condition_aux_fakes_g == "slot")
         total_g = loss_g + aux * traits_g if aux else loss_g
     m.opt_g.zero_grad(set_to_none=True)
     m.scaler.scale(total_g).backward()

@@ -3,6 +3,7 @@ unconditioned networks unchanged (their checkpoints still load)."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from training.models import ConditionalBatchNorm2d, default_widths, make_discriminator, make_generator
@@ -215,6 +216,37 @@ def test_an_auxiliary_classifier_step_with_fake_slots_teaches_d_the_slot_on_gs_f
         p_real = models.d(real, cond, classify=True)[1][:, :slot + 1].softmax(1)[:, slot].mean()
         p_fake = models.d(fakes, cond, classify=True)[1][:, :slot + 1].softmax(1)[:, slot].mean()
     assert p_fake > p_real + 0.2
+
+
+@pytest.mark.parametrize(("asks", "g_width_extra"), [("values", 0), ("slot", 1)])
+def test_gs_classifier_loss_with_fake_slots_is_over_the_values_or_also_the_slot(monkeypatch, asks, g_width_extra) -> None:
+    """--condition-aux-fakes-g: D's classifier loss is taken with the "drawn by G" slot on the real images and
+    on G's fakes (as fakes); G's own loss over the type's values only ("values") or against the slot too."""
+    from training import losses
+    from training.build import build_models
+    from training.config import TrainConfig
+    from training.conditioning import build_vocabulary
+    from training.distributed import DistContext
+    from training.train import gan_step
+
+    labels = [{"type": t} for t in "abcdabcd"]
+    vocab = build_vocabulary(labels, ["type"], set(), min_count=1)
+    cfg = TrainConfig(size_px=32, base_width=8, z_dim=16, batch_size=8, steps=3, device="cpu", amp="off", ema=0.9,
+                      condition="traits", condition_aux=1.0, condition_aux_view="clean", condition_aux_fakes=0.5,
+                      condition_aux_fakes_g=asks, conditioning={"vocabulary": vocab.to_dict()})
+    models, _ = build_models(cfg, torch.device("cpu"), None, DistContext(), None, None, cond_dim=vocab.width)
+    calls: list[tuple[int, bool, bool]] = []
+    real_loss = losses.trait_classification_loss
+
+    def spy(logits, cond, blocks, **kw):
+        calls.append((logits.shape[1] - vocab.width, kw.get("fake_slots", False), kw.get("as_fake", False)))
+        return real_loss(logits, cond, blocks, **kw)
+
+    monkeypatch.setattr(losses, "trait_classification_loss", spy)
+    cond = torch.from_numpy(vocab.encode_all(labels))
+    gan_step(models, torch.rand(8, 3, 32, 32) * 2 - 1, cfg, torch.device("cpu"), (), cond=cond, blocks=vocab.blocks())
+    # the clean view: one pass each, D's real images, D's fakes (as fakes), then G's
+    assert calls == [(1, True, False), (1, True, True), (g_width_extra, asks == "slot", False)]
 
 
 def test_an_auxiliary_classifier_step_trains_d_to_classify_and_g_to_be_classified() -> None:
