@@ -178,6 +178,12 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     "demo-w16-b16-cond-ac5-native-both-snap-fkv1": ("demo-w16-b16-cond-ac5-native-both-snap-fkv with the fakes' "
                                                     "classifier loss at weight 1",
                                                     {**_AC5_SNAP, "condition_aux_fakes": 1.0}),
+    # the default's misses are partial drawings its classifier takes for the value (coloured pupils for 3D
+    # Glasses); DiffAugment's cutout teaches that classifier (its augmented view) to name a trait from a part of
+    # it. The default without cutout: the classifier sees whole traits, augmented (colour, translation) and clean
+    "demo-w16-b16-cond-ac5-native-both-snap-nocut": ("demo-w16-b16-cond-ac5-native-both-snap with DiffAugment "
+                                                     "color,translation (no cutout)",
+                                                     {**_AC5_SNAP, "augment": "color,translation"}),
     # the straight-through head drew faces in wrong, saturated colours at the demo budget (the argmax of
     # near-uniform softmaxes, steered by the averaged colour's gradient): the softmax-weighted palette in
     # training, its exact gradient, and the most likely colour only in samples
