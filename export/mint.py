@@ -67,6 +67,10 @@ KEEP_VALUE_REDRAWS = 2
 #: Glasses spent 96 candidates on each token asking for them and ran out of draws; they now finish:
 #: docs/quality.md)
 UNDRAWABLE_AFTER = 3
+#: ...or, with tokens accepted holding it, missed in more than this many given-up sets per such token: a value
+#: drawn now and then (a 10-minute checkpoint's 3D Glasses) cost 32 candidates per given-up set and ran an
+#: export of 1,000 out of draws (24,422 of 32,000 candidates rejected for the eyes: docs/quality.md)
+UNDRAWABLE_RATIO = 10
 #: rejections listed one by one in collection.json at most (all are counted)
 LISTED_REJECTIONS_MAX = 1000
 
@@ -111,7 +115,8 @@ class ExportSummary:
             lines.append(f"  trait sets given up (drawn for another set of the table): {self.given_up['tokens']} tokens; "
                          f"the classifier missed {missed}{', ...' if len(self.given_up['missed']) > 5 else ''}")
         if self.given_up.get("undrawable"):
-            lines.append(f"  values this generator does not draw (given up at once after {UNDRAWABLE_AFTER} sets): "
+            lines.append(f"  values this generator does not draw (given up at once after {UNDRAWABLE_AFTER} sets, or "
+                         f"{UNDRAWABLE_RATIO} per token accepted with it): "
                          + ", ".join(self.given_up["undrawable"]))
         if self.pixel_art is not None:
             w, h = self.pixel_art["grid"]
@@ -309,7 +314,7 @@ def _draw_asked(loaded: Any, config: ExportConfig, art: Any, check: "_Check | No
     redraws = [0] * n
     missed: Counter[str] = Counter()
     accepted_with: Counter[str] = Counter()  # accepted tokens per asked value ("Type=value", as missed counts)
-    undrawable: set[str] = set()  # values given up UNDRAWABLE_AFTER times and never accepted
+    undrawable: set[str] = set()  # values given up UNDRAWABLE_AFTER times, never or seldom accepted
     seen: dict[bytes, int] = {}
     pending = list(range(n))
     draws = config.draws_per_token(asked=True)
@@ -340,7 +345,8 @@ def _draw_asked(loaded: Any, config: ExportConfig, art: Any, check: "_Check | No
             key = None if m is None else _missed_key(m["type"], m["asked"])
             if tries[token] >= min(draws, config.tries_per_trait_set) or key in undrawable:
                 missed[why[0] if key is None else key] += 1
-                if key is not None and missed[key] >= UNDRAWABLE_AFTER and not accepted_with[key]:
+                if (key is not None and missed[key] >= UNDRAWABLE_AFTER
+                        and missed[key] > UNDRAWABLE_RATIO * accepted_with[key]):
                     undrawable.add(key)
                 redraws[token] += 1
                 tries[token] = 0
