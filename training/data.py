@@ -126,11 +126,17 @@ class DeviceBatches:
             return None
         return self._conditions.index_select(0, self.indices(step).to(self.device))
 
+    @property
+    def draws_fake_conditions(self) -> bool:
+        """G draws trait sets of its own (``fake_weights``), not the real batch's."""
+        return self._fake_weights is not None and self._conditions is not None
+
     def fake_conditions(self, step: int) -> torch.Tensor | None:
         """The condition vectors G draws the fakes of ``step`` for: the real batch's (``conditions(step)``),
         or with ``fake_weights`` a draw of their own, with replacement."""
-        if self._fake_weights is None or self._conditions is None:
+        if not self.draws_fake_conditions:
             return self.conditions(step)
+        assert self._fake_weights is not None and self._conditions is not None
         g = torch.Generator().manual_seed((((self._seed * 1_000_003 + step) * 4099 + self.rank) * 7919 + 1) % 2**63)
         rows = torch.multinomial(self._fake_weights, self.batch_size, replacement=True, generator=g)
         return self._conditions.index_select(0, rows.to(self.device))

@@ -93,56 +93,31 @@ def trait_classification_loss(logits: torch.Tensor, cond: torch.Tensor,
     (a Cap where a Bandana was asked, with the bandana's colour) is "drawn by G" to the classifier, not a
     Bandana, and G keeps being pulled towards what real tokens of the value look like."""
     logits, cond = logits.float(), cond.float()
-    if fake_slots:
-        return _with_fake_slots(logits, cond, blocks, as_fake=as_fake)
+    width = cond.shape[1]
     singles = [(o, w, u) for o, w, is_set, u in blocks if not is_set]
     targets = {o: cond[:, o:o + w].argmax(1) for o, w, _ in singles}
-    listed = torch.ones(cond.shape[0], dtype=torch.bool, device=cond.device)
-    if singles and all(u is not None for _, _, u in singles):
+    listed = torch.ones(cond.shape[0], dtype=torch.bool, device=cond.device)  # as fakes every row counts
+    if not as_fake and singles and all(u is not None for _, _, u in singles):
         listed = ~torch.stack([targets[o] == u for o, _, u in singles]).all(0)
     total = logits.new_zeros(())
-    for o, w, is_set, u in blocks:
+    for i, (o, w, is_set, u) in enumerate(blocks):
+        scores = logits[:, o:o + w]
+        if fake_slots:  # the type's "drawn by G" slot, after the condition vector's slots
+            scores = torch.cat([scores, logits[:, width + i:width + i + 1]], 1)
         if is_set:
             keep = listed
-            per_row = F.binary_cross_entropy_with_logits(logits[:, o:o + w], cond[:, o:o + w],
-                                                         reduction="none").sum(1)
+            target = cond[:, o:o + w]
+            if fake_slots:  # real: the set and not the slot; as a fake: the slot alone
+                target = F.pad(target * (not as_fake), (0, 1), value=float(as_fake))
+            per_row = F.binary_cross_entropy_with_logits(scores, target, reduction="none").sum(1)
         else:
-            keep = listed if u is None else listed & (targets[o] != u)
-            per_row = F.cross_entropy(logits[:, o:o + w], targets[o], reduction="none")
+            keep = listed if u is None or as_fake else listed & (targets[o] != u)
+            per_row = F.cross_entropy(scores, torch.full_like(targets[o], w) if as_fake else targets[o],
+                                      reduction="none")
         if focal > 0:  # p = exp(-loss): the target's probability (a set type's: of its whole set)
             with torch.no_grad():
                 weight = (1 - torch.exp(-per_row)).clamp(min=0).pow(focal) * keep
                 weight = weight / (weight.sum() / keep.sum().clamp(min=1)).clamp(min=1e-12)
             per_row = per_row * weight
-        total = total + (per_row * keep).sum() / keep.sum().clamp(min=1)
-    return total / max(1, len(blocks))
-
-
-def _with_fake_slots(logits: torch.Tensor, cond: torch.Tensor, blocks: tuple[tuple[int, int, bool, int | None], ...],
-                     *, as_fake: bool) -> torch.Tensor:
-    """:func:`trait_classification_loss` with a "drawn by G" slot per type (logits' column ``width + i`` for
-    block ``i``). Real and G rows whose traits were never listed are left out as there; as fakes every row
-    counts (G drew it, whatever it was asked for)."""
-    width = cond.shape[1]
-    singles = [(o, w, u) for o, w, is_set, u in blocks if not is_set]
-    targets = {o: cond[:, o:o + w].argmax(1) for o, w, _ in singles}
-    listed = torch.ones(cond.shape[0], dtype=torch.bool, device=cond.device)
-    if not as_fake and singles and all(u is not None for _, _, u in singles):
-        listed = ~torch.stack([targets[o] == u for o, _, u in singles]).all(0)
-    total = logits.new_zeros(())
-    for i, (o, w, is_set, u) in enumerate(blocks):
-        block = torch.cat([logits[:, o:o + w], logits[:, width + i:width + i + 1]], 1)
-        if is_set:
-            keep = listed
-            target = torch.zeros_like(block)
-            if as_fake:
-                target[:, w] = 1.0
-            else:
-                target[:, :w] = cond[:, o:o + w]
-            per_row = F.binary_cross_entropy_with_logits(block, target, reduction="none").sum(1)
-        else:
-            keep = listed if (u is None or as_fake) else listed & (targets[o] != u)
-            target = torch.full_like(targets[o], w) if as_fake else targets[o]
-            per_row = F.cross_entropy(block, target, reduction="none")
         total = total + (per_row * keep).sum() / keep.sum().clamp(min=1)
     return total / max(1, len(blocks))

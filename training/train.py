@@ -322,9 +322,10 @@ def _loop(r: _Run, start: Counters, ckpt: dict[str, Any] | None, progress: Progr
             break
         torch.manual_seed(step_seed(cfg.seed, ctx.rank, step))  # exact resume: each step is reseeded
         regularize = (cfg.r1_gamma > 0 or cfg.r2_gamma > 0) and step % cfg.reg_every == 0
+        # G's trait sets: the real batch's (None), unless it draws its own (--condition-balance)
+        fake_cond = r.batches.fake_conditions(step) if r.batches.draws_fake_conditions else None
         window.add(gan_step(models, r.batches.get(step), cfg, r.device, augment_ops, ada=ada, regularize=regularize,
-                            cond=r.batches.conditions(step), blocks=blocks, palette=r.palette,
-                            fake_cond=r.batches.fake_conditions(step)))
+                            cond=r.batches.conditions(step), blocks=blocks, palette=r.palette, fake_cond=fake_cond))
         update_ema(models, cfg.ema, step + ema_offset, rampup=cfg.ema_rampup)
         step, images_seen = step + 1, images_seen + per_step
         elapsed = start.elapsed_s + time.monotonic() - t0
