@@ -111,6 +111,10 @@ def train_cmd(
                             "each type's value shares raised to 1 - BALANCE (0 = as in the collection, 1 = every "
                             "value alike), so rare values are asked for more often.", rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.condition_balance,
+    condition_balance_draw: Annotated[
+        str, typer.Option(help="With --condition-balance, what is drawn balanced: asks (G's trait sets only) or "
+                          "batches (the real batches, G asked for their sets).", rich_help_panel=_MODEL)
+    ] = TRAIN_DEFAULTS.condition_balance_draw,
     condition_aux_fakes: Annotated[
         float, typer.Option(help="A conditioned run: D's trait classifier also learns G's fakes as a class of "
                             "their own per trait type, their loss at this weight beside the real images' (0 = off), "

@@ -202,15 +202,18 @@ def build_batches(
     config: TrainConfig, images: Any, device: torch.device, ctx: distributed.DistContext, start: Counters,
     conditions: Any = None,
 ) -> DeviceBatches:
-    """Batches of ``images`` (the cache's, or their native grid: training.grid), with their conditions (and,
-    with ``config.condition_balance``, G's own draw of them: training.conditioning.balance_weights)."""
+    """Batches of ``images`` (the cache's, or their native grid: training.grid), with their conditions. With
+    ``config.condition_balance`` (training.conditioning.balance_weights), G draws its own trait sets with the
+    balanced weights (``condition_balance_draw`` "asks"), or the real batches are drawn with them and G asked
+    for theirs ("batches")."""
     weights = None
     if conditions is not None and config.condition_balance > 0 and config.conditioning:
         blocks = Vocabulary.from_dict(config.conditioning["vocabulary"]).blocks()
         weights = balance_weights(conditions, blocks, config.condition_balance)
+    by_batches = config.condition_balance_draw == "batches"
     return DeviceBatches(
         images, batch_size=config.batch_size, device=device, seed=config.seed,
         world_size=ctx.world_size, rank=ctx.rank, mode=config.data_on_device,
         start_step=start.step, images_seen_at_start=start.images_seen, conditions=conditions,
-        fake_weights=weights,
+        fake_weights=None if by_batches else weights, real_weights=weights if by_batches else None,
     )  # fmt: skip

@@ -41,12 +41,14 @@ BEFORE_THE_FIELD: dict[str, Any] = {
     "condition_aux": 0.0, "condition_aux_view": "augmented", "condition_aux_snap": False,
     "condition_aux_focal": 0.0, "palette_head": "off", "snap_fakes": False, "snap_rule": "rgb",
     "condition_balance": 0.0, "condition_aux_fakes": 0.0, "condition_aux_fakes_g": "slot",
+    "condition_balance_draw": "asks",
 }
 CONDITIONS = ("none", "traits", "auto")
 AUX_VIEWS = ("augmented", "uncut", "clean", "both")
 PALETTE_HEADS = ("off", "straight", "soft")
 SNAP_RULES = ("rgb", "cells")
 FAKES_G = ("values", "slot")
+BALANCE_DRAWS = ("asks", "batches")
 
 # Fields that may change when a run is resumed: how long to train, how often to write, where and how fast
 # to run (a run started on a GPU in bf16 may continue on a CPU). Everything else shapes the training.
@@ -196,6 +198,10 @@ class TrainConfig:
     # type's value shares raised to 1 - BALANCE (training.conditioning.balance_weights; 1: every value alike),
     # so G is asked for rare values (a Tiara on 1.5% of the tokens) more often than the collection holds them
     condition_balance: float = 0.0
+    # with condition_balance, what is drawn with the balanced weights: "asks", G's trait sets only (D's real
+    # batches as the collection holds them); "batches", the real batches, G asked for each batch's sets (real
+    # and fake sets then keep the same shares, so D cannot tell G's sets from the real ones by their shares)
+    condition_balance_draw: str = "asks"
     # D's classifier also learns G's fakes, as a class of their own per trait type ("drawn by G", the
     # semi-supervised GAN's discriminator), their loss at this weight beside the real images' (0: off):
     # trained on real images only, it read G's partial drawings of a value (3D Glasses' lenses on normal
@@ -225,6 +231,9 @@ class TrainConfig:
                f"--condition-aux-focal must be 0 (off) or more, got {self.condition_aux_focal}")
         _check(0 <= self.condition_balance <= 1,
                f"--condition-balance must be between 0 and 1, got {self.condition_balance}")
+        _check(self.condition_balance_draw in BALANCE_DRAWS,
+               f"--condition-balance-draw must be one of {', '.join(BALANCE_DRAWS)}, "
+               f"got {self.condition_balance_draw!r}")
         _check(self.condition_aux_fakes_g in FAKES_G,
                f"--condition-aux-fakes-g must be one of {', '.join(FAKES_G)}, got {self.condition_aux_fakes_g!r}")
         _check(self.condition_aux_fakes >= 0,

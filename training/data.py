@@ -48,6 +48,39 @@ class IndexStream:
         return torch.cat(parts)
 
 
+class WeightedIndexStream:
+    """Image indices for every position of an endless seeded draw with replacement, image ``i`` with
+    probability ``weights[i]`` (a balanced run's real batches: training.conditioning.balance_weights). Drawn in
+    blocks of :data:`BLOCK` positions, each seeded by its number, so a position's index does not depend on
+    which steps, ranks or resumes asked for it (as :class:`IndexStream`)."""
+
+    BLOCK = 4096
+
+    def __init__(self, weights: np.ndarray, seed: int) -> None:
+        self.weights = torch.from_numpy(np.asarray(weights, np.float64))
+        self.n = len(self.weights)
+        self.seed = seed
+        self._blocks: dict[int, torch.Tensor] = {}
+
+    def _block(self, number: int) -> torch.Tensor:
+        if number not in self._blocks:
+            if len(self._blocks) > 4:
+                self._blocks.pop(min(self._blocks))
+            g = torch.Generator().manual_seed((self.seed * 1_000_003 + number) * 7919 + 2)
+            self._blocks[number] = torch.multinomial(self.weights, self.BLOCK, replacement=True, generator=g)
+        return self._blocks[number]
+
+    def take(self, start: int, count: int) -> torch.Tensor:
+        """Indices at positions ``start .. start+count-1`` (int64, CPU)."""
+        parts, pos, end = [], start, start + count
+        while pos < end:
+            number, offset = divmod(pos, self.BLOCK)
+            take = min(self.BLOCK - offset, end - pos)
+            parts.append(self._block(number)[offset : offset + take])
+            pos += take
+        return torch.cat(parts)
+
+
 def normalize(batch_u8: torch.Tensor, *, channels_last: bool) -> torch.Tensor:
     """uint8 [0, 255] -> float32 [-1, 1], on whatever device the batch is on."""
     x = batch_u8.float().div_(127.5).sub_(1.0)
@@ -75,6 +108,7 @@ class DeviceBatches:
         images_seen_at_start: int = 0,
         conditions: np.ndarray | None = None,
         fake_weights: np.ndarray | None = None,
+        real_weights: np.ndarray | None = None,
     ) -> None:
         self.images = images
         self.batch_size = batch_size
@@ -83,7 +117,10 @@ class DeviceBatches:
         self.rank = rank
         self.start_step = start_step
         self.images_seen_at_start = images_seen_at_start
-        self.stream = IndexStream(len(images), seed)
+        # a run balanced by its batches: the real images drawn with these weights (with replacement), and G
+        # asked for the trait sets of the real batch, so real and fake sets keep the same (balanced) shares
+        self.stream: IndexStream | WeightedIndexStream = (
+            IndexStream(len(images), seed) if real_weights is None else WeightedIndexStream(real_weights, seed))
         self.channels_last = devices.channels_last(device)
         self.mode = choose_mode(mode, images.nbytes, device)
         self._resident: torch.Tensor | None = None

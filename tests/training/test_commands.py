@@ -71,6 +71,8 @@ def test_a_recipe_sets_options_and_options_given_override_it(cli, ws, make_cache
         (["train", "tiny", "--size", "32", "--amp", "fp8"], "--amp must be one of"),
         (["train", "tiny", "--size", "32", "--snap-rule", "lab"], "--snap-rule must be one of rgb, cells"),
         (["train", "tiny", "--size", "32", "--condition-balance", "1.5"], "--condition-balance must be between 0 and 1"),
+        (["train", "tiny", "--size", "32", "--condition-balance-draw", "rows"],
+         "--condition-balance-draw must be one of asks, batches"),
         (["train", "tiny", "--size", "32", "--condition-aux-fakes", "1", "--condition-aux-focal", "2"],
          "--condition-aux-fakes does not combine with --condition-aux-focal"),
         (["train", "tiny", *TINY, "--run", "t"], "already has checkpoints: pass --resume"),

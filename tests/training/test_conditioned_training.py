@@ -438,6 +438,25 @@ def test_a_balanced_run_with_fake_slots_records_its_options_and_resumes_exactly(
     assert a["discriminator"]["classifier.weight"].shape[0] == width + 2  # accessory's slot, type's slot
 
 
+def test_a_run_balanced_by_its_batches_records_the_draw_and_resumes_exactly(punks) -> None:
+    """`--condition-balance-draw batches`: the real batches are drawn with the balanced weights (G asked for
+    their sets), recorded with the run; stopped at step 2 and resumed, it ends bitwise where a straight run
+    does, and differs from the run that balances G's asks only."""
+    from training.checkpoints import read_checkpoint
+
+    options = dict(condition_aux=1.0, deterministic=True, condition_balance=0.5, condition_balance_draw="batches")
+    train(punks, "punks", conditioned("balb", **options))
+    config = json.loads(punks.run("punks", "balb").config.read_text())
+    assert config["condition_balance"] == 0.5 and config["condition_balance_draw"] == "batches"
+    train(punks, "punks", conditioned("balb-split", steps=2, **options))
+    train(punks, "punks", conditioned("balb-split", resume=True, **options))
+    train(punks, "punks", conditioned("bal-asks", **{**options, "condition_balance_draw": "asks"}))
+    a, b, asks = (read_checkpoint(punks.run("punks", r).checkpoint(4)) for r in ("balb", "balb-split", "bal-asks"))
+    for key in ("generator", "discriminator"):
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])
+    assert not all(torch.equal(a["generator"][k], asks["generator"][k]) for k in a["generator"])
+
+
 def test_condition_auto_conditions_a_collection_with_traits_and_says_why_not_otherwise(punks, make_cache, ws) -> None:
     """--condition auto (what a default can be): conditioned on the traits a collection lists, recorded as
     "traits" so a resume or a warm start compares like with like; a collection without traits trains

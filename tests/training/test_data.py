@@ -93,3 +93,30 @@ def test_g_draws_its_own_trait_sets_with_the_balanced_weights_exactly_on_resume(
     other_seed = DeviceBatches(_images(12), batch_size=8, device=CPU, seed=4, mode="resident",
                                conditions=conditions, fake_weights=weights)
     assert not all(torch.equal(other_seed.fake_conditions(s), balanced.fake_conditions(s)) for s in range(5))
+
+
+def test_balanced_real_batches_draw_images_at_the_weights_and_g_asks_for_their_sets_exactly_on_resume():
+    """``real_weights`` (--condition-balance-draw batches): the real batches' images are drawn with the weights'
+    rates, each batch's conditions are its images' own (G is asked for them: fake_conditions is the real
+    batch's), and a position's image is a pure function of the position, across the draw's blocks, a resume
+    and the stream mode."""
+    conditions = np.eye(4, dtype=np.float32)[np.arange(12) % 4]
+    weights = np.where(np.arange(12) % 4 == 0, 0.7 / 3, 0.1 / 3)  # class 0: 70% of the draws, each other: 10%
+    images = _images(12)
+    balanced = DeviceBatches(images, batch_size=8, device=CPU, seed=3, mode="resident", conditions=conditions,
+                             real_weights=weights)
+    assert not balanced.draws_fake_conditions
+    idx = torch.cat([balanced.indices(s) for s in range(1000)])  # 8,000 positions: two blocks of 4,096 and more
+    np.testing.assert_allclose(np.bincount(idx.numpy() % 4, minlength=4) / 8000, [0.7, 0.1, 0.1, 0.1], atol=0.03)
+    for step in (0, 511, 512, 999):  # 512 * 8 = 4,096: the step that starts the second block
+        assert torch.equal(balanced.conditions(step), torch.from_numpy(conditions)[balanced.indices(step)])
+        assert torch.equal(balanced.fake_conditions(step), balanced.conditions(step))
+        assert torch.equal(balanced.get(step), data.normalize(torch.from_numpy(images)[balanced.indices(step)],
+                                                               channels_last=False))
+    resumed = DeviceBatches(images, batch_size=8, device=CPU, seed=3, mode="stream", conditions=conditions,
+                            real_weights=weights, start_step=510, images_seen_at_start=510 * 8)
+    for step in range(510, 515):
+        assert torch.equal(resumed.get(step), balanced.get(step))
+    assert not torch.equal(balanced.indices(7), balanced.indices(8))
+    other = DeviceBatches(images, batch_size=8, device=CPU, seed=4, mode="resident", real_weights=weights)
+    assert not all(torch.equal(other.indices(s), balanced.indices(s)) for s in range(5))
