@@ -50,7 +50,8 @@ def train_cmd(
     run: Annotated[Optional[str], typer.Option(help="Run name (default <arch>-<size>px-<time>).")] = TRAIN_DEFAULTS.run,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run from its last good checkpoint.")] = TRAIN_DEFAULTS.resume,
     augment: Annotated[
-        str, typer.Option(help="DiffAugment: auto (on under 50k images), none, or e.g. color,translation,cutout,flip.")
+        str, typer.Option(help="DiffAugment: auto (under 50k images color,translation,cutout, without cutout where D "
+                          "classifies traits; recorded as resolved), none, or e.g. color,translation,cutout,flip.")
     ] = TRAIN_DEFAULTS.augment,
     loss: Annotated[
         str, typer.Option(help="bce (non-saturating, with logits), hinge, or rpgan (R3GAN's relativistic pairing).")
@@ -115,6 +116,16 @@ def train_cmd(
         str, typer.Option(help="With --condition-balance, what is drawn balanced: asks (G's trait sets only) or "
                           "batches (the real batches, G asked for their sets).", rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.condition_balance_draw,
+    d_contrast: Annotated[
+        bool, typer.Option("--d-contrast/--no-d-contrast",
+                           help="D also sees each image's local contrast, so details a few shades from their "
+                           "surroundings (a mouth on a deep skin) reach it plainly.", rich_help_panel=_MODEL)
+    ] = TRAIN_DEFAULTS.d_contrast,
+    condition_mapping: Annotated[
+        int, typer.Option(help="A conditioned run: G embeds the trait set linearly (0) or through a mapping "
+                          "network of this many hidden layers, so that values of different types interact.",
+                          rich_help_panel=_MODEL)
+    ] = TRAIN_DEFAULTS.condition_mapping,
     condition_aux_fakes: Annotated[
         float, typer.Option(help="A conditioned run: D's trait classifier also learns G's fakes as a class of "
                             "their own per trait type, their loss at this weight beside the real images' (0 = off), "

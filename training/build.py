@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -84,8 +84,10 @@ def resume_point(
     if not ctx.is_main:
         ckpt = checkpoints.read_checkpoint(run.checkpoint(step))
     assert ckpt is not None
-    saved = TrainConfig.from_dict(ckpt["config"])
+    saved = recorded_augment(TrainConfig.from_dict(ckpt["config"]), len(cache))
     changed = saved.differences(config)
+    if config.augment.strip().lower() == "auto":  # "auto" on a resume: the run's own policy (resolve_augment)
+        changed = [k for k in changed if k != "augment"]
     if changed:
         detail = ", ".join(f"{k} {getattr(saved, k)!r} -> {getattr(config, k)!r}" for k in changed)
         raise NftganError(
@@ -103,6 +105,24 @@ def resume_point(
             "batches differ from an uninterrupted run"
         )
     return ckpt
+
+
+def recorded_augment(saved: TrainConfig, n_images: int) -> TrainConfig:
+    """A checkpoint's config with its augmentation policy as it trained: a config recorded as "auto" predates
+    the recorded resolution, and its "auto" meant the DiffAugment ops ``augment_ops`` reads from it."""
+    if saved.augment.strip().lower() != "auto":
+        return saved
+    return replace(saved, augment=",".join(saved.augment_ops(n_images)) or "none")
+
+
+def resolve_augment(config: TrainConfig, ckpt: dict[str, Any] | None, n_images: int) -> TrainConfig:
+    """``config`` with "auto" augmentation resolved, as train() records it: a resumed run keeps the policy it
+    trained with (exact resume, whatever "auto" means today); a fresh run takes ``resolved_augment``."""
+    if config.augment.strip().lower() != "auto":
+        return config
+    if ckpt is not None:
+        return replace(config, augment=recorded_augment(TrainConfig.from_dict(ckpt["config"]), n_images).augment)
+    return replace(config, augment=config.resolved_augment(n_images))
 
 
 def build_models(
@@ -123,12 +143,13 @@ def build_models(
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and device
     widths = cfg.resolved_widths()
     g = make_generator(cfg.arch, cfg.model_px, cfg.z_dim, widths, cond_dim=cond_dim,
-                       pool_size=0 if pool is None else len(pool[0]), **head_palette(cfg.canvas))
+                       pool_size=0 if pool is None else len(pool[0]), cond_mapping=cfg.condition_mapping,
+                       **head_palette(cfg.canvas))
     if pool is not None:  # the collection's trait sets, for a call with latents only (sample grids, probes)
         g.set_pool(torch.as_tensor(pool[0], dtype=torch.float32), torch.as_tensor(pool[1], dtype=torch.float32))
     d = make_discriminator(cfg.arch, cfg.model_px, widths, spectral_norm=cfg.spectral_norm, dropout=cfg.dropout,
                            norm=cfg.d_norm, mbstd_group=cfg.mbstd_group, cond_dim=cond_dim,
-                           classify=cfg.condition_aux > 0, fake_slots=fake_slots(cfg))
+                           classify=cfg.condition_aux > 0, fake_slots=fake_slots(cfg), contrast=cfg.d_contrast)
     memory_format = torch.channels_last if devices.channels_last(dev) else torch.preserve_format
     g, d = g.to(dev, memory_format=memory_format), d.to(dev, memory_format=memory_format)
     ema = copy.deepcopy(g).eval().requires_grad_(False) if cfg.ema > 0 else None

@@ -27,6 +27,9 @@ AMP_MODES = ("auto", "bf16", "fp16", "off")
 DATA_MODES = ("auto", "resident", "stream")
 AUGMENT_OPS = ("color", "translation", "cutout", "flip")
 DEFAULT_AUGMENT = "color,translation,cutout"
+# what "auto" resolves to for a run whose D also classifies traits (conditioned, condition_aux > 0): the
+# default row's policy (training.recipes.DEFAULT_ROW, docs/quality.md)
+DEFAULT_AUGMENT_CLASSIFIED = "color,translation,cutout"
 AUGMENT_AUTO_MAX_IMAGES = 50_000  # "auto" turns DiffAugment on for collections smaller than this
 DEFAULT_STEPS = 10_000
 WARM_START_KINDS = ("none", "champion")  # or RUN, RUN@STEP, RUN@best, RUN@latest
@@ -41,7 +44,7 @@ BEFORE_THE_FIELD: dict[str, Any] = {
     "condition_aux": 0.0, "condition_aux_view": "augmented", "condition_aux_snap": False,
     "condition_aux_focal": 0.0, "palette_head": "off", "snap_fakes": False, "snap_rule": "rgb",
     "condition_balance": 0.0, "condition_aux_fakes": 0.0, "condition_aux_fakes_g": "slot",
-    "condition_balance_draw": "asks",
+    "condition_balance_draw": "asks", "condition_mapping": 0, "d_contrast": False,
 }
 CONDITIONS = ("none", "traits", "auto")
 AUX_VIEWS = ("augmented", "uncut", "clean", "both")
@@ -93,6 +96,9 @@ class TrainConfig:
     dropout: float = 0.0  # in the discriminator
     d_norm: str = "batch"  # batch norm in D's inner layers (never with spectral norm) | none
     mbstd_group: int = 0  # minibatch standard deviation in D (ProGAN): images per group; 0 turns it off
+    # D's input also carries each image's local contrast (training.models.local_contrast): a detail a few
+    # shades from its surroundings (a mouth on the deepest skin) reaches D as plainly as a bright one
+    d_contrast: bool = False
     # pixel art: "native" trains on the collection's own grid (cache/<size>/pixel-art.json: a 24x24 token
     # trains as 24x24) and draws samples back onto the cache's canvas; "auto" does so when the cache has a
     # square pixel grid (the default: on the 10,000-token collection at 10 minutes it beat the padded 32 px
@@ -125,7 +131,10 @@ class TrainConfig:
     r2_gamma: float = 0.0
     reg_every: int = 1
     separate_batches: bool = True  # D sees real and fake in separate batches (separate BN statistics)
-    augment: str = "auto"  # DiffAugment policy: "auto", "none", or a comma list of AUGMENT_OPS
+    # DiffAugment policy: "auto", "none", or a comma list of AUGMENT_OPS. train() records what "auto" resolved
+    # to (resolved_augment), so a run keeps its policy when the rule moves; a config recorded as "auto" was
+    # written before that, when "auto" was DEFAULT_AUGMENT for every run (augment_ops reads it so)
+    augment: str = "auto"
     # adaptive augmentation (StyleGAN2-ADA): each op of the policy is applied to an image with probability
     # p, which follows D's overfitting signal r_t = E[sign(D(x) - c)] towards this target; 0 turns it off
     # (then every op applies to every image: plain DiffAugment)
@@ -202,6 +211,10 @@ class TrainConfig:
     # batches as the collection holds them); "batches", the real batches, G asked for each batch's sets (real
     # and fake sets then keep the same shares, so D cannot tell G's sets from the real ones by their shares)
     condition_balance_draw: str = "asks"
+    # G's embedding of the trait set: linear (0: one vector per value, summed) or a mapping network of this
+    # many hidden layers, so that values of different types can interact (a white mask over a dark skin is
+    # not the sum of a dark skin and a white mask)
+    condition_mapping: int = 0
     # D's classifier also learns G's fakes, as a class of their own per trait type ("drawn by G", the
     # semi-supervised GAN's discriminator), their loss at this weight beside the real images' (0: off):
     # trained on real images only, it read G's partial drawings of a value (3D Glasses' lenses on normal
@@ -231,6 +244,9 @@ class TrainConfig:
                f"--condition-aux-focal must be 0 (off) or more, got {self.condition_aux_focal}")
         _check(0 <= self.condition_balance <= 1,
                f"--condition-balance must be between 0 and 1, got {self.condition_balance}")
+        _check(not self.d_contrast or self.arch == "dcgan", "--d-contrast needs --arch dcgan")
+        _check(0 <= self.condition_mapping <= 8,
+               f"--condition-mapping must be 0 (linear) to 8 hidden layers, got {self.condition_mapping}")
         _check(self.condition_balance_draw in BALANCE_DRAWS,
                f"--condition-balance-draw must be one of {', '.join(BALANCE_DRAWS)}, "
                f"got {self.condition_balance_draw!r}")
@@ -324,8 +340,21 @@ class TrainConfig:
 
         return self.widths or default_widths(self.arch, self.model_px, self.base_width)
 
+    def resolved_augment(self, n_images: int) -> str:
+        """The policy "auto" stands for in a run that starts now on a cache of ``n_images`` (an explicit policy
+        as it is): none for a collection of AUGMENT_AUTO_MAX_IMAGES or more, DEFAULT_AUGMENT_CLASSIFIED for a
+        run whose D classifies traits (after --condition auto resolved), else DEFAULT_AUGMENT."""
+        if self.augment.strip().lower() != "auto":
+            return self.augment
+        if n_images >= AUGMENT_AUTO_MAX_IMAGES:
+            return "none"
+        classified = self.condition == "traits" and self.condition_aux > 0
+        return DEFAULT_AUGMENT_CLASSIFIED if classified else DEFAULT_AUGMENT
+
     def augment_ops(self, n_images: int) -> tuple[str, ...]:
-        """The DiffAugment operations this run uses for a cache of ``n_images`` ("auto" depends on it)."""
+        """The DiffAugment operations of this run's policy for a cache of ``n_images``: train() resolves "auto"
+        first (:meth:`resolved_augment`); a config still saying "auto" was recorded before that, when "auto"
+        meant DEFAULT_AUGMENT (or none from AUGMENT_AUTO_MAX_IMAGES images), and is read with that meaning."""
         policy = self.augment.strip().lower()
         if policy == "auto":
             return tuple(DEFAULT_AUGMENT.split(",")) if n_images < AUGMENT_AUTO_MAX_IMAGES else ()

@@ -97,7 +97,7 @@ class DCGANGenerator(nn.Module):
 
     def __init__(self, size_px: int, z_dim: int, widths: tuple[int, ...], *, cond_dim: int = 0,
                  embed_dim: int = 128, pool_size: int = 0, palette: torch.Tensor | None = None,
-                 straight_through: bool = True) -> None:
+                 straight_through: bool = True, cond_mapping: int = 0) -> None:
         super().__init__()
         if len(widths) != stage_count(size_px):
             raise ValueError(f"{size_px} px needs {stage_count(size_px)} widths, got {len(widths)}")
@@ -136,9 +136,16 @@ class DCGANGenerator(nn.Module):
             if isinstance(m, ConditionalBatchNorm2d):
                 nn.init.zeros_(m.gain.weight)
                 nn.init.zeros_(m.bias.weight)
-        if cond_dim:
-            self.embed = nn.Linear(cond_dim, embed_dim, bias=False)
+        if cond_dim and not cond_mapping:  # the embedding: linear, a sum of one vector per trait value
+            self.embed: nn.Module = nn.Linear(cond_dim, embed_dim, bias=False)
             nn.init.normal_(self.embed.weight, 0.0, 1.0 / cond_dim**0.5)
+        elif cond_dim:  # a mapping network (StyleGAN's, small): trait values' embeddings that interact
+            maps: list[nn.Module] = []
+            for i in range(cond_mapping + 1):
+                maps.append(nn.Linear(cond_dim if i == 0 else embed_dim, embed_dim))
+                if i < cond_mapping:
+                    maps.append(nn.LeakyReLU(0.2))
+            self.embed = nn.Sequential(*maps)
         if pool_size:  # the collection's distinct trait sets and their cumulative shares (set_pool)
             self.register_buffer("pool", torch.zeros(pool_size, cond_dim))
             self.register_buffer("pool_cdf", torch.linspace(1.0 / pool_size, 1.0, pool_size))
@@ -165,7 +172,7 @@ class DCGANGenerator(nn.Module):
             c = self.draw_conditions(z.view(z.shape[0], self.z_dim))
         if c is None or c.shape != (z.shape[0], self.cond_dim):
             raise ValueError(f"a conditioned generator needs conditions of shape ({z.shape[0]}, {self.cond_dim})")
-        e = self.embed(c.to(self.embed.weight.dtype))
+        e = self.embed(c.to(self.main[0].weight.dtype))
         for m in self.main:
             x = m(x, e) if isinstance(m, ConditionalBatchNorm2d) else m(x)
         return x
@@ -198,6 +205,18 @@ class MinibatchStd(nn.Module):
         return f"group={self.group}"
 
 
+def local_contrast(x: torch.Tensor, size: int = 3, floor: float = 0.05) -> torch.Tensor:
+    """Each pixel's difference from the mean of its ``size`` x ``size`` neighbourhood, divided by that
+    neighbourhood's RMS difference (channels pooled; ``floor`` keeps a flat region's noise from growing
+    without bound): a mouth two shades from a deep skin is as plain here as one on a light skin."""
+    pad = (size // 2,) * 4
+    mean = nn.functional.avg_pool2d(nn.functional.pad(x, pad, mode="replicate"), size, 1)
+    diff = x - mean
+    var = nn.functional.avg_pool2d(nn.functional.pad(diff.square().mean(1, keepdim=True), pad, mode="replicate"),
+                                   size, 1)
+    return diff * torch.rsqrt(var + floor**2)
+
+
 class DCGANDiscriminator(nn.Module):
     """``cond_dim > 0``: a projection discriminator (Miyato & Koyama 2018): the logit gains the inner product
     of an embedding of the condition with D's last feature map summed over space, so D judges whether the
@@ -206,14 +225,15 @@ class DCGANDiscriminator(nn.Module):
     def __init__(
         self, size_px: int, widths: tuple[int, ...], *, spectral_norm: bool = False, dropout: float = 0.0,
         norm: str = "batch", mbstd_group: int = 0, cond_dim: int = 0, classify: bool = False,
-        fake_slots: int = 0,
+        fake_slots: int = 0, contrast: bool = False,
     ) -> None:
         super().__init__()
         if len(widths) != stage_count(size_px):
             raise ValueError(f"{size_px} px needs {stage_count(size_px)} widths, got {len(widths)}")
         start, _ = start_and_stages(size_px)
+        self.contrast = contrast  # D also sees each image's local contrast (local_contrast), 3 more channels
         layers: list[nn.Module] = [
-            nn.Conv2d(3, widths[0], 4, 2, 1, bias=spectral_norm),
+            nn.Conv2d(6 if contrast else 3, widths[0], 4, 2, 1, bias=spectral_norm),
             nn.LeakyReLU(0.2, inplace=True),
             # widths[0] x size/2 x size/2
         ]
@@ -250,6 +270,8 @@ class DCGANDiscriminator(nn.Module):
                 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """One logit per image; ``classify`` (a D built with ``classify=True``): also the auxiliary
         classifier's trait logits, ``(logits, trait_logits)``."""
+        if self.contrast:
+            x = torch.cat([x, local_contrast(x)], 1)
         if self.mbstd is None and not self.cond_dim:
             return self.main(x).view(x.shape[0])  # one logit per image
         h = self.main[:-1](x)  # widths[-1] x start x start
@@ -327,29 +349,33 @@ def init_weights(module: nn.Module) -> None:
 
 
 def make_generator(arch: str, size_px: int, z_dim: int, widths: tuple[int, ...], *, cond_dim: int = 0,
-                   pool_size: int = 0, palette: torch.Tensor | None = None, straight_through: bool = True
-                   ) -> nn.Module:
+                   pool_size: int = 0, palette: torch.Tensor | None = None, straight_through: bool = True,
+                   cond_mapping: int = 0) -> nn.Module:
     if cond_dim and arch != "dcgan":
         raise ValueError("trait conditioning needs the dcgan architecture")
     if palette is not None and arch != "dcgan":
         raise ValueError("a palette head needs the dcgan architecture")
     if arch == "dcgan":
         return DCGANGenerator(size_px, z_dim, widths, cond_dim=cond_dim, pool_size=pool_size, palette=palette,
-                              straight_through=straight_through)
+                              straight_through=straight_through, cond_mapping=cond_mapping)
     return MLPGenerator(size_px, z_dim, widths)
 
 
 def make_discriminator(
     arch: str, size_px: int, widths: tuple[int, ...], *, spectral_norm: bool, dropout: float,
     norm: str = "batch", mbstd_group: int = 0, cond_dim: int = 0, classify: bool = False, fake_slots: int = 0,
+    contrast: bool = False,
 ) -> nn.Module:
     """``widths`` are the generator's; the DCGAN discriminator runs them in reverse (wide at the end).
     ``classify``: a conditioned D that also classifies the traits (the auxiliary classifier); ``fake_slots``:
-    its head has that many more logits (one "drawn by G" class per trait type: ``--condition-aux-fakes``)."""
+    its head has that many more logits (one "drawn by G" class per trait type: ``--condition-aux-fakes``);
+    ``contrast``: D's input also carries the image's local contrast (``--d-contrast``)."""
+    if contrast and arch != "dcgan":
+        raise ValueError("--d-contrast needs the dcgan architecture")
     if cond_dim and arch != "dcgan":
         raise ValueError("trait conditioning needs the dcgan architecture")
     if arch == "dcgan":
         return DCGANDiscriminator(size_px, widths[::-1], spectral_norm=spectral_norm, dropout=dropout, norm=norm,
                                   mbstd_group=mbstd_group, cond_dim=cond_dim, classify=classify,
-                                  fake_slots=fake_slots)
+                                  fake_slots=fake_slots, contrast=contrast)
     return MLPDiscriminator(size_px, widths, spectral_norm=spectral_norm, dropout=dropout)

@@ -34,7 +34,7 @@ from pipeline.workspace import RunPaths, Workspace
 from training import checkpoints, distributed, losses
 from training import probe as collapse_probe
 from training.augment import AdaptiveStrength, diff_augment
-from training.build import Counters, Models, build_batches, build_models, resume_point
+from training.build import Counters, Models, build_batches, build_models, resolve_augment, resume_point
 from training.conditioning import Vocabulary, build_vocabulary
 from training.config import DEFAULT_STEPS, TrainConfig
 from training.data import DeviceBatches
@@ -156,6 +156,7 @@ def train(ws: Workspace, slug: str, config: TrainConfig, *, progress: Progress |
         with _run_lock(run) if ctx.is_main else contextlib.nullcontext():
             notes: list[str] = [n for n in (auto_note, head_note) if n is not None]
             ckpt = resume_point(run, config, cache, ctx, slug, notes)
+            config = resolve_augment(config, ckpt, len(cache))  # recorded as resolved
             config, warm = _warm_start(ws, slug, config, ckpt, notes)
             outputs = RunOutputs(run, config, enabled=ctx.is_main)
             outputs.start(ckpt)

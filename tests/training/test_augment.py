@@ -81,6 +81,33 @@ def test_diff_augment_applies_the_policy_in_order():
     assert torch.equal(diff_augment(x, ()), x)
 
 
+def test_auto_resolves_by_whether_d_classifies_traits_and_reads_an_old_record_as_it_trained(monkeypatch):
+    """What train() records for "auto": DEFAULT_AUGMENT for an unconditioned run or one without the
+    classifier, DEFAULT_AUGMENT_CLASSIFIED (here a rule without cutout) where D classifies traits, no
+    augmentation from 50,000 images, an explicit policy as it is. A config still saying "auto" (recorded
+    before the resolution) reads as the ops of then, cutout included, for every run; resolve_augment keeps a
+    resumed run's own policy, either way."""
+    import training.config
+    from training.build import recorded_augment, resolve_augment
+
+    monkeypatch.setattr(training.config, "DEFAULT_AUGMENT_CLASSIFIED", "color,translation")
+    classified = TrainConfig(condition="traits", condition_aux=5.0)
+    assert TrainConfig(condition="none").resolved_augment(1000) == "color,translation,cutout"
+    assert TrainConfig(condition="traits", condition_aux=0.0).resolved_augment(1000) == "color,translation,cutout"
+    assert classified.resolved_augment(1000) == "color,translation"
+    assert classified.resolved_augment(AUGMENT_AUTO_MAX_IMAGES) == "none"
+    assert TrainConfig(condition="traits", augment="flip").resolved_augment(1000) == "flip"
+    assert classified.augment_ops(1000) == ("color", "translation", "cutout")  # "auto" as once recorded
+    old = {"config": classified.to_dict()}  # a checkpoint of a run recorded before the resolution
+    assert recorded_augment(classified, 1000).augment == "color,translation,cutout"
+    assert recorded_augment(classified, AUGMENT_AUTO_MAX_IMAGES).augment == "none"
+    assert resolve_augment(classified, old, 1000).augment == "color,translation,cutout"
+    assert resolve_augment(classified, None, 1000).augment == "color,translation"
+    new = {"config": TrainConfig(condition="traits", condition_aux=5.0, augment="color").to_dict()}
+    assert resolve_augment(classified, new, 1000).augment == "color"
+    assert resolve_augment(TrainConfig(augment="flip"), new, 1000).augment == "flip"  # resume_point refuses it
+
+
 def test_policy_auto_is_on_only_for_small_collections_and_unknown_ops_fail():
     cfg = TrainConfig()
     assert cfg.augment_ops(1000) == ("color", "translation", "cutout")

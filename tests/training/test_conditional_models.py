@@ -29,6 +29,61 @@ def test_a_conditioned_generator_draws_what_its_condition_says_once_trained() ->
     assert sum(isinstance(m, ConditionalBatchNorm2d) for m in g.modules()) == len(widths)
 
 
+def test_the_mapping_network_lets_trait_values_interact_where_the_linear_embedding_adds_them() -> None:
+    """--condition-mapping: G's embedding of "dark skin and a mask" is not the dark skin's plus the mask's
+    (the linear embedding's is, exactly), and the mapped generator trains and keeps plain batch norm's start."""
+    torch.manual_seed(0)
+    widths = default_widths("dcgan", 32, 8)
+    none, skin, mask = torch.zeros(1, 5), torch.zeros(1, 5), torch.zeros(1, 5)
+    skin[0, 0], mask[0, 3] = 1, 1
+
+    def interaction(g: torch.nn.Module) -> float:
+        e = g.embed
+        with torch.no_grad():
+            return float((e(skin + mask) - e(skin) - e(mask) + e(none)).abs().max())
+
+    linear = make_generator("dcgan", 32, 16, widths, cond_dim=5)
+    mapped = make_generator("dcgan", 32, 16, widths, cond_dim=5, cond_mapping=2)
+    assert interaction(linear) < 1e-6 and interaction(mapped) > 1e-3
+    assert sum(isinstance(m, torch.nn.Linear) for m in mapped.embed) == 3
+    z = torch.randn(6, 16)
+    assert torch.equal(mapped(z, skin.expand(6, 5)), mapped(z, mask.expand(6, 5)))  # starts unconditioned
+    opt = torch.optim.Adam(mapped.parameters(), lr=1e-2)
+    for _ in range(30):
+        loss = (mapped(z, skin.expand(6, 5)) + 1).square().mean() + (mapped(z, mask.expand(6, 5)) - 1).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    mapped.eval()
+    assert mapped(z, skin.expand(6, 5)).mean() < -0.3 and mapped(z, mask.expand(6, 5)).mean() > 0.3
+
+
+def test_local_contrast_makes_a_faint_detail_as_plain_as_a_bright_one() -> None:
+    """--d-contrast: a mouth 15 RGB levels from a deep skin and one 210 levels from a light skin differ 14
+    times in the image, and about twice in D's contrast channels (the floor keeps a flat region's noise from
+    growing without bound); a flat region stays at zero."""
+    from training.models import local_contrast
+
+    def face(skin: tuple[int, int, int], mouth: tuple[int, int, int]) -> torch.Tensor:
+        x = torch.tensor(skin, dtype=torch.float32).view(1, 3, 1, 1).expand(1, 3, 9, 9).clone()
+        x[0, :, 4, 3:6] = torch.tensor(mouth, dtype=torch.float32).view(3, 1)
+        return x / 127.5 - 1
+
+    deep, light = face((80, 50, 35), (90, 40, 30)), face((219, 177, 128), (90, 40, 30))
+    image_ratio = float((light - light[0, :, 0, 0].view(3, 1, 1)).abs().amax()
+                        / (deep - deep[0, :, 0, 0].view(3, 1, 1)).abs().amax())
+    assert image_ratio > 10
+    a, b = local_contrast(deep).abs().amax(), local_contrast(light).abs().amax()
+    assert 0.4 < float(a / b) <= 1.0 and float(a / b) > 4 / image_ratio
+    assert float(local_contrast(deep)[..., 0:2, :].abs().amax()) < 1e-4  # far from the mouth: flat
+    widths = default_widths("dcgan", 24, 8)
+    d = make_discriminator("dcgan", 24, widths, spectral_norm=False, dropout=0.0, cond_dim=5, classify=True,
+                           contrast=True)
+    assert d.main[0].in_channels == 6
+    logits, traits = d(torch.randn(4, 3, 24, 24), torch.zeros(4, 5), classify=True)
+    assert logits.shape == (4,) and traits.shape == (4, 5)
+
+
 def test_the_projection_discriminator_judges_image_and_condition_together() -> None:
     torch.manual_seed(0)
     d = make_discriminator("dcgan", 32, default_widths("dcgan", 32, 8), spectral_norm=True, dropout=0.0,

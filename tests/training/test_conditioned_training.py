@@ -92,6 +92,29 @@ def test_resume_keeps_the_vocabulary_and_warm_starts_refuse_a_mismatch(punks) ->
         train(punks, "punks", tiny_config(run="w2", steps=2, warm_start="r", condition="none"))
     warm = train(punks, "punks", conditioned("w3", warm_start="r"))  # the same vocabulary: fine
     assert warm.steps_done == 4
+    with pytest.raises(NftganError, match="condition_mapping 0 differs from 2"):
+        train(punks, "punks", conditioned("w4", warm_start="r", condition_mapping=2))
+    with pytest.raises(NftganError, match="d_contrast False differs from True"):
+        train(punks, "punks", conditioned("w5", warm_start="r", d_contrast=True))
+    contrast = train(punks, "punks", conditioned("w6", steps=2, d_contrast=True))
+    assert contrast.steps_done == 2
+    assert json.loads(punks.run("punks", "w6").config.read_text())["d_contrast"] is True
+
+
+def test_a_run_with_a_mapping_network_records_it_and_its_checkpoints_draw_asked_traits(punks) -> None:
+    """--condition-mapping 2: recorded in config.json, resumed, and its checkpoint loads for sample/export
+    (load_generator builds the same mapping), drawing for given conditions."""
+    train(punks, "punks", conditioned("map", steps=2, condition_mapping=2))
+    resumed = train(punks, "punks", conditioned("map", steps=4, condition_mapping=2, resume=True))
+    assert resumed.steps_done == 4
+    assert json.loads(punks.run("punks", "map").config.read_text())["condition_mapping"] == 2
+    loaded = load_generator(punks.run("punks", "map"), "latest", device="cpu")
+    assert sum(k.endswith(("embed.0.weight", "embed.2.weight", "embed.4.weight"))
+               for k in loaded.generator.state_dict()) == 3
+    width = loaded.config["conditioning"]["width"]
+    with torch.no_grad():
+        drawn = loaded.generator(torch.randn(3, loaded.z_dim), torch.eye(width)[:3])
+    assert drawn.shape[:2] == (3, 3) and torch.isfinite(drawn).all()
 
 
 def test_unknown_condition_types_are_one_line_errors(punks) -> None:
@@ -455,6 +478,28 @@ def test_a_run_balanced_by_its_batches_records_the_draw_and_resumes_exactly(punk
     for key in ("generator", "discriminator"):
         assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])
     assert not all(torch.equal(a["generator"][k], asks["generator"][k]) for k in a["generator"])
+
+
+def test_a_run_records_the_augmentation_auto_resolved_to_and_keeps_it_on_resume(punks, monkeypatch) -> None:
+    """--augment auto is recorded as what it resolved to (here a rule without cutout where D classifies
+    traits; cutout without the classifier), and a resumed run keeps its recorded policy after the rule moves,
+    while a fresh run takes the new rule; an explicit other policy on resume is refused in one line."""
+    import training.config
+
+    monkeypatch.setattr(training.config, "DEFAULT_AUGMENT_CLASSIFIED", "color,translation")
+    train(punks, "punks", conditioned("aug", steps=2, condition_aux=1.0))
+    train(punks, "punks", conditioned("aug-plain", steps=2, condition_aux=0.0))
+    recorded = lambda run: json.loads(punks.run("punks", run).config.read_text())["augment"]  # noqa: E731
+    assert recorded("aug") == "color,translation" and recorded("aug-plain") == "color,translation,cutout"
+    monkeypatch.setattr(training.config, "DEFAULT_AUGMENT_CLASSIFIED", "color")
+    summary = train(punks, "punks", conditioned("aug", steps=4, condition_aux=1.0, resume=True))
+    assert summary.steps_done == 4 and summary.augment == ("color", "translation")
+    assert recorded("aug") == "color,translation"
+    train(punks, "punks", conditioned("aug-new", steps=2, condition_aux=1.0))
+    assert recorded("aug-new") == "color"
+    with pytest.raises(NftganError, match="augment 'color,translation' -> 'color,translation,cutout'"):
+        train(punks, "punks", conditioned("aug", steps=6, condition_aux=1.0, resume=True,
+                                          augment="color,translation,cutout"))
 
 
 def test_condition_auto_conditions_a_collection_with_traits_and_says_why_not_otherwise(punks, make_cache, ws) -> None:
