@@ -22,63 +22,51 @@ STREAM_CHUNK_BYTES = 256 * 2**20
 
 
 class IndexStream:
-    """Image indices for every position of an endless sequence of seeded permutations of ``range(n)``."""
+    """Image indices for every position of an endless sequence of seeded permutations of ``range(n)``: a
+    position's index depends only on the position (not on which steps, ranks or resumes asked for it)."""
 
     def __init__(self, n_images: int, seed: int) -> None:
         self.n = n_images
         self.seed = seed
-        self._perms: dict[int, torch.Tensor] = {}
-
-    def _perm(self, epoch: int) -> torch.Tensor:
-        if epoch not in self._perms:
-            if len(self._perms) > 4:
-                self._perms.pop(min(self._perms))
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._perms[epoch] = torch.randperm(self.n, generator=g)
-        return self._perms[epoch]
-
-    def take(self, start: int, count: int) -> torch.Tensor:
-        """Indices at positions ``start .. start+count-1`` (int64, CPU)."""
-        parts, pos, end = [], start, start + count
-        while pos < end:
-            epoch, offset = divmod(pos, self.n)
-            take = min(self.n - offset, end - pos)
-            parts.append(self._perm(epoch)[offset : offset + take])
-            pos += take
-        return torch.cat(parts)
-
-
-class WeightedIndexStream:
-    """Image indices for every position of an endless seeded draw with replacement, image ``i`` with
-    probability ``weights[i]`` (a balanced run's real batches: training.conditioning.balance_weights). Drawn in
-    blocks of :data:`BLOCK` positions, each seeded by its number, so a position's index does not depend on
-    which steps, ranks or resumes asked for it (as :class:`IndexStream`)."""
-
-    BLOCK = 4096
-
-    def __init__(self, weights: np.ndarray, seed: int) -> None:
-        self.weights = torch.from_numpy(np.asarray(weights, np.float64))
-        self.n = len(self.weights)
-        self.seed = seed
+        self.block_size = n_images  # positions per seeded block: an epoch
         self._blocks: dict[int, torch.Tensor] = {}
+
+    def _draw(self, number: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + number)
+        return torch.randperm(self.n, generator=g)
 
     def _block(self, number: int) -> torch.Tensor:
         if number not in self._blocks:
             if len(self._blocks) > 4:
                 self._blocks.pop(min(self._blocks))
-            g = torch.Generator().manual_seed((self.seed * 1_000_003 + number) * 7919 + 2)
-            self._blocks[number] = torch.multinomial(self.weights, self.BLOCK, replacement=True, generator=g)
+            self._blocks[number] = self._draw(number)
         return self._blocks[number]
 
     def take(self, start: int, count: int) -> torch.Tensor:
         """Indices at positions ``start .. start+count-1`` (int64, CPU)."""
         parts, pos, end = [], start, start + count
         while pos < end:
-            number, offset = divmod(pos, self.BLOCK)
-            take = min(self.BLOCK - offset, end - pos)
+            number, offset = divmod(pos, self.block_size)
+            take = min(self.block_size - offset, end - pos)
             parts.append(self._block(number)[offset : offset + take])
             pos += take
         return torch.cat(parts)
+
+
+class WeightedIndexStream(IndexStream):
+    """An endless seeded draw with replacement instead, image ``i`` with probability ``weights[i]`` (a run
+    balanced by its batches: training.conditioning.balance_weights), in seeded blocks of :data:`BLOCK`."""
+
+    BLOCK = 4096
+
+    def __init__(self, weights: np.ndarray, seed: int) -> None:
+        super().__init__(len(weights), seed)
+        self.weights = torch.from_numpy(np.asarray(weights, np.float64))
+        self.block_size = self.BLOCK
+
+    def _draw(self, number: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + number) * 7919 + 2)
+        return torch.multinomial(self.weights, self.BLOCK, replacement=True, generator=g)
 
 
 def normalize(batch_u8: torch.Tensor, *, channels_last: bool) -> torch.Tensor:
@@ -119,8 +107,7 @@ class DeviceBatches:
         self.images_seen_at_start = images_seen_at_start
         # a run balanced by its batches: the real images drawn with these weights (with replacement), and G
         # asked for the trait sets of the real batch, so real and fake sets keep the same (balanced) shares
-        self.stream: IndexStream | WeightedIndexStream = (
-            IndexStream(len(images), seed) if real_weights is None else WeightedIndexStream(real_weights, seed))
+        self.stream = IndexStream(len(images), seed) if real_weights is None else WeightedIndexStream(real_weights, seed)
         self.channels_last = devices.channels_last(device)
         self.mode = choose_mode(mode, images.nbytes, device)
         self._resident: torch.Tensor | None = None
