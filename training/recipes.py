@@ -231,6 +231,15 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
                                                                  "augment": "color,translation",
                                                                  "condition_balance": 0.5,
                                                                  "condition_balance_draw": "batches"}),
+    # balb drew the mouth at the bar in four seeds of five but dropped a whole hair value in three (a Beanie,
+    # a Top Hat): half the flattening
+    "demo-w16-b16-cond-ac5-native-both-snap-cells-nocut-balb25": ("demo-w16-b16-cond-ac5-native-both-snap-cells-"
+                                                                  "nocut-balb with balance 0.25 (shares raised "
+                                                                  "to 0.75)",
+                                                                  {**_AC5_SNAP, "snap_rule": "cells",
+                                                                   "augment": "color,translation",
+                                                                   "condition_balance": 0.25,
+                                                                   "condition_balance_draw": "batches"}),
     # the straight-through head drew faces in wrong, saturated colours at the demo budget (the argmax of
     # near-uniform softmaxes, steered by the averaged colour's gradient): the softmax-weighted palette in
     # training, its exact gradient, and the most likely colour only in samples
