@@ -166,6 +166,9 @@ def fixture_serve(
         fail(f"--art must be one of {', '.join(ARTS)}")
     faults = sample_faults(items) if with_faults else None
     signal.signal(signal.SIGTERM, _stop)  # `kill PID` stops it as cleanly as Ctrl-C
+    # and Ctrl-C (SIGINT) stops it even when started from a parent that ignores SIGINT (a background job of a
+    # script, a test runner's worker): Python leaves an inherited "ignore" in place
+    signal.signal(signal.SIGINT, _stop)
     try:
         with serve_fixture(collection=slug, n_items=items, seed=seed, port=port, latency_s=latency_ms / 1000,
                            image_px=image_px, faults=faults, mode=mode, listed_share=listed, chain=chain,

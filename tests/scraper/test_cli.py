@@ -69,6 +69,8 @@ def test_fixture_serve_prints_its_url_and_serves_until_interrupted() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "commands", "fixture", "serve", "--port", "0", "--items", "5", "--slug", "mini"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # started as a script's background job is (SIGINT ignored, inherited): Ctrl-C must still stop it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         first = proc.stdout.readline()
