@@ -35,6 +35,9 @@ _AC3_NATIVE = {"base_width": 16, "ema": 0.98, "batch_size": 16, "condition": "tr
 #: the default's row ("demo-w16-b16-cond-ac5-native-both-snap"), of which the snap-rule variants change one option
 _AC5_SNAP = {**_AC3_NATIVE, "condition_aux_view": "both", "condition_aux_snap": True, "condition_aux": 5.0}
 
+#: the cells snap without cutout ("…-snap-cells-nocut"), of which the twelfth session's rows change one option
+_CELLS_NOCUT = {**_AC5_SNAP, "snap_rule": "cells", "augment": "color,translation"}
+
 #: name -> (what the docs' table says it is, overrides of BASE)
 CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     # the reference: pytorch/examples dcgan/main.py (ngf = ndf = 64, bce, Adam 2e-4 betas 0.5/0.999, batch 64,
@@ -191,8 +194,7 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     # augmentation of D's inputs), so both together
     "demo-w16-b16-cond-ac5-native-both-snap-cells-nocut": ("demo-w16-b16-cond-ac5-native-both-snap-cells with "
                                                            "DiffAugment color,translation (no cutout)",
-                                                           {**_AC5_SNAP, "snap_rule": "cells",
-                                                            "augment": "color,translation"}),
+                                                           _CELLS_NOCUT),
     # its misses are on dark skins: a Normal mouth is drawn as asked in 0.93 of the samples on a light skin and
     # 0.38 on the deepest, a Medical Mask in 1.00 and 0.00 (a grey-green smear, not the white mask). G's
     # linear embedding adds one vector per value, so "white mask over dark skin" is the dark skin's
@@ -200,25 +202,20 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     "demo-w16-b16-cond-ac5-native-both-snap-cells-nocut-map2": ("demo-w16-b16-cond-ac5-native-both-snap-cells-nocut "
                                                                 "with G's trait embedding through a mapping "
                                                                 "network (2 hidden layers)",
-                                                                {**_AC5_SNAP, "snap_rule": "cells",
-                                                                 "augment": "color,translation",
-                                                                 "condition_mapping": 2}),
+                                                                {**_CELLS_NOCUT, "condition_mapping": 2}),
     # on the deepest skins a mouth is a few ΔE from the skin, and the raw output there is speckled with colour
     # noise the snap turns into a smile's or a frown's corner: G's weights averaged over a longer horizon
     # (the EMA's 50 steps were chosen for the demo's 3 minutes)
     "demo-w16-b16-cond-ac5-native-both-snap-cells-nocut-ema995": ("demo-w16-b16-cond-ac5-native-both-snap-cells-"
                                                                   "nocut with EMA 0.995",
-                                                                  {**_AC5_SNAP, "snap_rule": "cells",
-                                                                   "augment": "color,translation", "ema": 0.995}),
+                                                                  {**_CELLS_NOCUT, "ema": 0.995}),
     # D's own classifier names the mouth of a real token on the deepest skin in 0.67 of them (1.00 on every
     # other skin): the mouth is 15 RGB levels from that skin, against 210 on a light one, so G is taught
     # nothing there. D also sees each image's local contrast (3x3), where both are plain
     "demo-w16-b16-cond-ac5-native-both-snap-cells-nocut-lcn": ("demo-w16-b16-cond-ac5-native-both-snap-cells-"
                                                                "nocut with D also seeing each image's local "
                                                                "contrast (3x3)",
-                                                               {**_AC5_SNAP, "snap_rule": "cells",
-                                                                "augment": "color,translation",
-                                                                "d_contrast": True}),
+                                                               {**_CELLS_NOCUT, "d_contrast": True}),
     # every snap and augmentation leaves a Medical Mask on a dark or deep skin drawn as asked in 0.00 to 0.10
     # of the samples (0.98 on a light skin): ~1 % of the tokens, seldom met in a batch. The real batches drawn
     # with each type's value shares square-rooted and G asked for their sets (so real and fake sets keep the
@@ -227,18 +224,14 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
                                                                 "nocut with the real batches drawn with each "
                                                                 "type's value shares square-rooted, G asked for "
                                                                 "their trait sets",
-                                                                {**_AC5_SNAP, "snap_rule": "cells",
-                                                                 "augment": "color,translation",
-                                                                 "condition_balance": 0.5,
+                                                                {**_CELLS_NOCUT, "condition_balance": 0.5,
                                                                  "condition_balance_draw": "batches"}),
     # balb drew the mouth at the bar in four seeds of five but dropped a whole hair value in three (a Beanie,
     # a Top Hat): half the flattening
     "demo-w16-b16-cond-ac5-native-both-snap-cells-nocut-balb25": ("demo-w16-b16-cond-ac5-native-both-snap-cells-"
                                                                   "nocut-balb with balance 0.25 (shares raised "
                                                                   "to 0.75)",
-                                                                  {**_AC5_SNAP, "snap_rule": "cells",
-                                                                   "augment": "color,translation",
-                                                                   "condition_balance": 0.25,
+                                                                  {**_CELLS_NOCUT, "condition_balance": 0.25,
                                                                    "condition_balance_draw": "batches"}),
     # the straight-through head drew faces in wrong, saturated colours at the demo budget (the argmax of
     # near-uniform softmaxes, steered by the averaged colour's gradient): the softmax-weighted palette in
