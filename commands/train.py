@@ -136,6 +136,11 @@ def train_cmd(
                           "among the type's values) or slot (also against the \"drawn by G\" slot).",
                           rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.condition_aux_fakes_g,
+    condition_aux_net: Annotated[
+        str, typer.Option(help="A conditioned run: the auxiliary trait classifier is a head on D (d) or a "
+                          "network of its own (own) that learns the real images' traits beside D and judges "
+                          "G's fakes.", rich_help_panel=_MODEL)
+    ] = TRAIN_DEFAULTS.condition_aux_net,
     palette_head: Annotated[
         str, typer.Option(help="A native-grid run: G draws every pixel from a softmax over the collection's "
                           "palette, its samples the most likely colour: straight (that colour in training too, "

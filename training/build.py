@@ -19,10 +19,10 @@ from pipeline.errors import NftganError
 from pipeline.workspace import RunPaths
 from training import checkpoints, devices, distributed
 from training.conditioning import Vocabulary, balance_weights
-from training.config import TrainConfig
+from training.config import OWN_CLASSIFIER_LR, OWN_CLASSIFIER_WIDTH, TrainConfig
 from training.data import DeviceBatches
 from training.grid import head_palette
-from training.models import make_discriminator, make_generator
+from training.models import TraitNet, make_discriminator, make_generator
 from training.warm import WarmStart
 
 
@@ -41,6 +41,9 @@ class Models:
     d_frozen: Any  # d compiled, without DDP: G's step reads D, never updates it
     amp_dtype: torch.dtype | None
     d_reg: Any = None  # d behind DDP, never compiled: gradient penalties differentiate it twice
+    c: torch.nn.Module | None = None  # the run's own trait classifier (--condition-aux-net own), else None
+    opt_c: torch.optim.Optimizer | None = None
+    c_train: Any = None  # c behind DDP and/or torch.compile
 
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
         if self.amp_dtype is None:
@@ -48,7 +51,7 @@ class Models:
         return torch.autocast(device.type, dtype=self.amp_dtype)
 
     def weights(self) -> list[torch.nn.Module]:
-        return [m for m in (self.g, self.d, self.ema) if m is not None]
+        return [m for m in (self.g, self.d, self.ema, self.c) if m is not None]
 
 
 @dataclass(frozen=True)
@@ -149,14 +152,18 @@ def build_models(
         g.set_pool(torch.as_tensor(pool[0], dtype=torch.float32), torch.as_tensor(pool[1], dtype=torch.float32))
     d = make_discriminator(cfg.arch, cfg.model_px, widths, spectral_norm=cfg.spectral_norm, dropout=cfg.dropout,
                            norm=cfg.d_norm, mbstd_group=cfg.mbstd_group, cond_dim=cond_dim,
-                           classify=cfg.condition_aux > 0, fake_slots=fake_slots(cfg), contrast=cfg.d_contrast)
+                           classify=cfg.condition_aux > 0 and not own_classifier(cfg), fake_slots=fake_slots(cfg),
+                           contrast=cfg.d_contrast)
+    c = TraitNet(cond_dim, OWN_CLASSIFIER_WIDTH) if own_classifier(cfg) and cond_dim else None
     memory_format = torch.channels_last if devices.channels_last(dev) else torch.preserve_format
     g, d = g.to(dev, memory_format=memory_format), d.to(dev, memory_format=memory_format)
+    c = c.to(dev, memory_format=memory_format) if c is not None else None
     ema = copy.deepcopy(g).eval().requires_grad_(False) if cfg.ema > 0 else None
     fused = True if dev.type == "cuda" else None
     betas = (cfg.beta1, cfg.beta2)
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=betas, fused=fused)
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=betas, fused=fused)
+    opt_c = torch.optim.Adam(c.parameters(), lr=OWN_CLASSIFIER_LR, fused=fused) if c is not None else None
     scaler = torch.amp.GradScaler(dev.type, enabled=amp_dtype == torch.float16)
     counters = Counters()
     if ckpt is not None:
@@ -166,50 +173,66 @@ def build_models(
             ema.load_state_dict(ckpt["ema"])
         opt_g.load_state_dict(ckpt["opt_g"])
         opt_d.load_state_dict(ckpt["opt_d"])
+        if c is not None and opt_c is not None:
+            c.load_state_dict(ckpt["classifier"])
+            opt_c.load_state_dict(ckpt["opt_c"])
         if ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
         torch.set_rng_state(ckpt["rng"]["torch_cpu"])
         counters = Counters(int(ckpt["step"]), int(ckpt["images_seen"]), float(ckpt["elapsed_s"]))
     elif warm is not None:
-        load_warm_start(warm, g, d, ema, opt_g, opt_d)
+        load_warm_start(warm, g, d, ema, opt_g, opt_d, c, opt_c)
 
     # what the loop calls: DDP wrappers (gradient all-reduce) and compiled graphs over the same weights
-    g_train, d_train, d_frozen = g, d, d
+    g_train, d_train, d_frozen, c_train = g, d, d, c
     if ctx.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ids = [dev.index] if dev.type == "cuda" else None
         g_train, d_train = DDP(g, device_ids=ids), DDP(d, device_ids=ids)
+        c_train = DDP(c, device_ids=ids) if c is not None else None
     d_reg = d_train
     if cfg.compile:
         g_train, d_train = torch.compile(g_train), torch.compile(d_train)
         d_frozen = torch.compile(d)
-    models = Models(g, d, ema, opt_g, opt_d, scaler, g_train, d_train, d_frozen, amp_dtype, d_reg)
+        c_train = torch.compile(c_train) if c_train is not None else None
+    models = Models(g, d, ema, opt_g, opt_d, scaler, g_train, d_train, d_frozen, amp_dtype, d_reg, c, opt_c, c_train)
     return models, counters
 
 
 def load_warm_start(
     warm: WarmStart, g: torch.nn.Module, d: torch.nn.Module, ema: torch.nn.Module | None,
-    opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+    opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, c: torch.nn.Module | None = None,
+    opt_c: torch.optim.Optimizer | None = None,
 ) -> None:
-    """Weights, EMA and optimizer moments of ``warm``; the optimizers keep this run's hyperparameters."""
+    """Weights, EMA and optimizer moments of ``warm``; the optimizers keep this run's hyperparameters. ``c``:
+    the run's own trait classifier (the source has one too: ``condition_aux_net`` is a shape field)."""
     state = warm.state
     try:
         g.load_state_dict(state["generator"])
         d.load_state_dict(state["discriminator"])
         if ema is not None:  # a source trained without EMA: the EMA starts as its generator
             ema.load_state_dict(state["ema"] if state.get("ema") is not None else state["generator"])
-        for opt, key in ((opt_g, "opt_g"), (opt_d, "opt_d")):
+        if c is not None:
+            c.load_state_dict(state["classifier"])
+        for opt, key in ((opt_g, "opt_g"), (opt_d, "opt_d"), (opt_c, "opt_c")):
+            if opt is None:
+                continue
             mine = [{k: v for k, v in group.items() if k != "params"} for group in opt.param_groups]
             opt.load_state_dict(state[key])
             for group, hyper in zip(opt.param_groups, mine):
                 group.update(hyper)  # lr, betas, fused...: this run's options, not the source's
-    except (RuntimeError, KeyError, ValueError) as e:
+    except (RuntimeError, KeyError, ValueError, TypeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise NftganError(
             f"cannot warm-start from run {warm.run!r} step {warm.step}: its checkpoint does not fit this "
             f"model ({first})"
         ) from e
+
+
+def own_classifier(cfg: TrainConfig) -> bool:
+    """Whether the run's auxiliary trait classifier is a network of its own (``--condition-aux-net own``)."""
+    return cfg.condition_aux > 0 and cfg.condition_aux_net == "own"
 
 
 def fake_slots(cfg: TrainConfig) -> int:

@@ -44,7 +44,7 @@ BEFORE_THE_FIELD: dict[str, Any] = {
     "condition_aux": 0.0, "condition_aux_view": "augmented", "condition_aux_snap": False,
     "condition_aux_focal": 0.0, "palette_head": "off", "snap_fakes": False, "snap_rule": "rgb",
     "condition_balance": 0.0, "condition_aux_fakes": 0.0, "condition_aux_fakes_g": "slot",
-    "condition_balance_draw": "asks", "condition_mapping": 0, "d_contrast": False,
+    "condition_balance_draw": "asks", "condition_mapping": 0, "d_contrast": False, "condition_aux_net": "d",
 }
 CONDITIONS = ("none", "traits", "auto")
 AUX_VIEWS = ("augmented", "uncut", "clean", "both")
@@ -52,6 +52,11 @@ PALETTE_HEADS = ("off", "straight", "soft")
 SNAP_RULES = ("rgb", "cells")
 FAKES_G = ("values", "slot")
 BALANCE_DRAWS = ("asks", "batches")
+AUX_NETS = ("d", "own")
+# the optimizer of a run's own trait classifier (--condition-aux-net own): Adam at this learning rate, default
+# betas (a plain supervised classifier, as evaluation's, not one of the GAN's players)
+OWN_CLASSIFIER_LR = 1e-3
+OWN_CLASSIFIER_WIDTH = 16  # channels of its first conv block (doubled twice), as evaluation's
 
 # Fields that may change when a run is resumed: how long to train, how often to write, where and how fast
 # to run (a run started on a GPU in bf16 may continue on a CPU). Everything else shapes the training.
@@ -227,6 +232,11 @@ class TrainConfig:
     # it drew it, which the adversarial loss judges); "slot", the asked value against the slot too (a second
     # adversarial loss at the classifier's weight: D won outright at fakes' weights 1 and 0.1)
     condition_aux_fakes_g: str = "values"
+    # which network is the auxiliary classifier: "d", a head on D's trunk (the features D learns to tell real
+    # from fake); "own", a classifier of its own (training.models.TraitNet, 3x3 convs like evaluation's, its
+    # own optimizer), learning the real images' traits beside D, whose verdict on G's (snapped) fakes is G's
+    # classifier loss: D's trunk named the mouth of a real Deep-skinned token in only 0.66 to 0.78 of them
+    condition_aux_net: str = "d"
     # recorded by train(), not an option: the conditioning vocabulary and the size of its pool of trait sets
     conditioning: dict[str, Any] | None = field(default=None, hash=False)
 
@@ -258,6 +268,10 @@ class TrainConfig:
                f"--condition-aux-fakes must be 0 (off) or more, got {self.condition_aux_fakes}")
         _check(not (self.condition_aux_fakes and self.condition_aux_focal),
                "--condition-aux-fakes does not combine with --condition-aux-focal")
+        _check(self.condition_aux_net in AUX_NETS,
+               f"--condition-aux-net must be one of {', '.join(AUX_NETS)}, got {self.condition_aux_net!r}")
+        _check(not (self.condition_aux_net == "own" and self.condition_aux_fakes),
+               "--condition-aux-fakes needs --condition-aux-net d (its \"drawn by G\" slots are D's)")
         if self.condition == "none":  # the auxiliary classifier is a part of conditioned runs only
             object.__setattr__(self, "condition_aux", 0.0)
         _check(isinstance(self.condition_min_count, int) and self.condition_min_count >= 1,

@@ -289,6 +289,32 @@ class DCGANDiscriminator(nn.Module):
         return out
 
 
+class TraitNet(nn.Module):
+    """A run's own auxiliary trait classifier (``--condition-aux-net own``): 3x3 convolutions at full
+    resolution, as evaluation's trait classifier, so that a one-pixel mouth two shades from a deep skin is
+    seen where it is (D's 4x4 stride-2 trunk, trained to tell real from fake, names it in two thirds of real
+    tokens). One logit per slot of a condition vector; no batch norm, so a batch of G's fakes is judged as
+    the real images are."""
+
+    def __init__(self, cond_dim: int, width: int) -> None:
+        super().__init__()
+
+        def block(c_in: int, c_out: int) -> list[nn.Module]:
+            return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.LeakyReLU(0.2, inplace=True)]
+
+        w = width
+        self.body = nn.Sequential(  # S -> S/2 -> S/4 -> 4x4: where a trait is matters, so no global pool
+            *block(3, w), nn.AvgPool2d(2),
+            *block(w, 2 * w), nn.AvgPool2d(2),
+            *block(2 * w, 4 * w), nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(), nn.Linear(4 * w * 16, 128), nn.LeakyReLU(0.2, inplace=True),
+            nn.Linear(128, cond_dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
 class MLPGenerator(nn.Module):
     """The fully connected baseline of the original GAN paper: z -> hidden layers -> 3*S*S, tanh."""
 

@@ -124,6 +124,8 @@ def checkpoint_state(
         "ema": models.ema.state_dict() if models.ema is not None else None,
         "opt_g": models.opt_g.state_dict(),
         "opt_d": models.opt_d.state_dict(),
+        "classifier": models.c.state_dict() if models.c is not None else None,  # --condition-aux-net own
+        "opt_c": models.opt_c.state_dict() if models.opt_c is not None else None,
         "scaler": models.scaler.state_dict(),
         "rng": {
             "scheme": "torch reseeded per step from (seed, rank, step)",

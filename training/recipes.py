@@ -23,7 +23,7 @@ BASE: dict[str, Any] = {
     "condition": "none", "condition_aux": 0.0, "condition_aux_view": "augmented", "condition_aux_snap": False,
     "condition_aux_focal": 0.0, "palette_head": "off",
     "snap_fakes": False, "snap_rule": "rgb", "condition_balance": 0.0, "condition_balance_draw": "asks",
-    "condition_mapping": 0, "d_contrast": False,
+    "condition_mapping": 0, "d_contrast": False, "condition_aux_net": "d",
     "condition_aux_fakes": 0.0, "condition_aux_fakes_g": "values",
 }
 
@@ -233,6 +233,13 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
                                                                   "to 0.75)",
                                                                   {**_CELLS_NOCUT, "condition_balance": 0.25,
                                                                    "condition_balance_draw": "batches"}),
+    # D's trunk (4x4 stride-2 convolutions, trained to tell real from fake) names the mouth of a real token on
+    # the deepest skin in two thirds of them, so G is taught little there; evaluation's classifier (3x3
+    # convolutions at full resolution) names every one. The auxiliary classifier as a network of its own
+    # (training.models.TraitNet), learning the real images' traits beside D and judging G's snapped fakes
+    "demo-w16-b16-cond-ac5-native-both-snap-own": ("demo-w16-b16-cond-ac5-native-both-snap with the auxiliary "
+                                                   "classifier a network of its own (3x3 convolutions), not a "
+                                                   "head on D", {**_AC5_SNAP, "condition_aux_net": "own"}),
     # the straight-through head drew faces in wrong, saturated colours at the demo budget (the argmax of
     # near-uniform softmaxes, steered by the averaged colour's gradient): the softmax-weighted palette in
     # training, its exact gradient, and the most likely colour only in samples

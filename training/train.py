@@ -172,7 +172,8 @@ def train(ws: Workspace, slug: str, config: TrainConfig, *, progress: Progress |
             for asked, flag in ((snap, "--condition-aux-snap"), (config.snap_fakes, "--snap-fakes")):
                 if asked and palette is None:
                     notes.append(f"{flag}: off, the run is not on a native pixel grid (no palette to snap to)")
-            if snap and palette is not None and config.condition_aux_view == "augmented":
+            if snap and palette is not None and config.condition_aux_view == "augmented" and \
+                    config.condition_aux_net == "d":
                 notes.append("--condition-aux-snap: off, --condition-aux-view augmented has no pass of its own to "
                              "snap (uncut, clean or both have)")
             batches = build_batches(config, images, device, ctx, start, conditions=conditions)
@@ -439,7 +440,7 @@ def gan_step(
     # (the snapped fakes differ from what the adversarial pass saw, even where the policy has no op)
     aux_palette = palette if cfg.condition_aux_snap else None  # the classifier's own pass of snapped fakes
     own_pass = bool(aux) and view != "augmented" and (aux_ops != tuple(augment_ops) or aux_palette is not None)
-    k = {"classify": True} if aux and (view in ("augmented", "both") or not own_pass) else {}
+    k = {"classify": True} if aux and m.c is None and (view in ("augmented", "both") or not own_pass) else {}
 
     fk = bool(aux) and cfg.condition_aux_fakes > 0  # the classifier's "drawn by G" slots
 
@@ -456,6 +457,19 @@ def gan_step(
             views = [v[:, :target.shape[1]] for v in views]
         return sum(losses.trait_classification_loss(v, target, blocks, focal=focal, fake_slots=fk and slots,
                                                     as_fake=as_fake) for v in views) / len(views)
+
+    def own_loss(images: torch.Tensor, target: torch.Tensor, focal: float = 0.0) -> torch.Tensor:
+        """The run's own classifier (``m.c``, ``--condition-aux-net own``) in the views ``view`` names: the
+        images as D's adversarial pass sees them ("augmented", "both"), and as they are ("clean", "both") or
+        with every op but cutout ("uncut")."""
+        assert blocks is not None
+        views = []
+        if view in ("augmented", "both"):
+            views.append(augment(images))
+        if view != "augmented":
+            views.append(diff_augment(images, aux_ops, p) if aux_ops else images)
+        return sum(losses.trait_classification_loss(m.c_train(v), target, blocks, focal=focal)
+                   for v in views) / len(views)
     with m.autocast(device):
         fake = m.g_train(z, *cf)
         if cfg.snap_fakes and palette is not None:  # D judges (and G is judged on) the fakes as users get them
@@ -476,7 +490,9 @@ def gan_step(
             fake_traits = traits[b:] if traits is not None else None
         loss_d = losses.discriminator_loss(cfg.loss, real_logits, fake_logits, label_smoothing=cfg.label_smoothing)
         traits_d = traits_g = torch.zeros((), device=device)
-        if aux:
+        if aux and m.c is not None:  # the own classifier learns the real images' traits (its own optimizer)
+            traits_d = own_loss(real, cond)
+        elif aux:
             traits_d = aux_loss(real_traits, d_net, real, cond)
             if fk:  # and G's fakes as "drawn by G", in the same views (the snapped pass: snapped)
                 drawn = fake.detach()
@@ -490,14 +506,21 @@ def gan_step(
         if cfg.r2_gamma > 0:
             penalty = penalty + cfg.r2_gamma / 2 * losses.gradient_penalty(fake_logits, fake_in)
         loss_d = loss_d + cfg.reg_every * penalty
-    total_d = loss_d + aux * traits_d if aux else loss_d
+    total_d = loss_d + aux * traits_d if aux and m.c is None else loss_d
     if ada is not None:
         ada.accumulate(losses.overfitting_sign(cfg.loss, real_logits, fake_logits))
     m.opt_d.zero_grad(set_to_none=True)
+    if m.opt_c is not None:
+        m.opt_c.zero_grad(set_to_none=True)
+        total_d = total_d + traits_d  # the classifier's own loss, its gradient reaching only its weights
     m.scaler.scale(total_d).backward()
     m.scaler.step(m.opt_d)
+    if m.opt_c is not None:
+        m.scaler.step(m.opt_c)
 
     m.d.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
+    if m.c is not None:
+        m.c.requires_grad_(False)
     with m.autocast(device):
         g_fake = m.d_frozen(augment(fake), *cf, **k)
         g_fake_logits, g_fake_traits = g_fake if k else (g_fake, None)
@@ -506,7 +529,10 @@ def gan_step(
             with torch.no_grad():
                 g_real_logits = m.d_frozen(augment(real), *c)
         loss_g = losses.generator_loss(cfg.loss, g_fake_logits, g_real_logits)
-        if aux:
+        if aux and m.c is not None:
+            traits_g = own_loss(fake if aux_palette is None or cfg.snap_fakes else aux_palette(fake), fake_cond,
+                                focal=cfg.condition_aux_focal)
+        elif aux:
             traits_g = aux_loss(g_fake_traits, m.d_frozen,
                                 fake if aux_palette is None or cfg.snap_fakes else aux_palette(fake), fake_cond,
                                 focal=cfg.condition_aux_focal, slots=cfg.condition_aux_fakes_g == "slot")
@@ -516,6 +542,8 @@ def gan_step(
     m.scaler.step(m.opt_g)
     m.scaler.update()
     m.d.requires_grad_(True)
+    if m.c is not None:
+        m.c.requires_grad_(True)
     with torch.no_grad():
         d_real, d_fake = real_logits.float().sigmoid().mean(), fake_logits.float().sigmoid().mean()
         return torch.stack([loss_g.float(), loss_d.float(), d_real, d_fake, traits_d.float(), traits_g.float()])

@@ -520,3 +520,74 @@ def test_condition_auto_conditions_a_collection_with_traits_and_says_why_not_oth
     config = json.loads(ws.run("plain", "p").config.read_text())
     assert config["condition"] == "none" and config["condition_aux"] == 0 and config["conditioning"] is None
     assert any(n.startswith("not trait-conditioned (--condition auto): ") and "traits" in n for n in plain.notes)
+
+
+def test_a_run_with_its_own_trait_classifier_resumes_exactly_and_warm_starts_only_from_its_kind(punks) -> None:
+    """--condition-aux-net own: D has no classifier head; the run's own classifier and its optimizer are in
+    every checkpoint; a run stopped at step 2 and resumed ends bitwise where a straight run does (the
+    classifier included); a warm start from a run whose classifier is D's head is refused in one line."""
+    from training.checkpoints import read_checkpoint
+    from training.visuals import read_metrics
+
+    options = dict(condition_aux=1.0, deterministic=True, condition_aux_net="own", log_every=1)
+    train(punks, "punks", conditioned("own", **options))
+    rows = read_metrics(punks.run("punks", "own"))
+    assert all(np.isfinite(r["traits_d"]) and r["traits_d"] > 0 and np.isfinite(r["traits_g"]) for r in rows)
+    train(punks, "punks", conditioned("own-split", steps=2, **options))
+    train(punks, "punks", conditioned("own-split", resume=True, **options))
+    a, b = (read_checkpoint(punks.run("punks", r).checkpoint(4)) for r in ("own", "own-split"))
+    for key in ("generator", "discriminator", "classifier"):
+        assert a[key].keys() == b[key].keys() and all(torch.equal(a[key][k], b[key][k]) for k in a[key])
+    assert a["opt_c"]["state"] and not any(k.startswith("classifier.") for k in a["discriminator"])
+    width = json.loads(punks.run("punks", "own").config.read_text())["conditioning"]["width"]
+    assert a["classifier"]["body.12.weight"].shape[0] == width  # one logit per slot of a condition vector
+    train(punks, "punks", conditioned("own-d", steps=2, condition_aux=1.0))
+    with pytest.raises(NftganError, match="condition_aux_net 'd' differs from 'own'"):
+        train(punks, "punks", conditioned("own-w", warm_start="own-d", **options))
+    warm = train(punks, "punks", conditioned("own-w2", warm_start="own", **options))
+    assert warm.steps_done == 4
+    with pytest.raises(NftganError, match="--condition-aux-fakes needs --condition-aux-net d"):
+        conditioned("x", condition_aux_net="own", condition_aux_fakes=0.5)
+
+
+def test_the_own_classifier_learns_from_real_images_only_and_teaches_g_through_its_verdict(punks) -> None:
+    """One gan_step with the own classifier (clean view): its weights move exactly as one Adam step on its
+    loss on the real batch alone (G's fakes never teach it), and G's update depends on its verdict (G moves
+    otherwise with the classifier's weight at 0.001 than at 5)."""
+    import copy
+    from dataclasses import replace
+
+    from training import losses
+    from training.build import build_models
+    from training.config import OWN_CLASSIFIER_LR
+    from training.devices import resolve_device
+    from training.distributed import DistContext
+    from training.train import _conditioning, gan_step
+    from pipeline.cache import open_cache
+
+    cache = open_cache(punks, "punks", 32)
+    base = conditioned("step", condition_aux=5.0, condition_aux_net="own", condition_aux_view="clean",
+                       condition_aux_snap=False, grid="cache", augment="none")
+    cfg, conditions, pool = _conditioning(punks, "punks", base, cache)
+    device = resolve_device("cpu")
+    ctx = DistContext()
+    blocks = Vocabulary.from_dict(cfg.conditioning["vocabulary"]).blocks()
+    real = torch.from_numpy(np.array(cache.images[:8])).float().div(127.5).sub(1)
+    cond = torch.from_numpy(conditions[:8]).float()
+
+    def step(weight: float):
+        c = replace(cfg, condition_aux=weight)
+        models, _ = build_models(c, device, None, ctx, None, cond_dim=conditions.shape[1], pool=pool)
+        expected = copy.deepcopy(models.c)
+        opt = torch.optim.Adam(expected.parameters(), lr=OWN_CLASSIFIER_LR)
+        losses.trait_classification_loss(expected(real), cond, blocks).backward()
+        opt.step()
+        torch.manual_seed(0)
+        gan_step(models, real, c, device, (), cond=cond, blocks=blocks)
+        return models, expected
+
+    models, expected = step(5.0)
+    for (name, got), want in zip(models.c.named_parameters(), expected.parameters()):
+        assert torch.allclose(got, want, atol=1e-6), name
+    weak, _ = step(0.001)
+    assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(models.g.parameters(), weak.g.parameters()))
