@@ -126,6 +126,11 @@ def train_cmd(
                           "network of this many hidden layers, so that values of different types interact.",
                           rich_help_panel=_MODEL)
     ] = TRAIN_DEFAULTS.condition_mapping,
+    condition_input: Annotated[
+        bool, typer.Option("--condition-input/--no-condition-input",
+                           help="A conditioned run: G's first layer also takes the trait embedding beside z, so "
+                           "the traits shape the layout from the start.", rich_help_panel=_MODEL)
+    ] = TRAIN_DEFAULTS.condition_input,
     condition_aux_fakes: Annotated[
         float, typer.Option(help="A conditioned run: D's trait classifier also learns G's fakes as a class of "
                             "their own per trait type, their loss at this weight beside the real images' (0 = off), "

@@ -147,6 +147,7 @@ def build_models(
     widths = cfg.resolved_widths()
     g = make_generator(cfg.arch, cfg.model_px, cfg.z_dim, widths, cond_dim=cond_dim,
                        pool_size=0 if pool is None else len(pool[0]), cond_mapping=cfg.condition_mapping,
+                       cond_input=cfg.condition_input,
                        **head_palette(cfg.canvas))
     if pool is not None:  # the collection's trait sets, for a call with latents only (sample grids, probes)
         g.set_pool(torch.as_tensor(pool[0], dtype=torch.float32), torch.as_tensor(pool[1], dtype=torch.float32))

@@ -193,7 +193,8 @@ def load_generator(
     cond = config.conditioning or {}
     g = make_generator(config.arch, config.model_px, config.z_dim, config.resolved_widths(),
                        cond_dim=int(cond.get("width", 0)), pool_size=int(cond.get("pool_size", 0)),
-                       cond_mapping=config.condition_mapping, **head_palette(config.canvas))
+                       cond_mapping=config.condition_mapping,
+                       cond_input=config.condition_input, **head_palette(config.canvas))
     weights = ckpt["ema"] if ema and ckpt.get("ema") is not None else ckpt["generator"]
     try:
         g.load_state_dict(weights)

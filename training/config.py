@@ -45,6 +45,7 @@ BEFORE_THE_FIELD: dict[str, Any] = {
     "condition_aux_focal": 0.0, "palette_head": "off", "snap_fakes": False, "snap_rule": "rgb",
     "condition_balance": 0.0, "condition_aux_fakes": 0.0, "condition_aux_fakes_g": "slot",
     "condition_balance_draw": "asks", "condition_mapping": 0, "d_contrast": False, "condition_aux_net": "d",
+    "condition_input": False,
 }
 CONDITIONS = ("none", "traits", "auto")
 AUX_VIEWS = ("augmented", "uncut", "clean", "both")
@@ -222,6 +223,10 @@ class TrainConfig:
     # many hidden layers, so that values of different types can interact (a white mask over a dark skin is
     # not the sum of a dark skin and a white mask). Off: 2 hidden layers drew every type worse at 10 minutes
     condition_mapping: int = 0
+    # G's first layer also takes the trait embedding beside z (the conditional GAN's concatenation, BigGAN's
+    # shared embedding), so the traits shape the first 3x3 map's layout, not only every stage's per-channel
+    # gains and biases (conditional batch norm)
+    condition_input: bool = False
     # D's classifier also learns G's fakes, as a class of their own per trait type ("drawn by G", the
     # semi-supervised GAN's discriminator), their loss at this weight beside the real images' (0: off):
     # trained on real images only, it read G's partial drawings of a value (3D Glasses' lenses on normal

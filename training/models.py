@@ -97,20 +97,24 @@ class DCGANGenerator(nn.Module):
 
     def __init__(self, size_px: int, z_dim: int, widths: tuple[int, ...], *, cond_dim: int = 0,
                  embed_dim: int = 128, pool_size: int = 0, palette: torch.Tensor | None = None,
-                 straight_through: bool = True, cond_mapping: int = 0) -> None:
+                 straight_through: bool = True, cond_mapping: int = 0, cond_input: bool = False) -> None:
         super().__init__()
         if len(widths) != stage_count(size_px):
             raise ValueError(f"{size_px} px needs {stage_count(size_px)} widths, got {len(widths)}")
         self.z_dim = z_dim
         self.size_px = size_px
         self.cond_dim = cond_dim
+        # cond_input: the first layer also takes the trait embedding beside z (cGAN's concatenation, as
+        # BigGAN's shared embedding), so a trait shapes the layout from the first 3x3 map, not only each
+        # stage's per-channel gains
+        self.cond_input = bool(cond_input and cond_dim)
         start, _ = start_and_stages(size_px)
 
         def norm(c: int) -> nn.Module:
             return ConditionalBatchNorm2d(c, embed_dim) if cond_dim else nn.BatchNorm2d(c)
 
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(z_dim, widths[0], start, 1, 0, bias=False),
+            nn.ConvTranspose2d(z_dim + (embed_dim if self.cond_input else 0), widths[0], start, 1, 0, bias=False),
             norm(widths[0]),
             nn.ReLU(inplace=True),
             # widths[0] x start x start (4 x 4 at powers of two)
@@ -173,6 +177,8 @@ class DCGANGenerator(nn.Module):
         if c is None or c.shape != (z.shape[0], self.cond_dim):
             raise ValueError(f"a conditioned generator needs conditions of shape ({z.shape[0]}, {self.cond_dim})")
         e = self.embed(c.to(self.main[0].weight.dtype))
+        if self.cond_input:
+            x = torch.cat([x, e.to(x.dtype).view(*e.shape, 1, 1)], 1)
         for m in self.main:
             x = m(x, e) if isinstance(m, ConditionalBatchNorm2d) else m(x)
         return x
@@ -376,14 +382,14 @@ def init_weights(module: nn.Module) -> None:
 
 def make_generator(arch: str, size_px: int, z_dim: int, widths: tuple[int, ...], *, cond_dim: int = 0,
                    pool_size: int = 0, palette: torch.Tensor | None = None, straight_through: bool = True,
-                   cond_mapping: int = 0) -> nn.Module:
+                   cond_mapping: int = 0, cond_input: bool = False) -> nn.Module:
     if cond_dim and arch != "dcgan":
         raise ValueError("trait conditioning needs the dcgan architecture")
     if palette is not None and arch != "dcgan":
         raise ValueError("a palette head needs the dcgan architecture")
     if arch == "dcgan":
         return DCGANGenerator(size_px, z_dim, widths, cond_dim=cond_dim, pool_size=pool_size, palette=palette,
-                              straight_through=straight_through, cond_mapping=cond_mapping)
+                              straight_through=straight_through, cond_mapping=cond_mapping, cond_input=cond_input)
     return MLPGenerator(size_px, z_dim, widths)
 
 

@@ -24,6 +24,7 @@ BASE: dict[str, Any] = {
     "condition_aux_focal": 0.0, "palette_head": "off",
     "snap_fakes": False, "snap_rule": "rgb", "condition_balance": 0.0, "condition_balance_draw": "asks",
     "condition_mapping": 0, "d_contrast": False, "condition_aux_net": "d",
+    "condition_input": False,
     "condition_aux_fakes": 0.0, "condition_aux_fakes_g": "values",
 }
 
@@ -240,6 +241,17 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     "demo-w16-b16-cond-ac5-native-both-snap-own": ("demo-w16-b16-cond-ac5-native-both-snap with the auxiliary "
                                                    "classifier a network of its own (3x3 convolutions), not a "
                                                    "head on D", {**_AC5_SNAP, "condition_aux_net": "own"}),
+    # the own classifier drew worse (mouth 0.59): G satisfied it (its loss on G's fakes 0.29, under D's head's
+    # 0.39) with drawings evaluation's classifier rejects. D's head it is, at twice the weight: weight 5 beat 3
+    "demo-w16-b16-cond-ac5-native-both-snap-ac10": ("demo-w16-b16-cond-ac5-native-both-snap with the auxiliary "
+                                                    "classifier at weight 10", {**_AC5_SNAP, "condition_aux": 10.0}),
+    # G's traits reach it only through conditional batch norm: a per-channel gain and shift at every stage,
+    # the same over the whole map; a value G never learns in a seed (3D Glasses, a Tiara, a Top Hat) drops out
+    # of the exports. The trait embedding also beside z at the first layer (cGAN's concatenation, BigGAN's
+    # shared embedding), so the traits shape the layout from the first 3x3 map
+    "demo-w16-b16-cond-ac5-native-both-snap-cin": ("demo-w16-b16-cond-ac5-native-both-snap with G's first layer "
+                                                   "also taking the trait embedding beside z",
+                                                   {**_AC5_SNAP, "condition_input": True}),
     # the straight-through head drew faces in wrong, saturated colours at the demo budget (the argmax of
     # near-uniform softmaxes, steered by the averaged colour's gradient): the softmax-weighted palette in
     # training, its exact gradient, and the most likely colour only in samples

@@ -25,7 +25,8 @@ from training.config import TrainConfig
 
 #: the options that change a tensor's shape (or name): a warm-start source must agree on all of them
 SHAPE_FIELDS = ("arch", "size_px", "grid", "z_dim", "widths", "spectral_norm", "d_norm", "mbstd_group",
-                "condition_mapping", "d_contrast", "condition_aux_net")
+                "condition_mapping", "d_contrast", "condition_aux_net",
+                "condition_input")
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,32 @@ def test_a_conditioned_generator_draws_what_its_condition_says_once_trained() ->
     assert sum(isinstance(m, ConditionalBatchNorm2d) for m in g.modules()) == len(widths)
 
 
+def test_with_condition_input_the_traits_shape_the_first_maps_layout_not_only_its_gains() -> None:
+    """--condition-input: G's first layer takes the trait embedding beside z, so two trait sets give first
+    maps of different spatial patterns before any norm (through conditional batch norm alone, they differ by
+    a per-channel gain and shift only: the same pattern, rescaled)."""
+    torch.manual_seed(0)
+    widths = default_widths("dcgan", 24, 8)
+    z = torch.randn(4, 16)
+    a, b = torch.zeros(4, 5), torch.zeros(4, 5)
+    a[:, 0], b[:, 3] = 1, 1
+
+    def first_map(g: torch.nn.Module, c: torch.Tensor) -> torch.Tensor:
+        x = z.view(4, 16, 1, 1)
+        if g.cond_input:
+            x = torch.cat([x, g.embed(c).view(4, -1, 1, 1)], 1)
+        return g.main[0](x)  # (4, C, 3, 3) before the first norm
+
+    plain = make_generator("dcgan", 24, 16, widths, cond_dim=5)
+    joined = make_generator("dcgan", 24, 16, widths, cond_dim=5, cond_input=True)
+    with torch.no_grad():
+        assert torch.equal(first_map(plain, a), first_map(plain, b))
+        assert not torch.allclose(first_map(joined, a), first_map(joined, b))
+        assert joined(z, a).shape == (4, 3, 24, 24) and not torch.equal(joined(z, a), joined(z, b))
+    assert joined.main[0].weight.shape[0] == 16 + 128  # z, then the 128-wide embedding
+    assert plain.main[0].weight.shape[0] == 16
+
+
 def test_the_mapping_network_lets_trait_values_interact_where_the_linear_embedding_adds_them() -> None:
     """--condition-mapping: G's embedding of "dark skin and a mask" is not the dark skin's plus the mask's
     (the linear embedding's is, exactly), and the mapped generator trains and keeps plain batch norm's start."""

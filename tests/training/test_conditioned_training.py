@@ -94,11 +94,33 @@ def test_resume_keeps_the_vocabulary_and_warm_starts_refuse_a_mismatch(punks) ->
     assert warm.steps_done == 4
     with pytest.raises(NftganError, match="condition_mapping 0 differs from 2"):
         train(punks, "punks", conditioned("w4", warm_start="r", condition_mapping=2))
+    with pytest.raises(NftganError, match="condition_input False differs from True"):
+        train(punks, "punks", conditioned("w7", warm_start="r", condition_input=True))
     with pytest.raises(NftganError, match="d_contrast False differs from True"):
         train(punks, "punks", conditioned("w5", warm_start="r", d_contrast=True))
     contrast = train(punks, "punks", conditioned("w6", steps=2, d_contrast=True))
     assert contrast.steps_done == 2
     assert json.loads(punks.run("punks", "w6").config.read_text())["d_contrast"] is True
+
+
+def test_a_run_with_the_condition_input_resumes_exactly_and_its_checkpoints_draw_asked_traits(punks) -> None:
+    """--condition-input: recorded in config.json, a run stopped at step 2 and resumed ends bitwise where a
+    straight run does, and its checkpoint loads for sample/export (load_generator builds the same first layer)
+    and draws for given conditions."""
+    from training.checkpoints import read_checkpoint
+
+    options = dict(condition_input=True, deterministic=True)
+    train(punks, "punks", conditioned("cin", **options))
+    train(punks, "punks", conditioned("cin-split", steps=2, **options))
+    train(punks, "punks", conditioned("cin-split", resume=True, **options))
+    a, b = (read_checkpoint(punks.run("punks", r).checkpoint(4)) for r in ("cin", "cin-split"))
+    assert all(torch.equal(a["generator"][k], b["generator"][k]) for k in a["generator"])
+    assert json.loads(punks.run("punks", "cin").config.read_text())["condition_input"] is True
+    loaded = load_generator(punks.run("punks", "cin"), "latest", device="cpu")
+    width = loaded.config["conditioning"]["width"]
+    with torch.no_grad():
+        drawn = loaded.generator(torch.randn(3, loaded.z_dim), torch.eye(width)[:3])
+    assert drawn.shape[:2] == (3, 3) and torch.isfinite(drawn).all()
 
 
 def test_a_run_with_a_mapping_network_records_it_and_its_checkpoints_draw_asked_traits(punks) -> None:
