@@ -277,7 +277,7 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 #: the candidate TrainConfig's defaults are (with --condition auto and --grid auto): docs/quality.md's default row
-DEFAULT_ROW = "demo-w16-b16-cond-ac5-native-both-snap"
+DEFAULT_ROW = "demo-w16-b16-cond-ac5-native-both-snap-cin"
 
 #: The product's recipes. "cpu" is the default recipe (TrainConfig's defaults: the row of docs/quality.md best
 #: at `train --minutes 10`, "demo-w16-b16-cond-ac5-native-both-snap", with --condition auto and --grid auto, so that a

@@ -27,6 +27,8 @@ from training.config import TrainConfig
 SHAPE_FIELDS = ("arch", "size_px", "grid", "z_dim", "widths", "spectral_norm", "d_norm", "mbstd_group",
                 "condition_mapping", "d_contrast", "condition_aux_net",
                 "condition_input")
+#: the shape fields of a trait-conditioned model only (G's trait embedding and input, D's classifier)
+CONDITIONED_FIELDS = ("condition_mapping", "condition_aux_net", "condition_input")
 
 
 @dataclass(frozen=True)
@@ -102,10 +104,17 @@ def check_warm_start(ws: Workspace, slug: str, config: TrainConfig) -> tuple[boo
 
 
 def shape_differences(source: TrainConfig, config: TrainConfig) -> str:
-    """'' when ``source``'s tensors fit ``config``'s models, else e.g. "size_px 64 differs from 32"."""
-    mine = {k: getattr(config, k) for k in SHAPE_FIELDS} | {"widths": config.resolved_widths()}
-    theirs = {k: getattr(source, k) for k in SHAPE_FIELDS} | {"widths": source.resolved_widths()}
-    diffs = [f"{k} {theirs[k]!r} differs from {mine[k]!r}" for k in SHAPE_FIELDS if theirs[k] != mine[k]]
+    """'' when ``source``'s tensors fit ``config``'s models, else e.g. "size_px 64 differs from 32".
+
+    The trait-conditioned networks' own options (:data:`CONDITIONED_FIELDS`) shape nothing in an
+    unconditioned model, so they are compared only when both sides may be conditioned (``config`` may still
+    say ``--condition auto``); a conditioned run against an unconditioned source is the vocabulary check's
+    to name (``training.train``)."""
+    both = source.conditioning is not None and config.condition != "none"
+    fields = [k for k in SHAPE_FIELDS if both or k not in CONDITIONED_FIELDS]
+    mine = {k: getattr(config, k) for k in fields} | {"widths": config.resolved_widths()}
+    theirs = {k: getattr(source, k) for k in fields} | {"widths": source.resolved_widths()}
+    diffs = [f"{k} {theirs[k]!r} differs from {mine[k]!r}" for k in fields if theirs[k] != mine[k]]
     return ", ".join(diffs)
 
 

@@ -94,8 +94,8 @@ def test_resume_keeps_the_vocabulary_and_warm_starts_refuse_a_mismatch(punks) ->
     assert warm.steps_done == 4
     with pytest.raises(NftganError, match="condition_mapping 0 differs from 2"):
         train(punks, "punks", conditioned("w4", warm_start="r", condition_mapping=2))
-    with pytest.raises(NftganError, match="condition_input False differs from True"):
-        train(punks, "punks", conditioned("w7", warm_start="r", condition_input=True))
+    with pytest.raises(NftganError, match="condition_input True differs from False"):
+        train(punks, "punks", conditioned("w7", warm_start="r", condition_input=False))
     with pytest.raises(NftganError, match="d_contrast False differs from True"):
         train(punks, "punks", conditioned("w5", warm_start="r", d_contrast=True))
     contrast = train(punks, "punks", conditioned("w6", steps=2, d_contrast=True))
@@ -542,6 +542,20 @@ def test_condition_auto_conditions_a_collection_with_traits_and_says_why_not_oth
     config = json.loads(ws.run("plain", "p").config.read_text())
     assert config["condition"] == "none" and config["condition_aux"] == 0 and config["conditioning"] is None
     assert any(n.startswith("not trait-conditioned (--condition auto): ") and "traits" in n for n in plain.notes)
+    # G's trait input is a conditioned run's only: an unconditioned run keeps the shape it had before the
+    # option (so a warm start from a run saved then still fits)
+    assert config["condition_input"] is False
+    config.pop("condition_input")
+    ws.run("plain", "p").config.write_text(json.dumps(config))  # as written before the field existed
+    from training.checkpoints import read_checkpoint, save_checkpoint
+    ckpt = read_checkpoint(ws.run("plain", "p").checkpoint(plain.steps_done))
+    ckpt["config"].pop("condition_input")
+    save_checkpoint(ws.run("plain", "p"), {k: v for k, v in ckpt.items() if k != "format"})
+    warm = train(ws, "plain", tiny_config(run="p2", condition="auto", warm_start="p"))
+    assert warm.warm_started_from is not None and warm.warm_started_from["run"] == "p"
+    # ...and so does a refresh's check, made before --condition auto is resolved (refresh.policy)
+    from training.warm import check_warm_start
+    assert check_warm_start(ws, "plain", tiny_config(run="p3", condition="auto", warm_start="p"))[0]
 
 
 def test_a_run_with_its_own_trait_classifier_resumes_exactly_and_warm_starts_only_from_its_kind(punks) -> None:
