@@ -223,11 +223,12 @@ class TrainConfig:
     # many hidden layers, so that values of different types can interact (a white mask over a dark skin is
     # not the sum of a dark skin and a white mask). Off: 2 hidden layers drew every type worse at 10 minutes
     condition_mapping: int = 0
-    # G's first layer also takes the trait embedding beside z (the conditional GAN's concatenation, BigGAN's
-    # shared embedding), so the traits shape the first 3x3 map's layout, not only every stage's per-channel
-    # gains and biases (conditional batch norm). On by default: at `train --minutes 10` on the 10,000-token
-    # collection its snapped samples showed the asked eyes, hair and mouth in 0.91, 0.96 and 0.89 of them against
-    # 0.87, 0.85 and 0.81 without it (docs/quality.md, 5 seeds each), every type above the spread
+    # G's first layer also takes the trait embedding beside z (the conditional GAN's concatenation, Mirza &
+    # Osindero 2014, as AC-GAN's generator takes its class), so the traits shape the first 3x3 map's layout, not
+    # only every stage's per-channel gains and biases (conditional batch norm). On by default: at `train
+    # --minutes 10` on the 10,000-token collection its snapped samples showed the asked eyes, hair and mouth in
+    # 0.90, 0.96 and 0.88 of them against 0.87, 0.85 and 0.81 without it (docs/quality.md, 5 seeds each; hair and
+    # mouth apart, the eyes within the spread), and its exports kept every value
     condition_input: bool = True
     # D's classifier also learns G's fakes, as a class of their own per trait type ("drawn by G", the
     # semi-supervised GAN's discriminator), their loss at this weight beside the real images' (0: off):

@@ -104,9 +104,9 @@ class DCGANGenerator(nn.Module):
         self.z_dim = z_dim
         self.size_px = size_px
         self.cond_dim = cond_dim
-        # cond_input: the first layer also takes the trait embedding beside z (cGAN's concatenation, as
-        # BigGAN's shared embedding), so a trait shapes the layout from the first 3x3 map, not only each
-        # stage's per-channel gains
+        # cond_input: the first layer also takes the trait embedding beside z (the conditional GAN's
+        # concatenation), so a trait shapes the layout from the first 3x3 map, not only each stage's
+        # per-channel gains
         self.cond_input = bool(cond_input and cond_dim)
         start, _ = start_and_stages(size_px)
 

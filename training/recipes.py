@@ -247,8 +247,8 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
                                                     "classifier at weight 10", {**_AC5_SNAP, "condition_aux": 10.0}),
     # G's traits reach it only through conditional batch norm: a per-channel gain and shift at every stage,
     # the same over the whole map; a value G never learns in a seed (3D Glasses, a Tiara, a Top Hat) drops out
-    # of the exports. The trait embedding also beside z at the first layer (cGAN's concatenation, BigGAN's
-    # shared embedding), so the traits shape the layout from the first 3x3 map
+    # of the exports. The trait embedding also beside z at the first layer (the conditional GAN's
+    # concatenation, Mirza & Osindero 2014), so the traits shape the layout from the first 3x3 map
     "demo-w16-b16-cond-ac5-native-both-snap-cin": ("demo-w16-b16-cond-ac5-native-both-snap with G's first layer "
                                                    "also taking the trait embedding beside z",
                                                    {**_AC5_SNAP, "condition_input": True}),

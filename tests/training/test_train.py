@@ -59,9 +59,9 @@ def test_every_size_trains_a_few_steps_and_writes_a_self_explaining_run(ws, make
     run = ws.run("tiny", "t")
     assert summary.steps_done == 2 and summary.stopped_by == "steps"
     # recorded as trained: --condition auto on a cache without traits.csv resolved to no conditioning, and
-    # --augment auto to an unconditioned run's policy
+    # --augment auto to an unconditioned run's policy (and G without the traits at its first layer)
     assert json.loads(run.config.read_text()) == {**config.to_dict(), "condition": "none", "condition_aux": 0.0,
-                                                  "augment": "color,translation,cutout"}
+                                                  "condition_input": False, "augment": "color,translation,cutout"}
     rows = read_metrics(run)
     assert [r["step"] for r in rows] == [1, 2]
     assert all(math.isfinite(r[k]) for r in rows for k in ("loss_g", "loss_d", "d_real", "d_fake"))
