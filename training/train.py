@@ -458,17 +458,18 @@ def gan_step(
         return sum(losses.trait_classification_loss(v, target, blocks, focal=focal, fake_slots=fk and slots,
                                                     as_fake=as_fake) for v in views) / len(views)
 
-    def own_loss(images: torch.Tensor, target: torch.Tensor, focal: float = 0.0) -> torch.Tensor:
-        """The run's own classifier (``m.c``, ``--condition-aux-net own``) in the views ``view`` names: the
-        images as D's adversarial pass sees them ("augmented", "both"), and as they are ("clean", "both") or
-        with every op but cutout ("uncut")."""
+    def own_loss(net: Any, images: torch.Tensor, target: torch.Tensor, focal: float = 0.0) -> torch.Tensor:
+        """The run's own classifier (``--condition-aux-net own``; ``net``: ``m.c_train`` where it learns, the
+        bare ``m.c`` in G's step, as D's is ``d_frozen`` there: no DDP all-reduce waits for its gradients) in
+        the views ``view`` names: the images as D's adversarial pass sees them ("augmented", "both"), and as
+        they are ("clean", "both") or with every op but cutout ("uncut")."""
         assert blocks is not None
         views = []
         if view in ("augmented", "both"):
             views.append(augment(images))
         if view != "augmented":
             views.append(diff_augment(images, aux_ops, p) if aux_ops else images)
-        return sum(losses.trait_classification_loss(m.c_train(v), target, blocks, focal=focal)
+        return sum(losses.trait_classification_loss(net(v), target, blocks, focal=focal)
                    for v in views) / len(views)
     with m.autocast(device):
         fake = m.g_train(z, *cf)
@@ -491,7 +492,7 @@ def gan_step(
         loss_d = losses.discriminator_loss(cfg.loss, real_logits, fake_logits, label_smoothing=cfg.label_smoothing)
         traits_d = traits_g = torch.zeros((), device=device)
         if aux and m.c is not None:  # the own classifier learns the real images' traits (its own optimizer)
-            traits_d = own_loss(real, cond)
+            traits_d = own_loss(m.c_train, real, cond)
         elif aux:
             traits_d = aux_loss(real_traits, d_net, real, cond)
             if fk:  # and G's fakes as "drawn by G", in the same views (the snapped pass: snapped)
@@ -530,7 +531,7 @@ def gan_step(
                 g_real_logits = m.d_frozen(augment(real), *c)
         loss_g = losses.generator_loss(cfg.loss, g_fake_logits, g_real_logits)
         if aux and m.c is not None:
-            traits_g = own_loss(fake if aux_palette is None or cfg.snap_fakes else aux_palette(fake), fake_cond,
+            traits_g = own_loss(m.c, fake if aux_palette is None or cfg.snap_fakes else aux_palette(fake), fake_cond,
                                 focal=cfg.condition_aux_focal)
         elif aux:
             traits_g = aux_loss(g_fake_traits, m.d_frozen,
