@@ -18,12 +18,14 @@ import typer
 
 DEMO_SLUG = "demo"
 #: the training recipe the demo runs for each kind of demo collection (training.recipes), the best of that
-#: collection's screen at the demo's budget (docs/quality.md, 3 seeds each). Pixel art: the CLI's default row,
-#: trait-conditioned on the native grid with the traits also at G's first layer (trait_fd 93 ± 1 against 120 ± 4
-#: for the former demo row "demo-w16-b16-cond-ac3-native" and 381 ± 8 for "demo-w16-b16", the asked traits seen
-#: in 0.89 ± 0.01 against 0.84 ± 0.02; scored snapped, trait sets 127 ± 2 of 200 against 132 ± 1). Drawn
-#: avatars: base width 16, batch 16, EMA 0.98 (trait_fd 38 ± 9 against 83 ± 6 for the former demo options)
-DEMO_RECIPES = {"pixel": "demo-w16-b16-cond-ac5-native-both-snap-cin", "drawn": "demo-w16-b16"}
+#: collection's screen at the demo's budget (docs/quality.md, 3 seeds each). Pixel art: the trait-conditioned
+#: networks on the native grid (trait_fd 120 ± 4 against 381 ± 8 for "demo-w16-b16", coverage 0.995 against 0.80;
+#: the classifier's "both" view, the CLI's default since, was no better there at 137 ± 8). The CLI's default row
+#: ("…-snap-cin") drew the asked traits more often there (0.89 against 0.84, trait_fd 93 ± 1) but its snapped
+#: samples' Inception KID was apart, worse (109 ± 6 against 82 ± 11 ×10³, 400 samples against the 200 items), so
+#: the demo keeps this row. Drawn avatars: base width 16, batch 16, EMA 0.98 (trait_fd 38 ± 9 against 83 ± 6 for
+#: the former demo options)
+DEMO_RECIPES = {"pixel": "demo-w16-b16-cond-ac3-native", "drawn": "demo-w16-b16"}
 
 
 @dataclass(frozen=True)
