@@ -51,6 +51,21 @@ def conditioned(run: str, steps: int = 4, **kw):
                           "condition": "traits", "condition_min_count": 3, **kw})
 
 
+def at_step_4(ws: Workspace, run: str) -> dict:
+    from training.checkpoints import read_checkpoint
+
+    return read_checkpoint(ws.run("punks", run).checkpoint(4))
+
+
+def straight_and_resumed(ws: Workspace, run: str, **options) -> tuple[dict, dict]:
+    """Train ``run`` straight to step 4, and ``run``-split stopped at step 2 and resumed to 4, with the same
+    options; their step-4 checkpoints (which an exact resume makes bitwise equal)."""
+    train(ws, "punks", conditioned(run, **options))
+    train(ws, "punks", conditioned(f"{run}-split", steps=2, **options))
+    train(ws, "punks", conditioned(f"{run}-split", resume=True, **options))
+    return at_step_4(ws, run), at_step_4(ws, f"{run}-split")
+
+
 def test_a_conditioned_run_records_its_vocabulary_and_trains_the_unknowns(punks) -> None:
     summary = train(punks, "punks", conditioned("c"))
     assert summary.steps_done == 4
@@ -107,13 +122,7 @@ def test_a_run_with_the_condition_input_resumes_exactly_and_its_checkpoints_draw
     """--condition-input: recorded in config.json, a run stopped at step 2 and resumed ends bitwise where a
     straight run does, and its checkpoint loads for sample/export (load_generator builds the same first layer)
     and draws for given conditions."""
-    from training.checkpoints import read_checkpoint
-
-    options = dict(condition_input=True, deterministic=True)
-    train(punks, "punks", conditioned("cin", **options))
-    train(punks, "punks", conditioned("cin-split", steps=2, **options))
-    train(punks, "punks", conditioned("cin-split", resume=True, **options))
-    a, b = (read_checkpoint(punks.run("punks", r).checkpoint(4)) for r in ("cin", "cin-split"))
+    a, b = straight_and_resumed(punks, "cin", condition_input=True, deterministic=True)
     assert all(torch.equal(a["generator"][k], b["generator"][k]) for k in a["generator"])
     assert json.loads(punks.run("punks", "cin").config.read_text())["condition_input"] is True
     loaded = load_generator(punks.run("punks", "cin"), "latest", device="cpu")
@@ -445,17 +454,12 @@ def test_the_champion_decision_scores_a_conditioned_run_at_the_collections_trait
 def test_the_auxiliary_classifier_trains_on_a_set_type_logs_its_losses_and_resumes_exactly(punks) -> None:
     """`--condition-aux`: D's trait classifier on a collection with a multi-valued type and 30% unknowns; its
     losses are in metrics.jsonl, and a run stopped at step 2 and resumed ends bitwise where a straight run does."""
-    from training.checkpoints import read_checkpoint
     from training.visuals import read_metrics
 
-    options = dict(condition_aux=1.0, log_every=1, deterministic=True)
-    train(punks, "punks", conditioned("aux", **options))
+    a, b = straight_and_resumed(punks, "aux", condition_aux=1.0, log_every=1, deterministic=True)
     rows = read_metrics(punks.run("punks", "aux"))
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     assert all(np.isfinite(r["traits_d"]) and r["traits_d"] > 0 and np.isfinite(r["traits_g"]) for r in rows)
-    train(punks, "punks", conditioned("aux-split", steps=2, **options))
-    train(punks, "punks", conditioned("aux-split", resume=True, **options))
-    a, b = (read_checkpoint(punks.run("punks", r).checkpoint(4)) for r in ("aux", "aux-split"))
     for key in ("generator", "discriminator", "ema"):
         assert a[key].keys() == b[key].keys() and all(torch.equal(a[key][k], b[key][k]) for k in a[key])
     assert any(k.startswith("classifier.") for k in a["discriminator"])
@@ -466,16 +470,12 @@ def test_a_balanced_run_with_fake_slots_records_its_options_and_resumes_exactly(
     own draws of trait sets and D's "drawn by G" slots (one per type) are recorded with the run, and a run
     stopped at step 2 and resumed ends bitwise where a straight run does (each step's draw is seeded); the
     balanced run differs from the unbalanced one."""
-    from training.checkpoints import read_checkpoint
-
     options = dict(condition_aux=1.0, deterministic=True, condition_balance=0.5, condition_aux_fakes=0.5)
-    train(punks, "punks", conditioned("bal", **options))
+    a, b = straight_and_resumed(punks, "bal", **options)
     config = json.loads(punks.run("punks", "bal").config.read_text())
     assert config["condition_balance"] == 0.5 and config["condition_aux_fakes"] == 0.5
-    train(punks, "punks", conditioned("bal-split", steps=2, **options))
-    train(punks, "punks", conditioned("bal-split", resume=True, **options))
     train(punks, "punks", conditioned("bal-off", **{**options, "condition_balance": 0.0}))
-    a, b, off = (read_checkpoint(punks.run("punks", r).checkpoint(4)) for r in ("bal", "bal-split", "bal-off"))
+    off = at_step_4(punks, "bal-off")
     assert all(torch.equal(a["generator"][k], b["generator"][k]) for k in a["generator"])
     assert all(torch.equal(a["discriminator"][k], b["discriminator"][k]) for k in a["discriminator"])
     assert not all(torch.equal(a["generator"][k], off["generator"][k]) for k in a["generator"])
@@ -487,16 +487,12 @@ def test_a_run_balanced_by_its_batches_records_the_draw_and_resumes_exactly(punk
     """`--condition-balance-draw batches`: the real batches are drawn with the balanced weights (G asked for
     their sets), recorded with the run; stopped at step 2 and resumed, it ends bitwise where a straight run
     does, and differs from the run that balances G's asks only."""
-    from training.checkpoints import read_checkpoint
-
     options = dict(condition_aux=1.0, deterministic=True, condition_balance=0.5, condition_balance_draw="batches")
-    train(punks, "punks", conditioned("balb", **options))
+    a, b = straight_and_resumed(punks, "balb", **options)
     config = json.loads(punks.run("punks", "balb").config.read_text())
     assert config["condition_balance"] == 0.5 and config["condition_balance_draw"] == "batches"
-    train(punks, "punks", conditioned("balb-split", steps=2, **options))
-    train(punks, "punks", conditioned("balb-split", resume=True, **options))
     train(punks, "punks", conditioned("bal-asks", **{**options, "condition_balance_draw": "asks"}))
-    a, b, asks = (read_checkpoint(punks.run("punks", r).checkpoint(4)) for r in ("balb", "balb-split", "bal-asks"))
+    asks = at_step_4(punks, "bal-asks")
     for key in ("generator", "discriminator"):
         assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])
     assert not all(torch.equal(a["generator"][k], asks["generator"][k]) for k in a["generator"])
@@ -562,16 +558,12 @@ def test_a_run_with_its_own_trait_classifier_resumes_exactly_and_warm_starts_onl
     """--condition-aux-net own: D has no classifier head; the run's own classifier and its optimizer are in
     every checkpoint; a run stopped at step 2 and resumed ends bitwise where a straight run does (the
     classifier included); a warm start from a run whose classifier is D's head is refused in one line."""
-    from training.checkpoints import read_checkpoint
     from training.visuals import read_metrics
 
     options = dict(condition_aux=1.0, deterministic=True, condition_aux_net="own", log_every=1)
-    train(punks, "punks", conditioned("own", **options))
+    a, b = straight_and_resumed(punks, "own", **options)
     rows = read_metrics(punks.run("punks", "own"))
     assert all(np.isfinite(r["traits_d"]) and r["traits_d"] > 0 and np.isfinite(r["traits_g"]) for r in rows)
-    train(punks, "punks", conditioned("own-split", steps=2, **options))
-    train(punks, "punks", conditioned("own-split", resume=True, **options))
-    a, b = (read_checkpoint(punks.run("punks", r).checkpoint(4)) for r in ("own", "own-split"))
     for key in ("generator", "discriminator", "classifier"):
         assert a[key].keys() == b[key].keys() and all(torch.equal(a[key][k], b[key][k]) for k in a[key])
     assert a["opt_c"]["state"] and not any(k.startswith("classifier.") for k in a["discriminator"])
